@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Bring up the local stack: PostgreSQL on 127.0.0.1:5432 and LocalStack SQS on 127.0.0.1:4566.
+# Installs what is missing, starts what is stopped, leaves alone what already runs: safe to run twice.
+#
+# Environment (all optional):
+#   LOGIN_ETL_LOCALSTACK_PORT  LocalStack port (default 4566)
+#   LOGIN_ETL_STACK_DIR        where the LocalStack venv, logs and pid files live (default ./.stack)
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+stack_dir=${LOGIN_ETL_STACK_DIR:-$root/.stack}
+ls_port=${LOGIN_ETL_LOCALSTACK_PORT:-4566}
+mkdir -p "$stack_dir"
+
+say() { printf '[stack-up] %s\n' "$*" >&2; }
+die() { printf '[stack-up] error: %s\n' "$*" >&2; exit 1; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+
+ensure_postgres() {
+  if command -v pg_isready >/dev/null && pg_up; then
+    say "PostgreSQL is running on 127.0.0.1:5432"
+    return
+  fi
+  local fresh_install=0
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    say "PostgreSQL is not installed: installing it with apt-get"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq postgresql >/dev/null
+    fresh_install=1
+  fi
+  local version
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  if [ "$fresh_install" = 1 ]; then
+    # Debian's default asks for a password on TCP; this dev cluster trusts local connections,
+    # like the machines this project is developed on.
+    local hba=/etc/postgresql/$version/main/pg_hba.conf
+    as_root sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
+  fi
+  say "starting PostgreSQL $version"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 30); do pg_up && break; sleep 1; done
+  pg_up || die "PostgreSQL did not come up on 127.0.0.1:5432 (see /var/log/postgresql/)"
+  say "PostgreSQL is running on 127.0.0.1:5432"
+}
+
+# --- LocalStack -------------------------------------------------------------------------------
+ls_healthy() {
+  curl -fs "http://127.0.0.1:$ls_port/_localstack/health" 2>/dev/null \
+    | grep -Eq '"sqs": *"(available|running)"'
+}
+
+ensure_localstack() {
+  if ls_healthy; then
+    say "LocalStack SQS is running on 127.0.0.1:$ls_port"
+    return
+  fi
+  local venv=$stack_dir/localstack-venv lock=$root/scripts/localstack-requirements.lock
+  # Reinstall when the lock file changed since the venv was built.
+  if ! cmp -s "$lock" "$venv/.installed-lock" 2>/dev/null; then
+    local python
+    python=$(command -v python3.11 || command -v python3 || true)
+    [ -n "$python" ] || die "python3.11 is required for LocalStack (apt-get install python3.11 python3.11-venv)"
+    "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
+      || die "LocalStack 4.10 with the pinned dependencies needs Python 3.11; found $("$python" --version)"
+    say "installing LocalStack (pinned in scripts/localstack-requirements.lock) into $venv"
+    rm -rf "$venv"
+    "$python" -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -r "$lock"
+    cp "$lock" "$venv/.installed-lock"
+  fi
+  say "starting LocalStack (host mode, SQS only) on 127.0.0.1:$ls_port"
+  (
+    cd "$stack_dir"
+    GATEWAY_LISTEN=127.0.0.1:$ls_port LOCALSTACK_HOST=127.0.0.1:$ls_port SERVICES=${LOCALSTACK_SERVICES:-sqs} \
+      SQS_ENDPOINT_STRATEGY=path nohup setsid "$venv/bin/python" -m localstack.runtime.main \
+      >"$stack_dir/localstack.log" 2>&1 &
+    echo $! >"$stack_dir/localstack.pid"
+  )
+  for _ in $(seq 1 90); do ls_healthy && break; sleep 1; done
+  ls_healthy || die "LocalStack did not report SQS within 90 s; see $stack_dir/localstack.log"
+  say "LocalStack SQS is running on 127.0.0.1:$ls_port"
+}
+
+command -v curl >/dev/null || { as_root apt-get update -qq && as_root apt-get install -y -qq curl >/dev/null; }
+ensure_postgres
+ensure_localstack

@@ -1,0 +1,278 @@
+//! The subcommands, wired from CLI arguments to the library. This is the edge: errors get context
+//! here (anyhow) and are turned into messages a user can act on.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Command, DbArgs, PurgeArgs, RunArgs, SendSampleArgs, SqsArgs, StatusArgs};
+use crate::mask::{KeyError, MaskKey, Masker};
+use crate::pipeline::{self, PipelineSettings};
+use crate::retry::Backoff;
+use crate::sample::{self, SampleSpec};
+use crate::sink::PgSink;
+use crate::source::{SqsSettings, SqsSource};
+
+/// Environment variable holding the hex masking key.
+pub const MASK_KEY_ENV: &str = "LOGIN_ETL_MASK_KEY";
+
+/// The bundled sample: 100 messages shaped like the take-home's queue (see `data/README.md`).
+pub const SAMPLE_JSONL: &str = include_str!("../data/sample-messages.jsonl");
+
+/// Run one subcommand to completion.
+pub async fn execute(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run(args) => run(args).await,
+        Command::Migrate(args) => migrate(args).await,
+        Command::SendSample(args) => send_sample(args).await,
+        Command::Status(args) => status(args).await,
+        Command::PurgeQueue(args) => purge_queue(args).await,
+    }
+}
+
+impl SqsArgs {
+    /// The source settings these flags describe.
+    pub fn settings(&self) -> SqsSettings {
+        SqsSettings {
+            endpoint: Some(self.sqs_endpoint.trim().to_string()).filter(|e| !e.is_empty()),
+            region: self.region.clone().filter(|r| !r.is_empty()),
+            queue_url: self.queue_url.clone().filter(|u| !u.is_empty()),
+            queue_name: self.queue_name.clone(),
+        }
+    }
+}
+
+/// The masking key from `LOGIN_ETL_MASK_KEY`, else from the key file.
+fn load_mask_key(args: &RunArgs) -> Result<MaskKey, KeyError> {
+    match std::env::var(MASK_KEY_ENV) {
+        Ok(hex) if !hex.trim().is_empty() => MaskKey::from_hex(&hex),
+        _ => match &args.mask_key_file {
+            Some(path) => MaskKey::from_file(path),
+            None => Err(KeyError::Missing),
+        },
+    }
+}
+
+/// Retries of a start-up step (database or queue not reachable yet), bounded by a time budget.
+struct StartupRetry {
+    started: Instant,
+    budget: Duration,
+    backoff: Backoff,
+}
+
+impl StartupRetry {
+    fn new(budget: Duration) -> Self {
+        Self {
+            started: Instant::now(),
+            budget,
+            backoff: Backoff::default(),
+        }
+    }
+
+    /// Log and wait before the next attempt; `false` once the budget is spent.
+    async fn wait(&mut self, what: &str, error: &dyn std::fmt::Display) -> bool {
+        let delay = self.backoff.next_delay();
+        if self.started.elapsed() + delay > self.budget {
+            return false;
+        }
+        tracing::warn!(error = %error, retry_in = ?delay, attempt = self.backoff.attempts(), "{what} not reachable yet, retrying");
+        tokio::time::sleep(delay).await;
+        true
+    }
+}
+
+async fn connect_sink(db: &DbArgs, budget: Duration) -> anyhow::Result<PgSink> {
+    let mut sink =
+        PgSink::new(&db.database_url).context("check --database-url / LOGIN_ETL_DATABASE_URL")?;
+    let mut retry = StartupRetry::new(budget);
+    let applied = loop {
+        match sink.migrate().await {
+            Ok(applied) => break applied,
+            Err(e) if !e.is_fatal() && retry.wait("PostgreSQL", &e).await => {}
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot prepare the schema in {}", sink.target()))
+            }
+        }
+    };
+    tracing::info!(
+        target = sink.target(),
+        migrations_applied = applied,
+        "database ready"
+    );
+    Ok(sink)
+}
+
+async fn connect_source(settings: &SqsSettings, budget: Duration) -> anyhow::Result<SqsSource> {
+    let mut retry = StartupRetry::new(budget);
+    loop {
+        match SqsSource::connect(settings).await {
+            Ok(source) => return Ok(source),
+            Err(e) if !e.is_fatal() && retry.wait("SQS", &e).await => {}
+            Err(e) => return Err(e).context("cannot open the queue"),
+        }
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let key = load_mask_key(&args)?;
+    let masker = Masker::new(&key);
+    drop(key);
+
+    let retry_budget = Duration::from_secs(args.write_retry_seconds);
+    let sink = connect_sink(&args.db, retry_budget).await?;
+    let settings = args.sqs.settings();
+    let source = connect_source(&settings, retry_budget).await?;
+    tracing::info!(
+        queue_url = source.queue_url(),
+        drain = args.drain,
+        "consuming"
+    );
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let pipeline_settings = PipelineSettings {
+        batch_size: args.batch_size as usize,
+        batch_max_wait: Duration::from_millis(args.batch_max_wait_ms),
+        receivers: args.receivers as usize,
+        wait_time: Duration::from_secs(args.wait_time_seconds),
+        drain_idle: args
+            .drain
+            .then(|| Duration::from_secs(args.drain_idle_seconds)),
+        max_receives: args.max_receives,
+        write_retry_timeout: retry_budget,
+    };
+    let summary = pipeline::run(source, sink, masker, pipeline_settings, shutdown).await?;
+    tracing::info!(%summary, "stopped");
+    if args.drain {
+        println!("{summary}");
+    }
+    Ok(())
+}
+
+/// First SIGINT/SIGTERM: stop receiving and finish the batch in flight. Second one: exit now
+/// (nothing is lost: uncommitted messages come back after the visibility timeout).
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let mut count = 0;
+    loop {
+        if wait_for_signal().await.is_err() {
+            return;
+        }
+        count += 1;
+        if count == 1 {
+            tracing::info!(
+                "shutdown requested: finishing the batch in flight (signal again to abort)"
+            );
+            shutdown.cancel();
+        } else {
+            tracing::warn!("aborting; uncommitted messages will be redelivered by SQS");
+            std::process::exit(130);
+        }
+    }
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> std::io::Result<()> {
+    tokio::signal::ctrl_c().await
+}
+
+async fn migrate(args: DbArgs) -> anyhow::Result<()> {
+    let sink = connect_sink(&args, Duration::from_secs(30)).await?;
+    println!("schema is up to date in {}", sink.target());
+    Ok(())
+}
+
+async fn send_sample(args: SendSampleArgs) -> anyhow::Result<()> {
+    if !(0.0..=1.0).contains(&args.bad_share) {
+        bail!(
+            "--bad-share must be between 0.0 and 1.0, got {}",
+            args.bad_share
+        );
+    }
+    let bodies: Vec<String> = match args.count {
+        Some(count) => sample::generate(&SampleSpec {
+            count,
+            bad_share: args.bad_share,
+            seed: args.seed,
+        }),
+        None => SAMPLE_JSONL.lines().map(str::to_string).collect(),
+    };
+    if args.print {
+        for body in &bodies {
+            println!("{body}");
+        }
+        return Ok(());
+    }
+    let settings = args.sqs.settings();
+    let source = if args.create_queue {
+        SqsSource::create(&settings).await
+    } else {
+        SqsSource::connect(&settings).await
+    }
+    .context("cannot open the queue")?;
+    let sent = source.send(&bodies).await.context("sending failed")?;
+    println!("sent {sent} messages to {}", source.queue_url());
+    Ok(())
+}
+
+async fn status(args: StatusArgs) -> anyhow::Result<()> {
+    let source = SqsSource::connect(&args.sqs.settings())
+        .await
+        .context("cannot open the queue")?;
+    let depth = source.depth().await?;
+    println!(
+        "queue {}: {} visible, {} in flight",
+        source.queue_url(),
+        depth.visible,
+        depth.in_flight
+    );
+    let mut sink = PgSink::new(&args.db.database_url)?;
+    let counts = sink.counts().await.with_context(|| {
+        format!(
+            "cannot count rows in {} (has `migrate` run?)",
+            sink.target()
+        )
+    })?;
+    println!("user_logins: {} rows", counts.rows);
+    let by_code: Vec<String> = counts
+        .quarantined_by_code
+        .iter()
+        .map(|(code, n)| format!("{code}: {n}"))
+        .collect();
+    println!(
+        "quarantined_messages: {}{}",
+        counts.quarantined(),
+        if by_code.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", by_code.join(", "))
+        }
+    );
+    println!("processed_messages: {} message ids", counts.processed);
+    Ok(())
+}
+
+async fn purge_queue(args: PurgeArgs) -> anyhow::Result<()> {
+    if !args.yes {
+        bail!("purge-queue deletes every message in the queue; pass --yes to confirm");
+    }
+    let source = SqsSource::connect(&args.sqs.settings())
+        .await
+        .context("cannot open the queue")?;
+    source.purge().await?;
+    println!("purged {}", source.queue_url());
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! Command-line interface. Every flag can also be set from an environment variable, so the same
+//! binary is configured by flags on a laptop and by env vars in a container.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Read user-login events from SQS, validate them, mask their PII (ip, device_id) and write them to
+/// PostgreSQL in batches. Bad messages go to a quarantine table with a reason; nothing is dropped.
+#[derive(Debug, Parser)]
+#[command(name = "login-etl", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Consume the queue until SIGINT/SIGTERM (or, with --drain, until it is empty).
+    ///
+    /// Applies the schema first. On a signal it stops receiving, commits the batch in flight,
+    /// deletes its messages and exits 0.
+    Run(RunArgs),
+    /// Create or upgrade the schema (user_logins, processed_messages, quarantined_messages) and exit.
+    Migrate(DbArgs),
+    /// Show the queue depth and what has landed in the database.
+    Status(StatusArgs),
+    /// Delete every message in the queue (for resetting a development stack).
+    PurgeQueue(PurgeArgs),
+    /// Put the bundled 100-message sample (or N synthetic messages) on the queue.
+    SendSample(SendSampleArgs),
+}
+
+/// Where the queue is.
+#[derive(Debug, Clone, Args)]
+pub struct SqsArgs {
+    /// SQS endpoint URL, e.g. http://127.0.0.1:4566 for LocalStack. Empty: real AWS, with the default
+    /// credential chain (env, profile, instance/task role).
+    #[arg(long, env = "LOGIN_ETL_SQS_ENDPOINT", default_value = "")]
+    pub sqs_endpoint: String,
+    /// AWS region. Default: from the AWS config chain; us-east-1 with a custom endpoint.
+    #[arg(long, env = "AWS_REGION")]
+    pub region: Option<String>,
+    /// Full queue URL. Takes precedence over --queue-name.
+    #[arg(long, env = "LOGIN_ETL_QUEUE_URL")]
+    pub queue_url: Option<String>,
+    /// Queue name, resolved to a URL at start.
+    #[arg(long, env = "LOGIN_ETL_QUEUE_NAME", default_value = "login-queue")]
+    pub queue_name: String,
+}
+
+/// Where the database is.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// PostgreSQL URL, e.g. postgres://login_etl@db.internal:5432/analytics. Prefer the env var when
+    /// it contains a password: flags are visible in `ps`.
+    #[arg(
+        long,
+        env = "LOGIN_ETL_DATABASE_URL",
+        hide_env_values = true,
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pub database_url: String,
+}
+
+/// `run` options.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub sqs: SqsArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
+    /// File holding the hex masking key. The key itself can instead be given in the environment as
+    /// LOGIN_ETL_MASK_KEY (never as a flag, so it stays out of shell history and `ps`); one of the
+    /// two is required. Make a key with `openssl rand -hex 32`.
+    #[arg(long, env = "LOGIN_ETL_MASK_KEY_FILE")]
+    pub mask_key_file: Option<PathBuf>,
+    /// Exit 0 once the queue stays empty for --drain-idle-seconds, printing a summary.
+    #[arg(long, env = "LOGIN_ETL_DRAIN")]
+    pub drain: bool,
+    /// With --drain: how long a receive must come back empty before the queue counts as drained.
+    #[arg(long, env = "LOGIN_ETL_DRAIN_IDLE_SECONDS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=20))]
+    pub drain_idle_seconds: u64,
+    /// Most messages per transaction. 500 rows are one cheap binary COPY; larger batches gain little
+    /// and hold more messages in flight.
+    #[arg(long, env = "LOGIN_ETL_BATCH_SIZE", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub batch_size: u64,
+    /// Longest a message waits for its batch to fill, in milliseconds: bounds latency for a trickle.
+    #[arg(long, env = "LOGIN_ETL_BATCH_MAX_WAIT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub batch_max_wait_ms: u64,
+    /// Concurrent long-polling receivers (each gets up to 10 messages per call).
+    #[arg(long, env = "LOGIN_ETL_RECEIVERS", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub receivers: u64,
+    /// Long-poll wait per receive call, in seconds (SQS maximum 20).
+    #[arg(long, env = "LOGIN_ETL_WAIT_TIME_SECONDS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=20))]
+    pub wait_time_seconds: u64,
+    /// A message delivered more than this many times is quarantined instead of retried again.
+    #[arg(long, env = "LOGIN_ETL_MAX_RECEIVES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_receives: u32,
+    /// How long to keep retrying a failing batch write before exiting non-zero (its messages are
+    /// not deleted and come back after the visibility timeout).
+    #[arg(long, env = "LOGIN_ETL_WRITE_RETRY_SECONDS", default_value_t = 300)]
+    pub write_retry_seconds: u64,
+}
+
+/// `send-sample` options.
+#[derive(Debug, Clone, Args)]
+pub struct SendSampleArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub sqs: SqsArgs,
+    /// Generate this many synthetic messages instead of sending the bundled 100-message sample.
+    #[arg(long)]
+    pub count: Option<usize>,
+    /// With --count: share of deliberately bad messages (0.0 to 1.0).
+    #[arg(long, default_value_t = 0.01)]
+    pub bad_share: f64,
+    /// With --count: random seed; the same seed gives the same messages.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Create the queue first if it does not exist.
+    #[arg(long)]
+    pub create_queue: bool,
+    /// Print the messages as JSON lines instead of sending them (no queue needed).
+    #[arg(long)]
+    pub print: bool,
+}
+
+/// `status` options.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub sqs: SqsArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
+}
+
+/// `purge-queue` options.
+#[derive(Debug, Clone, Args)]
+pub struct PurgeArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub sqs: SqsArgs,
+    /// Confirm: without it nothing is deleted.
+    #[arg(long)]
+    pub yes: bool,
+}

@@ -1,0 +1,5 @@
+//! Where outcomes go. Only this module knows PostgreSQL.
+
+pub mod postgres;
+
+pub use postgres::{PgSink, SinkError, TableCounts, WriteReport};

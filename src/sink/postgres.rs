@@ -1,0 +1,403 @@
+//! Schema migrations and the transactional batch write.
+//!
+//! One batch is one transaction: the message ids go into the `processed_messages` ledger first
+//! (`ON CONFLICT DO NOTHING RETURNING` tells which are new), then the new rows are streamed with
+//! binary `COPY` and the new quarantine entries inserted. Either all of it commits or none of it
+//! does, and the caller deletes from SQS only after the commit.
+
+use std::collections::HashSet;
+
+use futures::pin_mut;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Config, NoTls};
+
+use crate::transform::{Outcome, OutcomeKind};
+
+/// Migrations embedded in the binary, applied in order, each once.
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "user_logins",
+        include_str!("../../migrations/0001_user_logins.sql"),
+    ),
+    (
+        2,
+        "ledger_and_quarantine",
+        include_str!("../../migrations/0002_ledger_and_quarantine.sql"),
+    ),
+];
+
+/// Arbitrary constant for `pg_advisory_xact_lock`, so consumers starting together migrate one at a time.
+const MIGRATION_LOCK: i64 = 0x6c6f_6769_6e65_746c; // "loginetl"
+
+const COPY_ROWS: &str = "COPY user_logins (user_id, device_type, masked_ip, masked_device_id, \
+                         locale, app_version, create_date) FROM STDIN (FORMAT binary)";
+const COPY_TYPES: [Type; 7] = [
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::DATE,
+];
+const CLAIM_IDS: &str = "INSERT INTO processed_messages (message_id, outcome) \
+                         SELECT * FROM unnest($1::text[], $2::text[]) \
+                         ON CONFLICT (message_id) DO NOTHING RETURNING message_id";
+const INSERT_QUARANTINE: &str = "INSERT INTO quarantined_messages (message_id, reason_code, reason, \
+                                 received_at, sent_at, receive_count, body_bytes, body_masked) \
+                                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], \
+                                 $4::timestamptz[], $5::timestamptz[], $6::int4[], $7::int4[], $8::text[]) \
+                                 ON CONFLICT (message_id) DO NOTHING";
+
+/// PostgreSQL failures, split by what the caller should do about them.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The database URL does not parse.
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
+    /// Authentication failed, the database is missing, or permission is denied: retrying won't help.
+    #[error("PostgreSQL refused {target}: {message}")]
+    Fatal {
+        /// user@host:port/db, without password.
+        target: String,
+        /// Server message.
+        message: String,
+    },
+    /// Connection lost, server down, serialization failure and the like: worth retrying.
+    #[error("PostgreSQL error on {target}: {message}")]
+    Transient {
+        /// user@host:port/db, without password.
+        target: String,
+        /// Error text, including the server's message when there is one.
+        message: String,
+    },
+}
+
+impl SinkError {
+    /// Whether retrying may succeed.
+    pub fn is_fatal(&self) -> bool {
+        !matches!(self, SinkError::Transient { .. })
+    }
+}
+
+/// What a committed batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteReport {
+    /// Rows copied into `user_logins`.
+    pub rows: u64,
+    /// Entries added to `quarantined_messages`.
+    pub quarantined: u64,
+    /// Messages already in the ledger (redeliveries), skipped.
+    pub duplicates: u64,
+}
+
+/// Table sizes, for `status` and for checking that the books balance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableCounts {
+    /// Rows in `user_logins`.
+    pub rows: i64,
+    /// Entries in `quarantined_messages`, by reason code, sorted.
+    pub quarantined_by_code: Vec<(String, i64)>,
+    /// Ids in the `processed_messages` ledger.
+    pub processed: i64,
+}
+
+impl TableCounts {
+    /// All quarantined entries.
+    pub fn quarantined(&self) -> i64 {
+        self.quarantined_by_code.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// A connection to the target database; reconnects lazily after a failure.
+pub struct PgSink {
+    config: Config,
+    target: String,
+    client: Option<Client>,
+}
+
+impl std::fmt::Debug for PgSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgSink")
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+/// `user@host:port/dbname` for messages: never the password.
+fn describe(config: &Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "{}@{}:{}/{}",
+        config.get_user().unwrap_or("?"),
+        host,
+        port,
+        config.get_dbname().unwrap_or("?")
+    )
+}
+
+impl PgSink {
+    /// Parse the URL (no connection yet).
+    pub fn new(database_url: &str) -> Result<Self, SinkError> {
+        let config: Config = database_url
+            .parse()
+            // The parse error never echoes the URL, which may hold a password.
+            .map_err(|e: tokio_postgres::Error| SinkError::InvalidUrl(e.to_string()))?;
+        Ok(Self {
+            target: describe(&config),
+            config,
+            client: None,
+        })
+    }
+
+    /// `user@host:port/db`, for log lines.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    fn classify(&self, err: tokio_postgres::Error) -> SinkError {
+        let message = match err.as_db_error() {
+            Some(db) => format!("{} ({})", db.message(), db.code().code()),
+            None => err.to_string(),
+        };
+        let fatal = err.code().is_some_and(|code| {
+            [
+                SqlState::INVALID_PASSWORD,
+                SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+                SqlState::INVALID_CATALOG_NAME,
+                SqlState::INSUFFICIENT_PRIVILEGE,
+            ]
+            .contains(code)
+        });
+        let target = self.target.clone();
+        if fatal {
+            SinkError::Fatal { target, message }
+        } else {
+            SinkError::Transient { target, message }
+        }
+    }
+
+    /// The live client, connecting first if needed.
+    async fn client(&mut self) -> Result<&mut Client, SinkError> {
+        if self.client.as_ref().is_some_and(|c| c.is_closed()) {
+            self.client = None;
+        }
+        if self.client.is_none() {
+            let (client, connection) = self
+                .config
+                .connect(NoTls)
+                .await
+                .map_err(|e| self.classify(e))?;
+            let target = self.target.clone();
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::warn!(%target, error = %e, "PostgreSQL connection closed");
+                }
+            });
+            self.client = Some(client);
+        }
+        Ok(self.client.as_mut().expect("connected above"))
+    }
+
+    /// Check the database is reachable and we may log in.
+    pub async fn ping(&mut self) -> Result<(), SinkError> {
+        let result = self.client().await?.simple_query("SELECT 1").await;
+        result.map(|_| ()).map_err(|e| self.on_error(e))
+    }
+
+    /// Forget a connection that failed so the next call reconnects.
+    fn on_error(&mut self, err: tokio_postgres::Error) -> SinkError {
+        if err.is_closed() || err.as_db_error().is_none() {
+            self.client = None;
+        }
+        self.classify(err)
+    }
+
+    /// Apply pending migrations; safe to run from many consumers at once. Returns how many ran.
+    pub async fn migrate(&mut self) -> Result<usize, SinkError> {
+        let result = migrate_with(self.client().await?).await;
+        result.map_err(|e| self.on_error(e))
+    }
+
+    /// Count what has landed (exact counts: meant for checks and small tables, not dashboards).
+    pub async fn counts(&mut self) -> Result<TableCounts, SinkError> {
+        let result = counts_with(self.client().await?).await;
+        result.map_err(|e| self.on_error(e))
+    }
+
+    /// Write one batch in one transaction; see the module docs.
+    pub async fn write_batch(&mut self, outcomes: &[Outcome]) -> Result<WriteReport, SinkError> {
+        let result = write_with(self.client().await?, outcomes).await;
+        result.map_err(|e| self.on_error(e))
+    }
+}
+
+async fn migrate_with(client: &mut Client) -> Result<usize, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    // "already exists, skipping" notices are expected on every start; keep them out of the logs.
+    tx.batch_execute("SET LOCAL client_min_messages = warning")
+        .await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS login_etl_schema_migrations (
+             version    integer PRIMARY KEY,
+             name       text NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         )",
+    )
+    .await?;
+    let applied: HashSet<i32> = tx
+        .query("SELECT version FROM login_etl_schema_migrations", &[])
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let mut ran = 0;
+    for (version, name, sql) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        tx.batch_execute(sql).await?;
+        tx.execute(
+            "INSERT INTO login_etl_schema_migrations (version, name) VALUES ($1, $2)",
+            &[version, name],
+        )
+        .await?;
+        tracing::info!(version, name, "applied migration");
+        ran += 1;
+    }
+    tx.commit().await?;
+    Ok(ran)
+}
+
+async fn counts_with(client: &mut Client) -> Result<TableCounts, tokio_postgres::Error> {
+    let totals = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM user_logins), (SELECT count(*) FROM processed_messages)",
+            &[],
+        )
+        .await?;
+    let (rows, processed) = (totals.get(0), totals.get(1));
+    let quarantined_by_code = client
+        .query(
+            "SELECT reason_code, count(*) FROM quarantined_messages GROUP BY 1 ORDER BY 1",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    Ok(TableCounts {
+        rows,
+        quarantined_by_code,
+        processed,
+    })
+}
+
+async fn write_with(
+    client: &mut Client,
+    outcomes: &[Outcome],
+) -> Result<WriteReport, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+
+    let ids: Vec<&str> = outcomes.iter().map(|o| o.message_id.as_str()).collect();
+    let kinds: Vec<&str> = outcomes
+        .iter()
+        .map(|o| match o.kind {
+            OutcomeKind::Row { .. } => "row",
+            OutcomeKind::Quarantine(_) => "quarantined",
+        })
+        .collect();
+    let mut new_ids: HashSet<String> = tx
+        .query(CLAIM_IDS, &[&ids, &kinds])
+        .await?
+        .into_iter()
+        .map(|row| row.get(0))
+        .collect();
+    // `remove` makes a message id that appears twice in one batch count once.
+    let fresh: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| new_ids.remove(&o.message_id))
+        .collect();
+    let mut report = WriteReport {
+        duplicates: (outcomes.len() - fresh.len()) as u64,
+        ..WriteReport::default()
+    };
+
+    let sink = tx.copy_in(COPY_ROWS).await?;
+    let writer = BinaryCopyInWriter::new(sink, &COPY_TYPES);
+    pin_mut!(writer);
+    for outcome in &fresh {
+        if let OutcomeKind::Row { login, create_date } = &outcome.kind {
+            let row: [&(dyn ToSql + Sync); 7] = [
+                &login.user_id,
+                &login.device_type,
+                &login.masked_ip,
+                &login.masked_device_id,
+                &login.locale,
+                &login.app_version,
+                create_date,
+            ];
+            writer.as_mut().write(&row).await?;
+            report.rows += 1;
+        }
+    }
+    writer.finish().await?;
+
+    let quarantined: Vec<_> = fresh
+        .iter()
+        .filter_map(|o| match &o.kind {
+            OutcomeKind::Quarantine(q) => Some((o.message_id.as_str(), q)),
+            OutcomeKind::Row { .. } => None,
+        })
+        .collect();
+    if !quarantined.is_empty() {
+        let ids: Vec<&str> = quarantined.iter().map(|(id, _)| *id).collect();
+        let codes: Vec<&str> = quarantined
+            .iter()
+            .map(|(_, q)| q.rejection.code.as_str())
+            .collect();
+        let reasons: Vec<&str> = quarantined
+            .iter()
+            .map(|(_, q)| q.rejection.message.as_str())
+            .collect();
+        let received: Vec<_> = quarantined.iter().map(|(_, q)| q.received_at).collect();
+        let sent: Vec<_> = quarantined.iter().map(|(_, q)| q.sent_at).collect();
+        let counts: Vec<i32> = quarantined
+            .iter()
+            .map(|(_, q)| i32::try_from(q.receive_count).unwrap_or(i32::MAX))
+            .collect();
+        let sizes: Vec<i32> = quarantined
+            .iter()
+            .map(|(_, q)| i32::try_from(q.body_bytes).unwrap_or(i32::MAX))
+            .collect();
+        let bodies: Vec<Option<&str>> = quarantined
+            .iter()
+            .map(|(_, q)| q.body_masked.as_deref())
+            .collect();
+        report.quarantined = tx
+            .execute(
+                INSERT_QUARANTINE,
+                &[
+                    &ids, &codes, &reasons, &received, &sent, &counts, &sizes, &bodies,
+                ],
+            )
+            .await?;
+    }
+
+    tx.commit().await?;
+    Ok(report)
+}

@@ -1,0 +1,5 @@
+//! Where messages come from. Only this module knows SQS.
+
+pub mod sqs;
+
+pub use sqs::{Envelope, QueueDepth, SourceError, SqsSettings, SqsSource};

@@ -1,0 +1,346 @@
+//! Receiving, deleting and sending SQS messages.
+//!
+//! Works against real AWS (default credential chain) and LocalStack (endpoint override plus static
+//! test credentials when none are configured). Errors are split into fatal ones a user must fix
+//! (missing queue, bad credentials) and transient ones the pipeline retries.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+    SendMessageBatchRequestEntry,
+};
+use aws_sdk_sqs::Client;
+use chrono::{DateTime, TimeZone, Utc};
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+/// SQS accepts at most ten entries per batch call and returns at most ten messages per receive.
+pub const SQS_BATCH_MAX: usize = 10;
+
+/// One received message, with what the pipeline needs to process and acknowledge it.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// SQS MessageId: stable across redeliveries, hence the deduplication key.
+    pub message_id: String,
+    /// Handle for this delivery; needed to delete the message.
+    pub receipt_handle: String,
+    /// Raw body (may contain PII; never logged).
+    pub body: String,
+    /// When the producer sent it (SentTimestamp); `create_date` derives from it so a reprocessed
+    /// message yields the same row.
+    pub sent_at: DateTime<Utc>,
+    /// ApproximateReceiveCount: 1 on first delivery.
+    pub receive_count: u32,
+}
+
+/// How to reach the queue.
+#[derive(Debug, Clone, Default)]
+pub struct SqsSettings {
+    /// LocalStack URL; `None` means real AWS.
+    pub endpoint: Option<String>,
+    /// AWS region; `None` means the default provider chain (and `us-east-1` with an endpoint override).
+    pub region: Option<String>,
+    /// Full queue URL, if known.
+    pub queue_url: Option<String>,
+    /// Queue name, resolved to a URL with GetQueueUrl when no URL is given.
+    pub queue_name: String,
+}
+
+/// SQS failures, split by what the caller should do about them.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The queue does not exist: retrying won't help.
+    #[error("SQS queue `{queue}` does not exist{where_}; create it or fix --queue-name/--queue-url/--region")]
+    QueueNotFound {
+        /// Name or URL as configured.
+        queue: String,
+        /// " at <endpoint>" or "".
+        where_: String,
+    },
+    /// Credentials were refused: retrying won't help.
+    #[error("SQS refused the credentials ({code}); check AWS_ACCESS_KEY_ID/AWS_PROFILE or the instance role")]
+    Auth {
+        /// AWS error code.
+        code: String,
+    },
+    /// Network trouble, throttling or a service error: worth retrying.
+    #[error("SQS request failed: {0}")]
+    Transient(String),
+}
+
+impl SourceError {
+    /// Whether retrying the same call may succeed.
+    pub fn is_fatal(&self) -> bool {
+        !matches!(self, SourceError::Transient(_))
+    }
+
+    fn from_sdk<E, R>(err: SdkError<E, R>, queue: &str, endpoint: Option<&str>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let code = err.code().unwrap_or_default().to_string();
+        if code.contains("NonExistentQueue") || code.contains("QueueDoesNotExist") {
+            return SourceError::QueueNotFound {
+                queue: queue.to_string(),
+                where_: endpoint.map(|e| format!(" at {e}")).unwrap_or_default(),
+            };
+        }
+        const AUTH_CODES: [&str; 6] = [
+            "InvalidClientTokenId",
+            "SignatureDoesNotMatch",
+            "UnrecognizedClientException",
+            "AccessDenied",
+            "InvalidSecurity",
+            "ExpiredToken",
+        ];
+        if AUTH_CODES.iter().any(|c| code.contains(c)) {
+            return SourceError::Auth { code };
+        }
+        SourceError::Transient(DisplayErrorContext(&err).to_string())
+    }
+}
+
+/// Messages visible and in flight, as SQS approximates them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueDepth {
+    /// ApproximateNumberOfMessages.
+    pub visible: u64,
+    /// ApproximateNumberOfMessagesNotVisible.
+    pub in_flight: u64,
+}
+
+/// A connected queue.
+#[derive(Debug, Clone)]
+pub struct SqsSource {
+    client: Client,
+    queue_url: String,
+    endpoint: Option<String>,
+}
+
+/// Build an SQS client for the settings (no network call).
+pub async fn client(settings: &SqsSettings) -> Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(region) = &settings.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    if let Some(endpoint) = &settings.endpoint {
+        loader = loader.endpoint_url(endpoint);
+        if settings.region.is_none() {
+            loader = loader.region(aws_config::Region::new("us-east-1"));
+        }
+        let has_env_credentials = std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
+            || std::env::var_os("AWS_PROFILE").is_some();
+        if !has_env_credentials {
+            // LocalStack accepts any credentials; don't make developers configure fake ones.
+            loader = loader.credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "login-etl-localstack",
+            ));
+        }
+    }
+    Client::new(&loader.load().await)
+}
+
+impl SqsSource {
+    /// Connect and resolve the queue URL (one GetQueueUrl call unless a URL was given).
+    pub async fn connect(settings: &SqsSettings) -> Result<Self, SourceError> {
+        let client = client(settings).await;
+        let endpoint = settings.endpoint.clone();
+        let queue_url = match &settings.queue_url {
+            Some(url) => url.clone(),
+            None => client
+                .get_queue_url()
+                .queue_name(&settings.queue_name)
+                .send()
+                .await
+                .map_err(|e| SourceError::from_sdk(e, &settings.queue_name, endpoint.as_deref()))?
+                .queue_url
+                .unwrap_or_default(),
+        };
+        let source = Self {
+            client,
+            queue_url,
+            endpoint,
+        };
+        // Touch the queue so a wrong URL or bad credentials fail now, not on the first receive.
+        source.depth().await?;
+        Ok(source)
+    }
+
+    /// Create the queue if it is missing (idempotent), then connect. For the demo and tests.
+    pub async fn create(settings: &SqsSettings) -> Result<Self, SourceError> {
+        let client = client(settings).await;
+        client
+            .create_queue()
+            .queue_name(&settings.queue_name)
+            .send()
+            .await
+            .map_err(|e| {
+                SourceError::from_sdk(e, &settings.queue_name, settings.endpoint.as_deref())
+            })?;
+        Self::connect(settings).await
+    }
+
+    /// The resolved queue URL.
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+
+    fn error<E, R>(&self, err: SdkError<E, R>) -> SourceError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        SourceError::from_sdk(err, &self.queue_url, self.endpoint.as_deref())
+    }
+
+    /// Long-poll for up to `max` (≤ 10) messages, waiting up to `wait` for the first.
+    pub async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Envelope>, SourceError> {
+        let output = self
+            .client
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(max.clamp(1, SQS_BATCH_MAX) as i32)
+            .wait_time_seconds(wait.as_secs().min(20) as i32)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(|e| self.error(e))?;
+        let now = Utc::now();
+        Ok(output
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| {
+                let attributes = m.attributes.unwrap_or_default();
+                let attr = |name: MessageSystemAttributeName| {
+                    attributes.get(&name).and_then(|v| v.parse::<i64>().ok())
+                };
+                Some(Envelope {
+                    sent_at: attr(MessageSystemAttributeName::SentTimestamp)
+                        .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+                        .unwrap_or(now),
+                    receive_count: attr(MessageSystemAttributeName::ApproximateReceiveCount)
+                        .unwrap_or(1)
+                        .clamp(1, u32::MAX as i64) as u32,
+                    message_id: m.message_id?,
+                    receipt_handle: m.receipt_handle?,
+                    body: m.body.unwrap_or_default(),
+                })
+            })
+            .collect())
+    }
+
+    /// Delete messages by receipt handle, ten per call, calls in parallel. Returns how many SQS
+    /// reported as failed (they will be redelivered and deduplicated by the ledger).
+    pub async fn delete(&self, receipts: &[&str]) -> Result<usize, SourceError> {
+        let failed: Vec<usize> = stream::iter(receipts.chunks(SQS_BATCH_MAX))
+            .map(|chunk| async move {
+                let entries = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, receipt)| {
+                        DeleteMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .receipt_handle(*receipt)
+                            .build()
+                            .expect("id and receipt handle are set")
+                    })
+                    .collect::<Vec<_>>();
+                let out = self
+                    .client
+                    .delete_message_batch()
+                    .queue_url(&self.queue_url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(|e| self.error(e))?;
+                Ok::<_, SourceError>(out.failed.len())
+            })
+            .buffer_unordered(8)
+            .try_collect()
+            .await?;
+        Ok(failed.into_iter().sum())
+    }
+
+    /// Send bodies, ten per call, calls in parallel. Fails if SQS rejects any entry.
+    pub async fn send(&self, bodies: &[String]) -> Result<usize, SourceError> {
+        stream::iter(bodies.chunks(SQS_BATCH_MAX))
+            .map(|chunk| async move {
+                let entries = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, body)| {
+                        SendMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .message_body(body)
+                            .build()
+                            .expect("id and body are set")
+                    })
+                    .collect::<Vec<_>>();
+                let out = self
+                    .client
+                    .send_message_batch()
+                    .queue_url(&self.queue_url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(|e| self.error(e))?;
+                if let Some(failed) = out.failed.first() {
+                    return Err(SourceError::Transient(format!(
+                        "SQS rejected {} of {} messages in a batch ({}: {})",
+                        out.failed.len(),
+                        chunk.len(),
+                        failed.code,
+                        failed.message.as_deref().unwrap_or("no message")
+                    )));
+                }
+                Ok(chunk.len())
+            })
+            .buffer_unordered(8)
+            .try_fold(0, |sum, n| async move { Ok(sum + n) })
+            .await
+    }
+
+    /// Delete every message in the queue (SQS allows one purge per minute per queue).
+    pub async fn purge(&self) -> Result<(), SourceError> {
+        self.client
+            .purge_queue()
+            .queue_url(&self.queue_url)
+            .send()
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    /// Approximate queue depth (for the drain summary, the demo and tests).
+    pub async fn depth(&self) -> Result<QueueDepth, SourceError> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(|e| self.error(e))?;
+        let attributes: HashMap<_, _> = out.attributes.unwrap_or_default();
+        let get = |name: QueueAttributeName| {
+            attributes
+                .get(&name)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok(QueueDepth {
+            visible: get(QueueAttributeName::ApproximateNumberOfMessages),
+            in_flight: get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        })
+    }
+}

@@ -1,0 +1,184 @@
+//! The pure middle of the pipeline: one received message in, one [`Outcome`] out.
+//!
+//! Decoding ([`crate::event`]) and masking ([`crate::mask`]) meet here; what leaves this module holds
+//! no raw `ip` or `device_id`, whichever way the message went.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::Value;
+
+use crate::event::{self, RejectCode, Rejection};
+use crate::mask::{MaskedLogin, Masker};
+use crate::source::Envelope;
+
+/// What one message becomes. Carries the message id so the sink can deduplicate redeliveries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// SQS MessageId.
+    pub message_id: String,
+    /// Row or quarantine entry.
+    pub kind: OutcomeKind,
+}
+
+/// The two destinations of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutcomeKind {
+    /// A masked row for `user_logins`.
+    Row {
+        /// The masked event.
+        login: MaskedLogin,
+        /// UTC date of the message's SentTimestamp: stable across reprocessing.
+        create_date: NaiveDate,
+    },
+    /// An entry for `quarantined_messages`.
+    Quarantine(QuarantineRecord),
+}
+
+/// A rejected message, safe to store: reason without values, body with PII masked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantineRecord {
+    /// Why it was rejected.
+    pub rejection: Rejection,
+    /// When this consumer received it.
+    pub received_at: DateTime<Utc>,
+    /// When the producer sent it.
+    pub sent_at: DateTime<Utc>,
+    /// SQS ApproximateReceiveCount at the time.
+    pub receive_count: u32,
+    /// Size of the raw body in bytes.
+    pub body_bytes: usize,
+    /// JSON body with every `ip`/`device_id` value masked; `None` if the body is not a JSON object.
+    pub body_masked: Option<String>,
+}
+
+/// Decide what a message becomes. `max_receives` parks messages that keep coming back (for example
+/// because every attempt to commit them failed) instead of looping forever.
+pub fn process(
+    envelope: &Envelope,
+    masker: &Masker,
+    max_receives: u32,
+    received_at: DateTime<Utc>,
+) -> Outcome {
+    let decoded = if envelope.receive_count > max_receives {
+        Err(Rejection {
+            code: RejectCode::TooManyReceives,
+            message: format!(
+                "received {} times, more than --max-receives {max_receives}",
+                envelope.receive_count
+            ),
+        })
+    } else {
+        event::decode(&envelope.body)
+    };
+    let kind = match decoded {
+        Ok(event) => OutcomeKind::Row {
+            login: masker.mask_event(event),
+            create_date: envelope.sent_at.date_naive(),
+        },
+        Err(rejection) => OutcomeKind::Quarantine(QuarantineRecord {
+            rejection,
+            received_at,
+            sent_at: envelope.sent_at,
+            receive_count: envelope.receive_count,
+            body_bytes: envelope.body.len(),
+            body_masked: mask_body(&envelope.body, masker),
+        }),
+    };
+    Outcome {
+        message_id: envelope.message_id.clone(),
+        kind,
+    }
+}
+
+/// Keep a rejected JSON object for diagnosis with every `ip`/`device_id`, at any depth, masked.
+fn mask_body(body: &str, masker: &Masker) -> Option<String> {
+    let mut value: Value = serde_json::from_str(body).ok()?;
+    if !value.is_object() {
+        return None;
+    }
+    mask_nested(&mut value, masker);
+    Some(value.to_string())
+}
+
+fn mask_nested(value: &mut Value, masker: &Masker) {
+    match value {
+        Value::Object(map) => {
+            masker.mask_json_fields(map);
+            map.values_mut().for_each(|v| mask_nested(v, masker));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| mask_nested(v, masker)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mask::MaskKey;
+    use chrono::TimeZone;
+
+    fn envelope(body: &str, receive_count: u32) -> Envelope {
+        Envelope {
+            message_id: "m-1".into(),
+            receipt_handle: "r".into(),
+            body: body.into(),
+            sent_at: Utc.with_ymd_and_hms(2025, 3, 4, 23, 59, 59).unwrap(),
+            receive_count,
+        }
+    }
+
+    fn masker() -> Masker {
+        Masker::new(&MaskKey::from_hex(&"11".repeat(32)).unwrap())
+    }
+
+    #[test]
+    fn good_message_becomes_a_masked_row_dated_by_sent_timestamp() {
+        let body = r#"{"user_id":"u","device_type":"ios","ip":"10.0.0.1","device_id":"593-47-5928","locale":null,"app_version":"0.96"}"#;
+        let outcome = process(&envelope(body, 1), &masker(), 5, Utc::now());
+        let OutcomeKind::Row { login, create_date } = outcome.kind else {
+            panic!("expected a row")
+        };
+        assert_eq!(create_date, NaiveDate::from_ymd_opt(2025, 3, 4).unwrap());
+        assert_eq!(login.masked_ip.len(), 64);
+        assert_eq!(login.app_version.as_deref(), Some("0.96"));
+    }
+
+    #[test]
+    fn quarantined_body_keeps_no_raw_pii_even_nested() {
+        let body = r#"{"ip":"10.0.0.1","device_id":"593-47-5928","nested":{"ip":"10.9.9.9","list":[{"device_id":"111-22-3333"}]}}"#;
+        let outcome = process(&envelope(body, 1), &masker(), 5, Utc::now());
+        let OutcomeKind::Quarantine(q) = outcome.kind else {
+            panic!("expected quarantine")
+        };
+        let stored = q.body_masked.unwrap();
+        for raw in ["10.0.0.1", "593-47-5928", "10.9.9.9", "111-22-3333"] {
+            assert!(!stored.contains(raw), "{raw} leaked into {stored}");
+            assert!(!q.rejection.message.contains(raw));
+        }
+        assert_eq!(q.body_bytes, body.len());
+    }
+
+    #[test]
+    fn non_object_bodies_are_not_kept() {
+        let outcome = process(
+            &envelope(r#"{"ip": "10.0.0.1", "dev"#, 1),
+            &masker(),
+            5,
+            Utc::now(),
+        );
+        let OutcomeKind::Quarantine(q) = outcome.kind else {
+            panic!("expected quarantine")
+        };
+        assert_eq!(q.body_masked, None);
+        assert_eq!(q.rejection.code, RejectCode::InvalidJson);
+    }
+
+    #[test]
+    fn too_many_receives_is_quarantined_even_if_valid() {
+        let body = r#"{"user_id":"u","device_type":"ios","ip":"10.0.0.1","device_id":"d"}"#;
+        let outcome = process(&envelope(body, 6), &masker(), 5, Utc::now());
+        let OutcomeKind::Quarantine(q) = outcome.kind else {
+            panic!("expected quarantine")
+        };
+        assert_eq!(q.rejection.code, RejectCode::TooManyReceives);
+    }
+}
