@@ -224,7 +224,7 @@ async fn send_sample(args: SendSampleArgs) -> anyhow::Result<()> {
     }
     .context("cannot open the queue")?;
     let sent = source.send(&bodies).await.context("sending failed")?;
-    println!("sent {sent} messages to {}", source.queue_url());
+    println!("sent {} messages to {}", sent.len(), source.queue_url());
     Ok(())
 }
 

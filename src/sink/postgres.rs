@@ -239,6 +239,9 @@ impl PgSink {
 
     /// Write one batch in one transaction; see the module docs.
     pub async fn write_batch(&mut self, outcomes: &[Outcome]) -> Result<WriteReport, SinkError> {
+        if outcomes.is_empty() {
+            return Ok(WriteReport::default());
+        }
         let result = write_with(self.client().await?, outcomes).await;
         result.map_err(|e| self.on_error(e))
     }

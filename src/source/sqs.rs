@@ -270,9 +270,10 @@ impl SqsSource {
         Ok(failed.into_iter().sum())
     }
 
-    /// Send bodies, ten per call, calls in parallel. Fails if SQS rejects any entry.
-    pub async fn send(&self, bodies: &[String]) -> Result<usize, SourceError> {
-        stream::iter(bodies.chunks(SQS_BATCH_MAX))
+    /// Send bodies, ten per call, calls in parallel. Returns the SQS MessageIds in input order;
+    /// fails if SQS rejects any entry.
+    pub async fn send(&self, bodies: &[String]) -> Result<Vec<String>, SourceError> {
+        let chunks: Vec<Vec<String>> = stream::iter(bodies.chunks(SQS_BATCH_MAX))
             .map(|chunk| async move {
                 let entries = chunk
                     .iter()
@@ -302,11 +303,14 @@ impl SqsSource {
                         failed.message.as_deref().unwrap_or("no message")
                     )));
                 }
-                Ok(chunk.len())
+                let mut sent = out.successful;
+                sent.sort_by_key(|entry| entry.id.parse::<usize>().unwrap_or(usize::MAX));
+                Ok(sent.into_iter().map(|entry| entry.message_id).collect())
             })
-            .buffer_unordered(8)
-            .try_fold(0, |sum, n| async move { Ok(sum + n) })
-            .await
+            .buffered(8)
+            .try_collect()
+            .await?;
+        Ok(chunks.into_iter().flatten().collect())
     }
 
     /// Delete every message in the queue (SQS allows one purge per minute per queue).

@@ -1,0 +1,230 @@
+//! Throughput benchmark against the real local stack (LocalStack SQS + PostgreSQL).
+//!
+//! Measures, in one run, each stage alone and the whole pipeline, and prints the ratios, so the
+//! numbers mean something on a shared, noisy machine:
+//!   transform   decode + validate + mask, CPU only
+//!   db write    the sink alone: ledger + binary COPY per 500-message transaction
+//!   sqs ceiling receive + delete with the same receivers and nothing else (the emulator's limit)
+//!   pipeline    `run --drain` end to end
+//!
+//! Run with `scripts/bench.sh [--messages N] [--receivers R]`.
+
+use std::time::{Duration, Instant};
+
+use login_etl::mask::{MaskKey, Masker};
+use login_etl::pipeline::{self, PipelineSettings};
+use login_etl::sample::{self, SampleSpec};
+use login_etl::sink::PgSink;
+use login_etl::source::{Envelope, SqsSettings, SqsSource};
+use login_etl::transform;
+use tokio_postgres::NoTls;
+use tokio_util::sync::CancellationToken;
+
+const DB: &str = "login_etl_bench";
+const QUEUE: &str = "login-etl-bench";
+
+struct Args {
+    messages: usize,
+    receivers: usize,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        messages: 20_000,
+        receivers: 4,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().and_then(|v| v.parse().ok()).expect("a number");
+        match arg.as_str() {
+            "--messages" => args.messages = value(),
+            "--receivers" => args.receivers = value(),
+            "--bench" => {}
+            other => panic!("unknown argument {other}; use --messages N --receivers R"),
+        }
+    }
+    args
+}
+
+fn rate(n: usize, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() {
+    let args = parse_args();
+    let admin_url = std::env::var("LOGIN_ETL_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let endpoint = std::env::var("LOGIN_ETL_TEST_SQS_ENDPOINT")
+        .unwrap_or_else(|_| "http://127.0.0.1:4566".into());
+    let db_url = format!(
+        "{}/{DB}",
+        admin_url.rsplit_once('/').expect("URL ends with /db").0
+    );
+
+    let (admin, conn) = tokio_postgres::connect(&admin_url, NoTls)
+        .await
+        .expect("PostgreSQL up");
+    tokio::spawn(conn);
+    admin
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {DB} WITH (FORCE); CREATE DATABASE {DB}"
+        ))
+        .await
+        .unwrap();
+    let settings = SqsSettings {
+        endpoint: Some(endpoint),
+        region: Some("us-east-1".into()),
+        queue_url: None,
+        queue_name: QUEUE.into(),
+    };
+    let source = SqsSource::create(&settings).await.expect("LocalStack up");
+    source.purge().await.ok();
+
+    let masker = Masker::new(&MaskKey::from_hex(&MaskKey::generate_hex()).unwrap());
+    let bodies = sample::generate(&SampleSpec {
+        count: args.messages,
+        bad_share: 0.01,
+        seed: 1,
+    });
+    println!(
+        "login-etl benchmark: {} messages (1 % bad), {} receivers, batch 500, {} cores",
+        args.messages,
+        args.receivers,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+
+    // 1. transform alone.
+    let envelopes: Vec<Envelope> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| Envelope {
+            message_id: format!("bench-{i}"),
+            receipt_handle: String::new(),
+            body: body.clone(),
+            sent_at: chrono::Utc::now(),
+            receive_count: 1,
+        })
+        .collect();
+    let now = chrono::Utc::now();
+    let started = Instant::now();
+    let outcomes: Vec<_> = envelopes
+        .iter()
+        .map(|e| transform::process(e, &masker, 5, now))
+        .collect();
+    let transform_rate = rate(outcomes.len(), started.elapsed());
+
+    // 2. sink alone.
+    let mut sink = PgSink::new(&db_url).unwrap();
+    sink.migrate().await.unwrap();
+    let started = Instant::now();
+    for chunk in outcomes.chunks(500) {
+        sink.write_batch(chunk).await.unwrap();
+    }
+    let db_rate = rate(outcomes.len(), started.elapsed());
+    admin
+        .batch_execute(&format!(
+            "DROP DATABASE {DB} WITH (FORCE); CREATE DATABASE {DB}"
+        ))
+        .await
+        .unwrap();
+
+    // 3. SQS ceiling: receive + delete only.
+    let started = Instant::now();
+    source.send(&bodies).await.unwrap();
+    let send_rate = rate(bodies.len(), started.elapsed());
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..args.receivers {
+        let source = source.clone();
+        tasks.spawn(async move {
+            let mut n = 0;
+            loop {
+                let got = source.receive(10, Duration::from_secs(1)).await.unwrap();
+                if got.is_empty() {
+                    return n;
+                }
+                let receipts: Vec<&str> = got.iter().map(|e| e.receipt_handle.as_str()).collect();
+                source.delete(&receipts).await.unwrap();
+                n += got.len();
+            }
+        });
+    }
+    let mut received = 0;
+    while let Some(n) = tasks.join_next().await {
+        received += n.unwrap();
+    }
+    // The last receiver's empty 1 s poll is not work; subtract it.
+    let ceiling_time = started.elapsed().saturating_sub(Duration::from_secs(1));
+    let ceiling_rate = rate(received, ceiling_time);
+
+    // 4. the whole pipeline.
+    source.send(&bodies).await.unwrap();
+    let sink = PgSink::new(&db_url).unwrap();
+    let summary = pipeline::run(
+        source.clone(),
+        {
+            let mut s = sink;
+            s.migrate().await.unwrap();
+            s
+        },
+        masker.clone(),
+        PipelineSettings {
+            receivers: args.receivers,
+            drain_idle: Some(Duration::from_secs(1)),
+            ..PipelineSettings::default()
+        },
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (summary.written + summary.quarantined) as usize,
+        args.messages,
+        "the books balance"
+    );
+    let pipeline_rate = summary.messages_per_second();
+
+    println!();
+    println!("{:<44} {:>12}", "stage", "messages/s");
+    println!(
+        "{:<44} {:>12.0}",
+        "transform (decode + validate + mask, 1 core)", transform_rate
+    );
+    println!(
+        "{:<44} {:>12.0}",
+        "db write (ledger + COPY, 500/transaction)", db_rate
+    );
+    println!(
+        "{:<44} {:>12.0}",
+        "sqs send (SendMessageBatch, 8 in flight)", send_rate
+    );
+    println!(
+        "{:<44} {:>12.0}",
+        "sqs ceiling (receive + delete only)", ceiling_rate
+    );
+    println!(
+        "{:<44} {:>12.0}",
+        "pipeline (run --drain, end to end)", pipeline_rate
+    );
+    println!();
+    println!(
+        "pipeline / sqs ceiling   = {:.2}",
+        pipeline_rate / ceiling_rate
+    );
+    println!(
+        "db write / pipeline      = {:.1}x headroom",
+        db_rate / pipeline_rate
+    );
+    println!(
+        "transform / pipeline     = {:.0}x headroom",
+        transform_rate / pipeline_rate
+    );
+    println!("pipeline summary: {summary}");
+
+    source.purge().await.ok();
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
+        .await
+        .ok();
+}

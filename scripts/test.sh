@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests, property tests and integration tests against a real PostgreSQL
+# and a real LocalStack SQS (brought up first by stack-up.sh if they are not running).
+# Extra arguments go to `cargo test`, e.g. `scripts/test.sh --test pipeline`.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+scripts/stack-up.sh
+cargo test --locked "$@"

@@ -1,0 +1,80 @@
+//! Start-up errors a user must be able to act on, and secrets kept out of `--help`.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn help_explains_every_subcommand_and_shows_no_secrets() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_login-etl"))
+        .args(["run", "--help"])
+        .env("LOGIN_ETL_MASK_KEY", TEST_KEY_HEX)
+        .env("LOGIN_ETL_DATABASE_URL", "postgres://u:hunter2@db/x")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for flag in [
+        "--sqs-endpoint",
+        "--queue-url",
+        "--queue-name",
+        "--database-url",
+        "--drain",
+        "--batch-size",
+        "LOGIN_ETL_MASK_KEY",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from help");
+    }
+    assert!(!help.contains("hunter2") && !help.contains(TEST_KEY_HEX));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_refuses_to_start_without_a_mask_key() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    let out = run_binary(
+        binary(&queue, &db)
+            .env_remove("LOGIN_ETL_MASK_KEY")
+            .args(["run", "--drain"]),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("LOGIN_ETL_MASK_KEY") && stderr.contains("--mask-key-file"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_queue_is_a_clear_immediate_error() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    let started = std::time::Instant::now();
+    let out = run_binary(
+        binary(&queue, &db)
+            .env("LOGIN_ETL_QUEUE_NAME", "no-such-queue")
+            .args(["run", "--drain"]),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("SQS queue `no-such-queue` does not exist"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "no retry loop for a fatal error"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_key_is_rejected_without_echoing_it() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    let out = run_binary(
+        binary(&queue, &db)
+            .env("LOGIN_ETL_MASK_KEY", "s3cret-not-hex")
+            .args(["run", "--drain"]),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("must be hexadecimal"), "{stderr}");
+    assert!(!stderr.contains("s3cret"));
+}
