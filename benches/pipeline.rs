@@ -144,7 +144,7 @@ async fn main() {
                 if got.is_empty() {
                     return n;
                 }
-                let receipts: Vec<&str> = got.iter().map(|e| e.receipt_handle.as_str()).collect();
+                let receipts: Vec<String> = got.iter().map(|e| e.receipt_handle.clone()).collect();
                 source.delete(&receipts).await.unwrap();
                 n += got.len();
             }

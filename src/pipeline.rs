@@ -277,7 +277,7 @@ impl Writer {
         self.summary.add(report, batch.len());
         self.summary.busy = self.started.elapsed();
 
-        let receipts: Vec<&str> = batch.iter().map(|e| e.receipt_handle.as_str()).collect();
+        let receipts: Vec<String> = batch.iter().map(|e| e.receipt_handle.clone()).collect();
         self.acknowledge(&receipts).await;
         Ok(())
     }
@@ -307,7 +307,7 @@ impl Writer {
 
     /// Delete committed messages. A failure here loses nothing: the message is redelivered and the
     /// ledger skips it, so errors are retried briefly and then only counted.
-    async fn acknowledge(&mut self, receipts: &[&str]) {
+    async fn acknowledge(&mut self, receipts: &[String]) {
         let mut backoff = Backoff::default();
         for _ in 0..3 {
             match self.source.delete(receipts).await {

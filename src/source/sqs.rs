@@ -240,77 +240,86 @@ impl SqsSource {
 
     /// Delete messages by receipt handle, ten per call, calls in parallel. Returns how many SQS
     /// reported as failed (they will be redelivered and deduplicated by the ledger).
-    pub async fn delete(&self, receipts: &[&str]) -> Result<usize, SourceError> {
-        let failed: Vec<usize> = stream::iter(receipts.chunks(SQS_BATCH_MAX))
-            .map(|chunk| async move {
-                let entries = chunk
-                    .iter()
-                    .enumerate()
-                    .map(|(i, receipt)| {
-                        DeleteMessageBatchRequestEntry::builder()
-                            .id(i.to_string())
-                            .receipt_handle(*receipt)
-                            .build()
-                            .expect("id and receipt handle are set")
-                    })
-                    .collect::<Vec<_>>();
-                let out = self
-                    .client
-                    .delete_message_batch()
-                    .queue_url(&self.queue_url)
-                    .set_entries(Some(entries))
-                    .send()
-                    .await
-                    .map_err(|e| self.error(e))?;
-                Ok::<_, SourceError>(out.failed.len())
-            })
+    pub async fn delete(&self, receipts: &[String]) -> Result<usize, SourceError> {
+        // Futures collected first: a lazy `map(|chunk| ..)` inside the stream makes this future
+        // not `Send` (rust-lang/rust#64552), and callers spawn it.
+        let calls: Vec<_> = receipts
+            .chunks(SQS_BATCH_MAX)
+            .map(|chunk| self.delete_chunk(chunk))
+            .collect();
+        let failed: Vec<usize> = stream::iter(calls)
             .buffer_unordered(8)
             .try_collect()
             .await?;
         Ok(failed.into_iter().sum())
     }
 
+    async fn delete_chunk(&self, chunk: &[String]) -> Result<usize, SourceError> {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, receipt)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(receipt)
+                    .build()
+                    .expect("id and receipt handle are set")
+            })
+            .collect::<Vec<_>>();
+        let out = self
+            .client
+            .delete_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(out.failed.len())
+    }
+
     /// Send bodies, ten per call, calls in parallel. Returns the SQS MessageIds in input order;
     /// fails if SQS rejects any entry.
     pub async fn send(&self, bodies: &[String]) -> Result<Vec<String>, SourceError> {
-        let chunks: Vec<Vec<String>> = stream::iter(bodies.chunks(SQS_BATCH_MAX))
-            .map(|chunk| async move {
-                let entries = chunk
-                    .iter()
-                    .enumerate()
-                    .map(|(i, body)| {
-                        SendMessageBatchRequestEntry::builder()
-                            .id(i.to_string())
-                            .message_body(body)
-                            .build()
-                            .expect("id and body are set")
-                    })
-                    .collect::<Vec<_>>();
-                let out = self
-                    .client
-                    .send_message_batch()
-                    .queue_url(&self.queue_url)
-                    .set_entries(Some(entries))
-                    .send()
-                    .await
-                    .map_err(|e| self.error(e))?;
-                if let Some(failed) = out.failed.first() {
-                    return Err(SourceError::Transient(format!(
-                        "SQS rejected {} of {} messages in a batch ({}: {})",
-                        out.failed.len(),
-                        chunk.len(),
-                        failed.code,
-                        failed.message.as_deref().unwrap_or("no message")
-                    )));
-                }
-                let mut sent = out.successful;
-                sent.sort_by_key(|entry| entry.id.parse::<usize>().unwrap_or(usize::MAX));
-                Ok(sent.into_iter().map(|entry| entry.message_id).collect())
-            })
-            .buffered(8)
-            .try_collect()
-            .await?;
+        let calls: Vec<_> = bodies
+            .chunks(SQS_BATCH_MAX)
+            .map(|chunk| self.send_chunk(chunk))
+            .collect();
+        let chunks: Vec<Vec<String>> = stream::iter(calls).buffered(8).try_collect().await?;
         Ok(chunks.into_iter().flatten().collect())
+    }
+
+    async fn send_chunk(&self, chunk: &[String]) -> Result<Vec<String>, SourceError> {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, body)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body)
+                    .build()
+                    .expect("id and body are set")
+            })
+            .collect::<Vec<_>>();
+        let out = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| self.error(e))?;
+        if let Some(failed) = out.failed.first() {
+            return Err(SourceError::Transient(format!(
+                "SQS rejected {} of {} messages in a batch ({}: {})",
+                out.failed.len(),
+                chunk.len(),
+                failed.code,
+                failed.message.as_deref().unwrap_or("no message")
+            )));
+        }
+        let mut sent = out.successful;
+        sent.sort_by_key(|entry| entry.id.parse::<usize>().unwrap_or(usize::MAX));
+        Ok(sent.into_iter().map(|entry| entry.message_id).collect())
     }
 
     /// Delete every message in the queue (SQS allows one purge per minute per queue).
