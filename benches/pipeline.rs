@@ -46,6 +46,18 @@ fn parse_args() -> Args {
     args
 }
 
+/// Two statements: DROP DATABASE can't share an (implicit) transaction.
+async fn recreate_database(admin: &tokio_postgres::Client) {
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {DB}"))
+        .await
+        .unwrap();
+}
+
 fn rate(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
@@ -66,12 +78,7 @@ async fn main() {
         .await
         .expect("PostgreSQL up");
     tokio::spawn(conn);
-    admin
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {DB} WITH (FORCE); CREATE DATABASE {DB}"
-        ))
-        .await
-        .unwrap();
+    recreate_database(&admin).await;
     let settings = SqsSettings {
         endpoint: Some(endpoint),
         region: Some("us-east-1".into()),
@@ -104,6 +111,7 @@ async fn main() {
             body: body.clone(),
             sent_at: chrono::Utc::now(),
             receive_count: 1,
+            received: Instant::now(),
         })
         .collect();
     let now = chrono::Utc::now();
@@ -122,12 +130,7 @@ async fn main() {
         sink.write_batch(chunk).await.unwrap();
     }
     let db_rate = rate(outcomes.len(), started.elapsed());
-    admin
-        .batch_execute(&format!(
-            "DROP DATABASE {DB} WITH (FORCE); CREATE DATABASE {DB}"
-        ))
-        .await
-        .unwrap();
+    recreate_database(&admin).await;
 
     // 3. SQS ceiling: receive + delete only.
     let started = Instant::now();

@@ -142,6 +142,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             .then(|| Duration::from_secs(args.drain_idle_seconds)),
         max_receives: args.max_receives,
         write_retry_timeout: retry_budget,
+        dead_letter_queue: args.dead_letter_queue.clone().filter(|url| !url.is_empty()),
     };
     let summary = pipeline::run(source, sink, masker, pipeline_settings, shutdown).await?;
     tracing::info!(%summary, "stopped");

@@ -101,6 +101,11 @@ pub struct RunArgs {
     /// A message delivered more than this many times is quarantined instead of retried again.
     #[arg(long, env = "LOGIN_ETL_MAX_RECEIVES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_receives: u32,
+    /// SQS queue URL to which quarantined messages are also forwarded, raw and tagged with their
+    /// reason, so they can be redriven after a fix (SQS already holds the raw PII; the database never
+    /// does). Forwarded before the commit: a crash can duplicate a dead letter, never lose one.
+    #[arg(long, env = "LOGIN_ETL_DEAD_LETTER_QUEUE")]
+    pub dead_letter_queue: Option<String>,
     /// How long to keep retrying a failing batch write before exiting non-zero (its messages are
     /// not deleted and come back after the visibility timeout).
     #[arg(long, env = "LOGIN_ETL_WRITE_RETRY_SECONDS", default_value_t = 300)]

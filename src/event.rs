@@ -71,6 +71,8 @@ pub enum RejectCode {
     InvalidFields,
     /// The message was delivered more times than allowed and is parked instead of retried.
     TooManyReceives,
+    /// Valid by our rules, but PostgreSQL refused the row (e.g. a constraint added to the table).
+    RejectedByDatabase,
 }
 
 impl RejectCode {
@@ -82,6 +84,7 @@ impl RejectCode {
             RejectCode::DuplicateKey => "duplicate_key",
             RejectCode::InvalidFields => "invalid_fields",
             RejectCode::TooManyReceives => "too_many_receives",
+            RejectCode::RejectedByDatabase => "rejected_by_database",
         }
     }
 }
@@ -99,7 +102,8 @@ impl fmt::Display for Rejection {
 }
 
 impl Rejection {
-    fn new(code: RejectCode, message: impl Into<String>) -> Self {
+    /// A rejection with its reason.
+    pub fn new(code: RejectCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),

@@ -5,6 +5,8 @@
 //! whichever comes first, writes each batch in one transaction and only then deletes its messages.
 //! On shutdown the receivers stop, the writer commits and acknowledges what it holds, and `run` returns.
 
+use std::collections::HashSet;
+use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -12,11 +14,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::event::{RejectCode, Rejection};
 use crate::mask::Masker;
 use crate::retry::Backoff;
 use crate::sink::{PgSink, SinkError, WriteReport};
-use crate::source::{Envelope, SourceError, SqsSource};
-use crate::transform::{self, OutcomeKind};
+use crate::source::{Envelope, Forwarded, SourceError, SqsSource};
+use crate::transform::{self, Outcome, OutcomeKind};
 
 /// Tuning knobs; see the CLI for what each one means to an operator.
 #[derive(Debug, Clone)]
@@ -35,6 +38,8 @@ pub struct PipelineSettings {
     pub max_receives: u32,
     /// How long a failing batch write is retried before the run gives up (messages stay in SQS).
     pub write_retry_timeout: Duration,
+    /// Where quarantined messages are also forwarded, raw, for redriving after a fix.
+    pub dead_letter_queue: Option<String>,
 }
 
 impl Default for PipelineSettings {
@@ -47,6 +52,7 @@ impl Default for PipelineSettings {
             drain_idle: None,
             max_receives: 5,
             write_retry_timeout: Duration::from_secs(300),
+            dead_letter_queue: None,
         }
     }
 }
@@ -142,7 +148,12 @@ pub async fn run(
     }
     drop(tx);
 
+    let dead_letter = match &settings.dead_letter_queue {
+        Some(url) => Some(source.sibling(url).await?),
+        None => None,
+    };
     let mut writer = Writer {
+        dead_letter,
         source,
         sink,
         masker,
@@ -219,6 +230,7 @@ struct Writer {
     settings: PipelineSettings,
     summary: Summary,
     started: Instant,
+    dead_letter: Option<SqsSource>,
 }
 
 impl Writer {
@@ -253,20 +265,28 @@ impl Writer {
         Ok(())
     }
 
-    /// Transform, commit, then acknowledge one batch.
+    /// Transform, commit, then acknowledge one batch. While the commit takes long (slow or
+    /// unreachable database), the batch's messages are kept invisible so SQS doesn't hand them to
+    /// another consumer meanwhile.
     async fn flush(&mut self, batch: Vec<Envelope>) -> Result<(), PipelineError> {
         let received_at = Utc::now();
-        let outcomes: Vec<_> = batch
+        let outcomes: Vec<Outcome> = batch
             .iter()
             .map(|e| transform::process(e, &self.masker, self.settings.max_receives, received_at))
             .collect();
-        for outcome in &outcomes {
-            if let OutcomeKind::Quarantine(q) = &outcome.kind {
-                tracing::info!(message_id = %outcome.message_id, reason_code = %q.rejection.code, reason = %q.rejection.message, "quarantining message");
-            }
-        }
+        let receipts: Vec<String> = batch.iter().map(|e| e.receipt_handle.clone()).collect();
+        let oldest = batch
+            .iter()
+            .map(|e| e.received)
+            .min()
+            .unwrap_or_else(Instant::now);
+        let heartbeat = keep_invisible(self.source.clone(), receipts.clone(), oldest);
 
-        let report = self.write_with_retry(&outcomes).await?;
+        let report = tokio::select! {
+            biased;
+            report = self.commit(outcomes, &batch) => report?,
+            never = heartbeat => match never {},
+        };
         tracing::debug!(
             messages = batch.len(),
             rows = report.rows,
@@ -276,31 +296,129 @@ impl Writer {
         );
         self.summary.add(report, batch.len());
         self.summary.busy = self.started.elapsed();
-
-        let receipts: Vec<String> = batch.iter().map(|e| e.receipt_handle.clone()).collect();
         self.acknowledge(&receipts).await;
         Ok(())
     }
 
-    async fn write_with_retry(
+    /// Commit outcomes; if PostgreSQL rejects the data, split the batch until the offending
+    /// messages are isolated, quarantine those, and commit everything else.
+    async fn commit(
         &mut self,
-        outcomes: &[transform::Outcome],
+        outcomes: Vec<Outcome>,
+        batch: &[Envelope],
     ) -> Result<WriteReport, PipelineError> {
+        let mut total = WriteReport::default();
+        let mut forwarded = HashSet::new();
+        let mut pending = vec![outcomes];
+        while let Some(part) = pending.pop() {
+            self.forward_quarantined(&part, batch, &mut forwarded)
+                .await?;
+            match self.write_with_retry(&part).await {
+                Ok(report) => {
+                    total.rows += report.rows;
+                    total.quarantined += report.quarantined;
+                    total.duplicates += report.duplicates;
+                }
+                Err(SinkError::Rejected { reason }) if part.len() > 1 => {
+                    tracing::warn!(%reason, messages = part.len(), "PostgreSQL rejected part of a batch; splitting it to isolate the message");
+                    let mut first = part;
+                    let second = first.split_off(first.len() / 2);
+                    pending.push(second);
+                    pending.push(first);
+                }
+                Err(SinkError::Rejected { reason }) => {
+                    let outcome = &part[0];
+                    let envelope = batch
+                        .iter()
+                        .find(|e| e.message_id == outcome.message_id)
+                        .expect("every outcome comes from the batch");
+                    if matches!(outcome.kind, OutcomeKind::Quarantine(_)) {
+                        // Even the quarantine entry is refused: the schema is broken, not the data.
+                        return Err(SinkError::Rejected { reason }.into());
+                    }
+                    tracing::warn!(message_id = %outcome.message_id, %reason, "quarantining a row PostgreSQL rejected");
+                    let rejection = Rejection::new(
+                        RejectCode::RejectedByDatabase,
+                        format!("PostgreSQL rejected the row: {reason}"),
+                    );
+                    pending.push(vec![transform::quarantine(
+                        envelope,
+                        &self.masker,
+                        rejection,
+                        Utc::now(),
+                    )]);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(total)
+    }
+
+    /// With `--dead-letter-queue`: send the raw bodies of quarantined messages there *before* the
+    /// commit, so a crash in between duplicates a dead letter rather than losing one.
+    async fn forward_quarantined(
+        &self,
+        outcomes: &[Outcome],
+        batch: &[Envelope],
+        forwarded: &mut HashSet<String>,
+    ) -> Result<(), PipelineError> {
+        let Some(dead_letter) = &self.dead_letter else {
+            return Ok(());
+        };
+        let messages: Vec<Forwarded> = outcomes
+            .iter()
+            .filter(|o| !forwarded.contains(&o.message_id))
+            .filter_map(|o| match &o.kind {
+                OutcomeKind::Quarantine(q) => batch
+                    .iter()
+                    .find(|e| e.message_id == o.message_id)
+                    .map(|e| Forwarded {
+                        body: &e.body,
+                        message_id: &e.message_id,
+                        reason_code: q.rejection.code.as_str(),
+                    }),
+                OutcomeKind::Row { .. } => None,
+            })
+            .collect();
+        if messages.is_empty() {
+            return Ok(());
+        }
         let started = Instant::now();
         let mut backoff = Backoff::default();
         loop {
-            match self.sink.write_batch(outcomes).await {
-                Ok(report) => return Ok(report),
+            match dead_letter.forward(&messages).await {
+                Ok(()) => break,
                 Err(e) if e.is_fatal() => return Err(e.into()),
                 Err(e) => {
                     let delay = backoff.next_delay();
                     if started.elapsed() + delay > self.settings.write_retry_timeout {
-                        tracing::error!(error = %e, attempts = backoff.attempts(), "giving up on the batch; its messages stay in SQS and will be redelivered");
                         return Err(e.into());
+                    }
+                    tracing::warn!(error = %e, retry_in = ?delay, "forwarding to the dead-letter queue failed, retrying");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+        forwarded.extend(messages.iter().map(|m| m.message_id.to_string()));
+        Ok(())
+    }
+
+    /// Retry transient failures (connection lost, server restarting) with backoff, reconnecting.
+    async fn write_with_retry(&mut self, outcomes: &[Outcome]) -> Result<WriteReport, SinkError> {
+        let started = Instant::now();
+        let mut backoff = Backoff::default();
+        loop {
+            match self.sink.write_batch(outcomes).await {
+                Err(e @ SinkError::Transient { .. }) => {
+                    let delay = backoff.next_delay();
+                    if started.elapsed() + delay > self.settings.write_retry_timeout {
+                        tracing::error!(error = %e, attempts = backoff.attempts(), "giving up on the batch; its messages stay in SQS and will be redelivered");
+                        return Err(e);
                     }
                     tracing::warn!(error = %e, retry_in = ?delay, attempt = backoff.attempts(), messages = outcomes.len(), "batch write failed, nothing deleted, retrying");
                     tokio::time::sleep(delay).await;
                 }
+                other => return other,
             }
         }
     }
@@ -333,5 +451,28 @@ impl Writer {
             "could not delete committed messages; they will be redelivered and skipped"
         );
         self.summary.delete_failures += receipts.len() as u64;
+    }
+}
+
+/// Extend the visibility of a batch in flight every half visibility timeout, counted from its
+/// oldest message's receipt. Never returns; dropped when the commit finishes.
+async fn keep_invisible(source: SqsSource, receipts: Vec<String>, oldest: Instant) -> Infallible {
+    let timeout = source.visibility_timeout();
+    let every = (timeout / 2).max(Duration::from_millis(500));
+    let mut next = oldest + every;
+    loop {
+        tokio::time::sleep_until(next.into()).await;
+        match source.extend_visibility(&receipts, timeout).await {
+            Ok(refused) => tracing::info!(
+                messages = receipts.len(),
+                refused,
+                ?timeout,
+                "batch still in flight: visibility extended"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not extend visibility; messages may be redelivered (the ledger skips them)")
+            }
+        }
+        next = Instant::now() + every;
     }
 }

@@ -69,12 +69,28 @@ pub fn process(
     } else {
         event::decode(&envelope.body)
     };
-    let kind = match decoded {
-        Ok(event) => OutcomeKind::Row {
-            login: masker.mask_event(event),
-            create_date: envelope.sent_at.date_naive(),
+    match decoded {
+        Ok(event) => Outcome {
+            message_id: envelope.message_id.clone(),
+            kind: OutcomeKind::Row {
+                login: masker.mask_event(event),
+                create_date: envelope.sent_at.date_naive(),
+            },
         },
-        Err(rejection) => OutcomeKind::Quarantine(QuarantineRecord {
+        Err(rejection) => quarantine(envelope, masker, rejection, received_at),
+    }
+}
+
+/// The quarantine outcome of a message, for a rejection found here or later (by the database).
+pub fn quarantine(
+    envelope: &Envelope,
+    masker: &Masker,
+    rejection: Rejection,
+    received_at: DateTime<Utc>,
+) -> Outcome {
+    Outcome {
+        message_id: envelope.message_id.clone(),
+        kind: OutcomeKind::Quarantine(QuarantineRecord {
             rejection,
             received_at,
             sent_at: envelope.sent_at,
@@ -82,10 +98,6 @@ pub fn process(
             body_bytes: envelope.body.len(),
             body_masked: mask_body(&envelope.body, masker),
         }),
-    };
-    Outcome {
-        message_id: envelope.message_id.clone(),
-        kind,
     }
 }
 
@@ -123,6 +135,7 @@ mod tests {
             body: body.into(),
             sent_at: Utc.with_ymd_and_hms(2025, 3, 4, 23, 59, 59).unwrap(),
             receive_count,
+            received: std::time::Instant::now(),
         }
     }
 

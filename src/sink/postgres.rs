@@ -66,6 +66,13 @@ pub enum SinkError {
         /// Server message.
         message: String,
     },
+    /// PostgreSQL refused the data itself (a constraint, a value it can't store): retrying the same
+    /// batch won't help, but the rest of the batch may commit without the offending message.
+    #[error("PostgreSQL rejected the data: {reason}")]
+    Rejected {
+        /// SQLSTATE, condition and constraint/column names; never values.
+        reason: String,
+    },
     /// Connection lost, server down, serialization failure and the like: worth retrying.
     #[error("PostgreSQL error on {target}: {message}")]
     Transient {
@@ -77,9 +84,9 @@ pub enum SinkError {
 }
 
 impl SinkError {
-    /// Whether retrying may succeed.
+    /// Whether the run must stop: retrying can't succeed and the data is not to blame.
     pub fn is_fatal(&self) -> bool {
-        !matches!(self, SinkError::Transient { .. })
+        matches!(self, SinkError::InvalidUrl(_) | SinkError::Fatal { .. })
     }
 }
 
@@ -168,6 +175,24 @@ impl PgSink {
     }
 
     fn classify(&self, err: tokio_postgres::Error) -> SinkError {
+        if let Some(db) = err.as_db_error() {
+            // Class 22 (data exception) and 23 (integrity constraint violation) are about the rows.
+            // Their messages and details can quote values, so only names are kept.
+            let code = db.code().code();
+            if code.starts_with("22") || code.starts_with("23") {
+                let mut reason = format!("SQLSTATE {code}");
+                if let Some(constraint) = db.constraint() {
+                    reason.push_str(&format!(", constraint `{constraint}`"));
+                }
+                if let Some(column) = db.column() {
+                    reason.push_str(&format!(", column `{column}`"));
+                }
+                if let Some(table) = db.table() {
+                    reason.push_str(&format!(", table `{table}`"));
+                }
+                return SinkError::Rejected { reason };
+            }
+        }
         let message = match err.as_db_error() {
             Some(db) => format!("{} ({})", db.message(), db.code().code()),
             None => err.to_string(),

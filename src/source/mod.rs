@@ -2,4 +2,4 @@
 
 pub mod sqs;
 
-pub use sqs::{Envelope, QueueDepth, SourceError, SqsSettings, SqsSource};
+pub use sqs::{Envelope, Forwarded, QueueDepth, SourceError, SqsSettings, SqsSource};

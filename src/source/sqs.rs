@@ -5,11 +5,12 @@
 //! (missing queue, bad credentials) and transient ones the pipeline retries.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+    MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
     SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
@@ -33,6 +34,19 @@ pub struct Envelope {
     pub sent_at: DateTime<Utc>,
     /// ApproximateReceiveCount: 1 on first delivery.
     pub receive_count: u32,
+    /// When this consumer received it: the visibility timeout runs from here.
+    pub received: Instant,
+}
+
+/// A rejected message on its way to the dead-letter queue.
+#[derive(Debug, Clone, Copy)]
+pub struct Forwarded<'a> {
+    /// The raw body, as received.
+    pub body: &'a str,
+    /// Its MessageId in the source queue.
+    pub message_id: &'a str,
+    /// Why it was rejected (a [`crate::event::RejectCode`] text).
+    pub reason_code: &'a str,
 }
 
 /// How to reach the queue.
@@ -118,6 +132,7 @@ pub struct SqsSource {
     client: Client,
     queue_url: String,
     endpoint: Option<String>,
+    visibility_timeout: Duration,
 }
 
 /// Build an SQS client for the settings (no network call).
@@ -163,13 +178,22 @@ impl SqsSource {
                 .queue_url
                 .unwrap_or_default(),
         };
-        let source = Self {
+        let mut source = Self {
             client,
             queue_url,
             endpoint,
+            visibility_timeout: Duration::from_secs(30),
         };
-        // Touch the queue so a wrong URL or bad credentials fail now, not on the first receive.
-        source.depth().await?;
+        // Reading the attributes also makes a wrong URL or bad credentials fail now, not later.
+        let attributes = source
+            .attributes(&[QueueAttributeName::VisibilityTimeout])
+            .await?;
+        if let Some(secs) = attributes
+            .get(&QueueAttributeName::VisibilityTimeout)
+            .and_then(|v| v.parse().ok())
+        {
+            source.visibility_timeout = Duration::from_secs(secs);
+        }
         Ok(source)
     }
 
@@ -190,6 +214,20 @@ impl SqsSource {
     /// The resolved queue URL.
     pub fn queue_url(&self) -> &str {
         &self.queue_url
+    }
+
+    /// The queue's default visibility timeout, read at connect: how long a received message stays
+    /// hidden before SQS hands it out again.
+    pub fn visibility_timeout(&self) -> Duration {
+        self.visibility_timeout
+    }
+
+    /// A handle on another queue reached the same way (a dead-letter queue).
+    pub async fn sibling(&self, queue_url: &str) -> Result<Self, SourceError> {
+        let mut other = self.clone();
+        other.queue_url = queue_url.to_string();
+        other.depth().await?;
+        Ok(other)
     }
 
     fn error<E, R>(&self, err: SdkError<E, R>) -> SourceError
@@ -214,6 +252,7 @@ impl SqsSource {
             .await
             .map_err(|e| self.error(e))?;
         let now = Utc::now();
+        let received = Instant::now();
         Ok(output
             .messages
             .unwrap_or_default()
@@ -233,6 +272,7 @@ impl SqsSource {
                     message_id: m.message_id?,
                     receipt_handle: m.receipt_handle?,
                     body: m.body.unwrap_or_default(),
+                    received,
                 })
             })
             .collect())
@@ -277,6 +317,90 @@ impl SqsSource {
         Ok(out.failed.len())
     }
 
+    /// Keep messages hidden for another `timeout` from now (ChangeMessageVisibilityBatch), so a
+    /// batch that takes long to commit is not handed to another consumer meanwhile. Returns how many
+    /// SQS refused (typically: already deleted or expired).
+    pub async fn extend_visibility(
+        &self,
+        receipts: &[String],
+        timeout: Duration,
+    ) -> Result<usize, SourceError> {
+        let calls: Vec<_> = receipts
+            .chunks(SQS_BATCH_MAX)
+            .map(|chunk| self.extend_chunk(chunk, timeout))
+            .collect();
+        let failed: Vec<usize> = stream::iter(calls)
+            .buffer_unordered(8)
+            .try_collect()
+            .await?;
+        Ok(failed.into_iter().sum())
+    }
+
+    async fn extend_chunk(
+        &self,
+        chunk: &[String],
+        timeout: Duration,
+    ) -> Result<usize, SourceError> {
+        let seconds = timeout.as_secs().clamp(1, 12 * 60 * 60) as i32;
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, receipt)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(receipt)
+                    .visibility_timeout(seconds)
+                    .build()
+                    .expect("id and receipt handle are set")
+            })
+            .collect::<Vec<_>>();
+        let out = self
+            .client
+            .change_message_visibility_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(out.failed.len())
+    }
+
+    /// Forward rejected messages, raw, to this (dead-letter) queue, tagged with why and where they
+    /// came from, so they can be redriven after a fix.
+    pub async fn forward(&self, messages: &[Forwarded<'_>]) -> Result<(), SourceError> {
+        let calls: Vec<_> = messages
+            .chunks(SQS_BATCH_MAX)
+            .map(|chunk| {
+                let entries = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| {
+                        let text = |value: &str| {
+                            MessageAttributeValue::builder()
+                                .data_type("String")
+                                .string_value(value)
+                                .build()
+                                .expect("data type is set")
+                        };
+                        SendMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .message_body(m.body)
+                            .message_attributes("login-etl-reason-code", text(m.reason_code))
+                            .message_attributes("login-etl-source-message-id", text(m.message_id))
+                            .build()
+                            .expect("id and body are set")
+                    })
+                    .collect();
+                self.send_entries(entries)
+            })
+            .collect();
+        stream::iter(calls)
+            .buffer_unordered(8)
+            .try_collect::<Vec<_>>()
+            .await?;
+        Ok(())
+    }
+
     /// Send bodies, ten per call, calls in parallel. Returns the SQS MessageIds in input order;
     /// fails if SQS rejects any entry.
     pub async fn send(&self, bodies: &[String]) -> Result<Vec<String>, SourceError> {
@@ -299,7 +423,16 @@ impl SqsSource {
                     .build()
                     .expect("id and body are set")
             })
-            .collect::<Vec<_>>();
+            .collect();
+        self.send_entries(entries).await
+    }
+
+    /// One SendMessageBatch call; message ids in entry order. Fails if SQS rejects any entry.
+    async fn send_entries(
+        &self,
+        entries: Vec<SendMessageBatchRequestEntry>,
+    ) -> Result<Vec<String>, SourceError> {
+        let count = entries.len();
         let out = self
             .client
             .send_message_batch()
@@ -310,9 +443,8 @@ impl SqsSource {
             .map_err(|e| self.error(e))?;
         if let Some(failed) = out.failed.first() {
             return Err(SourceError::Transient(format!(
-                "SQS rejected {} of {} messages in a batch ({}: {})",
+                "SQS rejected {} of {count} messages in a batch ({}: {})",
                 out.failed.len(),
-                chunk.len(),
                 failed.code,
                 failed.message.as_deref().unwrap_or("no message")
             )));
@@ -333,18 +465,29 @@ impl SqsSource {
         Ok(())
     }
 
-    /// Approximate queue depth (for the drain summary, the demo and tests).
-    pub async fn depth(&self) -> Result<QueueDepth, SourceError> {
+    async fn attributes(
+        &self,
+        names: &[QueueAttributeName],
+    ) -> Result<HashMap<QueueAttributeName, String>, SourceError> {
         let out = self
             .client
             .get_queue_attributes()
             .queue_url(&self.queue_url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .set_attribute_names(Some(names.to_vec()))
             .send()
             .await
             .map_err(|e| self.error(e))?;
-        let attributes: HashMap<_, _> = out.attributes.unwrap_or_default();
+        Ok(out.attributes.unwrap_or_default())
+    }
+
+    /// Approximate queue depth (for the drain summary, the demo and tests).
+    pub async fn depth(&self) -> Result<QueueDepth, SourceError> {
+        let attributes = self
+            .attributes(&[
+                QueueAttributeName::ApproximateNumberOfMessages,
+                QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+            ])
+            .await?;
         let get = |name: QueueAttributeName| {
             attributes
                 .get(&name)

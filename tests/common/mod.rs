@@ -217,6 +217,7 @@ pub fn drain_settings() -> PipelineSettings {
         drain_idle: Some(Duration::from_secs(1)),
         max_receives: 5,
         write_retry_timeout: Duration::from_secs(5),
+        dead_letter_queue: None,
     }
 }
 
