@@ -238,12 +238,17 @@ pub async fn drain(queue: &TestQueue, db: &TestDb) -> Summary {
 
 /// The binary, configured for this queue and database through the environment (as in production).
 pub fn binary(queue: &TestQueue, db: &TestDb) -> Command {
+    binary_for(queue, &db.url)
+}
+
+/// The binary, for any database URL.
+pub fn binary_for(queue: &TestQueue, database_url: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_login-etl"));
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("LOGIN_ETL_SQS_ENDPOINT", sqs_endpoint())
         .env("LOGIN_ETL_QUEUE_NAME", &queue.name)
-        .env("LOGIN_ETL_DATABASE_URL", &db.url)
+        .env("LOGIN_ETL_DATABASE_URL", database_url)
         .env("LOGIN_ETL_MASK_KEY", TEST_KEY_HEX)
         .env("LOGIN_ETL_LOG", "trace")
         .env("LOGIN_ETL_DRAIN_IDLE_SECONDS", "1")
@@ -292,4 +297,293 @@ pub fn assert_no_raw_pii(haystack: &str, raw: &[String], what: &str) {
         "{} raw PII values leaked into {what}",
         leaked.len()
     );
+}
+
+/// A throwaway PostgreSQL cluster (initdb + pg_ctl) on a spare port, so a test can stop and start
+/// a server without disturbing the others. Removed at the end of the test.
+pub struct TempCluster {
+    pub dir: std::path::PathBuf,
+    pub port: u16,
+}
+
+/// `initdb`/`pg_ctl` from PATH, else from Debian's versioned directory.
+fn pg_tool(name: &str) -> std::path::PathBuf {
+    if let Ok(out) = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+    {
+        let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !path.is_empty() {
+            return path.into();
+        }
+    }
+    let mut candidates: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL server binaries (apt-get install postgresql)")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("bin").join(name))
+        .filter(|p| p.exists())
+        .collect();
+    candidates.sort();
+    candidates.pop().expect("initdb/pg_ctl not found")
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// PostgreSQL refuses to run as root: run its tools as the `postgres` user when we are root.
+fn pg_command(tool: &str) -> Command {
+    if is_root() {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(pg_tool(tool));
+        cmd
+    } else {
+        Command::new(pg_tool(tool))
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl TempCluster {
+    pub fn new() -> Self {
+        let dir = std::env::temp_dir().join(unique("login-etl-pg"));
+        std::fs::create_dir_all(&dir).unwrap();
+        if is_root() {
+            assert!(Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&dir)
+                .status()
+                .unwrap()
+                .success());
+        }
+        let out = pg_command("initdb")
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "-D",
+            ])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cluster = Self {
+            dir,
+            port: free_port(),
+        };
+        cluster.start();
+        cluster
+    }
+
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    pub fn start(&self) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        let out = pg_command("pg_ctl")
+            .args(["-w", "-t", "30", "-l"])
+            .arg(self.dir.join("server.log"))
+            .args(["-o", &options, "-D"])
+            .arg(&self.dir)
+            .arg("start")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn stop(&self) {
+        let out = pg_command("pg_ctl")
+            .args(["-w", "-m", "fast", "-D"])
+            .arg(&self.dir)
+            .arg("stop")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for TempCluster {
+    fn drop(&mut self) {
+        let _ = pg_command("pg_ctl")
+            .args(["-w", "-m", "immediate", "-D"])
+            .arg(&self.dir)
+            .arg("stop")
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A TCP proxy to LocalStack that a test can cut: while down, new connections are closed at once
+/// and open ones are dropped, as when the network to SQS fails.
+pub struct SqsProxy {
+    pub port: u16,
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+impl SqsProxy {
+    pub async fn start(up: bool) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = tokio::sync::watch::channel(up);
+        let target = sqs_endpoint()
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !*rx.borrow() {
+                    continue; // dropped: the client sees the connection closed
+                }
+                let mut down = rx.clone();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = down.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Self { port, up: tx }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn set_up(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+}
+
+/// Spawn the binary with stderr to a file (a pipe nobody reads would fill and block it).
+pub struct Spawned {
+    pub child: std::process::Child,
+    pub log_path: std::path::PathBuf,
+    pub stdout_path: std::path::PathBuf,
+}
+
+impl Spawned {
+    pub fn new(cmd: &mut Command) -> Self {
+        let base = std::env::temp_dir().join(unique("login-etl-run"));
+        let log_path = base.with_extension("log");
+        let stdout_path = base.with_extension("out");
+        let child = cmd
+            .stdout(std::fs::File::create(&stdout_path).unwrap())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap();
+        Self {
+            child,
+            log_path,
+            stdout_path,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout_path).unwrap_or_default()
+    }
+
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap(); // SIGKILL on Unix
+        self.child.wait().unwrap();
+    }
+
+    /// Wait for exit, at most `limit`.
+    pub async fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                self.child.kill().ok();
+                panic!(
+                    "login-etl did not exit within {limit:?}; log:\n{}",
+                    self.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log_path);
+        let _ = std::fs::remove_file(&self.stdout_path);
+    }
+}
+
+/// Poll `check` every 50 ms until it is true, at most `limit`.
+pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `count` synthetic messages (1 % bad) from the project's generator.
+pub fn synthetic(count: usize, seed: u64) -> Vec<String> {
+    login_etl::sample::generate(&login_etl::sample::SampleSpec {
+        count,
+        bad_share: 0.01,
+        seed,
+    })
+}
+
+/// How many of `bodies` are valid logins (the rest must be quarantined).
+pub fn valid_count(bodies: &[String]) -> i64 {
+    bodies
+        .iter()
+        .filter(|b| login_etl::event::decode(b).is_ok())
+        .count() as i64
 }

@@ -1,0 +1,461 @@
+//! Faults with real processes: the binary is killed, PostgreSQL is stopped, SQS becomes
+//! unreachable, commits are slow, rows are refused. Each test asserts the exact final counts:
+//! every message sent ends up exactly once, as a row or as a quarantine entry.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use login_etl::pipeline::{self, PipelineSettings};
+use tokio_util::sync::CancellationToken;
+
+/// Backends of `db` currently sleeping in pg_sleep (our injected slowness).
+async fn sleeping_backends(db: &TestDb) -> i64 {
+    db.client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event = 'PgSleep'",
+            &[&db.name],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Backends of `db` other than ours (a killed client's backend lingers until its query ends).
+async fn other_backends(db: &TestDb) -> i64 {
+    db.client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() \
+             AND state <> 'idle'",
+            &[&db.name],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Drain until the queue is empty (messages whose delete failed come back after the visibility
+/// timeout and must be drained too), at most `rounds` times.
+async fn drain_until_empty(queue: &TestQueue, db: &TestDb, rounds: usize) {
+    for _ in 0..rounds {
+        if queue.remaining().await == 0 {
+            return;
+        }
+        drain(queue, db).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(queue.remaining().await, 0, "queue drained");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_between_copy_and_commit_loses_nothing_and_duplicates_nothing() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(2).await);
+    db.sink().migrate().await.unwrap();
+    // An AFTER statement trigger runs once COPY has sent every row, before COMMIT.
+    db.client()
+        .await
+        .batch_execute(
+            "CREATE FUNCTION slow_copy() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN PERFORM pg_sleep(3); RETURN NULL; END $$;
+             CREATE TRIGGER slow_copy AFTER INSERT ON user_logins
+                 FOR EACH STATEMENT EXECUTE FUNCTION slow_copy();",
+        )
+        .await
+        .unwrap();
+    queue.send(&sample_bodies()).await;
+
+    let mut run = Spawned::new(binary(&queue, &db).args(["run", "--drain"]));
+    wait_until("the COPY to finish", Duration::from_secs(30), || async {
+        sleeping_backends(&db).await > 0
+    })
+    .await;
+    run.kill9();
+    wait_until(
+        "the orphaned transaction to end",
+        Duration::from_secs(30),
+        || async { other_backends(&db).await == 0 },
+    )
+    .await;
+    let counts = db.counts().await;
+    assert_eq!(
+        (counts.rows, counts.quarantined(), counts.processed),
+        (0, 0, 0),
+        "rolled back"
+    );
+    assert_eq!(queue.remaining().await, 100, "nothing deleted");
+
+    db.client()
+        .await
+        .batch_execute("DROP TRIGGER slow_copy ON user_logins")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await; // visibility timeout
+    let out = run_binary(binary(&queue, &db).args(["run", "--drain"]));
+    assert!(out.status.success());
+    let counts = db.counts().await;
+    assert_eq!(
+        (counts.rows, counts.quarantined(), counts.processed),
+        (99, 1, 100)
+    );
+    assert_eq!(queue.remaining().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_between_commit_and_delete_duplicates_nothing() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(2).await);
+    db.sink().migrate().await.unwrap();
+    // A deferred constraint trigger runs inside COMMIT: killing the client during its sleep leaves
+    // a transaction that commits although the client never heard so, and never deleted anything.
+    db.client()
+        .await
+        .batch_execute(
+            "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 IF current_setting('login_etl_test.slept', true) IS DISTINCT FROM 'yes' THEN
+                     PERFORM set_config('login_etl_test.slept', 'yes', true);
+                     PERFORM pg_sleep(3);
+                 END IF;
+                 RETURN NULL;
+             END $$;
+             CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON processed_messages
+                 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit();",
+        )
+        .await
+        .unwrap();
+    queue.send(&sample_bodies()).await;
+
+    let mut run = Spawned::new(binary(&queue, &db).args(["run", "--drain"]));
+    wait_until("the COMMIT to start", Duration::from_secs(30), || async {
+        sleeping_backends(&db).await > 0
+    })
+    .await;
+    run.kill9();
+    wait_until(
+        "the orphaned commit to finish",
+        Duration::from_secs(30),
+        || async { other_backends(&db).await == 0 },
+    )
+    .await;
+    let committed = db.counts().await;
+    assert_eq!(
+        (committed.rows, committed.quarantined(), committed.processed),
+        (99, 1, 100)
+    );
+    assert_eq!(queue.remaining().await, 100, "committed but never deleted");
+
+    tokio::time::sleep(Duration::from_secs(2)).await; // visibility timeout
+    let out = run_binary(binary(&queue, &db).args(["run", "--drain"]));
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("written 0, quarantined 0, duplicates skipped 100"),
+        "{stdout}"
+    );
+    assert_eq!(db.counts().await, committed, "no row twice");
+    assert_eq!(queue.remaining().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_stopped_for_10s_mid_drain_is_survived_with_exact_counts() {
+    let cluster = TempCluster::new();
+    let queue = TestQueue::new(30).await;
+    let bodies = synthetic(3000, 11);
+    queue.send(&bodies).await;
+    let url = cluster.url("postgres");
+
+    let mut run = Spawned::new(binary_for(&queue, &url).args([
+        "run",
+        "--drain",
+        "--batch-size",
+        "100",
+        "--receivers",
+        "1",
+    ]));
+    wait_until("the first rows", Duration::from_secs(60), || async {
+        let mut sink = login_etl::sink::PgSink::new(&url).unwrap();
+        sink.counts().await.map(|c| c.rows > 0).unwrap_or(false)
+    })
+    .await;
+    cluster.stop();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    cluster.start();
+    let status = run.wait(Duration::from_secs(120)).await;
+    let log = run.log();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("batch write failed, nothing deleted, retrying"),
+        "the outage was seen"
+    );
+
+    let counts = login_etl::sink::PgSink::new(&url)
+        .unwrap()
+        .counts()
+        .await
+        .unwrap();
+    let valid = valid_count(&bodies);
+    assert_eq!(counts.rows, valid, "every valid message once");
+    assert_eq!(counts.quarantined(), 3000 - valid);
+    assert_eq!(counts.processed, 3000);
+    assert_eq!(queue.remaining().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqs_unreachable_at_start_and_mid_drain_is_survived_with_exact_counts() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(2).await);
+    let bodies = synthetic(2000, 12);
+    queue.send(&bodies).await;
+    let proxy = SqsProxy::start(false).await;
+
+    let mut run = Spawned::new(
+        binary(&queue, &db)
+            .env("LOGIN_ETL_SQS_ENDPOINT", proxy.endpoint())
+            .args(["run", "--drain", "--batch-size", "50", "--receivers", "1"]),
+    );
+    wait_until("a retry at start", Duration::from_secs(30), || async {
+        run.log().contains("SQS not reachable yet, retrying")
+    })
+    .await;
+    proxy.set_up(true);
+    wait_until("the first rows", Duration::from_secs(60), || async {
+        db.counts().await.rows > 0
+    })
+    .await;
+    proxy.set_up(false);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    proxy.set_up(true);
+    let status = run.wait(Duration::from_secs(120)).await;
+    let log = run.log();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("receive failed, retrying"),
+        "the outage was seen"
+    );
+
+    // Deletes that failed during the outage come back after the visibility timeout: drain them.
+    drain_until_empty(&queue, &db, 5).await;
+    let counts = db.counts().await;
+    let valid = valid_count(&bodies);
+    assert_eq!(
+        (counts.rows, counts.quarantined(), counts.processed),
+        (valid, 2000 - valid, 2000)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_commit_gets_its_visibility_extended_instead_of_being_redelivered() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(2).await);
+    db.sink().migrate().await.unwrap();
+    db.client()
+        .await
+        .batch_execute(
+            "CREATE FUNCTION slow_copy() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN PERFORM pg_sleep(5); RETURN NULL; END $$;
+             CREATE TRIGGER slow_copy AFTER INSERT ON user_logins
+                 FOR EACH STATEMENT EXECUTE FUNCTION slow_copy();",
+        )
+        .await
+        .unwrap();
+    queue.send(&sample_bodies()).await;
+
+    let mut run =
+        Spawned::new(binary(&queue, &db).args(["run", "--drain", "--wait-time-seconds", "1"]));
+    wait_until("the slow commit", Duration::from_secs(30), || async {
+        sleeping_backends(&db).await > 0
+    })
+    .await;
+    // Well past the 2 s visibility timeout, the messages must still be hidden.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let depth = queue.source.depth().await.unwrap();
+    assert_eq!(
+        (depth.visible, depth.in_flight),
+        (0, 100),
+        "still invisible while committing"
+    );
+
+    let status = run.wait(Duration::from_secs(60)).await;
+    assert!(status.success(), "{}", run.log());
+    assert!(run.log().contains("visibility extended"));
+    assert!(
+        run.stdout()
+            .contains("received 100, written 99, quarantined 1, duplicates skipped 0"),
+        "{}",
+        run.stdout()
+    );
+    assert_eq!(queue.remaining().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_postgres_rejects_are_isolated_and_quarantined_while_the_rest_commits() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    db.sink().migrate().await.unwrap();
+    // A rule our validation doesn't know about: PostgreSQL is the one to refuse these rows.
+    db.client()
+        .await
+        .batch_execute(
+            "ALTER TABLE user_logins ADD CONSTRAINT no_web_logins CHECK (device_type <> 'web')",
+        )
+        .await
+        .unwrap();
+    let bodies = sample_bodies();
+    let web = bodies
+        .iter()
+        .filter(|b| b.contains(r#""device_type":"web""#))
+        .count() as i64;
+    assert!(web > 0);
+    queue.send(&bodies).await;
+
+    let summary = drain(&queue, &db).await;
+    assert_eq!(summary.written as i64, 99 - web, "{summary}");
+    let counts = db.counts().await;
+    assert_eq!(counts.rows, 99 - web);
+    assert_eq!(
+        counts.quarantined_by_code,
+        vec![
+            ("invalid_fields".into(), 1),
+            ("rejected_by_database".into(), web)
+        ]
+    );
+    assert_eq!(counts.processed, 100);
+    let reason: String = db
+        .client()
+        .await
+        .query_one(
+            "SELECT reason FROM quarantined_messages WHERE reason_code = 'rejected_by_database' LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        reason.contains("SQLSTATE 23514") && reason.contains("no_web_logins"),
+        "{reason}"
+    );
+    assert_eq!(queue.remaining().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_received_too_often_is_quarantined_instead_of_looping() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(1).await);
+    let bodies = synthetic(20, 13);
+    queue.send(&bodies).await;
+    // Two deliveries that never got deleted (a consumer that kept failing).
+    for _ in 0..2 {
+        let mut seen = 0;
+        while seen < 20 {
+            seen += queue
+                .source
+                .receive(10, Duration::from_secs(1))
+                .await
+                .unwrap()
+                .len();
+        }
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+    }
+    let mut sink = db.sink();
+    sink.migrate().await.unwrap();
+    let summary = pipeline::run(
+        queue.source.clone(),
+        sink,
+        masker(),
+        PipelineSettings {
+            max_receives: 2,
+            ..drain_settings()
+        },
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.quarantined, 20, "{summary}");
+    let counts = db.counts().await;
+    assert_eq!(
+        counts.quarantined_by_code,
+        vec![("too_many_receives".into(), 20)]
+    );
+    assert_eq!(queue.remaining().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quarantined_messages_are_forwarded_raw_to_the_dead_letter_queue() {
+    let (db, queue, dlq) = (
+        TestDb::new().await,
+        TestQueue::new(30).await,
+        TestQueue::new(30).await,
+    );
+    let ids = queue.send(&sample_bodies()).await;
+    let mut sink = db.sink();
+    sink.migrate().await.unwrap();
+    let settings = PipelineSettings {
+        dead_letter_queue: Some(dlq.source.queue_url().to_string()),
+        ..drain_settings()
+    };
+    pipeline::run(
+        queue.source.clone(),
+        sink,
+        masker(),
+        settings,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+
+    let client = login_etl::source::sqs::client(&dlq.settings()).await;
+    let out = client
+        .receive_message()
+        .queue_url(dlq.source.queue_url())
+        .message_attribute_names("All")
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    let messages = out.messages.unwrap_or_default();
+    assert_eq!(messages.len(), 1);
+    let dead = &messages[0];
+    assert_eq!(
+        dead.body(),
+        Some(login_etl::sample::WRONG_MESSAGE_TYPE),
+        "forwarded raw"
+    );
+    let attributes = dead.message_attributes.clone().unwrap_or_default();
+    let attr = |name: &str| attributes[name].string_value.clone().unwrap();
+    assert_eq!(attr("login-etl-reason-code"), "invalid_fields");
+    let sample = sample_bodies();
+    let foo = sample
+        .iter()
+        .position(|b| b == login_etl::sample::WRONG_MESSAGE_TYPE)
+        .unwrap();
+    assert_eq!(attr("login-etl-source-message-id"), ids[foo]);
+    assert_eq!(db.counts().await.quarantined(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn database_authentication_failures_are_fatal_at_once() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    for (url, expect) in [
+        (
+            "postgres://no_such_role_login_etl@127.0.0.1:5432/postgres",
+            "role \"no_such_role_login_etl\" does not exist",
+        ),
+        (
+            "postgres://postgres@127.0.0.1:5432/no_such_db_login_etl",
+            "database \"no_such_db_login_etl\" does not exist",
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let out = run_binary(
+            binary(&queue, &db)
+                .env("LOGIN_ETL_DATABASE_URL", url)
+                .args(["run", "--drain"]),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains(expect), "{stderr}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no retry loop for a fatal error"
+        );
+    }
+}
