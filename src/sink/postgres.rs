@@ -11,7 +11,10 @@ use futures::pin_mut;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::tls;
 
 use crate::transform::{Outcome, OutcomeKind};
 
@@ -122,6 +125,7 @@ impl TableCounts {
 /// A connection to the target database; reconnects lazily after a failure.
 pub struct PgSink {
     config: Config,
+    tls: MakeRustlsConnect,
     target: String,
     client: Option<Client>,
 }
@@ -158,13 +162,17 @@ fn describe(config: &Config) -> String {
 impl PgSink {
     /// Parse the URL (no connection yet).
     pub fn new(database_url: &str) -> Result<Self, SinkError> {
-        let config: Config = database_url
+        let (rest, tls_options) = tls::split_url(database_url).map_err(SinkError::InvalidUrl)?;
+        let mut config: Config = rest
             .parse()
             // The parse error never echoes the URL, which may hold a password.
             .map_err(|e: tokio_postgres::Error| SinkError::InvalidUrl(e.to_string()))?;
+        config.ssl_mode(tls_options.mode);
+        let tls = tls::connector(&tls_options).map_err(SinkError::InvalidUrl)?;
         Ok(Self {
             target: describe(&config),
             config,
+            tls,
             client: None,
         })
     }
@@ -195,17 +203,30 @@ impl PgSink {
         }
         let message = match err.as_db_error() {
             Some(db) => format!("{} ({})", db.message(), db.code().code()),
-            None => err.to_string(),
+            // "error performing TLS handshake" alone doesn't say why: add the causes.
+            None => std::iter::successors(std::error::Error::source(&err), |e| e.source())
+                .fold(err.to_string(), |text, cause| format!("{text}: {cause}")),
         };
-        let fatal = err.code().is_some_and(|code| {
-            [
-                SqlState::INVALID_PASSWORD,
-                SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
-                SqlState::INVALID_CATALOG_NAME,
-                SqlState::INSUFFICIENT_PRIVILEGE,
-            ]
-            .contains(code)
-        });
+        let certificate_refused =
+            std::iter::successors(std::error::Error::source(&err), |e| e.source()).any(|e| {
+                e.downcast_ref::<rustls::Error>()
+                    .or_else(|| {
+                        e.downcast_ref::<std::io::Error>()
+                            .and_then(|io| io.get_ref())
+                            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                    })
+                    .is_some_and(|tls| matches!(tls, rustls::Error::InvalidCertificate(_)))
+            });
+        let fatal = certificate_refused
+            || err.code().is_some_and(|code| {
+                [
+                    SqlState::INVALID_PASSWORD,
+                    SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+                    SqlState::INVALID_CATALOG_NAME,
+                    SqlState::INSUFFICIENT_PRIVILEGE,
+                ]
+                .contains(code)
+            });
         let target = self.target.clone();
         if fatal {
             SinkError::Fatal { target, message }
@@ -222,7 +243,7 @@ impl PgSink {
         if self.client.is_none() {
             let (client, connection) = self
                 .config
-                .connect(NoTls)
+                .connect(self.tls.clone())
                 .await
                 .map_err(|e| self.classify(e))?;
             let target = self.target.clone();

@@ -356,6 +356,15 @@ pub fn free_port() -> u16 {
 
 impl TempCluster {
     pub fn new() -> Self {
+        Self::init(None)
+    }
+
+    /// A cluster that accepts only TLS connections over TCP, with this certificate and key (PEM).
+    pub fn with_tls(cert_pem: &str, key_pem: &str) -> Self {
+        Self::init(Some((cert_pem, key_pem)))
+    }
+
+    fn init(tls: Option<(&str, &str)>) -> Self {
         let dir = std::env::temp_dir().join(unique("login-etl-pg"));
         std::fs::create_dir_all(&dir).unwrap();
         if is_root() {
@@ -385,6 +394,41 @@ impl TempCluster {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        if let Some((cert, key)) = tls {
+            let write = |name: &str, text: &str| {
+                let path = dir.join(name);
+                std::fs::write(&path, text).unwrap();
+                if is_root() {
+                    Command::new("chown")
+                        .arg("postgres:postgres")
+                        .arg(&path)
+                        .status()
+                        .unwrap();
+                }
+                Command::new("chmod")
+                    .arg("600")
+                    .arg(&path)
+                    .status()
+                    .unwrap();
+            };
+            write("server.crt", cert);
+            write("server.key", key);
+            let mut conf = std::fs::OpenOptions::new()
+                .append(true)
+                .open(dir.join("postgresql.conf"))
+                .unwrap();
+            std::io::Write::write_all(
+                &mut conf,
+                b"\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+            )
+            .unwrap();
+            // Only TLS connections over TCP; plain ones are refused.
+            std::fs::write(
+                dir.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 reject\n",
+            )
+            .unwrap();
+        }
         let cluster = Self {
             dir,
             port: free_port(),
