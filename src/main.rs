@@ -12,8 +12,14 @@ use tracing_subscriber::EnvFilter;
 /// a more specific directive wins in `EnvFilter`, so these hold even under `LOGIN_ETL_LOG=trace`.
 const QUIET_DEPENDENCIES: &[&str] = &[
     "aws_config",
+    "aws_credential_types",
     "aws_runtime",
     "aws_sdk_sqs",
+    "aws_sigv4",
+    "aws_smithy_json",
+    "aws_smithy_query",
+    "aws_smithy_types",
+    "aws_types",
     "aws_smithy_runtime",
     "aws_smithy_runtime_api",
     "aws_smithy_http",

@@ -78,3 +78,37 @@ async fn a_bad_key_is_rejected_without_echoing_it() {
     assert!(stderr.contains("must be hexadecimal"), "{stderr}");
     assert!(!stderr.contains("s3cret"));
 }
+
+/// The grants documented in docs/security.md are enough for `run`, and `migrate` needs more.
+#[tokio::test(flavor = "multi_thread")]
+async fn run_works_under_the_documented_least_privilege_role() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    db.sink().migrate().await.unwrap(); // as the owner, like a deploy step
+    let role = format!("login_etl_run_{}", &db.name[db.name.len() - 8..]);
+    let grants = include_str!("../docs/least-privilege.sql")
+        .replace("login_etl_writer", &role)
+        .replace("analytics", &db.name);
+    let client = db.client().await;
+    client.batch_execute(&grants).await.unwrap();
+    client
+        .batch_execute(&format!("ALTER ROLE {role} LOGIN"))
+        .await
+        .unwrap();
+    let url = db.url.replacen("postgres@", &format!("{role}@"), 1);
+    queue.send(&sample_bodies()).await;
+
+    let out = run_binary(binary_for(&queue, &url).args(["run", "--drain"]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let counts = db.counts().await;
+    assert_eq!((counts.rows, counts.quarantined()), (99, 1));
+
+    // The role can't change the schema: a pending migration is refused at once.
+    client
+        .batch_execute("DELETE FROM login_etl_schema_migrations WHERE version = 2")
+        .await
+        .unwrap();
+    let out = run_binary(binary_for(&queue, &url).arg("migrate"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("permission denied"));
+    client.batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}")).await.unwrap();
+}

@@ -293,7 +293,31 @@ impl PgSink {
     }
 }
 
+/// Versions already applied, or `None` before the first migration.
+async fn applied_versions(client: &Client) -> Result<Option<HashSet<i32>>, tokio_postgres::Error> {
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass('login_etl_schema_migrations') IS NOT NULL",
+            &[],
+        )
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let rows = client
+        .query("SELECT version FROM login_etl_schema_migrations", &[])
+        .await?;
+    Ok(Some(rows.iter().map(|row| row.get(0)).collect()))
+}
+
 async fn migrate_with(client: &mut Client) -> Result<usize, tokio_postgres::Error> {
+    // Up to date: touch nothing, so `run` works under a role that may not create tables.
+    if let Some(applied) = applied_versions(client).await? {
+        if MIGRATIONS.iter().all(|(v, _, _)| applied.contains(v)) {
+            return Ok(0);
+        }
+    }
     let tx = client.transaction().await?;
     // "already exists, skipping" notices are expected on every start; keep them out of the logs.
     tx.batch_execute("SET LOCAL client_min_messages = warning")
