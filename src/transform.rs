@@ -194,4 +194,97 @@ mod tests {
         };
         assert_eq!(q.rejection.code, RejectCode::TooManyReceives);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use serde_json::json;
+
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(|n| json!(n)),
+                ".{0,24}".prop_map(Value::String),
+                "[0-9.:a-f ]{0,24}".prop_map(Value::String),
+            ];
+            leaf.prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::btree_map(key(), inner, 0..4)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn key() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("ip".to_string()),
+                Just("device_id".to_string()),
+                Just("user_id".to_string()),
+                Just("device_type".to_string()),
+                Just("locale".to_string()),
+                Just("app_version".to_string()),
+                "[a-z_]{1,8}",
+            ]
+        }
+
+        fn is_mask(value: &Value) -> bool {
+            value
+                .as_str()
+                .is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+        }
+
+        /// Every `ip`/`device_id` left in a stored body, at any depth, is a mask (or null).
+        fn only_masks(value: &Value) -> bool {
+            match value {
+                Value::Object(map) => map.iter().all(|(k, v)| {
+                    if k == "ip" || k == "device_id" {
+                        v.is_null() || is_mask(v)
+                    } else {
+                        only_masks(v)
+                    }
+                }),
+                Value::Array(items) => items.iter().all(only_masks),
+                _ => true,
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn any_object_yields_masked_rows_or_a_quarantine_without_raw_pii(
+                fields in prop::collection::btree_map(key(), json_value(), 0..8)
+            ) {
+                let body = Value::Object(fields.into_iter().collect()).to_string();
+                match process(&envelope(&body, 1), &masker(), 5, Utc::now()).kind {
+                    OutcomeKind::Row { login, .. } => {
+                        prop_assert!(is_mask(&json!(login.masked_ip)));
+                        prop_assert!(is_mask(&json!(login.masked_device_id)));
+                    }
+                    OutcomeKind::Quarantine(q) => {
+                        let stored: Value = serde_json::from_str(&q.body_masked.unwrap()).unwrap();
+                        prop_assert!(only_masks(&stored));
+                    }
+                }
+            }
+
+            #[test]
+            fn valid_events_always_become_rows_with_deterministic_masks(
+                user in "[a-zA-Z0-9-]{1,64}",
+                octets in any::<[u8; 4]>(),
+                device in "[0-9]{3}-[0-9]{2}-[0-9]{4}",
+                locale in proptest::option::of("[A-Z]{2}"),
+            ) {
+                let ip = std::net::Ipv4Addr::from(octets).to_string();
+                let body = json!({"user_id": user, "device_type": "ios", "ip": ip,
+                                  "device_id": device, "locale": locale}).to_string();
+                let a = process(&envelope(&body, 1), &masker(), 5, Utc::now());
+                let mapped = body.replace(&format!("\"{ip}\""), &format!("\"::ffff:{ip}\""));
+                let b = process(&envelope(&mapped, 1), &masker(), 5, Utc::now());
+                let is_row = matches!(a.kind, OutcomeKind::Row { .. });
+                prop_assert!(is_row, "a valid event was quarantined");
+                prop_assert_eq!(a.kind, b.kind);
+            }
+        }
+    }
 }

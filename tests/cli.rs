@@ -98,7 +98,11 @@ async fn run_works_under_the_documented_least_privilege_role() {
     queue.send(&sample_bodies()).await;
 
     let out = run_binary(binary_for(&queue, &url).args(["run", "--drain"]));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let counts = db.counts().await;
     assert_eq!((counts.rows, counts.quarantined()), (99, 1));
 
@@ -110,5 +114,8 @@ async fn run_works_under_the_documented_least_privilege_role() {
     let out = run_binary(binary_for(&queue, &url).arg("migrate"));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("permission denied"));
-    client.batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}")).await.unwrap();
+    client
+        .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .await
+        .unwrap();
 }

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Peak RSS of `login-etl run --drain` over a flood: N synthetic messages (default 100000) are queued
+# first, then drained by the release binary into a scratch database.
+# Usage: scripts/measure-memory.sh [N]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+count=${1:-100000}
+scripts/stack-up.sh
+cargo build --release --locked --quiet
+bin=$root/target/release/login-etl
+db=login_etl_memory
+psql -X -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+export LOGIN_ETL_SQS_ENDPOINT=http://127.0.0.1:4566 LOGIN_ETL_QUEUE_NAME=login-etl-memory
+export LOGIN_ETL_DATABASE_URL=postgres://postgres@127.0.0.1:5432/$db
+export LOGIN_ETL_MASK_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+"$bin" send-sample --create-queue --count 1 --print >/dev/null
+"$bin" send-sample --create-queue --count 0 >/dev/null
+"$bin" purge-queue --yes >/dev/null || true
+echo "queueing $count messages..."
+"$bin" send-sample --count "$count" --bad-share 0.01 --seed 7
+echo "draining with /usr/bin/time..."
+/usr/bin/time -f "peak RSS %M KiB, wall %e s, user %U s, sys %S s" "$bin" run --drain 2> >(grep -v ' INFO ' >&2)
+"$bin" status
+psql -X -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
