@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use login_etl::mask::{MaskKey, Masker};
+use login_etl::mask::{keys, KeyRing, Masker};
 use login_etl::pipeline::{self, PipelineSettings};
 use login_etl::sample::{self, SampleSpec};
 use login_etl::sink::PgSink;
@@ -88,7 +88,7 @@ async fn main() {
     let source = SqsSource::create(&settings).await.expect("LocalStack up");
     source.purge().await.ok();
 
-    let masker = Masker::new(&MaskKey::from_hex(&MaskKey::generate_hex()).unwrap());
+    let masker = Masker::hmac(&KeyRing::parse(&keys::generate("k1").unwrap()).unwrap());
     let bodies = sample::generate(&SampleSpec {
         count: args.messages,
         bad_share: 0.01,

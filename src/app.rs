@@ -6,8 +6,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Command, DbArgs, PurgeArgs, RunArgs, SendSampleArgs, SqsArgs, StatusArgs};
-use crate::mask::{KeyError, MaskKey, Masker};
+use crate::cli::{
+    Command, DbArgs, KeyArgs, PurgeArgs, RunArgs, SendSampleArgs, SqsArgs, StatusArgs,
+};
+use zeroize::Zeroizing;
+
+use crate::mask::keys;
+use crate::mask::{KeyError, KeyRing, Masker, StrategyName};
 use crate::pipeline::{self, PipelineSettings};
 use crate::retry::Backoff;
 use crate::sample::{self, SampleSpec};
@@ -43,15 +48,23 @@ impl SqsArgs {
     }
 }
 
-/// The masking key from `LOGIN_ETL_MASK_KEY`, else from the key file.
-fn load_mask_key(args: &RunArgs) -> Result<MaskKey, KeyError> {
-    match std::env::var(MASK_KEY_ENV) {
-        Ok(hex) if !hex.trim().is_empty() => MaskKey::from_hex(&hex),
+/// The key ring from `LOGIN_ETL_MASK_KEY`, else from the key file; `kms:` entries are decrypted
+/// with AWS KMS.
+async fn load_keys(args: &KeyArgs, sqs_endpoint: &str) -> Result<KeyRing, KeyError> {
+    let text = match std::env::var(MASK_KEY_ENV) {
+        Ok(keys) if !keys.trim().is_empty() => Zeroizing::new(keys),
         _ => match &args.mask_key_file {
-            Some(path) => MaskKey::from_file(path),
-            None => Err(KeyError::Missing),
+            Some(path) => keys::read_file(path)?,
+            None => return Err(KeyError::Missing),
         },
-    }
+    };
+    let entries = keys::parse_entries(&text)?;
+    let endpoint = args
+        .kms_endpoint
+        .clone()
+        .or_else(|| Some(sqs_endpoint.to_string()))
+        .filter(|e| !e.trim().is_empty());
+    crate::kms::decrypt_entries(entries, endpoint.as_deref()).await
 }
 
 /// Retries of a start-up step (database or queue not reachable yet), bounded by a time budget.
@@ -116,9 +129,20 @@ async fn connect_source(settings: &SqsSettings, budget: Duration) -> anyhow::Res
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let key = load_mask_key(&args)?;
-    let masker = Masker::new(&key);
-    drop(key);
+    let masker = match args.mask_strategy {
+        StrategyName::Sha256 => {
+            tracing::warn!(
+                "--mask-strategy sha256 is unkeyed: every IPv4 mask can be reversed by hashing all \
+                 2^32 addresses. Use it only to stay compatible with an existing table."
+            );
+            Masker::new(StrategyName::Sha256, None)?
+        }
+        keyed => {
+            let keys = load_keys(&args.keys, &args.sqs.sqs_endpoint).await?;
+            Masker::new(keyed, Some(&keys))?
+        }
+    };
+    tracing::info!(strategy = masker.strategy(), "masking");
 
     let retry_budget = Duration::from_secs(args.write_retry_seconds);
     let sink = connect_sink(&args.db, retry_budget).await?;

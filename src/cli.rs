@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::mask::StrategyName;
+
 /// Read user-login events from SQS, validate them, mask their PII (ip, device_id) and write them to
 /// PostgreSQL in batches. Bad messages go to a quarantine table with a reason; nothing is dropped.
 #[derive(Debug, Parser)]
@@ -74,11 +76,19 @@ pub struct RunArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub db: DbArgs,
-    /// File holding the hex masking key. The key itself can instead be given in the environment as
-    /// LOGIN_ETL_MASK_KEY (never as a flag, so it stays out of shell history and `ps`); one of the
-    /// two is required. Make a key with `openssl rand -hex 32`.
-    #[arg(long, env = "LOGIN_ETL_MASK_KEY_FILE")]
-    pub mask_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub keys: KeyArgs,
+    /// How `ip` and `device_id` are masked: hmac-sha256 (keyed, one-way), aes-siv (keyed,
+    /// revealable with `login-etl reveal`), or sha256 (unkeyed, brute-forceable: only for tables
+    /// already built that way).
+    #[arg(
+        long,
+        env = "LOGIN_ETL_MASK_STRATEGY",
+        value_enum,
+        default_value = "hmac-sha256"
+    )]
+    pub mask_strategy: StrategyName,
     /// Exit 0 once the queue stays empty for --drain-idle-seconds, printing a summary.
     #[arg(long, env = "LOGIN_ETL_DRAIN")]
     pub drain: bool,
@@ -110,6 +120,20 @@ pub struct RunArgs {
     /// not deleted and come back after the visibility timeout).
     #[arg(long, env = "LOGIN_ETL_WRITE_RETRY_SECONDS", default_value_t = 300)]
     pub write_retry_seconds: u64,
+}
+
+/// Where the masking keys are.
+#[derive(Debug, Clone, Args)]
+pub struct KeyArgs {
+    /// File with the masking keys, one `<id>:<hex>` (or `<id>:kms:<base64>`) per line, the active
+    /// key first. The keys can instead be given in the environment as LOGIN_ETL_MASK_KEY (entries
+    /// separated by commas) — never as a flag, so they stay out of shell history and `ps`. Make a
+    /// key with `login-etl keygen`.
+    #[arg(long, env = "LOGIN_ETL_MASK_KEY_FILE")]
+    pub mask_key_file: Option<PathBuf>,
+    /// AWS KMS endpoint for `kms:` keys (LocalStack URL). Default: --sqs-endpoint's value, else AWS.
+    #[arg(long, env = "LOGIN_ETL_KMS_ENDPOINT")]
+    pub kms_endpoint: Option<String>,
 }
 
 /// `send-sample` options.

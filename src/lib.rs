@@ -8,6 +8,7 @@
 pub mod app;
 pub mod cli;
 pub mod event;
+pub mod kms;
 pub mod mask;
 pub mod pipeline;
 pub mod retry;

@@ -75,7 +75,7 @@ async fn a_bad_key_is_rejected_without_echoing_it() {
     );
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("must be hexadecimal"), "{stderr}");
+    assert!(stderr.contains("is not hexadecimal"), "{stderr}");
     assert!(!stderr.contains("s3cret"));
 }
 

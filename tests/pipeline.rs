@@ -255,7 +255,7 @@ async fn every_kind_of_bad_message_is_quarantined_with_its_reason_and_no_pii() {
         (ok("app_version", "3.7"), "invalid_fields", "`app_version` must be a string or null, got a number"),
         (ok("device_type", r#""""#), "invalid_fields", "`device_type` is empty"),
         (ok("user_id", r#""a\u0000b""#), "invalid_fields", "`user_id` contains a NUL character"),
-        (ok("device_id", &format!("\"{}\"", "9".repeat(200_000))), "invalid_fields", "`device_id` is 200000 characters long"),
+        (ok("device_id", &format!("\"{}\"", "9".repeat(200_000))), "invalid_fields", "`device_id` is 200000 bytes long, the limit is 128 bytes"),
         (
             r#"{"user_id":"u","device_type":"ios","ip":"235.167.63.6","ip":"1.1.1.1","device_id":"346-96-4168"}"#.into(),
             "duplicate_key",

@@ -135,21 +135,22 @@ pub struct SqsSource {
     visibility_timeout: Duration,
 }
 
-/// Build an SQS client for the settings (no network call).
-pub async fn client(settings: &SqsSettings) -> Client {
+/// AWS configuration for an optional endpoint override (LocalStack) and region. With an endpoint
+/// and no credentials configured, static test credentials are used: LocalStack accepts any, and
+/// developers shouldn't have to configure fake ones.
+pub async fn aws_config(endpoint: Option<&str>, region: Option<&str>) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(region) = &settings.region {
-        loader = loader.region(aws_config::Region::new(region.clone()));
+    if let Some(region) = region {
+        loader = loader.region(aws_config::Region::new(region.to_string()));
     }
-    if let Some(endpoint) = &settings.endpoint {
+    if let Some(endpoint) = endpoint {
         loader = loader.endpoint_url(endpoint);
-        if settings.region.is_none() {
+        if region.is_none() && std::env::var_os("AWS_REGION").is_none() {
             loader = loader.region(aws_config::Region::new("us-east-1"));
         }
         let has_env_credentials = std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
             || std::env::var_os("AWS_PROFILE").is_some();
         if !has_env_credentials {
-            // LocalStack accepts any credentials; don't make developers configure fake ones.
             loader = loader.credentials_provider(aws_sdk_sqs::config::Credentials::new(
                 "test",
                 "test",
@@ -159,7 +160,12 @@ pub async fn client(settings: &SqsSettings) -> Client {
             ));
         }
     }
-    Client::new(&loader.load().await)
+    loader.load().await
+}
+
+/// Build an SQS client for the settings (no network call).
+pub async fn client(settings: &SqsSettings) -> Client {
+    Client::new(&aws_config(settings.endpoint.as_deref(), settings.region.as_deref()).await)
 }
 
 impl SqsSource {

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use login_etl::mask::{MaskKey, Masker};
+use login_etl::mask::{KeyRing, Masker};
 use login_etl::pipeline::{self, PipelineSettings, Summary};
 use login_etl::sink::{PgSink, TableCounts};
 use login_etl::source::{SqsSettings, SqsSource};
@@ -29,7 +29,7 @@ pub fn sqs_endpoint() -> String {
 }
 
 pub fn masker() -> Masker {
-    Masker::new(&MaskKey::from_hex(TEST_KEY_HEX).unwrap())
+    Masker::hmac(&KeyRing::parse(TEST_KEY_HEX).unwrap())
 }
 
 fn unique(prefix: &str) -> String {

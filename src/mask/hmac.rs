@@ -1,0 +1,66 @@
+//! `hmac-sha256` (default): `<key id>:hex(HMAC-SHA256(key, domain || 0x00 || value))`.
+//! Keyed, deterministic, one-way: nobody without the key can compute or test a mask, and nobody,
+//! key or not, can turn one back into the value.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::{Field, KeyRing, MaskStrategy, RevealError};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Pre-keyed HMAC states per field for the active key.
+#[derive(Clone)]
+pub struct HmacStrategy {
+    key_id: String,
+    ip: HmacSha256,
+    device_id: HmacSha256,
+}
+
+impl std::fmt::Debug for HmacStrategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "hmac-sha256(active key {}, <redacted>)", self.key_id)
+    }
+}
+
+impl HmacStrategy {
+    /// Masks with the ring's active key.
+    pub fn new(keys: &KeyRing) -> Self {
+        let (key_id, key) = keys.active();
+        let keyed = |field: Field| {
+            let mut mac =
+                HmacSha256::new_from_slice(key.bytes()).expect("HMAC accepts any key length");
+            mac.update(field.domain());
+            mac.update(&[0]);
+            mac
+        };
+        Self {
+            key_id: key_id.to_string(),
+            ip: keyed(Field::Ip),
+            device_id: keyed(Field::DeviceId),
+        }
+    }
+}
+
+impl MaskStrategy for HmacStrategy {
+    fn name(&self) -> &'static str {
+        "hmac-sha256"
+    }
+
+    fn mask(&self, field: Field, canonical: &str) -> String {
+        let mut mac = match field {
+            Field::Ip => self.ip.clone(),
+            Field::DeviceId => self.device_id.clone(),
+        };
+        mac.update(canonical.as_bytes());
+        format!(
+            "{}:{}",
+            self.key_id,
+            hex::encode(mac.finalize().into_bytes())
+        )
+    }
+
+    fn reveal(&self, _field: Field, _mask: &str) -> Result<String, RevealError> {
+        Err(RevealError::OneWay("hmac-sha256"))
+    }
+}
