@@ -5,6 +5,8 @@
 # Running it again adds nothing: the sample is loaded only into an empty database (use --reset to
 # start over with a fresh database and queue).
 set -euo pipefail
+# Local runs never need EC2 instance metadata; don't let the AWS SDK go looking for it.
+export AWS_EC2_METADATA_DISABLED=true
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

@@ -3,6 +3,8 @@
 # and a real LocalStack SQS (brought up first by stack-up.sh if they are not running).
 # Extra arguments go to `cargo test`, e.g. `scripts/test.sh --test pipeline`.
 set -euo pipefail
+# Local runs never need EC2 instance metadata; don't let the AWS SDK go looking for it.
+export AWS_EC2_METADATA_DISABLED=true
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/stack-up.sh

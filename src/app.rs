@@ -7,8 +7,11 @@ use anyhow::{bail, Context};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{
-    Command, DbArgs, KeyArgs, PurgeArgs, RunArgs, SendSampleArgs, SqsArgs, StatusArgs,
+    Command, DbArgs, DuplicatesArgs, FieldArg, KeyArgs, KeygenArgs, PurgeArgs, ReportFormat,
+    ReportKind, RevealArgs, RunArgs, SendSampleArgs, SqsArgs, StatusArgs,
 };
+use crate::mask::Field;
+use crate::sink::{RevealAudit, RevealSelector};
 use zeroize::Zeroizing;
 
 use crate::mask::keys;
@@ -33,6 +36,11 @@ pub async fn execute(command: Command) -> anyhow::Result<()> {
         Command::SendSample(args) => send_sample(args).await,
         Command::Status(args) => status(args).await,
         Command::PurgeQueue(args) => purge_queue(args).await,
+        Command::Keygen(args) => keygen(args).await,
+        Command::Reveal(args) => reveal(args).await,
+        Command::Report(args) => match args.report {
+            ReportKind::Duplicates(args) => report_duplicates(args).await,
+        },
     }
 }
 
@@ -50,7 +58,7 @@ impl SqsArgs {
 
 /// The key ring from `LOGIN_ETL_MASK_KEY`, else from the key file; `kms:` entries are decrypted
 /// with AWS KMS.
-async fn load_keys(args: &KeyArgs, sqs_endpoint: &str) -> Result<KeyRing, KeyError> {
+async fn load_keys(args: &KeyArgs, sqs_endpoint: Option<&str>) -> Result<KeyRing, KeyError> {
     let text = match std::env::var(MASK_KEY_ENV) {
         Ok(keys) if !keys.trim().is_empty() => Zeroizing::new(keys),
         _ => match &args.mask_key_file {
@@ -59,12 +67,18 @@ async fn load_keys(args: &KeyArgs, sqs_endpoint: &str) -> Result<KeyRing, KeyErr
         },
     };
     let entries = keys::parse_entries(&text)?;
-    let endpoint = args
-        .kms_endpoint
-        .clone()
-        .or_else(|| Some(sqs_endpoint.to_string()))
-        .filter(|e| !e.trim().is_empty());
+    let endpoint = kms_endpoint(args.kms_endpoint.as_deref().or(sqs_endpoint));
     crate::kms::decrypt_entries(entries, endpoint.as_deref()).await
+}
+
+/// The KMS endpoint: the one given, else LOGIN_ETL_SQS_ENDPOINT (one LocalStack serves both),
+/// else AWS.
+fn kms_endpoint(given: Option<&str>) -> Option<String> {
+    given
+        .filter(|e| !e.trim().is_empty())
+        .map(str::to_string)
+        .or_else(|| std::env::var("LOGIN_ETL_SQS_ENDPOINT").ok())
+        .filter(|e| !e.trim().is_empty())
 }
 
 /// Retries of a start-up step (database or queue not reachable yet), bounded by a time budget.
@@ -138,7 +152,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             Masker::new(StrategyName::Sha256, None)?
         }
         keyed => {
-            let keys = load_keys(&args.keys, &args.sqs.sqs_endpoint).await?;
+            let keys = load_keys(&args.keys, Some(&args.sqs.sqs_endpoint)).await?;
             Masker::new(keyed, Some(&keys))?
         }
     };
@@ -299,5 +313,158 @@ async fn purge_queue(args: PurgeArgs) -> anyhow::Result<()> {
         .context("cannot open the queue")?;
     source.purge().await?;
     println!("purged {}", source.queue_url());
+    Ok(())
+}
+
+async fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
+    let entry = match &args.kms_key_id {
+        Some(kms_key_id) => {
+            let endpoint = kms_endpoint(args.kms_endpoint.as_deref());
+            Zeroizing::new(
+                crate::kms::generate_entry(&args.id, kms_key_id, endpoint.as_deref()).await?,
+            )
+        }
+        None => keys::generate(&args.id)?,
+    };
+    println!("{}", *entry);
+    eprintln!(
+        "Put this line first in LOGIN_ETL_MASK_KEY or the key file, keeping older keys after it \
+         (they can still reveal their aes-siv masks). Store it like a password."
+    );
+    Ok(())
+}
+
+/// The operating-system user, for the audit trail.
+fn os_user() -> String {
+    ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+async fn reveal(args: RevealArgs) -> anyhow::Result<()> {
+    if args.reason.trim().is_empty() {
+        bail!("--reason must say why the values are needed; it is stored in the audit trail");
+    }
+    // Refuse one-way masks before anything is read or audited.
+    let given = args
+        .value
+        .iter()
+        .chain(&args.masked_ip)
+        .chain(&args.masked_device_id);
+    for mask in given {
+        let strategy = crate::mask::strategy_of(mask);
+        if strategy != StrategyName::AesSiv {
+            return Err(crate::mask::RevealError::OneWay(strategy.as_str()).into());
+        }
+    }
+    let keys = load_keys(&args.keys, None).await?;
+    let masker = Masker::new(StrategyName::AesSiv, Some(&keys))?;
+    let mut sink = PgSink::new(&args.db.database_url)?;
+    sink.migrate().await.context("cannot prepare the schema")?;
+    let selector = match (&args.user_id, &args.masked_ip, &args.masked_device_id) {
+        (Some(user), _, _) => Some(RevealSelector::UserId(user.clone())),
+        (_, Some(mask), _) => Some(RevealSelector::MaskedIp(mask.clone())),
+        (_, _, Some(mask)) => Some(RevealSelector::MaskedDeviceId(mask.clone())),
+        _ => None,
+    };
+    let audit = RevealAudit {
+        os_user: os_user(),
+        actor: args.actor.clone().unwrap_or_else(os_user),
+        reason: args.reason.clone(),
+    };
+    let extra: Vec<String> = args.value.iter().cloned().collect();
+    let rows = sink
+        .rows_for_reveal(selector.as_ref(), &extra, args.limit, &audit)
+        .await
+        .context("cannot read or audit the rows; nothing was revealed")?;
+
+    let show = |field: Field, mask: Option<&str>| -> String {
+        match mask {
+            None => "-".into(),
+            Some(mask) => masker
+                .reveal(field, mask)
+                .unwrap_or_else(|e| format!("<{e}>")),
+        }
+    };
+    if let (Some(mask), Some(field)) = (&args.value, args.field) {
+        let field = match field {
+            FieldArg::Ip => Field::Ip,
+            FieldArg::DeviceId => Field::DeviceId,
+        };
+        println!("{}", masker.reveal(field, mask)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no matching rows (the request was audited)");
+        return Ok(());
+    }
+    println!("{:<38} {:<10} {:<40} device_id", "user_id", "date", "ip");
+    for row in &rows {
+        println!(
+            "{:<38} {:<10} {:<40} {}",
+            row.user_id,
+            row.create_date.map(|d| d.to_string()).unwrap_or_default(),
+            show(Field::Ip, row.masked_ip.as_deref()),
+            show(Field::DeviceId, row.masked_device_id.as_deref()),
+        );
+    }
+    eprintln!("revealed {} rows; audited in mask_reveals", rows.len());
+    Ok(())
+}
+
+async fn report_duplicates(args: DuplicatesArgs) -> anyhow::Result<()> {
+    let mut sink = PgSink::new(&args.db.database_url)?;
+    let devices = sink
+        .shared_devices(args.limit)
+        .await
+        .with_context(|| format!("cannot read user_logins in {}", sink.target()))?;
+    let ips = sink.shared_ips(args.limit).await?;
+    match args.format {
+        ReportFormat::Json => {
+            let report = serde_json::json!({ "shared_devices": devices, "shared_ips": ips });
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        ReportFormat::Csv => {
+            // Masks and counts contain no commas or quotes: no CSV escaping is needed.
+            println!("kind,mask,users,devices,logins");
+            for d in &devices {
+                println!("device,{},{},1,{}", d.masked_device_id, d.users, d.logins);
+            }
+            for ip in &ips {
+                println!(
+                    "ip,{},{},{},{}",
+                    ip.masked_ip, ip.users, ip.devices, ip.logins
+                );
+            }
+        }
+        ReportFormat::Table => {
+            println!("Devices used by more than one user ({}):", devices.len());
+            println!(
+                "  {:<70} {:>6} {:>7}",
+                "masked_device_id", "users", "logins"
+            );
+            for d in &devices {
+                println!(
+                    "  {:<70} {:>6} {:>7}",
+                    d.masked_device_id, d.users, d.logins
+                );
+            }
+            println!(
+                "Addresses shared by several users or devices ({}):",
+                ips.len()
+            );
+            println!(
+                "  {:<70} {:>6} {:>8} {:>7}",
+                "masked_ip", "users", "devices", "logins"
+            );
+            for ip in &ips {
+                println!(
+                    "  {:<70} {:>6} {:>8} {:>7}",
+                    ip.masked_ip, ip.users, ip.devices, ip.logins
+                );
+            }
+        }
+    }
     Ok(())
 }

@@ -31,6 +31,14 @@ pub enum Command {
     Status(StatusArgs),
     /// Delete every message in the queue (for resetting a development stack).
     PurgeQueue(PurgeArgs),
+    /// Print a new random masking key entry (`<id>:<hex>`, or `<id>:kms:<base64>` with
+    /// --kms-key-id) in the format LOGIN_ETL_MASK_KEY and key files take.
+    Keygen(KeygenArgs),
+    /// Turn aes-siv masks back into values, for an authorised operator; every use is audited in
+    /// the mask_reveals table before anything is shown.
+    Reveal(RevealArgs),
+    /// Reports over the masked data.
+    Report(ReportArgs),
     /// Put the bundled 100-message sample (or N synthetic messages) on the queue.
     SendSample(SendSampleArgs),
 }
@@ -131,7 +139,8 @@ pub struct KeyArgs {
     /// key with `login-etl keygen`.
     #[arg(long, env = "LOGIN_ETL_MASK_KEY_FILE")]
     pub mask_key_file: Option<PathBuf>,
-    /// AWS KMS endpoint for `kms:` keys (LocalStack URL). Default: --sqs-endpoint's value, else AWS.
+    /// AWS KMS endpoint for `kms:` keys (LocalStack URL). Default: the SQS endpoint
+    /// (--sqs-endpoint / LOGIN_ETL_SQS_ENDPOINT), else AWS.
     #[arg(long, env = "LOGIN_ETL_KMS_ENDPOINT")]
     pub kms_endpoint: Option<String>,
 }
@@ -179,4 +188,106 @@ pub struct PurgeArgs {
     /// Confirm: without it nothing is deleted.
     #[arg(long)]
     pub yes: bool,
+}
+
+/// `keygen` options.
+#[derive(Debug, Clone, Args)]
+pub struct KeygenArgs {
+    /// Key id, written before every mask made with this key; use a new id for each rotation.
+    #[arg(long, default_value = "k1")]
+    pub id: String,
+    /// Generate the key as an AWS KMS data key under this KMS key (id, ARN or alias/…): only its
+    /// encrypted form is printed, and `run` decrypts it with kms:Decrypt at start.
+    #[arg(long)]
+    pub kms_key_id: Option<String>,
+    /// AWS KMS endpoint (LocalStack URL). Default: LOGIN_ETL_SQS_ENDPOINT's value, else AWS.
+    #[arg(long, env = "LOGIN_ETL_KMS_ENDPOINT")]
+    pub kms_endpoint: Option<String>,
+}
+
+/// `reveal` options.
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("select").required(true)
+    .args(["value", "user_id", "masked_ip", "masked_device_id"])))]
+pub struct RevealArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub keys: KeyArgs,
+    /// Why the values are needed (e.g. a ticket or legal request); stored in the audit row.
+    #[arg(long, required = true)]
+    pub reason: String,
+    /// Who is accountable, if not the OS user running the command.
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Reveal one mask given on the command line (with --field).
+    #[arg(long, requires = "field")]
+    pub value: Option<String>,
+    /// Which field --value is a mask of.
+    #[arg(long, value_enum)]
+    pub field: Option<FieldArg>,
+    /// Reveal the ip and device_id of every row of this user.
+    #[arg(long)]
+    pub user_id: Option<String>,
+    /// Reveal the address behind this IP mask (and the devices of its rows).
+    #[arg(long)]
+    pub masked_ip: Option<String>,
+    /// Reveal the device behind this device mask (and the addresses of its rows).
+    #[arg(long)]
+    pub masked_device_id: Option<String>,
+    /// Most rows to reveal.
+    #[arg(long, default_value_t = 100)]
+    pub limit: i64,
+}
+
+/// The masked fields, as `reveal --field` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FieldArg {
+    /// `ip`.
+    Ip,
+    /// `device_id`.
+    DeviceId,
+}
+
+/// `report` options.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Which report.
+    #[command(subcommand)]
+    pub report: ReportKind,
+}
+
+/// The reports.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ReportKind {
+    /// Masked device ids used by more than one user, and masked IPs shared by several users or
+    /// devices, with counts: what deterministic masks are for.
+    Duplicates(DuplicatesArgs),
+}
+
+/// `report duplicates` options.
+#[derive(Debug, Clone, Args)]
+pub struct DuplicatesArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ReportFormat,
+    /// Most entries per section.
+    #[arg(long, default_value_t = 20)]
+    pub limit: i64,
+}
+
+/// Output formats of reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// Aligned text for people.
+    Table,
+    /// One JSON document.
+    Json,
+    /// CSV with a `kind` column (device or ip).
+    Csv,
 }

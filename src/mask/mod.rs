@@ -107,6 +107,29 @@ pub struct MaskedLogin {
     pub app_version: Option<String>,
 }
 
+/// Which strategy made a stored mask, from its shape: `sha256` is 64 hex characters, `hmac-sha256`
+/// is `<id>:` plus 64 hex characters, anything else of the form `<id>:<base64url>` is `aes-siv`.
+/// (An aes-siv mask that happens to be 64 hex characters has probability 2^-128.)
+pub fn strategy_of(mask: &str) -> StrategyName {
+    let hex64 = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    match mask.split_once(':') {
+        None if hex64(mask) => StrategyName::Sha256,
+        Some((_, payload)) if hex64(payload) => StrategyName::HmacSha256,
+        _ => StrategyName::AesSiv,
+    }
+}
+
+impl StrategyName {
+    /// The name used on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StrategyName::HmacSha256 => "hmac-sha256",
+            StrategyName::AesSiv => "aes-siv",
+            StrategyName::Sha256 => "sha256",
+        }
+    }
+}
+
 /// The masking façade the pipeline uses: canonicalises, then applies the chosen strategy.
 /// Cheap to clone.
 #[derive(Clone, Debug)]
@@ -139,9 +162,13 @@ impl Masker {
         self.0.mask(field, canonical)
     }
 
-    /// Recover a value from its mask, where the strategy allows it.
+    /// Recover a value from its mask, where the strategy allows it. A mask made by a one-way
+    /// strategy is refused as such, whatever this masker's own strategy is.
     pub fn reveal(&self, field: Field, mask: &str) -> Result<String, RevealError> {
-        self.0.reveal(field, mask)
+        match strategy_of(mask) {
+            StrategyName::AesSiv => self.0.reveal(field, mask),
+            one_way => Err(RevealError::OneWay(one_way.as_str())),
+        }
     }
 
     /// Mask an address in its canonical text form.
@@ -287,6 +314,28 @@ mod tests {
             Err(RevealError::UnknownKey("k1".into()))
         );
         assert_eq!(m.reveal(Field::Ip, "no-colon"), Err(RevealError::Malformed));
+    }
+
+    #[test]
+    fn stored_masks_tell_their_strategy() {
+        let keys = [("k1", 1)];
+        for s in [
+            StrategyName::HmacSha256,
+            StrategyName::AesSiv,
+            StrategyName::Sha256,
+        ] {
+            assert_eq!(
+                strategy_of(&masker(s, &keys).mask(Field::Ip, "10.0.0.1")),
+                s
+            );
+        }
+        // Even a revealing masker refuses hash masks, by their shape.
+        let siv = masker(StrategyName::AesSiv, &keys);
+        let hmac_mask = masker(StrategyName::HmacSha256, &keys).mask(Field::Ip, "10.0.0.1");
+        assert_eq!(
+            siv.reveal(Field::Ip, &hmac_mask),
+            Err(RevealError::OneWay("hmac-sha256"))
+        );
     }
 
     #[test]

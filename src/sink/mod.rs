@@ -3,4 +3,7 @@
 pub mod postgres;
 pub mod tls;
 
-pub use postgres::{PgSink, SinkError, TableCounts, WriteReport};
+pub use postgres::{
+    MaskedRow, PgSink, RevealAudit, RevealSelector, SharedDevice, SharedIp, SinkError, TableCounts,
+    WriteReport,
+};

@@ -30,6 +30,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "ledger_and_quarantine",
         include_str!("../../migrations/0002_ledger_and_quarantine.sql"),
     ),
+    (
+        3,
+        "duplicates_and_reveal_audit",
+        include_str!("../../migrations/0003_duplicates_and_reveal_audit.sql"),
+    ),
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock`, so consumers starting together migrate one at a time.
@@ -120,6 +125,75 @@ impl TableCounts {
     pub fn quarantined(&self) -> i64 {
         self.quarantined_by_code.iter().map(|(_, n)| n).sum()
     }
+}
+
+/// A masked device id seen for more than one user.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SharedDevice {
+    /// The mask.
+    pub masked_device_id: String,
+    /// Distinct users.
+    pub users: i64,
+    /// Rows.
+    pub logins: i64,
+}
+
+/// A masked address seen for more than one user or device.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SharedIp {
+    /// The mask.
+    pub masked_ip: String,
+    /// Distinct users.
+    pub users: i64,
+    /// Distinct devices.
+    pub devices: i64,
+    /// Rows.
+    pub logins: i64,
+}
+
+/// Which rows `reveal` reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevealSelector {
+    /// Every row of one user.
+    UserId(String),
+    /// Every row with this IP mask.
+    MaskedIp(String),
+    /// Every row with this device mask.
+    MaskedDeviceId(String),
+}
+
+impl std::fmt::Display for RevealSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RevealSelector::UserId(v) => write!(f, "user_id = {v:?}"),
+            RevealSelector::MaskedIp(v) => write!(f, "masked_ip = {v:?}"),
+            RevealSelector::MaskedDeviceId(v) => write!(f, "masked_device_id = {v:?}"),
+        }
+    }
+}
+
+/// Who reveals, and why: recorded in `mask_reveals` before anything is shown.
+#[derive(Debug, Clone)]
+pub struct RevealAudit {
+    /// The operating-system user running the command.
+    pub os_user: String,
+    /// The person accountable (`--actor`, default: the OS user).
+    pub actor: String,
+    /// Why (`--reason`, required).
+    pub reason: String,
+}
+
+/// A masked row as `reveal` reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaskedRow {
+    /// User.
+    pub user_id: String,
+    /// Day of the login.
+    pub create_date: Option<chrono::NaiveDate>,
+    /// IP mask.
+    pub masked_ip: Option<String>,
+    /// Device mask.
+    pub masked_device_id: Option<String>,
 }
 
 /// A connection to the target database; reconnects lazily after a failure.
@@ -283,6 +357,68 @@ impl PgSink {
         result.map_err(|e| self.on_error(e))
     }
 
+    /// Masked device ids used by more than one user, most users first.
+    pub async fn shared_devices(&mut self, limit: i64) -> Result<Vec<SharedDevice>, SinkError> {
+        let result = self
+            .client()
+            .await?
+            .query(
+                "SELECT masked_device_id, count(DISTINCT user_id), count(*) FROM user_logins \
+                 WHERE masked_device_id IS NOT NULL GROUP BY masked_device_id \
+                 HAVING count(DISTINCT user_id) > 1 ORDER BY 2 DESC, 3 DESC, 1 LIMIT $1",
+                &[&limit],
+            )
+            .await;
+        let rows = result.map_err(|e| self.on_error(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| SharedDevice {
+                masked_device_id: r.get(0),
+                users: r.get(1),
+                logins: r.get(2),
+            })
+            .collect())
+    }
+
+    /// Masked addresses shared by several users or devices, most users first.
+    pub async fn shared_ips(&mut self, limit: i64) -> Result<Vec<SharedIp>, SinkError> {
+        let result = self
+            .client()
+            .await?
+            .query(
+                "SELECT masked_ip, count(DISTINCT user_id), count(DISTINCT masked_device_id), \
+                 count(*) FROM user_logins WHERE masked_ip IS NOT NULL GROUP BY masked_ip \
+                 HAVING count(DISTINCT user_id) > 1 OR count(DISTINCT masked_device_id) > 1 \
+                 ORDER BY 2 DESC, 3 DESC, 4 DESC, 1 LIMIT $1",
+                &[&limit],
+            )
+            .await;
+        let rows = result.map_err(|e| self.on_error(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| SharedIp {
+                masked_ip: r.get(0),
+                users: r.get(1),
+                devices: r.get(2),
+                logins: r.get(3),
+            })
+            .collect())
+    }
+
+    /// Read the rows to reveal and record the audit entry in the same transaction: if the audit
+    /// row can't be written, nothing is returned. `masks` of `extra_masks` are audited too (for
+    /// revealing single values).
+    pub async fn rows_for_reveal(
+        &mut self,
+        selector: Option<&RevealSelector>,
+        extra_masks: &[String],
+        limit: i64,
+        audit: &RevealAudit,
+    ) -> Result<Vec<MaskedRow>, SinkError> {
+        let result = reveal_with(self.client().await?, selector, extra_masks, limit, audit).await;
+        result.map_err(|e| self.on_error(e))
+    }
+
     /// Write one batch in one transaction; see the module docs.
     pub async fn write_batch(&mut self, outcomes: &[Outcome]) -> Result<WriteReport, SinkError> {
         if outcomes.is_empty() {
@@ -378,6 +514,74 @@ async fn counts_with(client: &mut Client) -> Result<TableCounts, tokio_postgres:
         quarantined_by_code,
         processed,
     })
+}
+
+async fn reveal_with(
+    client: &mut Client,
+    selector: Option<&RevealSelector>,
+    extra_masks: &[String],
+    limit: i64,
+    audit: &RevealAudit,
+) -> Result<Vec<MaskedRow>, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    const COLUMNS: &str =
+        "SELECT user_id, create_date, masked_ip, masked_device_id FROM user_logins";
+    let rows = match selector {
+        None => Vec::new(),
+        Some(RevealSelector::UserId(v)) => {
+            tx.query(
+                &format!("{COLUMNS} WHERE user_id = $1 ORDER BY create_date LIMIT $2"),
+                &[v, &limit],
+            )
+            .await?
+        }
+        Some(RevealSelector::MaskedIp(v)) => {
+            tx.query(
+                &format!("{COLUMNS} WHERE masked_ip = $1 ORDER BY create_date LIMIT $2"),
+                &[v, &limit],
+            )
+            .await?
+        }
+        Some(RevealSelector::MaskedDeviceId(v)) => {
+            tx.query(
+                &format!("{COLUMNS} WHERE masked_device_id = $1 ORDER BY create_date LIMIT $2"),
+                &[v, &limit],
+            )
+            .await?
+        }
+    };
+    let rows: Vec<MaskedRow> = rows
+        .iter()
+        .map(|r| MaskedRow {
+            user_id: r.get(0),
+            create_date: r.get(1),
+            masked_ip: r.get(2),
+            masked_device_id: r.get(3),
+        })
+        .collect();
+    let mut masks: Vec<&str> = extra_masks.iter().map(String::as_str).collect();
+    for row in &rows {
+        masks.extend(row.masked_ip.as_deref());
+        masks.extend(row.masked_device_id.as_deref());
+    }
+    masks.sort_unstable();
+    masks.dedup();
+    let described = selector.map_or_else(|| "given masks".to_string(), |s| s.to_string());
+    tx.execute(
+        "INSERT INTO mask_reveals (os_user, actor, reason, selector, masks, row_count) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &audit.os_user,
+            &audit.actor,
+            &audit.reason,
+            &described,
+            &masks,
+            &(rows.len() as i32),
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(rows)
 }
 
 async fn write_with(

@@ -246,6 +246,8 @@ pub fn binary_for(queue: &TestQueue, database_url: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_login-etl"));
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        // Never let the AWS SDK look for instance credentials off this machine.
+        .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("LOGIN_ETL_SQS_ENDPOINT", sqs_endpoint())
         .env("LOGIN_ETL_QUEUE_NAME", &queue.name)
         .env("LOGIN_ETL_DATABASE_URL", database_url)
