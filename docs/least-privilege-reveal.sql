@@ -1,0 +1,9 @@
+-- What `login-etl reveal` needs: read the masked rows, write its audit row. Give it to the few
+-- people allowed to recover PII (they also need the masking keys). Replace `analytics`.
+CREATE ROLE login_etl_revealer NOLOGIN;
+GRANT CONNECT ON DATABASE analytics TO login_etl_revealer;
+GRANT USAGE ON SCHEMA public TO login_etl_revealer;
+GRANT SELECT ON login_etl_schema_migrations TO login_etl_revealer;
+GRANT SELECT ON user_logins TO login_etl_revealer;
+GRANT INSERT ON mask_reveals TO login_etl_revealer;
+GRANT USAGE ON SEQUENCE mask_reveals_id_seq TO login_etl_revealer;
