@@ -71,9 +71,8 @@ echo "-- five masked rows (ip and device_id are HMAC-SHA256 masks) --"
 psql_demo -c "SELECT user_id, device_type, left(masked_ip, 16) || '…' AS masked_ip,
                      left(masked_device_id, 16) || '…' AS masked_device_id, locale, app_version, create_date
               FROM user_logins ORDER BY user_id LIMIT 5"
-echo "-- devices seen for more than one user (equal values, equal masks) --"
-psql_demo -c "SELECT left(masked_device_id, 16) || '…' AS masked_device_id, count(DISTINCT user_id) AS users
-              FROM user_logins GROUP BY masked_device_id HAVING count(DISTINCT user_id) > 1
-              ORDER BY users DESC, masked_device_id LIMIT 5"
+echo "-- shared devices and addresses (equal values, equal masks) --"
+"$bin" report duplicates --limit 3
+echo
 echo "-- quarantined messages --"
 psql_demo -c "SELECT message_id, reason_code, reason, body_masked FROM quarantined_messages ORDER BY received_at"
