@@ -37,6 +37,23 @@ async fn other_backends(db: &TestDb) -> i64 {
         .get(0)
 }
 
+/// Start `run --drain`, SIGKILL it while its transaction sits in the injected `pg_sleep`, then
+/// wait until the server has finished with the orphaned transaction (rolled back or committed).
+async fn kill_during_injected_sleep(queue: &TestQueue, db: &TestDb) {
+    let mut run = Spawned::new(binary(queue, db).args(["run", "--drain"]));
+    wait_until("the injected sleep", Duration::from_secs(30), || async {
+        sleeping_backends(db).await > 0
+    })
+    .await;
+    run.kill9();
+    wait_until(
+        "the orphaned transaction to end",
+        Duration::from_secs(30),
+        || async { other_backends(db).await == 0 },
+    )
+    .await;
+}
+
 /// Drain until the queue is empty (messages whose delete failed come back after the visibility
 /// timeout and must be drained too), at most `rounds` times.
 async fn drain_until_empty(queue: &TestQueue, db: &TestDb, rounds: usize) {
@@ -67,18 +84,7 @@ async fn sigkill_between_copy_and_commit_loses_nothing_and_duplicates_nothing() 
         .unwrap();
     queue.send(&sample_bodies()).await;
 
-    let mut run = Spawned::new(binary(&queue, &db).args(["run", "--drain"]));
-    wait_until("the COPY to finish", Duration::from_secs(30), || async {
-        sleeping_backends(&db).await > 0
-    })
-    .await;
-    run.kill9();
-    wait_until(
-        "the orphaned transaction to end",
-        Duration::from_secs(30),
-        || async { other_backends(&db).await == 0 },
-    )
-    .await;
+    kill_during_injected_sleep(&queue, &db).await;
     let counts = db.counts().await;
     assert_eq!(
         (counts.rows, counts.quarantined(), counts.processed),
@@ -127,18 +133,7 @@ async fn sigkill_between_commit_and_delete_duplicates_nothing() {
         .unwrap();
     queue.send(&sample_bodies()).await;
 
-    let mut run = Spawned::new(binary(&queue, &db).args(["run", "--drain"]));
-    wait_until("the COMMIT to start", Duration::from_secs(30), || async {
-        sleeping_backends(&db).await > 0
-    })
-    .await;
-    run.kill9();
-    wait_until(
-        "the orphaned commit to finish",
-        Duration::from_secs(30),
-        || async { other_backends(&db).await == 0 },
-    )
-    .await;
+    kill_during_injected_sleep(&queue, &db).await;
     let committed = db.counts().await;
     assert_eq!(
         (committed.rows, committed.quarantined(), committed.processed),
