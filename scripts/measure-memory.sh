@@ -14,9 +14,8 @@ psql -X -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db 
 export LOGIN_ETL_SQS_ENDPOINT=http://127.0.0.1:4566 LOGIN_ETL_QUEUE_NAME=login-etl-memory
 export LOGIN_ETL_DATABASE_URL=postgres://postgres@127.0.0.1:5432/$db
 export LOGIN_ETL_MASK_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
-"$bin" send-sample --create-queue --count 1 --print >/dev/null
-"$bin" send-sample --create-queue --count 0 >/dev/null
-"$bin" purge-queue --yes >/dev/null || true
+"$bin" send-sample --create-queue --count 0 >/dev/null   # creates the queue, sends nothing
+"$bin" purge-queue --yes >/dev/null || true                # leftovers of an interrupted run
 echo "queueing $count messages..."
 "$bin" send-sample --count "$count" --bad-share 0.01 --seed 7
 echo "draining with /usr/bin/time..."
