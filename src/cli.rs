@@ -25,7 +25,7 @@ pub enum Command {
     /// Applies the schema first. On a signal it stops receiving, commits the batch in flight,
     /// deletes its messages and exits 0.
     Run(RunArgs),
-    /// Create or upgrade the schema (user_logins, processed_messages, quarantined_messages) and exit.
+    /// Create or upgrade the schema (tables, indexes; numbered migrations, each applied once) and exit.
     Migrate(DbArgs),
     /// Show the queue depth and what has landed in the database.
     Status(StatusArgs),
