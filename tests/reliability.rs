@@ -37,6 +37,21 @@ async fn other_backends(db: &TestDb) -> i64 {
         .get(0)
 }
 
+/// Make every COPY into `user_logins` sleep `seconds` once all its rows are in, before COMMIT
+/// (an AFTER statement trigger): a window between COPY and COMMIT that tests can hit.
+async fn slow_down_copy(db: &TestDb, seconds: u32) {
+    db.client()
+        .await
+        .batch_execute(&format!(
+            "CREATE FUNCTION slow_copy() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN PERFORM pg_sleep({seconds}); RETURN NULL; END $$;
+             CREATE TRIGGER slow_copy AFTER INSERT ON user_logins
+                 FOR EACH STATEMENT EXECUTE FUNCTION slow_copy();"
+        ))
+        .await
+        .unwrap();
+}
+
 /// Start `run --drain`, SIGKILL it while its transaction sits in the injected `pg_sleep`, then
 /// wait until the server has finished with the orphaned transaction (rolled back or committed).
 async fn kill_during_injected_sleep(queue: &TestQueue, db: &TestDb) {
@@ -71,17 +86,7 @@ async fn drain_until_empty(queue: &TestQueue, db: &TestDb, rounds: usize) {
 async fn sigkill_between_copy_and_commit_loses_nothing_and_duplicates_nothing() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(2).await);
     db.sink().migrate().await.unwrap();
-    // An AFTER statement trigger runs once COPY has sent every row, before COMMIT.
-    db.client()
-        .await
-        .batch_execute(
-            "CREATE FUNCTION slow_copy() RETURNS trigger LANGUAGE plpgsql AS
-                 $$ BEGIN PERFORM pg_sleep(3); RETURN NULL; END $$;
-             CREATE TRIGGER slow_copy AFTER INSERT ON user_logins
-                 FOR EACH STATEMENT EXECUTE FUNCTION slow_copy();",
-        )
-        .await
-        .unwrap();
+    slow_down_copy(&db, 3).await;
     queue.send(&sample_bodies()).await;
 
     kill_during_injected_sleep(&queue, &db).await;
@@ -243,16 +248,7 @@ async fn sqs_unreachable_at_start_and_mid_drain_is_survived_with_exact_counts() 
 async fn a_slow_commit_gets_its_visibility_extended_instead_of_being_redelivered() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(2).await);
     db.sink().migrate().await.unwrap();
-    db.client()
-        .await
-        .batch_execute(
-            "CREATE FUNCTION slow_copy() RETURNS trigger LANGUAGE plpgsql AS
-                 $$ BEGIN PERFORM pg_sleep(5); RETURN NULL; END $$;
-             CREATE TRIGGER slow_copy AFTER INSERT ON user_logins
-                 FOR EACH STATEMENT EXECUTE FUNCTION slow_copy();",
-        )
-        .await
-        .unwrap();
+    slow_down_copy(&db, 5).await;
     queue.send(&sample_bodies()).await;
 
     let mut run =
