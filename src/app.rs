@@ -5,24 +5,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use tokio_util::sync::CancellationToken;
+use zeroize::Zeroizing;
 
 use crate::cli::{
     Command, DbArgs, DuplicatesArgs, FieldArg, KeyArgs, KeygenArgs, PurgeArgs, ReportFormat,
     ReportKind, RevealArgs, RunArgs, SendSampleArgs, SqsArgs, StatusArgs,
 };
-use crate::mask::Field;
-use crate::sink::{RevealAudit, RevealSelector};
-use zeroize::Zeroizing;
-
-use crate::mask::keys;
-use crate::mask::{KeyError, KeyRing, Masker, StrategyName};
+use crate::mask::{keys, Field, KeyError, KeyRing, Masker, StrategyName};
 use crate::pipeline::{self, PipelineSettings};
 use crate::retry::Backoff;
 use crate::sample::{self, SampleSpec};
-use crate::sink::PgSink;
+use crate::sink::{PgSink, RevealAudit, RevealSelector};
 use crate::source::{SqsSettings, SqsSource};
 
-/// Environment variable holding the hex masking key.
+/// Environment variable holding the masking key ring.
 pub const MASK_KEY_ENV: &str = "LOGIN_ETL_MASK_KEY";
 
 /// The bundled sample: 100 messages shaped like the take-home's queue (see `data/README.md`).
