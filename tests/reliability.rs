@@ -55,7 +55,9 @@ async fn slow_down_copy(db: &TestDb, seconds: u32) {
 /// Start `run --drain`, SIGKILL it while its transaction sits in the injected `pg_sleep`, then
 /// wait until the server has finished with the orphaned transaction (rolled back or committed).
 async fn kill_during_injected_sleep(queue: &TestQueue, db: &TestDb) {
-    let mut run = Spawned::new(binary(queue, db).args(["run", "--drain"]));
+    // A 1 s batch window (under the 2 s visibility timeout): all 100 messages share one batch.
+    let mut run =
+        Spawned::new(binary(queue, db).args(["run", "--drain", "--batch-max-wait-ms", "1000"]));
     wait_until("the injected sleep", Duration::from_secs(30), || async {
         sleeping_backends(db).await > 0
     })
@@ -162,7 +164,7 @@ async fn sigkill_between_commit_and_delete_duplicates_nothing() {
 async fn postgres_stopped_for_10s_mid_drain_is_survived_with_exact_counts() {
     let cluster = TempCluster::new();
     let queue = TestQueue::new(30).await;
-    let bodies = synthetic(3000, 11);
+    let bodies = synthetic(5000, 11);
     queue.send(&bodies).await;
     let url = cluster.url("postgres");
 
@@ -197,8 +199,8 @@ async fn postgres_stopped_for_10s_mid_drain_is_survived_with_exact_counts() {
         .unwrap();
     let valid = valid_count(&bodies);
     assert_eq!(counts.rows, valid, "every valid message once");
-    assert_eq!(counts.quarantined(), 3000 - valid);
-    assert_eq!(counts.processed, 3000);
+    assert_eq!(counts.quarantined(), 5000 - valid);
+    assert_eq!(counts.processed, 5000);
     assert_eq!(queue.remaining().await, 0);
 }
 
@@ -251,8 +253,14 @@ async fn a_slow_commit_gets_its_visibility_extended_instead_of_being_redelivered
     slow_down_copy(&db, 5).await;
     queue.send(&sample_bodies()).await;
 
-    let mut run =
-        Spawned::new(binary(&queue, &db).args(["run", "--drain", "--wait-time-seconds", "1"]));
+    let mut run = Spawned::new(binary(&queue, &db).args([
+        "run",
+        "--drain",
+        "--wait-time-seconds",
+        "1",
+        "--batch-max-wait-ms",
+        "1000", // one batch for all 100 messages
+    ]));
     wait_until("the slow commit", Duration::from_secs(30), || async {
         sleeping_backends(&db).await > 0
     })
