@@ -207,7 +207,7 @@ async fn postgres_stopped_for_10s_mid_drain_is_survived_with_exact_counts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sqs_unreachable_at_start_and_mid_drain_is_survived_with_exact_counts() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(2).await);
-    let bodies = synthetic(2000, 12);
+    let bodies = synthetic(4000, 12);
     queue.send(&bodies).await;
     let proxy = SqsProxy::start(false).await;
 
@@ -242,7 +242,7 @@ async fn sqs_unreachable_at_start_and_mid_drain_is_survived_with_exact_counts() 
     let valid = valid_count(&bodies);
     assert_eq!(
         (counts.rows, counts.quarantined(), counts.processed),
-        (valid, 2000 - valid, 2000)
+        (valid, 4000 - valid, 4000)
     );
 }
 
