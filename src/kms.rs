@@ -11,7 +11,7 @@ use crate::mask::keys::{KeyEntry, KeyError, GENERATED_KEY_BYTES};
 use crate::mask::{KeyRing, MaskKey};
 
 async fn client(endpoint: Option<&str>) -> aws_sdk_kms::Client {
-    aws_sdk_kms::Client::new(&crate::source::sqs::aws_config(endpoint, None).await)
+    aws_sdk_kms::Client::new(&crate::aws::config(endpoint, None).await)
 }
 
 /// Turn parsed entries into a key ring, decrypting `kms:` entries (one KMS call each).

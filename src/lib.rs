@@ -6,6 +6,7 @@
 //! [`pipeline`] wires these together and owns batching, retries and shutdown.
 
 pub mod app;
+pub mod aws;
 pub mod cli;
 pub mod event;
 pub mod kms;

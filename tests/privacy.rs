@@ -297,7 +297,7 @@ async fn duplicates_report_lists_shared_devices_and_addresses() {
 async fn a_kms_encrypted_data_key_masks_and_reveals() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
     let kms = aws_sdk_kms::Client::new(
-        &login_etl::source::sqs::aws_config(Some(&sqs_endpoint()), Some("us-east-1")).await,
+        &login_etl::aws::config(Some(&sqs_endpoint()), Some("us-east-1")).await,
     );
     let kms_key = kms
         .create_key()

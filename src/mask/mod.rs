@@ -83,13 +83,6 @@ pub enum StrategyName {
     Sha256,
 }
 
-impl StrategyName {
-    /// Whether this strategy needs a key.
-    pub fn is_keyed(self) -> bool {
-        self != StrategyName::Sha256
-    }
-}
-
 /// A login event whose PII has been replaced by masks; the only shape that reaches the sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MaskedLogin {

@@ -135,37 +135,20 @@ pub struct SqsSource {
     visibility_timeout: Duration,
 }
 
-/// AWS configuration for an optional endpoint override (LocalStack) and region. With an endpoint
-/// and no credentials configured, static test credentials are used: LocalStack accepts any, and
-/// developers shouldn't have to configure fake ones.
-pub async fn aws_config(endpoint: Option<&str>, region: Option<&str>) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(region) = region {
-        loader = loader.region(aws_config::Region::new(region.to_string()));
-    }
-    if let Some(endpoint) = endpoint {
-        loader = loader.endpoint_url(endpoint);
-        if region.is_none() && std::env::var_os("AWS_REGION").is_none() {
-            loader = loader.region(aws_config::Region::new("us-east-1"));
-        }
-        let has_env_credentials = std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
-            || std::env::var_os("AWS_PROFILE").is_some();
-        if !has_env_credentials {
-            loader = loader.credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                "test",
-                "test",
-                None,
-                None,
-                "login-etl-localstack",
-            ));
-        }
-    }
-    loader.load().await
+/// Run batch calls (one per chunk of ten), eight at a time, results in call order.
+///
+/// The futures are built into a `Vec` by the caller first: a lazy `map(|chunk| ..)` inside the
+/// stream would make the resulting future not `Send` (rust-lang/rust#64552), and callers spawn it.
+async fn in_parallel<T, F>(calls: Vec<F>) -> Result<Vec<T>, SourceError>
+where
+    F: std::future::Future<Output = Result<T, SourceError>>,
+{
+    stream::iter(calls).buffered(8).try_collect().await
 }
 
 /// Build an SQS client for the settings (no network call).
 pub async fn client(settings: &SqsSettings) -> Client {
-    Client::new(&aws_config(settings.endpoint.as_deref(), settings.region.as_deref()).await)
+    Client::new(&crate::aws::config(settings.endpoint.as_deref(), settings.region.as_deref()).await)
 }
 
 impl SqsSource {
@@ -287,17 +270,11 @@ impl SqsSource {
     /// Delete messages by receipt handle, ten per call, calls in parallel. Returns how many SQS
     /// reported as failed (they will be redelivered and deduplicated by the ledger).
     pub async fn delete(&self, receipts: &[String]) -> Result<usize, SourceError> {
-        // Futures collected first: a lazy `map(|chunk| ..)` inside the stream makes this future
-        // not `Send` (rust-lang/rust#64552), and callers spawn it.
         let calls: Vec<_> = receipts
             .chunks(SQS_BATCH_MAX)
             .map(|chunk| self.delete_chunk(chunk))
             .collect();
-        let failed: Vec<usize> = stream::iter(calls)
-            .buffer_unordered(8)
-            .try_collect()
-            .await?;
-        Ok(failed.into_iter().sum())
+        Ok(in_parallel(calls).await?.into_iter().sum())
     }
 
     async fn delete_chunk(&self, chunk: &[String]) -> Result<usize, SourceError> {
@@ -335,11 +312,7 @@ impl SqsSource {
             .chunks(SQS_BATCH_MAX)
             .map(|chunk| self.extend_chunk(chunk, timeout))
             .collect();
-        let failed: Vec<usize> = stream::iter(calls)
-            .buffer_unordered(8)
-            .try_collect()
-            .await?;
-        Ok(failed.into_iter().sum())
+        Ok(in_parallel(calls).await?.into_iter().sum())
     }
 
     async fn extend_chunk(
@@ -400,10 +373,7 @@ impl SqsSource {
                 self.send_entries(entries)
             })
             .collect();
-        stream::iter(calls)
-            .buffer_unordered(8)
-            .try_collect::<Vec<_>>()
-            .await?;
+        in_parallel(calls).await?;
         Ok(())
     }
 
@@ -414,8 +384,7 @@ impl SqsSource {
             .chunks(SQS_BATCH_MAX)
             .map(|chunk| self.send_chunk(chunk))
             .collect();
-        let chunks: Vec<Vec<String>> = stream::iter(calls).buffered(8).try_collect().await?;
-        Ok(chunks.into_iter().flatten().collect())
+        Ok(in_parallel(calls).await?.into_iter().flatten().collect())
     }
 
     async fn send_chunk(&self, chunk: &[String]) -> Result<Vec<String>, SourceError> {
