@@ -15,7 +15,7 @@ use login_etl::mask::{keys, KeyRing, Masker};
 use login_etl::pipeline::{self, PipelineSettings};
 use login_etl::sample::{self, SampleSpec};
 use login_etl::sink::PgSink;
-use login_etl::source::{Envelope, SqsSettings, SqsSource};
+use login_etl::source::{Envelope, MessageId, ReceiptHandle, SqsSettings, SqsSource};
 use login_etl::transform;
 use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
@@ -80,7 +80,7 @@ async fn main() {
     tokio::spawn(conn);
     recreate_database(&admin).await;
     let settings = SqsSettings {
-        endpoint: Some(endpoint),
+        endpoint: Some(endpoint.parse().expect("an http:// URL")),
         region: Some("us-east-1".into()),
         queue_url: None,
         queue_name: QUEUE.into(),
@@ -106,8 +106,8 @@ async fn main() {
         .iter()
         .enumerate()
         .map(|(i, body)| Envelope {
-            message_id: format!("bench-{i}"),
-            receipt_handle: String::new(),
+            message_id: MessageId(format!("bench-{i}")),
+            receipt_handle: ReceiptHandle(String::new()),
             body: body.clone(),
             sent_at: chrono::Utc::now(),
             receive_count: 1,
@@ -147,7 +147,8 @@ async fn main() {
                 if got.is_empty() {
                     return n;
                 }
-                let receipts: Vec<String> = got.iter().map(|e| e.receipt_handle.clone()).collect();
+                let receipts: Vec<ReceiptHandle> =
+                    got.iter().map(|e| e.receipt_handle.clone()).collect();
                 source.delete(&receipts).await.unwrap();
                 n += got.len();
             }

@@ -1,15 +1,27 @@
-//! AWS SDK configuration shared by the SQS source and the KMS key loader.
+//! AWS SDK configuration shared by the SQS source and the KMS key loader, and the one way SDK
+//! errors are turned into text.
+//!
+//! SDK errors are never printed with `Debug` or `DisplayErrorContext`: both include the raw HTTP
+//! response, and for a ReceiveMessage reply that fails to parse that body is the messages
+//! themselves (raw `ip` / `device_id`). [`SdkFailure`] keeps only the error's kind, code, message,
+//! HTTP status and the transport's own error chain, and looks at the body only to recognise it.
+
+use std::error::Error as StdError;
+
+use aws_sdk_sqs::config::http::HttpResponse;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+use url::Url;
 
 /// AWS configuration for an optional endpoint override (LocalStack) and region. With an endpoint
 /// and no credentials configured, static test credentials are used: LocalStack accepts any, and
 /// developers shouldn't have to configure fake ones.
-pub async fn config(endpoint: Option<&str>, region: Option<&str>) -> aws_config::SdkConfig {
+pub(crate) async fn config(endpoint: Option<&Url>, region: Option<&str>) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(region) = region {
         loader = loader.region(aws_config::Region::new(region.to_string()));
     }
     if let Some(endpoint) = endpoint {
-        loader = loader.endpoint_url(endpoint);
+        loader = loader.endpoint_url(endpoint.as_str().trim_end_matches('/'));
         if region.is_none() && std::env::var_os("AWS_REGION").is_none() {
             loader = loader.region(aws_config::Region::new("us-east-1"));
         }
@@ -26,4 +38,119 @@ pub async fn config(endpoint: Option<&str>, region: Option<&str>) -> aws_config:
         }
     }
     loader.load().await
+}
+
+/// What an SDK call's failure was, reduced to what may be shown and what decides its disposition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SdkFailure {
+    /// No credentials could be found by the default chain.
+    NoCredentials,
+    /// The endpoint answered, but not in the AWS JSON protocol; `looks_like` says what it was.
+    NotJson { looks_like: &'static str },
+    /// The service answered with an error code.
+    Service {
+        code: String,
+        message: String,
+        status: u16,
+    },
+    /// A reply that could not be read (no body text is kept).
+    Unreadable { status: u16 },
+    /// Network, timeout or request-building trouble (the transport's own error chain).
+    Transport(String),
+}
+
+impl SdkFailure {
+    pub(crate) fn of<E>(err: &SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + StdError + 'static,
+    {
+        if chain(err).any(|e| {
+            e.downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
+                .is_some()
+        }) {
+            return SdkFailure::NoCredentials;
+        }
+        if let Some(raw) = err.raw_response() {
+            let status = raw.status().as_u16();
+            if let Some(looks_like) = raw.body().bytes().and_then(foreign_protocol) {
+                return SdkFailure::NotJson { looks_like };
+            }
+            return match (err, err.code()) {
+                (SdkError::ServiceError(_), Some(code)) => SdkFailure::Service {
+                    code: code.to_string(),
+                    message: err.message().unwrap_or_default().to_string(),
+                    status,
+                },
+                _ => SdkFailure::Unreadable { status },
+            };
+        }
+        let text = match err {
+            SdkError::TimeoutError(_) => "timed out".to_string(),
+            _ => chain(err)
+                .skip(1)
+                .map(|e| e.to_string())
+                .fold(err.to_string(), |text, cause| {
+                    if text.contains(&cause) {
+                        text
+                    } else {
+                        format!("{text}: {cause}")
+                    }
+                }),
+        };
+        SdkFailure::Transport(text)
+    }
+}
+
+impl std::fmt::Display for SdkFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SdkFailure::NoCredentials => write!(f, "no AWS credentials found"),
+            SdkFailure::NotJson { looks_like } => write!(f, "the reply was {looks_like}"),
+            SdkFailure::Service {
+                code,
+                message,
+                status,
+            } => write!(f, "{code}: {message} (HTTP {status})"),
+            SdkFailure::Unreadable { status } => {
+                write!(f, "a reply that is not an AWS response (HTTP {status})")
+            }
+            SdkFailure::Transport(text) => f.write_str(text),
+        }
+    }
+}
+
+fn chain<'a>(
+    err: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(err), |e: &&'a (dyn StdError + 'static)| (*e).source())
+}
+
+/// Recognise a reply of an older, query-protocol-only SQS to a JSON-protocol request: XML
+/// (moto < 4.1.11 answers 200 with XML), or LocalStack < 3.0's HTTP 500 "Missing Action".
+fn foreign_protocol(body: &[u8]) -> Option<&'static str> {
+    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+    if text.contains("Missing Action") || text.contains("Operation detection failed") {
+        Some("\"Missing Action\": an SQS that speaks only the older query protocol (such as LocalStack before 3.0)")
+    } else if text.trim_start().starts_with('<') {
+        Some("XML: an SQS that speaks only the older query protocol (such as LocalStack before 3.0 or moto before 4.1.11)")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_protocol_replies_are_recognised_without_quoting_them() {
+        let xml = b"<?xml version='1.0'?><ReceiveMessageResponse><Body>10.1.2.3</Body>";
+        let looks = foreign_protocol(xml).unwrap();
+        assert!(looks.contains("query protocol") && !looks.contains("10.1.2.3"));
+        let localstack = br#"{"__type": "InternalError", "message": "exception while calling sqs with unknown operation: Operation detection failed. Missing Action in request for query-protocol service"}"#;
+        assert!(foreign_protocol(localstack)
+            .unwrap()
+            .contains("Missing Action"));
+        assert_eq!(foreign_protocol(br#"{"Messages": []}"#), None);
+    }
 }

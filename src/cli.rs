@@ -2,10 +2,15 @@
 //! binary is configured by flags on a laptop and by env vars in a container.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use url::Url;
 
-use crate::mask::StrategyName;
+use crate::mask::{Field, StrategyName};
+use crate::pipeline::PipelineSettings;
+use crate::sink::{DatabaseUrl, RevealRequest};
+use crate::source::SqsSettings;
 
 /// Read user-login events from SQS, validate them, mask their PII (ip, device_id) and write them to
 /// PostgreSQL in batches. Bad messages go to a quarantine table with a reason; nothing is dropped.
@@ -48,8 +53,13 @@ pub enum Command {
 pub struct SqsArgs {
     /// SQS endpoint URL, e.g. http://127.0.0.1:4566 for LocalStack. Empty: real AWS, with the default
     /// credential chain (env, profile, instance/task role).
-    #[arg(long, env = "LOGIN_ETL_SQS_ENDPOINT", default_value = "")]
-    pub sqs_endpoint: String,
+    #[arg(
+        long,
+        env = "LOGIN_ETL_SQS_ENDPOINT",
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub sqs_endpoint: Endpoint,
     /// AWS region. Default: from the AWS config chain; us-east-1 with a custom endpoint.
     #[arg(long, env = "AWS_REGION")]
     pub region: Option<String>,
@@ -72,7 +82,7 @@ pub struct DbArgs {
         hide_env_values = true,
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
 }
 
 /// `run` options.
@@ -141,8 +151,13 @@ pub struct KeyArgs {
     pub mask_key_file: Option<PathBuf>,
     /// AWS KMS endpoint for `kms:` keys (LocalStack URL). Default: the SQS endpoint
     /// (--sqs-endpoint / LOGIN_ETL_SQS_ENDPOINT), else AWS.
-    #[arg(long, env = "LOGIN_ETL_KMS_ENDPOINT")]
-    pub kms_endpoint: Option<String>,
+    #[arg(
+        long,
+        env = "LOGIN_ETL_KMS_ENDPOINT",
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub kms_endpoint: Endpoint,
 }
 
 /// `send-sample` options.
@@ -201,8 +216,13 @@ pub struct KeygenArgs {
     #[arg(long)]
     pub kms_key_id: Option<String>,
     /// AWS KMS endpoint (LocalStack URL). Default: LOGIN_ETL_SQS_ENDPOINT's value, else AWS.
-    #[arg(long, env = "LOGIN_ETL_KMS_ENDPOINT")]
-    pub kms_endpoint: Option<String>,
+    #[arg(
+        long,
+        env = "LOGIN_ETL_KMS_ENDPOINT",
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub kms_endpoint: Endpoint,
 }
 
 /// `reveal` options.
@@ -227,7 +247,7 @@ pub struct RevealArgs {
     pub value: Option<String>,
     /// Which field --value is a mask of.
     #[arg(long, value_enum)]
-    pub field: Option<FieldArg>,
+    pub field: Option<Field>,
     /// Reveal the ip and device_id of every row of this user.
     #[arg(long)]
     pub user_id: Option<String>,
@@ -239,16 +259,7 @@ pub struct RevealArgs {
     pub masked_device_id: Option<String>,
     /// Most rows to reveal.
     #[arg(long, default_value_t = 100)]
-    pub limit: i64,
-}
-
-/// The masked fields, as `reveal --field` names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum FieldArg {
-    /// `ip`.
-    Ip,
-    /// `device_id`.
-    DeviceId,
+    pub limit: u32,
 }
 
 /// `report` options.
@@ -278,7 +289,7 @@ pub struct DuplicatesArgs {
     pub format: ReportFormat,
     /// Most entries per section.
     #[arg(long, default_value_t = 20)]
-    pub limit: i64,
+    pub limit: u32,
 }
 
 /// Output formats of reports.
@@ -290,4 +301,100 @@ pub enum ReportFormat {
     Json,
     /// CSV with a `kind` column (device or ip).
     Csv,
+}
+
+/// An endpoint URL; empty means "none" (real AWS), so `LOGIN_ETL_SQS_ENDPOINT=` can unset it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Endpoint(pub Option<Url>);
+
+impl std::str::FromStr for Endpoint {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(Self(None));
+        }
+        let url =
+            Url::parse(text).map_err(|e| format!("{e} (expected e.g. http://127.0.0.1:4566)"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err("expected an http:// or https:// URL, e.g. http://127.0.0.1:4566".into());
+        }
+        Ok(Self(Some(url)))
+    }
+}
+
+impl From<&SqsArgs> for SqsSettings {
+    fn from(args: &SqsArgs) -> Self {
+        SqsSettings {
+            endpoint: args.sqs_endpoint.0.clone(),
+            region: args.region.clone().filter(|r| !r.trim().is_empty()),
+            queue_url: args.queue_url.clone().filter(|u| !u.trim().is_empty()),
+            queue_name: args.queue_name.clone(),
+        }
+    }
+}
+
+impl From<&RunArgs> for PipelineSettings {
+    fn from(args: &RunArgs) -> Self {
+        PipelineSettings {
+            batch_size: args.batch_size as usize,
+            batch_max_wait: Duration::from_millis(args.batch_max_wait_ms),
+            receivers: args.receivers as usize,
+            wait_time: Duration::from_secs(args.wait_time_seconds),
+            drain_idle: args
+                .drain
+                .then(|| Duration::from_secs(args.drain_idle_seconds)),
+            max_receives: args.max_receives,
+            write_retry_timeout: Duration::from_secs(args.write_retry_seconds),
+            dead_letter_queue: args.dead_letter_queue.clone().filter(|url| !url.is_empty()),
+        }
+    }
+}
+
+impl RevealArgs {
+    /// What to reveal; clap's `select` group guarantees exactly one selector.
+    pub fn request(&self) -> Option<RevealRequest> {
+        if let (Some(mask), Some(field)) = (&self.value, self.field) {
+            return Some(RevealRequest::Value {
+                mask: mask.clone(),
+                field,
+            });
+        }
+        let user = self.user_id.clone().map(RevealRequest::UserId);
+        let ip = || self.masked_ip.clone().map(RevealRequest::MaskedIp);
+        let device = || {
+            self.masked_device_id
+                .clone()
+                .map(RevealRequest::MaskedDeviceId)
+        };
+        user.or_else(ip).or_else(device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_endpoint_means_none_and_a_bad_one_is_refused() {
+        assert_eq!("".parse::<Endpoint>().unwrap(), Endpoint(None));
+        assert!("http://127.0.0.1:4566"
+            .parse::<Endpoint>()
+            .unwrap()
+            .0
+            .is_some());
+        assert!("127.0.0.1:4566".parse::<Endpoint>().is_err());
+    }
+
+    #[test]
+    fn the_database_url_never_prints() {
+        let args = Cli::try_parse_from([
+            "login-etl",
+            "migrate",
+            "--database-url",
+            "postgres://u:hunter2@db/x",
+        ])
+        .unwrap();
+        assert!(!format!("{args:?}").contains("hunter2"));
+    }
 }

@@ -2,22 +2,24 @@
 //! (`<id>:kms:<base64 ciphertext>` in the key list) and decrypted with `kms:Decrypt` at start, so
 //! the plaintext key exists only in the process's (zeroed-on-drop) memory.
 
-use aws_sdk_kms::error::DisplayErrorContext;
 use aws_sdk_kms::primitives::Blob;
 use base64::Engine;
+use url::Url;
 use zeroize::Zeroizing;
+
+use crate::aws::SdkFailure;
 
 use crate::mask::keys::{KeyEntry, KeyError, GENERATED_KEY_BYTES};
 use crate::mask::{KeyRing, MaskKey};
 
-async fn client(endpoint: Option<&str>) -> aws_sdk_kms::Client {
+async fn client(endpoint: Option<&Url>) -> aws_sdk_kms::Client {
     aws_sdk_kms::Client::new(&crate::aws::config(endpoint, None).await)
 }
 
 /// Turn parsed entries into a key ring, decrypting `kms:` entries (one KMS call each).
-pub async fn decrypt_entries(
+pub(crate) async fn decrypt_entries(
     entries: Vec<KeyEntry>,
-    endpoint: Option<&str>,
+    endpoint: Option<&Url>,
 ) -> Result<KeyRing, KeyError> {
     let mut kms = None;
     let mut keys = Vec::with_capacity(entries.len());
@@ -37,7 +39,7 @@ pub async fn decrypt_entries(
                     .await
                     .map_err(|e| KeyError::Kms {
                         id: id.clone(),
-                        message: DisplayErrorContext(&e).to_string(),
+                        message: SdkFailure::of(&e).to_string(),
                     })?;
                 let plaintext = Zeroizing::new(
                     out.plaintext
@@ -54,10 +56,10 @@ pub async fn decrypt_entries(
 
 /// A new data key under the KMS key `kms_key_id`, as a key-list entry `<id>:kms:<base64>`.
 /// Only the encrypted form is returned: the plaintext never leaves KMS's answer.
-pub async fn generate_entry(
+pub(crate) async fn generate_entry(
     id: &str,
     kms_key_id: &str,
-    endpoint: Option<&str>,
+    endpoint: Option<&Url>,
 ) -> Result<String, KeyError> {
     let out = client(endpoint)
         .await
@@ -68,7 +70,7 @@ pub async fn generate_entry(
         .await
         .map_err(|e| KeyError::Kms {
             id: id.to_string(),
-            message: DisplayErrorContext(&e).to_string(),
+            message: SdkFailure::of(&e).to_string(),
         })?;
     let blob = out
         .ciphertext_blob

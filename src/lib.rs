@@ -1,19 +1,26 @@
-#![warn(missing_docs)]
-//! login-etl: read user-login events from SQS, validate them, mask their PII, write them to PostgreSQL.
+//! login-etl: read user-login events from SQS, validate them, mask their PII, write them to
+//! PostgreSQL.
 //!
-//! The data path runs one way: [`source`] (SQS) → [`transform`] ([`event`] decoding + [`mask`]ing) →
-//! [`sink`] (PostgreSQL, one transaction per batch) → acknowledgement back to [`source`]. The
-//! [`pipeline`] wires these together and owns batching, retries and shutdown.
+//! The data path runs one way: [`source`] (SQS) → [`transform`] ([`event`] decoding +
+//! [`mask`]ing) → [`sink`] (PostgreSQL, one transaction per batch) → acknowledgement back to
+//! [`source`]. The [`pipeline`] wires these together and owns batching, retries and shutdown;
+//! [`commands`] are the subcommands the binary dispatches to. `docs/architecture.md` has the map.
+//!
+//! The public surface is what the binary, the integration tests, the benchmark and the fuzz
+//! target use; everything else is `pub(crate)`.
+#![warn(missing_docs, unreachable_pub)]
 
-pub mod app;
-pub mod aws;
+mod aws;
 pub mod cli;
+pub mod commands;
 pub mod event;
-pub mod kms;
+mod kms;
 pub mod mask;
 pub mod pipeline;
-pub mod retry;
+mod retry;
 pub mod sample;
 pub mod sink;
 pub mod source;
+#[cfg(feature = "test-hooks")]
+mod test_hooks;
 pub mod transform;

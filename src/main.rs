@@ -1,10 +1,12 @@
-//! `login-etl` binary: parse the command line, set up logging, hand over to the library.
+//! `login-etl` binary: parse the command line, set up logging and signals, hand over to the
+//! library.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 use login_etl::cli::Cli;
+use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 /// Dependencies that may log request contents (message bodies, query parameters) at debug/trace.
@@ -14,6 +16,7 @@ const QUIET_DEPENDENCIES: &[&str] = &[
     "aws_config",
     "aws_credential_types",
     "aws_runtime",
+    "aws_sdk_kms",
     "aws_sdk_sqs",
     "aws_sigv4",
     "aws_smithy_json",
@@ -42,6 +45,34 @@ fn log_filter() -> EnvFilter {
         .unwrap_or_else(|_| EnvFilter::new(format!("info,{}", caps.join(","))))
 }
 
+/// First SIGINT/SIGTERM: cancel `shutdown` (stop receiving, finish the batch in flight). Second
+/// one: exit now (nothing is lost: uncommitted messages come back after the visibility timeout).
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot listen for signals; SIGTERM will end the process at once");
+        return;
+    };
+    for count in 1.. {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        if count == 1 {
+            tracing::info!(
+                "shutdown requested: finishing the batch in flight (signal again to abort)"
+            );
+            shutdown.cancel();
+        } else {
+            tracing::warn!("aborting; uncommitted messages will be redelivered by SQS");
+            std::process::exit(130);
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Logs go to stderr so that stdout carries only results (summaries, printed samples).
@@ -57,7 +88,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(login_etl::app::execute(cli.command)) {
+    let shutdown = CancellationToken::new();
+    let result = runtime.block_on(async {
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        login_etl::commands::execute(cli.command, shutdown).await
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -1,24 +1,116 @@
-//! Exponential backoff with jitter, shared by every stage that talks to a remote service.
+//! The one retry policy: every error says what to do about it ([`Disposition`]), and every retry
+//! loop asks [`Retry::after`] whether to go again. Budget, classification, the warning line and
+//! the (shutdown-aware) wait are decided here and nowhere else.
 //!
-//! Each wait is random between half the current cap and the cap ("equal jitter"): it spreads the
-//! retries of many consumers that failed at the same moment (a database restart) instead of having
-//! them return in lockstep, while still guaranteeing the wait grows.
+//! Waits use exponential backoff with "equal jitter": each wait is random between half the current
+//! cap and the cap. That spreads the retries of many consumers that failed at the same moment (a
+//! database restart) instead of having them return in lockstep, while still guaranteeing growth.
 
-use std::time::Duration;
+use std::fmt::Display;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
+use tokio_util::sync::CancellationToken;
 
-/// Delay generator: the cap doubles after each failure, up to `max`; [`Backoff::reset`] after a success.
+/// What the caller should do about an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Disposition {
+    /// Transient (network, throttling, a server restarting): the same call may succeed later.
+    Retry,
+    /// The data is to blame (a row PostgreSQL refuses): retrying the same batch can't succeed,
+    /// but the rest of it can commit once the offending message is set apart.
+    Isolate,
+    /// Configuration or permissions: nothing succeeds until a person fixes something. Stop now.
+    Stop,
+}
+
+/// Errors that know their [`Disposition`].
+pub(crate) trait Classify {
+    fn disposition(&self) -> Disposition;
+}
+
+/// How long a retry loop may go on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Budget {
+    /// Until this much time has passed since the first failure.
+    Time(Duration),
+    /// At most this many retries.
+    Attempts(u32),
+    /// Until shutdown (a receiver waiting for SQS to come back).
+    Forever,
+}
+
+/// One retry loop's state. Use it as:
+///
+/// ```ignore
+/// let mut retry = Retry::new("receive failed", Budget::Forever, &shutdown);
+/// let value = loop {
+///     match call().await {
+///         Ok(value) => break value,
+///         Err(e) => retry.after(e).await?,
+///     }
+/// };
+/// ```
+pub(crate) struct Retry<'a> {
+    what: &'static str,
+    budget: Budget,
+    backoff: Backoff,
+    started: Instant,
+    shutdown: &'a CancellationToken,
+}
+
+impl<'a> Retry<'a> {
+    /// `what` starts the warning line (`"{what}, retrying"`), e.g. "SQS not reachable yet".
+    pub(crate) fn new(what: &'static str, budget: Budget, shutdown: &'a CancellationToken) -> Self {
+        Self {
+            what,
+            budget,
+            backoff: Backoff::default(),
+            started: Instant::now(),
+            shutdown,
+        }
+    }
+
+    /// After a failure: wait and return `Ok(())` to go again, or give the error back when it is
+    /// not worth retrying, the budget is spent, or shutdown was requested meanwhile.
+    pub(crate) async fn after<E: Classify + Display>(&mut self, error: E) -> Result<(), E> {
+        if error.disposition() != Disposition::Retry || self.shutdown.is_cancelled() {
+            return Err(error);
+        }
+        let delay = self.backoff.next_delay();
+        let spent = match self.budget {
+            Budget::Time(budget) => self.started.elapsed() + delay > budget,
+            Budget::Attempts(most) => self.backoff.attempts() > most,
+            Budget::Forever => false,
+        };
+        if spent {
+            tracing::error!(error = %error, attempts = self.backoff.attempts(), "{}, giving up", self.what);
+            return Err(error);
+        }
+        tracing::warn!(error = %error, retry_in = ?delay, attempt = self.backoff.attempts(), "{}, retrying", self.what);
+        tokio::select! {
+            _ = self.shutdown.cancelled() => Err(error),
+            _ = tokio::time::sleep(delay) => Ok(()),
+        }
+    }
+
+    /// A success: the next failure starts the backoff over (the budget keeps running).
+    pub(crate) fn succeeded(&mut self) {
+        self.backoff.reset();
+        self.started = Instant::now();
+    }
+}
+
+/// Delay generator: the cap doubles after each failure, up to `max`.
 #[derive(Debug, Clone)]
-pub struct Backoff {
+struct Backoff {
     base: Duration,
     max: Duration,
     attempt: u32,
 }
 
 impl Backoff {
-    /// `base` is the first cap, `max` the largest.
-    pub fn new(base: Duration, max: Duration) -> Self {
+    fn new(base: Duration, max: Duration) -> Self {
         Self {
             base,
             max,
@@ -26,28 +118,25 @@ impl Backoff {
         }
     }
 
-    /// The current cap, before jitter (for log lines).
-    pub fn cap(&self) -> Duration {
+    /// The current cap, before jitter.
+    fn cap(&self) -> Duration {
         self.base
             .saturating_mul(1u32.checked_shl(self.attempt.min(20)).unwrap_or(u32::MAX))
             .min(self.max)
     }
 
-    /// How long to wait before the next attempt.
-    pub fn next_delay(&mut self) -> Duration {
+    fn next_delay(&mut self) -> Duration {
         let cap = self.cap();
         self.attempt = self.attempt.saturating_add(1);
         let millis = cap.as_millis().max(1) as u64;
         Duration::from_millis(rand::thread_rng().gen_range(millis / 2..=millis))
     }
 
-    /// Failures so far.
-    pub fn attempts(&self) -> u32 {
+    fn attempts(&self) -> u32 {
         self.attempt
     }
 
-    /// Start over after a success.
-    pub fn reset(&mut self) {
+    fn reset(&mut self) {
         self.attempt = 0;
     }
 }
@@ -63,6 +152,19 @@ impl Default for Backoff {
 mod tests {
     use super::*;
 
+    #[derive(Debug)]
+    struct E(Disposition);
+    impl Classify for E {
+        fn disposition(&self) -> Disposition {
+            self.0
+        }
+    }
+    impl Display for E {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{:?}", self.0)
+        }
+    }
+
     #[test]
     fn grows_to_the_cap_and_resets() {
         let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
@@ -76,5 +178,40 @@ mod tests {
         assert_eq!(b.attempts(), 8);
         b.reset();
         assert_eq!(b.cap(), Duration::from_millis(100));
+    }
+
+    #[tokio::test]
+    async fn only_retryable_errors_are_retried() {
+        let shutdown = CancellationToken::new();
+        let mut retry = Retry::new("test", Budget::Forever, &shutdown);
+        assert!(retry.after(E(Disposition::Stop)).await.is_err());
+        assert!(retry.after(E(Disposition::Isolate)).await.is_err());
+        assert!(retry.after(E(Disposition::Retry)).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn attempts_are_bounded() {
+        let shutdown = CancellationToken::new();
+        let mut retry = Retry::new("test", Budget::Attempts(2), &shutdown);
+        assert!(retry.after(E(Disposition::Retry)).await.is_ok());
+        assert!(retry.after(E(Disposition::Retry)).await.is_ok());
+        assert!(retry.after(E(Disposition::Retry)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn shutdown_ends_the_wait_at_once() {
+        let shutdown = CancellationToken::new();
+        let mut retry = Retry::new("test", Budget::Forever, &shutdown);
+        for _ in 0..8 {
+            retry.backoff.next_delay(); // the next wait would be seconds long
+        }
+        let cancel = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            cancel.cancel();
+        });
+        let started = Instant::now();
+        assert!(retry.after(E(Disposition::Retry)).await.is_err());
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 }

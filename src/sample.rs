@@ -11,6 +11,9 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::json;
 
+/// The bundled sample: 100 messages shaped like the take-home's queue (see `data/README.md`).
+pub const SAMPLE_JSONL: &str = include_str!("../data/sample-messages.jsonl");
+
 /// The junk the take-home's queue carries, first in the list of bad kinds.
 pub const WRONG_MESSAGE_TYPE: &str = r#"{"foo": "oops_wrong_msg_type", "bar": "123"}"#;
 

@@ -8,13 +8,13 @@ use serde_json::Value;
 
 use crate::event::{self, RejectCode, Rejection};
 use crate::mask::{MaskedLogin, Masker};
-use crate::source::Envelope;
+use crate::source::{Envelope, MessageId};
 
 /// What one message becomes. Carries the message id so the sink can deduplicate redeliveries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     /// SQS MessageId.
-    pub message_id: String,
+    pub message_id: MessageId,
     /// Row or quarantine entry.
     pub kind: OutcomeKind,
 }
@@ -131,7 +131,7 @@ mod tests {
     fn envelope(body: &str, receive_count: u32) -> Envelope {
         Envelope {
             message_id: "m-1".into(),
-            receipt_handle: "r".into(),
+            receipt_handle: crate::source::ReceiptHandle("r".into()),
             body: body.into(),
             sent_at: Utc.with_ymd_and_hms(2025, 3, 4, 23, 59, 59).unwrap(),
             receive_count,

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use login_etl::mask::{KeyRing, Masker, StrategyName};
-use login_etl::source::Envelope;
+use login_etl::source::{Envelope, MessageId, ReceiptHandle};
 use login_etl::transform::{self, OutcomeKind};
 use serde_json::Value;
 
@@ -58,8 +58,8 @@ fuzz_target!(|data: &[u8]| {
         return; // SQS bodies are always valid Unicode
     };
     let envelope = Envelope {
-        message_id: "fuzz".into(),
-        receipt_handle: String::new(),
+        message_id: MessageId::from("fuzz"),
+        receipt_handle: ReceiptHandle(String::new()),
         body: body.to_string(),
         sent_at: chrono::Utc::now(),
         receive_count: 1,

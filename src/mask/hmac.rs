@@ -11,7 +11,7 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// Pre-keyed HMAC states per field for the active key.
 #[derive(Clone)]
-pub struct HmacStrategy {
+pub(crate) struct HmacStrategy {
     key_id: String,
     ip: HmacSha256,
     device_id: HmacSha256,
@@ -25,7 +25,7 @@ impl std::fmt::Debug for HmacStrategy {
 
 impl HmacStrategy {
     /// Masks with the ring's active key.
-    pub fn new(keys: &KeyRing) -> Self {
+    pub(crate) fn new(keys: &KeyRing) -> Self {
         let (key_id, key) = keys.active();
         let keyed = |field: Field| {
             let mut mac =

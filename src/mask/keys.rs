@@ -19,11 +19,11 @@ use base64::Engine;
 use zeroize::Zeroizing;
 
 /// Shortest key accepted: 256 bits.
-pub const MIN_KEY_BYTES: usize = 32;
+pub(crate) const MIN_KEY_BYTES: usize = 32;
 /// Length of generated keys: 512 bits, enough for AES-256-SIV's two keys without stretching.
-pub const GENERATED_KEY_BYTES: usize = 64;
+pub(crate) const GENERATED_KEY_BYTES: usize = 64;
 /// Id given to a bare key without one.
-pub const DEFAULT_KEY_ID: &str = "k1";
+pub(crate) const DEFAULT_KEY_ID: &str = "k1";
 
 /// Why keys can't be used. Messages say what to fix and never echo key material.
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +74,7 @@ pub enum KeyError {
 
 /// Secret key bytes, zeroed when dropped and never printed.
 #[derive(Clone)]
-pub struct MaskKey(Zeroizing<Vec<u8>>);
+pub(crate) struct MaskKey(Zeroizing<Vec<u8>>);
 
 impl fmt::Debug for MaskKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -84,7 +84,7 @@ impl fmt::Debug for MaskKey {
 
 impl MaskKey {
     /// Wrap raw bytes (at least [`MIN_KEY_BYTES`]).
-    pub fn from_bytes(id: &str, bytes: Zeroizing<Vec<u8>>) -> Result<Self, KeyError> {
+    pub(crate) fn from_bytes(id: &str, bytes: Zeroizing<Vec<u8>>) -> Result<Self, KeyError> {
         if bytes.len() < MIN_KEY_BYTES {
             return Err(KeyError::TooShort {
                 id: id.to_string(),
@@ -102,7 +102,7 @@ impl MaskKey {
 
 /// One entry of a key list, before KMS entries are decrypted.
 #[derive(Debug)]
-pub enum KeyEntry {
+pub(crate) enum KeyEntry {
     /// Key material given directly.
     Plain(String, MaskKey),
     /// A data key encrypted under KMS, to be decrypted with `kms:Decrypt` at start.
@@ -111,7 +111,7 @@ pub enum KeyEntry {
 
 impl KeyEntry {
     /// The key id.
-    pub fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         match self {
             KeyEntry::Plain(id, _) | KeyEntry::Kms(id, _) => id,
         }
@@ -126,7 +126,7 @@ fn valid_id(id: &str) -> bool {
 }
 
 /// Parse a key list (see the module docs).
-pub fn parse_entries(text: &str) -> Result<Vec<KeyEntry>, KeyError> {
+pub(crate) fn parse_entries(text: &str) -> Result<Vec<KeyEntry>, KeyError> {
     let mut entries = Vec::new();
     for raw in text.split(['\n', ',']) {
         let entry = raw.trim();
@@ -163,7 +163,7 @@ pub fn parse_entries(text: &str) -> Result<Vec<KeyEntry>, KeyError> {
 }
 
 /// Read a key file's text (kept in zeroed memory).
-pub fn read_file(path: &Path) -> Result<Zeroizing<String>, KeyError> {
+pub(crate) fn read_file(path: &Path) -> Result<Zeroizing<String>, KeyError> {
     std::fs::read_to_string(path)
         .map(Zeroizing::new)
         .map_err(|source| KeyError::File {
@@ -180,7 +180,7 @@ pub struct KeyRing {
 
 impl KeyRing {
     /// From decrypted keys, active first.
-    pub fn new(keys: Vec<(String, MaskKey)>) -> Result<Self, KeyError> {
+    pub(crate) fn new(keys: Vec<(String, MaskKey)>) -> Result<Self, KeyError> {
         if keys.is_empty() {
             return Err(KeyError::Missing);
         }
@@ -203,13 +203,13 @@ impl KeyRing {
     }
 
     /// The key new masks are made with.
-    pub fn active(&self) -> (&str, &MaskKey) {
+    pub(crate) fn active(&self) -> (&str, &MaskKey) {
         let (id, key) = &self.keys[0];
         (id, key)
     }
 
     /// Every key, active first.
-    pub fn all(&self) -> impl Iterator<Item = (&str, &MaskKey)> {
+    pub(crate) fn all(&self) -> impl Iterator<Item = (&str, &MaskKey)> {
         self.keys.iter().map(|(id, key)| (id.as_str(), key))
     }
 }

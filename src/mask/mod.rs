@@ -11,21 +11,23 @@
 //! `ip` and `device_id` never gives equal masks. This module is the only one that sees keys;
 //! nothing raw leaves [`Masker::mask_event`].
 
-pub mod hmac;
+mod hmac;
 pub mod keys;
-pub mod sha256;
-pub mod siv;
+mod sha256;
+mod siv;
 
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-pub use keys::{KeyError, KeyRing, MaskKey};
+pub(crate) use keys::MaskKey;
+pub use keys::{KeyError, KeyRing};
 
 use crate::event::LoginEvent;
 
 /// Field domains, kept distinct so that one field's masks can't be matched against another's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Also what `reveal --field` takes (`ip`, `device-id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Field {
     /// The client IP address (canonical text).
     Ip,
@@ -60,7 +62,7 @@ pub enum RevealError {
 }
 
 /// A way of masking values; see the module docs for the three implementations.
-pub trait MaskStrategy: Send + Sync + fmt::Debug {
+pub(crate) trait MaskStrategy: Send + Sync + fmt::Debug {
     /// The name used by `--mask-strategy`.
     fn name(&self) -> &'static str;
     /// Mask a canonical value in a field's domain.

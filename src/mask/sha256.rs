@@ -9,7 +9,7 @@ use super::{Field, MaskStrategy, RevealError};
 
 /// Unkeyed SHA-256.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Sha256Strategy;
+pub(crate) struct Sha256Strategy;
 
 impl MaskStrategy for Sha256Strategy {
     fn name(&self) -> &'static str {

@@ -22,7 +22,7 @@ const HKDF_INFO: &[u8] = b"login-etl aes-siv v1";
 
 /// Derived SIV keys for every key of the ring; the first masks.
 #[derive(Clone)]
-pub struct SivStrategy {
+pub(crate) struct SivStrategy {
     active: String,
     keys: HashMap<String, Zeroizing<[u8; 64]>>,
 }
@@ -35,7 +35,7 @@ impl std::fmt::Debug for SivStrategy {
 
 impl SivStrategy {
     /// Derive the cipher keys of the whole ring.
-    pub fn new(keys: &KeyRing) -> Self {
+    pub(crate) fn new(keys: &KeyRing) -> Self {
         let derived = keys
             .all()
             .map(|(id, key)| {

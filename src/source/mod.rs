@@ -2,4 +2,7 @@
 
 pub mod sqs;
 
-pub use sqs::{Envelope, Forwarded, QueueDepth, SourceError, SqsSettings, SqsSource};
+pub(crate) use sqs::Forwarded;
+pub use sqs::{
+    Envelope, MessageId, QueueDepth, ReceiptHandle, SourceError, SqsSettings, SqsSource,
+};

@@ -1,8 +1,6 @@
 //! TLS to PostgreSQL: libpq's sslmode values are honoured against a real TLS-only server.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
 use login_etl::sink::PgSink;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 
@@ -81,7 +79,10 @@ async fn sslmode_is_honoured_against_a_tls_only_server() {
         ),
     ] {
         let err = PgSink::new(&bad).unwrap().migrate().await.unwrap_err();
-        assert!(err.is_fatal(), "{bad}: {err}");
+        assert!(
+            matches!(err, login_etl::sink::SinkError::Fatal { .. }),
+            "{bad}: {err}"
+        );
         assert!(err.to_string().contains(reason), "{bad}: {err}");
     }
 }

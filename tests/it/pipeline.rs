@@ -1,11 +1,9 @@
 //! End-to-end behaviour of the pipeline against a real LocalStack SQS and a real PostgreSQL.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::*;
+use crate::helpers::*;
 use login_etl::mask::Field;
 use login_etl::transform;
 
@@ -89,10 +87,7 @@ async fn redelivery_after_commit_without_delete_gives_no_duplicate() {
 
     let summary = drain(&queue, &db).await;
     assert!(summary.duplicates >= committed, "{summary}");
-    let counts = db.counts().await;
-    assert_eq!((counts.rows, counts.quarantined()), (99, 1));
-    assert_eq!(counts.processed, 100);
-    assert_eq!(queue.remaining().await, 0);
+    assert_landed(&db, &queue, 99, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -102,7 +97,7 @@ async fn the_same_message_twice_in_one_batch_is_written_once() {
     sink.migrate().await.unwrap();
     let envelope = login_etl::source::Envelope {
         message_id: "same-id".into(),
-        receipt_handle: "r".into(),
+        receipt_handle: login_etl::source::ReceiptHandle("r".into()),
         body: sample_bodies()[0].clone(),
         sent_at: chrono::Utc::now(),
         receive_count: 1,
@@ -213,12 +208,7 @@ async fn a_failing_database_deletes_nothing_and_loses_nothing() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let out = run_binary(binary(&queue, &db).args(["run", "--drain"]));
     assert!(out.status.success());
-    let counts = db.counts().await;
-    assert_eq!(
-        (counts.rows, counts.quarantined(), counts.processed),
-        (99, 1, 100)
-    );
-    assert_eq!(queue.remaining().await, 0);
+    assert_landed(&db, &queue, 99, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -280,7 +270,7 @@ async fn every_kind_of_bad_message_is_quarantined_with_its_reason_and_no_pii() {
         .map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3))))
         .collect();
     for ((body, code, reason), id) in cases.iter().zip(&ids) {
-        let (got_code, got_reason, masked) = &stored[id];
+        let (got_code, got_reason, masked) = &stored[id.as_str()];
         let shown = &body[..body.len().min(60)];
         assert_eq!(got_code, code, "{shown}");
         assert!(got_reason.contains(reason), "{shown}: {got_reason}");

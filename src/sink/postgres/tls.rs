@@ -24,7 +24,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// How much of the server's certificate to check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verify {
+pub(crate) enum Verify {
     /// Encrypt only (`prefer`, `require`).
     Nothing,
     /// Chain of trust, any host name (`verify-ca`).
@@ -35,18 +35,18 @@ pub enum Verify {
 
 /// TLS settings taken out of the database URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsOptions {
+pub(crate) struct TlsOptions {
     /// What tokio-postgres should negotiate.
-    pub mode: SslMode,
+    pub(crate) mode: SslMode,
     /// What to check of the certificate.
-    pub verify: Verify,
+    pub(crate) verify: Verify,
     /// CA certificates to trust instead of the system roots.
-    pub root_cert: Option<PathBuf>,
+    pub(crate) root_cert: Option<PathBuf>,
 }
 
 /// Split libpq's TLS parameters off a `postgres://` URL (or a `key=value` string), returning the
 /// rest for tokio-postgres and the TLS options. Errors name the parameter, never the URL.
-pub fn split_url(url: &str) -> Result<(String, TlsOptions), String> {
+pub(crate) fn split_url(url: &str) -> Result<(String, TlsOptions), String> {
     let mut sslmode = None;
     let mut root_cert = None;
     let rest = if let Some((base, query)) = url.split_once('?').filter(|_| url.contains("://")) {
@@ -97,7 +97,7 @@ pub fn split_url(url: &str) -> Result<(String, TlsOptions), String> {
 }
 
 /// A TLS connector for these options.
-pub fn connector(options: &TlsOptions) -> Result<MakeRustlsConnect, String> {
+pub(crate) fn connector(options: &TlsOptions) -> Result<MakeRustlsConnect, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

@@ -2,11 +2,9 @@
 //! unreachable, commits are slow, rows are refused. Each test asserts the exact final counts:
 //! every message sent ends up exactly once, as a row or as a quarantine entry.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::helpers::*;
 use login_etl::pipeline::{self, PipelineSettings};
 use tokio_util::sync::CancellationToken;
 
@@ -108,12 +106,7 @@ async fn sigkill_between_copy_and_commit_loses_nothing_and_duplicates_nothing() 
     tokio::time::sleep(Duration::from_secs(2)).await; // visibility timeout
     let out = run_binary(binary(&queue, &db).args(["run", "--drain"]));
     assert!(out.status.success());
-    let counts = db.counts().await;
-    assert_eq!(
-        (counts.rows, counts.quarantined(), counts.processed),
-        (99, 1, 100)
-    );
-    assert_eq!(queue.remaining().await, 0);
+    assert_landed(&db, &queue, 99, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -157,7 +150,7 @@ async fn sigkill_between_commit_and_delete_duplicates_nothing() {
         "{stdout}"
     );
     assert_eq!(db.counts().await, committed, "no row twice");
-    assert_eq!(queue.remaining().await, 0);
+    assert_landed(&db, &queue, 99, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -238,12 +231,8 @@ async fn sqs_unreachable_at_start_and_mid_drain_is_survived_with_exact_counts() 
 
     // Deletes that failed during the outage come back after the visibility timeout: drain them.
     drain_until_empty(&queue, &db, 5).await;
-    let counts = db.counts().await;
     let valid = valid_count(&bodies);
-    assert_eq!(
-        (counts.rows, counts.quarantined(), counts.processed),
-        (valid, 4000 - valid, 4000)
-    );
+    assert_landed(&db, &queue, valid, 4000 - valid).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -426,7 +415,7 @@ async fn quarantined_messages_are_forwarded_raw_to_the_dead_letter_queue() {
         .iter()
         .position(|b| b == login_etl::sample::WRONG_MESSAGE_TYPE)
         .unwrap();
-    assert_eq!(attr("login-etl-source-message-id"), ids[foo]);
+    assert_eq!(attr("login-etl-source-message-id"), ids[foo].as_str());
     assert_eq!(db.counts().await.quarantined(), 1);
 }
 

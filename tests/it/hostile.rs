@@ -2,11 +2,9 @@
 //! each one: the run completes, the message lands exactly once (as a row or as a quarantine entry
 //! with a precise reason), and no raw `ip` / `device_id` is stored anywhere.
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::*;
+use crate::helpers::*;
 use login_etl::mask::Field;
 use serde_json::{json, Value};
 
@@ -168,7 +166,7 @@ async fn hostile_corpus_lands_exactly_once_with_precise_reasons_and_no_raw_pii()
         match expect {
             Row(user_id) => {
                 rows_expected += 1;
-                assert_eq!(ledger[id], "row", "case {i}: {shown}");
+                assert_eq!(ledger[id.as_str()], "row", "case {i}: {shown}");
                 let n: i64 = client
                     .query_one(
                         "SELECT count(*) FROM user_logins WHERE user_id = $1",
@@ -180,8 +178,8 @@ async fn hostile_corpus_lands_exactly_once_with_precise_reasons_and_no_raw_pii()
                 assert_eq!(n, 1, "case {i}: exactly one row: {shown}");
             }
             Quarantine(code, reason) => {
-                assert_eq!(ledger[id], "quarantined", "case {i}: {shown}");
-                let (got_code, got_reason) = &quarantined[id];
+                assert_eq!(ledger[id.as_str()], "quarantined", "case {i}: {shown}");
+                let (got_code, got_reason) = &quarantined[id.as_str()];
                 assert_eq!(got_code, code, "case {i}: {shown} ({got_reason})");
                 assert!(
                     got_reason.contains(reason),

@@ -2,11 +2,9 @@
 //! force while keyed masks don't, reveal is audited and refuses one-way masks, duplicates are
 //! reportable, and KMS-encrypted keys work.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 
-use common::*;
+use crate::helpers::*;
 use login_etl::event::decode;
 use login_etl::mask::{Field, KeyRing, Masker, StrategyName};
 use sha2::{Digest, Sha256};
@@ -296,9 +294,15 @@ async fn duplicates_report_lists_shared_devices_and_addresses() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_kms_encrypted_data_key_masks_and_reveals() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
-    let kms = aws_sdk_kms::Client::new(
-        &login_etl::aws::config(Some(&sqs_endpoint()), Some("us-east-1")).await,
-    );
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(sqs_endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_kms::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .load()
+        .await;
+    let kms = aws_sdk_kms::Client::new(&config);
     let kms_key = kms
         .create_key()
         .send()

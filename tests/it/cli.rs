@@ -1,8 +1,6 @@
 //! Start-up errors a user must be able to act on, and secrets kept out of `--help`.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
 
 #[test]
 fn help_explains_every_subcommand_and_shows_no_secrets() {
@@ -85,7 +83,7 @@ async fn run_works_under_the_documented_least_privilege_role() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
     db.sink().migrate().await.unwrap(); // as the owner, like a deploy step
     let role = format!("login_etl_run_{}", &db.name[db.name.len() - 8..]);
-    let grants = include_str!("../docs/least-privilege.sql")
+    let grants = include_str!("../../docs/least-privilege.sql")
         .replace("login_etl_writer", &role)
         .replace("analytics", &db.name);
     let client = db.client().await;
@@ -103,8 +101,7 @@ async fn run_works_under_the_documented_least_privilege_role() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let counts = db.counts().await;
-    assert_eq!((counts.rows, counts.quarantined()), (99, 1));
+    assert_landed(&db, &queue, 99, 1).await;
 
     // The role can't change the schema: a pending migration is refused at once.
     client

@@ -1,0 +1,66 @@
+//! `login-etl report duplicates`: devices and addresses shared by several users.
+
+use anyhow::Context;
+
+use crate::cli::{DuplicatesArgs, ReportFormat};
+use crate::sink::{PgSink, SharedDevice, SharedIp};
+
+pub(super) async fn duplicates(args: DuplicatesArgs) -> anyhow::Result<()> {
+    let mut sink = PgSink::new(args.db.database_url.expose())?;
+    let devices = sink
+        .shared_devices(args.limit)
+        .await
+        .with_context(|| format!("cannot read user_logins in {}", sink.target()))?;
+    let ips = sink.shared_ips(args.limit).await?;
+    match args.format {
+        ReportFormat::Json => {
+            let report = serde_json::json!({ "shared_devices": devices, "shared_ips": ips });
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        ReportFormat::Csv => print_csv(&devices, &ips),
+        ReportFormat::Table => print_table(&devices, &ips),
+    }
+    Ok(())
+}
+
+/// Masks and counts contain no commas or quotes: no CSV escaping is needed.
+fn print_csv(devices: &[SharedDevice], ips: &[SharedIp]) {
+    println!("kind,mask,users,devices,logins");
+    for d in devices {
+        println!("device,{},{},1,{}", d.masked_device_id, d.users, d.logins);
+    }
+    for ip in ips {
+        println!(
+            "ip,{},{},{},{}",
+            ip.masked_ip, ip.users, ip.devices, ip.logins
+        );
+    }
+}
+
+fn print_table(devices: &[SharedDevice], ips: &[SharedIp]) {
+    println!("Devices used by more than one user ({}):", devices.len());
+    println!(
+        "  {:<70} {:>6} {:>7}",
+        "masked_device_id", "users", "logins"
+    );
+    for d in devices {
+        println!(
+            "  {:<70} {:>6} {:>7}",
+            d.masked_device_id, d.users, d.logins
+        );
+    }
+    println!(
+        "Addresses shared by several users or devices ({}):",
+        ips.len()
+    );
+    println!(
+        "  {:<70} {:>6} {:>8} {:>7}",
+        "masked_ip", "users", "devices", "logins"
+    );
+    for ip in ips {
+        println!(
+            "  {:<70} {:>6} {:>8} {:>7}",
+            ip.masked_ip, ip.users, ip.devices, ip.logins
+        );
+    }
+}

@@ -1,0 +1,204 @@
+//! receive → batch → commit → acknowledge, with shutdown and retries.
+//!
+//! Several [receivers](receiver) long-poll SQS and push what they get into a bounded channel, so a
+//! slow database slows receiving instead of filling memory. The [batcher](batcher) cuts batches
+//! by size or age, whichever comes first; the [committer](committer) turns each into outcomes and
+//! writes it in one transaction; the [acknowledger](acknowledger) keeps the batch invisible while
+//! it commits and deletes its messages after. On shutdown the receivers stop, the batch in flight
+//! is committed and acknowledged, and [`run`] returns. A receiver that fails for good (or panics)
+//! stops the others the same way, and the run then returns its error.
+
+mod acknowledger;
+mod batcher;
+mod committer;
+mod receiver;
+mod summary;
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::task::{JoinError, JoinSet};
+use tokio_stream::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::mask::Masker;
+use crate::sink::{PgSink, SinkError};
+use crate::source::{Envelope, SourceError, SqsSource};
+
+pub use summary::Summary;
+
+/// Tuning knobs; see the CLI for what each one means to an operator.
+#[derive(Debug, Clone)]
+pub struct PipelineSettings {
+    /// Most messages per transaction.
+    pub batch_size: usize,
+    /// Longest a received message waits for its batch to fill.
+    pub batch_max_wait: Duration,
+    /// Concurrent long-polling receivers.
+    pub receivers: usize,
+    /// Long-poll wait per receive while consuming.
+    pub wait_time: Duration,
+    /// `Some(idle)`: stop once a receive waiting `idle` comes back empty.
+    pub drain_idle: Option<Duration>,
+    /// Deliveries after which a message is quarantined instead of retried.
+    pub max_receives: u32,
+    /// How long a failing batch write is retried before the run gives up (messages stay in SQS).
+    pub write_retry_timeout: Duration,
+    /// Where quarantined messages are also forwarded, raw, for redriving after a fix.
+    pub dead_letter_queue: Option<String>,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            batch_max_wait: Duration::from_secs(1),
+            receivers: 4,
+            wait_time: Duration::from_secs(20),
+            drain_idle: None,
+            max_receives: 5,
+            write_retry_timeout: Duration::from_secs(300),
+            dead_letter_queue: None,
+        }
+    }
+}
+
+/// Why a run stopped early. Messages of an unfinished batch are not deleted: SQS redelivers them.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// SQS failed in a way retrying can't fix.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// PostgreSQL failed in a way retrying can't fix, or for longer than the retry timeout.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// A task of the pipeline panicked: a bug, reported instead of exiting 0 with work undone.
+    #[error("a {task} task panicked (a bug; the panic message is above); its messages were not deleted and will be redelivered")]
+    Panicked {
+        /// Which kind of task.
+        task: &'static str,
+    },
+}
+
+/// Run until `shutdown` is cancelled or, in drain mode, until the queue stays empty.
+pub async fn run(
+    source: SqsSource,
+    sink: PgSink,
+    masker: Masker,
+    settings: PipelineSettings,
+    shutdown: CancellationToken,
+) -> Result<Summary, PipelineError> {
+    let started = Instant::now();
+    // Room for two full batches: receivers keep polling while a batch is written, but no further.
+    let (tx, rx) = mpsc::channel::<Envelope>(2 * settings.batch_size.max(1));
+    // Receivers stop on shutdown, on a fatal error of any task, or when the writer is done.
+    let stop_receiving = shutdown.child_token();
+    let mut receivers = JoinSet::new();
+    for id in 0..settings.receivers.max(1) {
+        receivers.spawn(receiver::receive_loop(
+            id,
+            source.clone(),
+            tx.clone(),
+            settings.wait_time,
+            settings.drain_idle,
+            stop_receiving.clone(),
+        ));
+    }
+    drop(tx);
+
+    let dead_letter = match &settings.dead_letter_queue {
+        Some(url) => Some(source.sibling(url).await?),
+        None => None,
+    };
+    let mut committer =
+        committer::Committer::new(sink, masker, dead_letter, &settings, shutdown.clone());
+    let mut acknowledger = acknowledger::Acknowledger::new(source, shutdown.clone());
+    let mut summary = Summary::default();
+    let write = async {
+        let batches = batcher::batches(rx, settings.batch_size, settings.batch_max_wait);
+        tokio::pin!(batches);
+        let result = async {
+            while let Some(batch) = batches.next().await {
+                let received = batch.len();
+                let receipts = acknowledger::receipts(&batch);
+                let report = acknowledger
+                    .while_invisible(&receipts, batcher::oldest(&batch), committer.commit(batch))
+                    .await?;
+                summary.add(report, received);
+                summary.busy = started.elapsed();
+                summary.delete_failures += acknowledger.delete(&receipts).await;
+            }
+            Ok::<_, PipelineError>(())
+        }
+        .await;
+        stop_receiving.cancel();
+        result
+    };
+    let (written, received) = tokio::join!(write, supervise(&mut receivers, &stop_receiving));
+    written?;
+    if let Some(e) = received {
+        return Err(e);
+    }
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// Wait for every receiver. The first that fails for good, or panics, stops the others (so the
+/// writer commits what it holds and ends); its error is returned.
+async fn supervise(
+    receivers: &mut JoinSet<Result<(), SourceError>>,
+    stop_receiving: &CancellationToken,
+) -> Option<PipelineError> {
+    let mut first = None;
+    while let Some(joined) = receivers.join_next().await {
+        let error = match joined {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => PipelineError::Source(e),
+            Err(e) => panicked("receiver", e),
+        };
+        stop_receiving.cancel();
+        first.get_or_insert(error);
+    }
+    first
+}
+
+fn panicked(task: &'static str, error: JoinError) -> PipelineError {
+    tracing::error!(
+        task,
+        cancelled = error.is_cancelled(),
+        "task ended abnormally; stopping"
+    );
+    PipelineError::Panicked { task }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_receiver_is_an_error_and_stops_the_others() {
+        let stop = CancellationToken::new();
+        let mut receivers = JoinSet::new();
+        receivers.spawn(async { panic!("boom") });
+        let other = stop.clone();
+        receivers.spawn(async move {
+            other.cancelled().await;
+            Ok(())
+        });
+        let error = supervise(&mut receivers, &stop).await;
+        assert!(matches!(
+            error,
+            Some(PipelineError::Panicked { task: "receiver" })
+        ));
+        assert!(stop.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn receivers_that_end_normally_are_no_error() {
+        let stop = CancellationToken::new();
+        let mut receivers = JoinSet::new();
+        receivers.spawn(async { Ok(()) });
+        assert!(supervise(&mut receivers, &stop).await.is_none());
+        assert!(!stop.is_cancelled());
+    }
+}

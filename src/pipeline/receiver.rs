@@ -1,0 +1,60 @@
+//! One long-polling receiver: receive, hand the messages to the batcher, repeat until told to
+//! stop (or, when draining, until a receive comes back empty).
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::retry::{Budget, Retry};
+use crate::source::sqs::SQS_BATCH_MAX;
+use crate::source::{Envelope, SourceError, SqsSource};
+
+pub(super) async fn receive_loop(
+    id: usize,
+    source: SqsSource,
+    tx: mpsc::Sender<Envelope>,
+    wait_time: Duration,
+    drain_idle: Option<Duration>,
+    stop: CancellationToken,
+) -> Result<(), SourceError> {
+    let wait = drain_idle.unwrap_or(wait_time);
+    // Retried until stopped: an SQS outage pauses consumption, it doesn't end it.
+    let mut retry = Retry::new("receive failed", Budget::Forever, &stop);
+    loop {
+        let received = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            r = source.receive(SQS_BATCH_MAX, wait) => r,
+        };
+        match received {
+            Ok(messages) if messages.is_empty() => {
+                retry.succeeded();
+                if drain_idle.is_some() {
+                    tracing::debug!(receiver = id, "queue empty, receiver done");
+                    return Ok(());
+                }
+            }
+            Ok(messages) => {
+                retry.succeeded();
+                #[cfg(feature = "test-hooks")]
+                crate::test_hooks::after_receive();
+                for message in messages {
+                    if tx.send(message).await.is_err() {
+                        return Ok(()); // the writer is gone (it failed); its error is reported
+                    }
+                }
+            }
+            Err(e) => match retry.after(e).await {
+                Ok(()) => {}
+                Err(e) if stop.is_cancelled() => {
+                    tracing::debug!(receiver = id, error = %e, "stopped while retrying");
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::error!(receiver = id, error = %e, "cannot receive from SQS");
+                    return Err(e);
+                }
+            },
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! PostgreSQL failures and their dispositions. Class 22 (data exception) and 23 (integrity
+//! constraint violation) blame the rows: their messages can quote values, so only names are kept.
+
+use tokio_postgres::error::SqlState;
+
+use crate::retry::{Classify, Disposition};
+
+/// What went wrong talking to PostgreSQL.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The database URL does not parse.
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
+    /// Authentication failed, the database is missing, permission is denied, or the server's
+    /// certificate was refused.
+    #[error("PostgreSQL refused {target}: {message}")]
+    Fatal {
+        /// user@host:port/db, without password.
+        target: String,
+        /// Server message.
+        message: String,
+    },
+    /// The schema is not what this version expects (an edited migration).
+    #[error("{0}")]
+    Schema(String),
+    /// PostgreSQL refused the data itself (a constraint, a value it can't store).
+    #[error("PostgreSQL rejected the data: {reason}")]
+    Rejected {
+        /// SQLSTATE, condition and constraint/column names; never values.
+        reason: String,
+    },
+    /// Connection lost, server down, serialization failure and the like.
+    #[error("PostgreSQL error on {target}: {message}")]
+    Transient {
+        /// user@host:port/db, without password.
+        target: String,
+        /// Error text, including the server's message when there is one.
+        message: String,
+    },
+}
+
+impl Classify for SinkError {
+    fn disposition(&self) -> Disposition {
+        match self {
+            SinkError::Transient { .. } => Disposition::Retry,
+            SinkError::Rejected { .. } => Disposition::Isolate,
+            SinkError::InvalidUrl(_) | SinkError::Fatal { .. } | SinkError::Schema(_) => {
+                Disposition::Stop
+            }
+        }
+    }
+}
+
+fn causes(err: &tokio_postgres::Error) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+    std::iter::successors(std::error::Error::source(err), |e| e.source())
+}
+
+/// Classify a driver error for the database `target` (user@host:port/db).
+pub(super) fn classify(err: tokio_postgres::Error, target: &str) -> SinkError {
+    if let Some(db) = err.as_db_error() {
+        let code = db.code().code();
+        if code.starts_with("22") || code.starts_with("23") {
+            let mut reason = format!("SQLSTATE {code}");
+            if let Some(constraint) = db.constraint() {
+                reason.push_str(&format!(", constraint `{constraint}`"));
+            }
+            if let Some(column) = db.column() {
+                reason.push_str(&format!(", column `{column}`"));
+            }
+            if let Some(table) = db.table() {
+                reason.push_str(&format!(", table `{table}`"));
+            }
+            return SinkError::Rejected { reason };
+        }
+    }
+    let message = match err.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        // "error performing TLS handshake" alone doesn't say why: add the causes.
+        None => causes(&err).fold(err.to_string(), |text, cause| format!("{text}: {cause}")),
+    };
+    let certificate_refused = causes(&err).any(|e| {
+        e.downcast_ref::<rustls::Error>()
+            .or_else(|| {
+                e.downcast_ref::<std::io::Error>()
+                    .and_then(|io| io.get_ref())
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            })
+            .is_some_and(|tls| matches!(tls, rustls::Error::InvalidCertificate(_)))
+    });
+    let fatal = certificate_refused
+        || err.code().is_some_and(|code| {
+            [
+                SqlState::INVALID_PASSWORD,
+                SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+                SqlState::INVALID_CATALOG_NAME,
+                SqlState::INSUFFICIENT_PRIVILEGE,
+            ]
+            .contains(code)
+        });
+    let target = target.to_string();
+    if fatal {
+        SinkError::Fatal { target, message }
+    } else {
+        SinkError::Transient { target, message }
+    }
+}

@@ -1,0 +1,158 @@
+//! Schema migrations: the numbered files of `migrations/`, embedded in the binary, each applied
+//! once and recorded with a SHA-256 of its text, under an advisory lock so consumers starting
+//! together don't race.
+//!
+//! A migration file edited after it was applied is refused (its checksum no longer matches): the
+//! databases that ran the old text would silently differ from new ones. When the schema is
+//! current nothing but a read happens, so `run` works under a role that may not create tables.
+
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
+use tokio_postgres::{Client, GenericClient};
+
+use super::{PgSink, SinkError};
+
+/// (version, name, SQL), in order.
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "user_logins",
+        include_str!("../../../migrations/0001_user_logins.sql"),
+    ),
+    (
+        2,
+        "ledger_and_quarantine",
+        include_str!("../../../migrations/0002_ledger_and_quarantine.sql"),
+    ),
+    (
+        3,
+        "duplicates_and_reveal_audit",
+        include_str!("../../../migrations/0003_duplicates_and_reveal_audit.sql"),
+    ),
+];
+
+/// Arbitrary constant for `pg_advisory_xact_lock`: "loginetl".
+const MIGRATION_LOCK: i64 = 0x6c6f_6769_6e65_746c;
+
+fn checksum(sql: &str) -> String {
+    hex::encode(Sha256::digest(sql.as_bytes()))
+}
+
+/// Applied versions and their recorded checksums (`None` for rows from before checksums were
+/// kept); `None` before the first migration. `to_jsonb` reads a checksum column that may not
+/// exist yet without failing.
+async fn applied(
+    client: &impl GenericClient,
+) -> Result<Option<HashMap<i32, Option<String>>>, tokio_postgres::Error> {
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass('login_etl_schema_migrations') IS NOT NULL",
+            &[],
+        )
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let rows = client
+        .query(
+            "SELECT version, to_jsonb(m) ->> 'checksum' FROM login_etl_schema_migrations m",
+            &[],
+        )
+        .await?;
+    Ok(Some(rows.iter().map(|r| (r.get(0), r.get(1))).collect()))
+}
+
+/// Refuse a migration whose file changed since it was applied.
+fn verify(applied: &HashMap<i32, Option<String>>) -> Result<(), SinkError> {
+    for (version, name, sql) in MIGRATIONS {
+        if let Some(Some(recorded)) = applied.get(version) {
+            if *recorded != checksum(sql) {
+                return Err(SinkError::Schema(format!(
+                    "migration {version} ({name}) was edited after it was applied to this \
+                     database; restore its original text and put the change in a new migration"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether nothing is left to do: every migration applied with its checksum recorded.
+fn current(applied: &HashMap<i32, Option<String>>) -> bool {
+    MIGRATIONS
+        .iter()
+        .all(|(v, _, _)| matches!(applied.get(v), Some(Some(_))))
+}
+
+impl PgSink {
+    /// Apply pending migrations; safe to run from many consumers at once. Returns how many ran.
+    pub async fn migrate(&mut self) -> Result<usize, SinkError> {
+        let result = migrate_with(self.client().await?).await;
+        match result {
+            Ok(outcome) => outcome,
+            Err(e) => Err(self.on_error(e)),
+        }
+    }
+}
+
+async fn migrate_with(
+    client: &mut Client,
+) -> Result<Result<usize, SinkError>, tokio_postgres::Error> {
+    if let Some(applied) = applied(client).await? {
+        if let Err(e) = verify(&applied) {
+            return Ok(Err(e));
+        }
+        if current(&applied) {
+            return Ok(Ok(0));
+        }
+    }
+    let tx = client.transaction().await?;
+    // "already exists, skipping" notices are expected on every start; keep them out of the logs.
+    tx.batch_execute("SET LOCAL client_min_messages = warning")
+        .await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS login_etl_schema_migrations (
+             version    integer PRIMARY KEY,
+             name       text NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         );
+         ALTER TABLE login_etl_schema_migrations ADD COLUMN IF NOT EXISTS checksum text;",
+    )
+    .await?;
+    let applied = applied(&tx).await?.unwrap_or_default();
+    if let Err(e) = verify(&applied) {
+        return Ok(Err(e));
+    }
+    let mut ran = 0;
+    for (version, name, sql) in MIGRATIONS {
+        let sum = checksum(sql);
+        match applied.get(version) {
+            Some(Some(_)) => continue,
+            // Applied before checksums were recorded: record today's text.
+            Some(None) => {
+                tx.execute(
+                    "UPDATE login_etl_schema_migrations SET checksum = $2 WHERE version = $1",
+                    &[version, &sum],
+                )
+                .await?;
+            }
+            None => {
+                tx.batch_execute(sql).await?;
+                tx.execute(
+                    "INSERT INTO login_etl_schema_migrations (version, name, checksum) \
+                     VALUES ($1, $2, $3)",
+                    &[version, name, &sum],
+                )
+                .await?;
+                tracing::info!(version, name, "applied migration");
+                ran += 1;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(Ok(ran))
+}

@@ -1,0 +1,133 @@
+//! The PostgreSQL sink: a connection that reconnects lazily, and what is done over it —
+//! [`migrate`](PgSink::migrate), the transactional batch [`write`](PgSink::write_batch),
+//! audited [`reveal`](PgSink::reveal_rows) and the [`reports`](PgSink::counts).
+
+mod error;
+mod migrate;
+mod reports;
+mod reveal;
+mod tls;
+mod write;
+
+use tokio_postgres::{Client, Config};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+pub use error::SinkError;
+pub use reports::{SharedDevice, SharedIp, TableCounts};
+pub use reveal::{MaskedRow, RevealAudit, RevealRequest};
+pub use write::WriteReport;
+
+/// A database URL, which may hold a password: it never prints, in `Debug` or anywhere else.
+#[derive(Clone)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL itself, for connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = std::convert::Infallible;
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        Ok(Self(url.to_string()))
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(<redacted>)")
+    }
+}
+
+/// A connection to the target database; reconnects lazily after a failure.
+pub struct PgSink {
+    config: Config,
+    tls: MakeRustlsConnect,
+    target: String,
+    client: Option<Client>,
+}
+
+impl std::fmt::Debug for PgSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgSink")
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+/// `user@host:port/dbname` for messages: never the password.
+fn describe(config: &Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "{}@{}:{}/{}",
+        config.get_user().unwrap_or("?"),
+        host,
+        port,
+        config.get_dbname().unwrap_or("?")
+    )
+}
+
+impl PgSink {
+    /// Parse the URL (no connection yet).
+    pub fn new(database_url: &str) -> Result<Self, SinkError> {
+        let (rest, tls_options) = tls::split_url(database_url).map_err(SinkError::InvalidUrl)?;
+        let mut config: Config = rest
+            .parse()
+            // The parse error never echoes the URL, which may hold a password.
+            .map_err(|e: tokio_postgres::Error| SinkError::InvalidUrl(e.to_string()))?;
+        config.ssl_mode(tls_options.mode);
+        let tls = tls::connector(&tls_options).map_err(SinkError::InvalidUrl)?;
+        Ok(Self {
+            target: describe(&config),
+            config,
+            tls,
+            client: None,
+        })
+    }
+
+    /// `user@host:port/db`, for log lines.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The live client, connecting first if needed.
+    async fn client(&mut self) -> Result<&mut Client, SinkError> {
+        if self.client.as_ref().is_some_and(|c| c.is_closed()) {
+            self.client = None;
+        }
+        if self.client.is_none() {
+            let (client, connection) = self
+                .config
+                .connect(self.tls.clone())
+                .await
+                .map_err(|e| error::classify(e, &self.target))?;
+            let target = self.target.clone();
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::warn!(%target, error = %e, "PostgreSQL connection closed");
+                }
+            });
+            self.client = Some(client);
+        }
+        Ok(self.client.as_mut().expect("connected above"))
+    }
+
+    /// Classify a failure, forgetting a connection that broke so the next call reconnects.
+    fn on_error(&mut self, err: tokio_postgres::Error) -> SinkError {
+        if err.is_closed() || err.as_db_error().is_none() {
+            self.client = None;
+        }
+        error::classify(err, &self.target)
+    }
+}

@@ -1,0 +1,117 @@
+//! Read-only views of what landed: counts for `status` and tests, the duplicates report.
+
+use super::{PgSink, SinkError};
+
+/// Table sizes, for `status` and for checking that the books balance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableCounts {
+    /// Rows in `user_logins`.
+    pub rows: i64,
+    /// Entries in `quarantined_messages`, by reason code, sorted.
+    pub quarantined_by_code: Vec<(String, i64)>,
+    /// Ids in the `processed_messages` ledger.
+    pub processed: i64,
+}
+
+impl TableCounts {
+    /// All quarantined entries.
+    pub fn quarantined(&self) -> i64 {
+        self.quarantined_by_code.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// A masked device id seen for more than one user.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SharedDevice {
+    /// The mask.
+    pub masked_device_id: String,
+    /// Distinct users.
+    pub users: i64,
+    /// Rows.
+    pub logins: i64,
+}
+
+/// A masked address seen for more than one user or device.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SharedIp {
+    /// The mask.
+    pub masked_ip: String,
+    /// Distinct users.
+    pub users: i64,
+    /// Distinct devices.
+    pub devices: i64,
+    /// Rows.
+    pub logins: i64,
+}
+
+const COUNT_TOTALS: &str =
+    "SELECT (SELECT count(*) FROM user_logins), (SELECT count(*) FROM processed_messages)";
+const COUNT_QUARANTINE: &str =
+    "SELECT reason_code, count(*) FROM quarantined_messages GROUP BY 1 ORDER BY 1";
+const SHARED_DEVICES: &str = "SELECT masked_device_id, count(DISTINCT user_id), count(*) \
+     FROM user_logins WHERE masked_device_id IS NOT NULL GROUP BY masked_device_id \
+     HAVING count(DISTINCT user_id) > 1 ORDER BY 2 DESC, 3 DESC, 1 LIMIT $1";
+const SHARED_IPS: &str = "SELECT masked_ip, count(DISTINCT user_id), \
+     count(DISTINCT masked_device_id), count(*) FROM user_logins WHERE masked_ip IS NOT NULL \
+     GROUP BY masked_ip HAVING count(DISTINCT user_id) > 1 OR count(DISTINCT masked_device_id) > 1 \
+     ORDER BY 2 DESC, 3 DESC, 4 DESC, 1 LIMIT $1";
+
+impl PgSink {
+    /// Count what has landed (exact counts: meant for checks and small tables, not dashboards).
+    pub async fn counts(&mut self) -> Result<TableCounts, SinkError> {
+        let client = self.client().await?;
+        let result = async {
+            let totals = client.query_one(COUNT_TOTALS, &[]).await?;
+            let quarantined_by_code = client
+                .query(COUNT_QUARANTINE, &[])
+                .await?
+                .iter()
+                .map(|row| (row.get(0), row.get(1)))
+                .collect();
+            Ok(TableCounts {
+                rows: totals.get(0),
+                quarantined_by_code,
+                processed: totals.get(1),
+            })
+        }
+        .await;
+        result.map_err(|e| self.on_error(e))
+    }
+
+    /// Masked device ids used by more than one user, most users first.
+    pub async fn shared_devices(&mut self, limit: u32) -> Result<Vec<SharedDevice>, SinkError> {
+        let result = self
+            .client()
+            .await?
+            .query(SHARED_DEVICES, &[&i64::from(limit)])
+            .await;
+        let rows = result.map_err(|e| self.on_error(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| SharedDevice {
+                masked_device_id: r.get(0),
+                users: r.get(1),
+                logins: r.get(2),
+            })
+            .collect())
+    }
+
+    /// Masked addresses shared by several users or devices, most users first.
+    pub async fn shared_ips(&mut self, limit: u32) -> Result<Vec<SharedIp>, SinkError> {
+        let result = self
+            .client()
+            .await?
+            .query(SHARED_IPS, &[&i64::from(limit)])
+            .await;
+        let rows = result.map_err(|e| self.on_error(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| SharedIp {
+                masked_ip: r.get(0),
+                users: r.get(1),
+                devices: r.get(2),
+                logins: r.get(3),
+            })
+            .collect())
+    }
+}

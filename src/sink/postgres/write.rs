@@ -1,0 +1,180 @@
+//! The batch write. One batch is one transaction, in three steps: claim the message ids in the
+//! `processed_messages` ledger (`ON CONFLICT DO NOTHING RETURNING` tells which are new), stream
+//! the new rows with binary `COPY`, insert the new quarantine entries. Either all of it commits
+//! or none of it does, and the caller deletes from SQS only after the commit.
+
+use std::borrow::Borrow;
+use std::collections::HashSet;
+
+use futures::pin_mut;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::Transaction;
+
+use super::{PgSink, SinkError};
+use crate::transform::{Outcome, OutcomeKind, QuarantineRecord};
+
+const CLAIM_IDS: &str = "INSERT INTO processed_messages (message_id, outcome) \
+                         SELECT * FROM unnest($1::text[], $2::text[]) \
+                         ON CONFLICT (message_id) DO NOTHING RETURNING message_id";
+const COPY_ROWS: &str = "COPY user_logins (user_id, device_type, masked_ip, masked_device_id, \
+                         locale, app_version, create_date) FROM STDIN (FORMAT binary)";
+const COPY_TYPES: [Type; 7] = [
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::DATE,
+];
+const INSERT_QUARANTINE: &str = "INSERT INTO quarantined_messages (message_id, reason_code, reason, \
+                                 received_at, sent_at, receive_count, body_bytes, body_masked) \
+                                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], \
+                                 $4::timestamptz[], $5::timestamptz[], $6::int4[], $7::int4[], $8::text[]) \
+                                 ON CONFLICT (message_id) DO NOTHING";
+
+/// What a committed batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteReport {
+    /// Rows copied into `user_logins`.
+    pub rows: u64,
+    /// Entries added to `quarantined_messages`.
+    pub quarantined: u64,
+    /// Messages already in the ledger (redeliveries), skipped.
+    pub duplicates: u64,
+}
+
+impl std::ops::AddAssign for WriteReport {
+    fn add_assign(&mut self, other: Self) {
+        self.rows += other.rows;
+        self.quarantined += other.quarantined;
+        self.duplicates += other.duplicates;
+    }
+}
+
+impl PgSink {
+    /// Write one batch in one transaction; see the module docs.
+    pub async fn write_batch<O>(&mut self, outcomes: &[O]) -> Result<WriteReport, SinkError>
+    where
+        O: Borrow<Outcome> + Sync,
+    {
+        if outcomes.is_empty() {
+            return Ok(WriteReport::default());
+        }
+        let result = write(self.client().await?, outcomes).await;
+        result.map_err(|e| self.on_error(e))
+    }
+}
+
+async fn write<O: Borrow<Outcome> + Sync>(
+    client: &mut tokio_postgres::Client,
+    outcomes: &[O],
+) -> Result<WriteReport, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    let fresh = claim_ids(&tx, outcomes).await?;
+    let mut report = WriteReport {
+        duplicates: (outcomes.len() - fresh.len()) as u64,
+        ..WriteReport::default()
+    };
+    report.rows = copy_rows(&tx, &fresh).await?;
+    let quarantined: Vec<_> = fresh
+        .iter()
+        .filter_map(|o| match &o.kind {
+            OutcomeKind::Quarantine(q) => Some((o.message_id.as_str(), q)),
+            OutcomeKind::Row { .. } => None,
+        })
+        .collect();
+    report.quarantined = insert_quarantine(&tx, &quarantined).await?;
+    tx.commit().await?;
+    Ok(report)
+}
+
+/// Record every id in the ledger; the outcomes whose id was new (a message id that appears twice
+/// in one batch counts once).
+async fn claim_ids<'a, O: Borrow<Outcome>>(
+    tx: &Transaction<'_>,
+    outcomes: &'a [O],
+) -> Result<Vec<&'a Outcome>, tokio_postgres::Error> {
+    let outcomes: Vec<&Outcome> = outcomes.iter().map(Borrow::borrow).collect();
+    let ids: Vec<&str> = outcomes.iter().map(|o| o.message_id.as_str()).collect();
+    let kinds: Vec<&str> = outcomes
+        .iter()
+        .map(|o| match o.kind {
+            OutcomeKind::Row { .. } => "row",
+            OutcomeKind::Quarantine(_) => "quarantined",
+        })
+        .collect();
+    let mut new_ids: HashSet<String> = tx
+        .query(CLAIM_IDS, &[&ids, &kinds])
+        .await?
+        .into_iter()
+        .map(|row| row.get(0))
+        .collect();
+    Ok(outcomes
+        .into_iter()
+        .filter(|o| new_ids.remove(o.message_id.as_str()))
+        .collect())
+}
+
+/// Stream the rows with binary COPY; how many were written.
+async fn copy_rows(tx: &Transaction<'_>, fresh: &[&Outcome]) -> Result<u64, tokio_postgres::Error> {
+    let sink = tx.copy_in(COPY_ROWS).await?;
+    let writer = BinaryCopyInWriter::new(sink, &COPY_TYPES);
+    pin_mut!(writer);
+    let mut rows = 0;
+    for outcome in fresh {
+        if let OutcomeKind::Row { login, create_date } = &outcome.kind {
+            let row: [&(dyn ToSql + Sync); 7] = [
+                &login.user_id,
+                &login.device_type,
+                &login.masked_ip,
+                &login.masked_device_id,
+                &login.locale,
+                &login.app_version,
+                create_date,
+            ];
+            writer.as_mut().write(&row).await?;
+            rows += 1;
+        }
+    }
+    writer.finish().await?;
+    Ok(rows)
+}
+
+/// Insert quarantine entries, one statement of arrays; how many were inserted.
+async fn insert_quarantine(
+    tx: &Transaction<'_>,
+    entries: &[(&str, &QuarantineRecord)],
+) -> Result<u64, tokio_postgres::Error> {
+    if entries.is_empty() {
+        return Ok(0);
+    }
+    let column = |f: fn(&QuarantineRecord) -> &str| -> Vec<&str> {
+        entries.iter().map(|(_, q)| f(q)).collect()
+    };
+    let ids: Vec<&str> = entries.iter().map(|(id, _)| *id).collect();
+    let codes = column(|q| q.rejection.code.as_str());
+    let reasons = column(|q| q.rejection.message.as_str());
+    let received: Vec<_> = entries.iter().map(|(_, q)| q.received_at).collect();
+    let sent: Vec<_> = entries.iter().map(|(_, q)| q.sent_at).collect();
+    let counts: Vec<i32> = entries
+        .iter()
+        .map(|(_, q)| i32::try_from(q.receive_count).unwrap_or(i32::MAX))
+        .collect();
+    let sizes: Vec<i32> = entries
+        .iter()
+        .map(|(_, q)| i32::try_from(q.body_bytes).unwrap_or(i32::MAX))
+        .collect();
+    let bodies: Vec<Option<&str>> = entries
+        .iter()
+        .map(|(_, q)| q.body_masked.as_deref())
+        .collect();
+    tx.execute(
+        INSERT_QUARANTINE,
+        &[
+            &ids, &codes, &reasons, &received, &sent, &counts, &sizes, &bodies,
+        ],
+    )
+    .await
+}

@@ -1,0 +1,194 @@
+//! The batch calls: DeleteMessageBatch, ChangeMessageVisibilityBatch, SendMessageBatch. Each takes
+//! any number of entries, splits them into calls of ten and runs up to eight calls at once.
+
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+    MessageAttributeValue, SendMessageBatchRequestEntry,
+};
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use super::{Forwarded, MessageId, ReceiptHandle, SourceError, SqsSource, SQS_BATCH_MAX};
+
+/// Run batch calls (one per chunk of ten), eight at a time, results in call order.
+///
+/// The futures are built into a `Vec` by the caller first: a lazy `map(|chunk| ..)` inside the
+/// stream would make the resulting future not `Send` (rust-lang/rust#64552), and callers spawn it.
+async fn in_parallel<T, F>(calls: Vec<F>) -> Result<Vec<T>, SourceError>
+where
+    F: std::future::Future<Output = Result<T, SourceError>>,
+{
+    stream::iter(calls).buffered(8).try_collect().await
+}
+
+fn text_attribute(value: &str) -> MessageAttributeValue {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .expect("data type is set")
+}
+
+impl SqsSource {
+    /// Delete messages by receipt handle. Returns how many SQS reported as failed (they will be
+    /// redelivered and skipped by the ledger).
+    pub async fn delete(&self, receipts: &[ReceiptHandle]) -> Result<usize, SourceError> {
+        let calls: Vec<_> = receipts
+            .chunks(SQS_BATCH_MAX)
+            .map(|chunk| self.delete_chunk(chunk))
+            .collect();
+        Ok(in_parallel(calls).await?.into_iter().sum())
+    }
+
+    async fn delete_chunk(&self, chunk: &[ReceiptHandle]) -> Result<usize, SourceError> {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, receipt)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(&receipt.0)
+                    .build()
+                    .expect("id and receipt handle are set")
+            })
+            .collect::<Vec<_>>();
+        let out = self
+            .client
+            .delete_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(out.failed.len())
+    }
+
+    /// Keep messages hidden for another `timeout` from now, so a batch that takes long to commit
+    /// is not handed to another consumer meanwhile. Returns how many SQS refused (typically:
+    /// already deleted or expired).
+    pub(crate) async fn extend_visibility(
+        &self,
+        receipts: &[ReceiptHandle],
+        timeout: Duration,
+    ) -> Result<usize, SourceError> {
+        let calls: Vec<_> = receipts
+            .chunks(SQS_BATCH_MAX)
+            .map(|chunk| self.extend_chunk(chunk, timeout))
+            .collect();
+        Ok(in_parallel(calls).await?.into_iter().sum())
+    }
+
+    async fn extend_chunk(
+        &self,
+        chunk: &[ReceiptHandle],
+        timeout: Duration,
+    ) -> Result<usize, SourceError> {
+        let seconds = timeout.as_secs().clamp(1, 12 * 60 * 60) as i32;
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, receipt)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(&receipt.0)
+                    .visibility_timeout(seconds)
+                    .build()
+                    .expect("id and receipt handle are set")
+            })
+            .collect::<Vec<_>>();
+        let out = self
+            .client
+            .change_message_visibility_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(out.failed.len())
+    }
+
+    /// Forward rejected messages, raw, to this (dead-letter) queue, tagged with why and where they
+    /// came from, so they can be redriven after a fix.
+    pub(crate) async fn forward(&self, messages: &[Forwarded<'_>]) -> Result<(), SourceError> {
+        let calls: Vec<_> = messages
+            .chunks(SQS_BATCH_MAX)
+            .map(|chunk| {
+                let entries = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| {
+                        SendMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .message_body(m.body)
+                            .message_attributes(
+                                "login-etl-reason-code",
+                                text_attribute(m.reason_code),
+                            )
+                            .message_attributes(
+                                "login-etl-source-message-id",
+                                text_attribute(m.message_id.as_str()),
+                            )
+                            .build()
+                            .expect("id and body are set")
+                    })
+                    .collect();
+                self.send_entries(entries)
+            })
+            .collect();
+        in_parallel(calls).await?;
+        Ok(())
+    }
+
+    /// Send bodies. Returns the SQS MessageIds in input order; fails if SQS rejects any entry.
+    pub async fn send(&self, bodies: &[String]) -> Result<Vec<MessageId>, SourceError> {
+        let calls: Vec<_> = bodies
+            .chunks(SQS_BATCH_MAX)
+            .map(|chunk| {
+                let entries = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, body)| {
+                        SendMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .message_body(body)
+                            .build()
+                            .expect("id and body are set")
+                    })
+                    .collect();
+                self.send_entries(entries)
+            })
+            .collect();
+        Ok(in_parallel(calls).await?.into_iter().flatten().collect())
+    }
+
+    /// One SendMessageBatch call; message ids in entry order. Fails if SQS rejects any entry.
+    async fn send_entries(
+        &self,
+        entries: Vec<SendMessageBatchRequestEntry>,
+    ) -> Result<Vec<MessageId>, SourceError> {
+        let count = entries.len();
+        let out = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| self.error(e))?;
+        if let Some(failed) = out.failed.first() {
+            return Err(SourceError::Transient(format!(
+                "SQS rejected {} of {count} messages in a batch ({}: {})",
+                out.failed.len(),
+                failed.code,
+                failed.message.as_deref().unwrap_or("no message")
+            )));
+        }
+        let mut sent = out.successful;
+        sent.sort_by_key(|entry| entry.id.parse::<usize>().unwrap_or(usize::MAX));
+        Ok(sent
+            .into_iter()
+            .map(|entry| MessageId(entry.message_id))
+            .collect())
+    }
+}

@@ -1,0 +1,100 @@
+//! SQS failures, each with its [`Disposition`] and a one-line text a user can act on. The text is
+//! built from [`SdkFailure`], never from a response body (see `crate::aws`).
+
+use aws_sdk_sqs::config::http::HttpResponse;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+
+use crate::aws::SdkFailure;
+use crate::retry::{Classify, Disposition};
+
+/// What went wrong talking to SQS.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The queue does not exist.
+    #[error("SQS queue `{queue}` does not exist{at}; create it or fix --queue-name/--queue-url/--region")]
+    QueueNotFound {
+        /// Name or URL as configured.
+        queue: String,
+        /// " at <endpoint>" or "".
+        at: String,
+    },
+    /// Credentials were refused or lack a permission.
+    #[error("SQS refused the request ({code}); check AWS_PROFILE / AWS_ACCESS_KEY_ID or the task role, and that it may use the queue")]
+    Auth {
+        /// AWS error code.
+        code: String,
+    },
+    /// No credentials anywhere in the default chain.
+    #[error("no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, run with a task/instance role, or pass --sqs-endpoint for LocalStack")]
+    NoCredentials,
+    /// The endpoint is not an SQS that speaks the JSON protocol.
+    #[error("{endpoint} does not answer like SQS: {looks_like}; point --sqs-endpoint at LocalStack 3 or later (or real SQS)")]
+    WrongProtocol {
+        /// The endpoint as configured.
+        endpoint: String,
+        /// What the reply looked like.
+        looks_like: String,
+    },
+    /// Settings that can't work (a missing region, a malformed URL).
+    #[error("{0}")]
+    Config(String),
+    /// Network trouble, throttling or a service error: worth retrying.
+    #[error("SQS request failed: {0}")]
+    Transient(String),
+}
+
+impl Classify for SourceError {
+    fn disposition(&self) -> Disposition {
+        match self {
+            SourceError::Transient(_) => Disposition::Retry,
+            _ => Disposition::Stop,
+        }
+    }
+}
+
+const AUTH_CODES: [&str; 7] = [
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "UnrecognizedClientException",
+    "AccessDenied",
+    "InvalidSecurity",
+    "ExpiredToken",
+    "MissingAuthenticationToken",
+];
+
+impl SourceError {
+    /// Classify an SDK error of a call on `queue` (name or URL) at `endpoint` (None: AWS).
+    pub(crate) fn from_sdk<E>(
+        err: SdkError<E, HttpResponse>,
+        queue: &str,
+        endpoint: Option<&str>,
+    ) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let endpoint_text = || endpoint.unwrap_or("AWS").to_string();
+        match SdkFailure::of(&err) {
+            SdkFailure::NoCredentials => SourceError::NoCredentials,
+            SdkFailure::NotJson { looks_like } => SourceError::WrongProtocol {
+                endpoint: endpoint_text(),
+                looks_like: looks_like.to_string(),
+            },
+            SdkFailure::Service { code, .. }
+                if code.contains("NonExistentQueue") || code.contains("QueueDoesNotExist") =>
+            {
+                SourceError::QueueNotFound {
+                    queue: queue.to_string(),
+                    at: endpoint.map(|e| format!(" at {e}")).unwrap_or_default(),
+                }
+            }
+            SdkFailure::Service { code, .. } if AUTH_CODES.iter().any(|c| code.contains(c)) => {
+                SourceError::Auth { code }
+            }
+            SdkFailure::Unreadable { status } => SourceError::WrongProtocol {
+                endpoint: endpoint_text(),
+                looks_like: format!("a reply that is not an SQS response (HTTP {status})"),
+            },
+            other => SourceError::Transient(other.to_string()),
+        }
+    }
+}

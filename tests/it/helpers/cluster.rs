@@ -1,0 +1,186 @@
+//! A throwaway PostgreSQL cluster for tests that stop the server or need TLS.
+
+use std::process::Command;
+
+use super::{free_port, unique};
+
+/// A throwaway PostgreSQL cluster (initdb + pg_ctl) on a spare port, so a test can stop and start
+/// a server without disturbing the others. Removed at the end of the test.
+pub(crate) struct TempCluster {
+    pub dir: std::path::PathBuf,
+    pub port: u16,
+}
+
+/// `initdb`/`pg_ctl` from PATH, else from Debian's versioned directory.
+fn pg_tool(name: &str) -> std::path::PathBuf {
+    if let Ok(out) = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+    {
+        let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !path.is_empty() {
+            return path.into();
+        }
+    }
+    let mut candidates: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL server binaries (apt-get install postgresql)")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("bin").join(name))
+        .filter(|p| p.exists())
+        .collect();
+    candidates.sort();
+    candidates.pop().expect("initdb/pg_ctl not found")
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// PostgreSQL refuses to run as root: run its tools as the `postgres` user when we are root.
+fn pg_command(tool: &str) -> Command {
+    if is_root() {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(pg_tool(tool));
+        cmd
+    } else {
+        Command::new(pg_tool(tool))
+    }
+}
+
+impl TempCluster {
+    pub(crate) fn new() -> Self {
+        Self::init(None)
+    }
+
+    /// A cluster that accepts only TLS connections over TCP, with this certificate and key (PEM).
+    pub(crate) fn with_tls(cert_pem: &str, key_pem: &str) -> Self {
+        Self::init(Some((cert_pem, key_pem)))
+    }
+
+    fn init(tls: Option<(&str, &str)>) -> Self {
+        let dir = std::env::temp_dir().join(unique("login-etl-pg"));
+        std::fs::create_dir_all(&dir).unwrap();
+        if is_root() {
+            assert!(Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&dir)
+                .status()
+                .unwrap()
+                .success());
+        }
+        let out = pg_command("initdb")
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "-D",
+            ])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if let Some((cert, key)) = tls {
+            let write = |name: &str, text: &str| {
+                let path = dir.join(name);
+                std::fs::write(&path, text).unwrap();
+                if is_root() {
+                    Command::new("chown")
+                        .arg("postgres:postgres")
+                        .arg(&path)
+                        .status()
+                        .unwrap();
+                }
+                Command::new("chmod")
+                    .arg("600")
+                    .arg(&path)
+                    .status()
+                    .unwrap();
+            };
+            write("server.crt", cert);
+            write("server.key", key);
+            let mut conf = std::fs::OpenOptions::new()
+                .append(true)
+                .open(dir.join("postgresql.conf"))
+                .unwrap();
+            std::io::Write::write_all(
+                &mut conf,
+                b"\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+            )
+            .unwrap();
+            // Only TLS connections over TCP; plain ones are refused.
+            std::fs::write(
+                dir.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 reject\n",
+            )
+            .unwrap();
+        }
+        let cluster = Self {
+            dir,
+            port: free_port(),
+        };
+        cluster.start();
+        cluster
+    }
+
+    pub(crate) fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    pub(crate) fn start(&self) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        let out = pg_command("pg_ctl")
+            .args(["-w", "-t", "30", "-l"])
+            .arg(self.dir.join("server.log"))
+            .args(["-o", &options, "-D"])
+            .arg(&self.dir)
+            .arg("start")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub(crate) fn stop(&self) {
+        let out = pg_command("pg_ctl")
+            .args(["-w", "-m", "fast", "-D"])
+            .arg(&self.dir)
+            .arg("stop")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for TempCluster {
+    fn drop(&mut self) {
+        let _ = pg_command("pg_ctl")
+            .args(["-w", "-m", "immediate", "-D"])
+            .arg(&self.dir)
+            .arg("stop")
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

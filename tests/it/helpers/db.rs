@@ -1,0 +1,107 @@
+//! A fresh database per test, and reading what landed in it.
+
+use tokio_postgres::NoTls;
+
+use login_etl::sink::{PgSink, TableCounts};
+
+use super::{admin_url, require_stack, unique};
+
+async fn admin() -> tokio_postgres::Client {
+    require_stack();
+    let (client, conn) = tokio_postgres::connect(&admin_url(), NoTls)
+        .await
+        .expect("PostgreSQL is reachable");
+    tokio::spawn(conn);
+    client
+}
+
+/// A database of its own, dropped at the end of the test.
+pub(crate) struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub(crate) async fn new() -> Self {
+        let name = unique("login_etl_test");
+        admin()
+            .await
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let base = admin_url();
+        let url = match base.rsplit_once('/') {
+            Some((prefix, _)) => format!("{prefix}/{name}"),
+            None => panic!("admin URL must end with /dbname"),
+        };
+        Self { name, url }
+    }
+
+    pub(crate) async fn client(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&self.url, NoTls).await.unwrap();
+        tokio::spawn(conn);
+        client
+    }
+
+    pub(crate) fn sink(&self) -> PgSink {
+        PgSink::new(&self.url).unwrap()
+    }
+
+    pub(crate) async fn counts(&self) -> TableCounts {
+        self.sink().counts().await.unwrap()
+    }
+
+    /// Every table of the database as text, one line per row: for scanning for raw PII.
+    pub(crate) async fn dump_all_tables(&self) -> String {
+        let client = self.client().await;
+        let tables: Vec<String> = client
+            .query(
+                "SELECT quote_ident(table_name) FROM information_schema.tables \
+                 WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert!(
+            tables.len() >= 3,
+            "expected the schema to exist, got {tables:?}"
+        );
+        let mut dump = String::new();
+        for table in tables {
+            for row in client
+                .query(&format!("SELECT t::text FROM {table} t"), &[])
+                .await
+                .unwrap()
+            {
+                dump.push_str(&row.get::<_, String>(0));
+                dump.push('\n');
+            }
+        }
+        dump
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop may run inside a runtime: do the async cleanup on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok((client, conn)) = tokio_postgres::connect(&admin_url(), NoTls).await {
+                    tokio::spawn(conn);
+                    let _ = client
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                }
+            })
+        })
+        .join();
+    }
+}

@@ -1,0 +1,110 @@
+//! Fixtures for the integration tests, one file per concern: a fresh PostgreSQL database
+//! ([`db`]) and a fresh LocalStack queue ([`queue`]) per test, so tests run in parallel without
+//! seeing each other's data; the real binary ([`process`]); throwaway clusters ([`cluster`]); a
+//! cuttable network path to SQS ([`proxy`]); message sets and PII scans ([`pii`]).
+//!
+//! They need the local stack (`scripts/stack-up.sh`, which `scripts/test.sh` runs). Endpoints can be
+//! overridden with LOGIN_ETL_TEST_DATABASE_URL (an admin URL) and LOGIN_ETL_TEST_SQS_ENDPOINT.
+
+mod cluster;
+mod db;
+mod fake_sqs;
+mod pii;
+mod process;
+mod proxy;
+mod queue;
+
+use std::sync::OnceLock;
+
+pub(crate) use cluster::TempCluster;
+pub(crate) use db::TestDb;
+pub(crate) use fake_sqs::{FakeSqs, Reply};
+use login_etl::mask::{KeyRing, Masker};
+pub(crate) use pii::*;
+pub(crate) use process::*;
+pub(crate) use proxy::SqsProxy;
+pub(crate) use queue::*;
+
+/// Fixed test key (hex): tests can recompute masks.
+pub(crate) const TEST_KEY_HEX: &str =
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+pub(crate) fn admin_url() -> String {
+    std::env::var("LOGIN_ETL_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub(crate) fn sqs_endpoint() -> String {
+    std::env::var("LOGIN_ETL_TEST_SQS_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:4566".into())
+}
+
+pub(crate) fn masker() -> Masker {
+    Masker::hmac(&KeyRing::parse(TEST_KEY_HEX).unwrap())
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `host:port` of a URL such as `postgres://u@127.0.0.1:5432/db` or `http://127.0.0.1:4566`.
+fn host_port(url: &str, default_port: u16) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host.contains(':') {
+        host.to_string()
+    } else {
+        format!("{host}:{default_port}")
+    }
+}
+
+/// Without the local stack every test would fail with a panic trace; say once what to do and
+/// exit instead.
+pub(crate) fn require_stack() {
+    static CHECKED: OnceLock<()> = OnceLock::new();
+    CHECKED.get_or_init(|| {
+        let reachable = |address: String| {
+            use std::net::ToSocketAddrs;
+            address
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut a| a.next())
+                .is_some_and(|a| {
+                    std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(2))
+                        .is_ok()
+                })
+        };
+        let pg = host_port(&admin_url(), 5432);
+        let sqs = host_port(&sqs_endpoint(), 80);
+        if !reachable(pg.clone()) || !reachable(sqs.clone()) {
+            eprintln!(
+                "error: the integration tests need PostgreSQL ({pg}) and LocalStack ({sqs}); \
+                 run the README's test command, scripts/test.sh, which starts them"
+            );
+            std::process::exit(1);
+        }
+    });
+}
+
+/// The books balance: exactly `rows` rows and `quarantined` quarantine entries, one ledger id
+/// per message, and nothing left in the queue.
+pub(crate) async fn assert_landed(db: &TestDb, queue: &TestQueue, rows: i64, quarantined: i64) {
+    let counts = db.counts().await;
+    assert_eq!(
+        (counts.rows, counts.quarantined(), counts.processed),
+        (rows, quarantined, rows + quarantined),
+        "rows, quarantined, ledger ids"
+    );
+    assert_eq!(queue.remaining().await, 0, "queue drained");
+}

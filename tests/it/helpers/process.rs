@@ -1,0 +1,114 @@
+//! Running the real binary: configured like production (through the environment), in the
+//! foreground or spawned with its output in files.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use super::{sqs_endpoint, unique, TestDb, TestQueue, TEST_KEY_HEX};
+
+/// The binary, configured for this queue and database through the environment (as in production).
+pub(crate) fn binary(queue: &TestQueue, db: &TestDb) -> Command {
+    binary_for(queue, &db.url)
+}
+
+/// The binary, for any database URL.
+pub(crate) fn binary_for(queue: &TestQueue, database_url: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_login-etl"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        // Never let the AWS SDK look for instance credentials off this machine.
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("LOGIN_ETL_SQS_ENDPOINT", sqs_endpoint())
+        .env("LOGIN_ETL_QUEUE_NAME", &queue.name)
+        .env("LOGIN_ETL_DATABASE_URL", database_url)
+        .env("LOGIN_ETL_MASK_KEY", TEST_KEY_HEX)
+        .env("LOGIN_ETL_LOG", "trace")
+        .env("LOGIN_ETL_DRAIN_IDLE_SECONDS", "1")
+        .env("LOGIN_ETL_BATCH_MAX_WAIT_MS", "200");
+    cmd
+}
+
+pub(crate) fn run_binary(cmd: &mut Command) -> Output {
+    cmd.output().expect("the login-etl binary runs")
+}
+
+/// Spawn the binary with stderr to a file (a pipe nobody reads would fill and block it).
+pub(crate) struct Spawned {
+    pub child: std::process::Child,
+    pub log_path: std::path::PathBuf,
+    pub stdout_path: std::path::PathBuf,
+}
+
+impl Spawned {
+    pub(crate) fn new(cmd: &mut Command) -> Self {
+        let base = std::env::temp_dir().join(unique("login-etl-run"));
+        let log_path = base.with_extension("log");
+        let stdout_path = base.with_extension("out");
+        let child = cmd
+            .stdout(std::fs::File::create(&stdout_path).unwrap())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap();
+        Self {
+            child,
+            log_path,
+            stdout_path,
+        }
+    }
+
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub(crate) fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout_path).unwrap_or_default()
+    }
+
+    pub(crate) fn kill9(&mut self) {
+        self.child.kill().unwrap(); // SIGKILL on Unix
+        self.child.wait().unwrap();
+    }
+
+    /// Wait for exit, at most `limit`.
+    pub(crate) async fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                self.child.kill().ok();
+                panic!(
+                    "login-etl did not exit within {limit:?}; log:\n{}",
+                    self.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log_path);
+        let _ = std::fs::remove_file(&self.stdout_path);
+    }
+}
+
+/// Poll `check` every 50 ms until it is true, at most `limit`.
+pub(crate) async fn wait_until<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

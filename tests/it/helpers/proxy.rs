@@ -1,0 +1,49 @@
+//! A TCP proxy to LocalStack that a test can cut, as when the network to SQS fails.
+
+use super::sqs_endpoint;
+
+/// A TCP proxy to LocalStack that a test can cut: while down, new connections are closed at once
+/// and open ones are dropped, as when the network to SQS fails.
+pub(crate) struct SqsProxy {
+    pub port: u16,
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+impl SqsProxy {
+    pub(crate) async fn start(up: bool) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = tokio::sync::watch::channel(up);
+        let target = sqs_endpoint()
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !*rx.borrow() {
+                    continue; // dropped: the client sees the connection closed
+                }
+                let mut down = rx.clone();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = down.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Self { port, up: tx }
+    }
+
+    pub(crate) fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub(crate) fn set_up(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+}

@@ -1,0 +1,109 @@
+//! A fresh queue per test, and draining it in-process.
+
+use std::time::Duration;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use login_etl::pipeline::{self, PipelineSettings, Summary};
+use login_etl::source::{MessageId, SqsSettings, SqsSource};
+use tokio_util::sync::CancellationToken;
+
+use super::{masker, require_stack, sqs_endpoint, unique, TestDb};
+
+/// A queue of its own with a given visibility timeout, deleted at the end of the test.
+pub(crate) struct TestQueue {
+    pub name: String,
+    pub source: SqsSource,
+}
+
+impl TestQueue {
+    pub(crate) async fn new(visibility_timeout_secs: u32) -> Self {
+        require_stack();
+        let name = unique("login-etl-test").replace('_', "-");
+        let settings = Self::settings_for(&name);
+        login_etl::source::sqs::client(&settings)
+            .await
+            .create_queue()
+            .queue_name(&name)
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                visibility_timeout_secs.to_string(),
+            )
+            .send()
+            .await
+            .expect(
+                "LocalStack SQS is not reachable: run scripts/stack-up.sh (or scripts/test.sh)",
+            );
+        let source = SqsSource::connect(&settings).await.unwrap();
+        Self { name, source }
+    }
+
+    fn settings_for(name: &str) -> SqsSettings {
+        SqsSettings {
+            endpoint: Some(sqs_endpoint().parse().unwrap()),
+            region: Some("us-east-1".into()),
+            queue_url: None,
+            queue_name: name.into(),
+        }
+    }
+
+    pub(crate) fn settings(&self) -> SqsSettings {
+        Self::settings_for(&self.name)
+    }
+
+    pub(crate) async fn send(&self, bodies: &[String]) -> Vec<MessageId> {
+        self.source.send(bodies).await.unwrap()
+    }
+
+    /// Visible + in flight.
+    pub(crate) async fn remaining(&self) -> u64 {
+        let depth = self.source.depth().await.unwrap();
+        depth.visible + depth.in_flight
+    }
+}
+
+impl Drop for TestQueue {
+    fn drop(&mut self) {
+        let settings = self.settings();
+        let url = self.source.queue_url().to_string();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let client = login_etl::source::sqs::client(&settings).await;
+                let _ = client.delete_queue().queue_url(url).send().await;
+            })
+        })
+        .join();
+    }
+}
+
+/// Drain settings that keep tests quick.
+pub(crate) fn drain_settings() -> PipelineSettings {
+    PipelineSettings {
+        batch_size: 50,
+        batch_max_wait: Duration::from_millis(200),
+        receivers: 2,
+        wait_time: Duration::from_secs(1),
+        drain_idle: Some(Duration::from_secs(1)),
+        max_receives: 5,
+        write_retry_timeout: Duration::from_secs(5),
+        dead_letter_queue: None,
+    }
+}
+
+/// Drain `queue` into `db` in-process.
+pub(crate) async fn drain(queue: &TestQueue, db: &TestDb) -> Summary {
+    let mut sink = db.sink();
+    sink.migrate().await.unwrap();
+    pipeline::run(
+        queue.source.clone(),
+        sink,
+        masker(),
+        drain_settings(),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap()
+}

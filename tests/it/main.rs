@@ -1,0 +1,12 @@
+//! The integration tests: one binary, a module per area, against a real PostgreSQL and a real
+//! LocalStack (`scripts/test.sh` starts them). Helpers live in `helpers/`, one file per concern.
+
+mod helpers;
+
+mod cli;
+mod config_faults;
+mod hostile;
+mod pipeline;
+mod privacy;
+mod reliability;
+mod tls;
