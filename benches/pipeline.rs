@@ -118,7 +118,7 @@ async fn main() {
     let started = Instant::now();
     let outcomes: Vec<_> = envelopes
         .iter()
-        .map(|e| transform::process(e, &masker, 5, now))
+        .map(|e| transform::process(e, &masker, now))
         .collect();
     let transform_rate = rate(outcomes.len(), started.elapsed());
 

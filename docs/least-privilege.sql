@@ -12,3 +12,5 @@ GRANT INSERT ON user_logins TO login_etl_writer;
 -- that one column (message ids only: no login data is readable).
 GRANT INSERT, SELECT (message_id) ON processed_messages TO login_etl_writer;
 GRANT INSERT, SELECT (message_id) ON quarantined_messages TO login_etl_writer;
+-- Solo attempts of suspect messages (ids and counters only): recorded, counted, cleared on commit.
+GRANT INSERT, UPDATE, DELETE, SELECT (message_id, attempts) ON poison_attempts TO login_etl_writer;

@@ -7,3 +7,18 @@ pub(crate) fn after_receive() {
         panic!("test hook: receiver panics on purpose");
     }
 }
+
+/// `LOGIN_ETL_TEST_ABORT_ON_BODY=<marker>`: the process aborts (as on a crash that no handler
+/// sees) whenever it is about to commit a body containing the marker as processed (not when it
+/// quarantines it as a poison message: that does not process the body).
+pub(crate) fn before_commit<'a>(mut bodies: impl Iterator<Item = &'a str>) {
+    if let Some(marker) = std::env::var("LOGIN_ETL_TEST_ABORT_ON_BODY")
+        .ok()
+        .filter(|m| !m.is_empty())
+    {
+        if bodies.any(|body| body.contains(&marker)) {
+            eprintln!("test hook: aborting on a marker body");
+            std::process::abort();
+        }
+    }
+}

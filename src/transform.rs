@@ -50,26 +50,9 @@ pub struct QuarantineRecord {
     pub body_masked: Option<String>,
 }
 
-/// Decide what a message becomes. `max_receives` parks messages that keep coming back (for example
-/// because every attempt to commit them failed) instead of looping forever.
-pub fn process(
-    envelope: &Envelope,
-    masker: &Masker,
-    max_receives: u32,
-    received_at: DateTime<Utc>,
-) -> Outcome {
-    let decoded = if envelope.receive_count > max_receives {
-        Err(Rejection {
-            code: RejectCode::TooManyReceives,
-            message: format!(
-                "received {} times, more than --max-receives {max_receives}",
-                envelope.receive_count
-            ),
-        })
-    } else {
-        event::decode(&envelope.body)
-    };
-    match decoded {
+/// Decide what a message becomes: a masked row, or a quarantine entry with the reason.
+pub fn process(envelope: &Envelope, masker: &Masker, received_at: DateTime<Utc>) -> Outcome {
+    match event::decode(&envelope.body) {
         Ok(event) => Outcome {
             message_id: envelope.message_id.clone(),
             kind: OutcomeKind::Row {
@@ -79,6 +62,27 @@ pub fn process(
         },
         Err(rejection) => quarantine(envelope, masker, rejection, received_at),
     }
+}
+
+/// The outcome of a poison message: one that was processed alone `solo_attempts` times, more
+/// than `max_receives`, and never finished (each attempt died with its consumer or failed).
+pub(crate) fn poison(
+    envelope: &Envelope,
+    masker: &Masker,
+    solo_attempts: u32,
+    max_receives: u32,
+    received_at: DateTime<Utc>,
+) -> Outcome {
+    let rejection = Rejection::new(
+        RejectCode::TooManyReceives,
+        format!(
+            "processed alone {} times without finishing, more than --max-receives {max_receives} \
+             (received {} times in all)",
+            solo_attempts - 1,
+            envelope.receive_count
+        ),
+    );
+    quarantine(envelope, masker, rejection, received_at)
 }
 
 /// The quarantine outcome of a message, for a rejection found here or later (by the database).
@@ -146,7 +150,7 @@ mod tests {
     #[test]
     fn good_message_becomes_a_masked_row_dated_by_sent_timestamp() {
         let body = r#"{"user_id":"u","device_type":"ios","ip":"10.0.0.1","device_id":"593-47-5928","locale":null,"app_version":"0.96"}"#;
-        let outcome = process(&envelope(body, 1), &masker(), 5, Utc::now());
+        let outcome = process(&envelope(body, 1), &masker(), Utc::now());
         let OutcomeKind::Row { login, create_date } = outcome.kind else {
             panic!("expected a row")
         };
@@ -158,7 +162,7 @@ mod tests {
     #[test]
     fn quarantined_body_keeps_no_raw_pii_even_nested() {
         let body = r#"{"ip":"10.0.0.1","device_id":"593-47-5928","nested":{"ip":"10.9.9.9","list":[{"device_id":"111-22-3333"}]}}"#;
-        let outcome = process(&envelope(body, 1), &masker(), 5, Utc::now());
+        let outcome = process(&envelope(body, 1), &masker(), Utc::now());
         let OutcomeKind::Quarantine(q) = outcome.kind else {
             panic!("expected quarantine")
         };
@@ -175,7 +179,6 @@ mod tests {
         let outcome = process(
             &envelope(r#"{"ip": "10.0.0.1", "dev"#, 1),
             &masker(),
-            5,
             Utc::now(),
         );
         let OutcomeKind::Quarantine(q) = outcome.kind else {
@@ -186,9 +189,9 @@ mod tests {
     }
 
     #[test]
-    fn too_many_receives_is_quarantined_even_if_valid() {
+    fn a_poison_message_is_quarantined_even_if_valid() {
         let body = r#"{"user_id":"u","device_type":"ios","ip":"10.0.0.1","device_id":"d"}"#;
-        let outcome = process(&envelope(body, 6), &masker(), 5, Utc::now());
+        let outcome = poison(&envelope(body, 9), &masker(), 6, 5, Utc::now());
         let OutcomeKind::Quarantine(q) = outcome.kind else {
             panic!("expected quarantine")
         };
@@ -257,7 +260,7 @@ mod tests {
                 fields in prop::collection::btree_map(key(), json_value(), 0..8)
             ) {
                 let body = Value::Object(fields.into_iter().collect()).to_string();
-                match process(&envelope(&body, 1), &masker(), 5, Utc::now()).kind {
+                match process(&envelope(&body, 1), &masker(), Utc::now()).kind {
                     OutcomeKind::Row { login, .. } => {
                         prop_assert!(is_mask(&json!(login.masked_ip)));
                         prop_assert!(is_mask(&json!(login.masked_device_id)));
@@ -279,9 +282,9 @@ mod tests {
                 let ip = std::net::Ipv4Addr::from(octets).to_string();
                 let body = json!({"user_id": user, "device_type": "ios", "ip": ip,
                                   "device_id": device, "locale": locale}).to_string();
-                let a = process(&envelope(&body, 1), &masker(), 5, Utc::now());
+                let a = process(&envelope(&body, 1), &masker(), Utc::now());
                 let mapped = body.replace(&format!("\"{ip}\""), &format!("\"::ffff:{ip}\""));
-                let b = process(&envelope(&mapped, 1), &masker(), 5, Utc::now());
+                let b = process(&envelope(&mapped, 1), &masker(), Utc::now());
                 let is_row = matches!(a.kind, OutcomeKind::Row { .. });
                 prop_assert!(is_row, "a valid event was quarantined");
                 prop_assert_eq!(a.kind, b.kind);

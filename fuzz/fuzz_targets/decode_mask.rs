@@ -65,7 +65,7 @@ fuzz_target!(|data: &[u8]| {
         receive_count: 1,
         received: std::time::Instant::now(),
     };
-    match transform::process(&envelope, masker, 5, chrono::Utc::now()).kind {
+    match transform::process(&envelope, masker, chrono::Utc::now()).kind {
         OutcomeKind::Row { login, .. } => {
             assert!(is_mask(&Value::from(login.masked_ip.as_str())));
             assert!(is_mask(&Value::from(login.masked_device_id.as_str())));

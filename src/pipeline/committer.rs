@@ -3,6 +3,13 @@
 //! `rejected_by_database` and everything else commits. With a dead-letter queue, quarantined
 //! messages are forwarded there before their commit (a crash can duplicate a dead letter, never
 //! lose one).
+//!
+//! Poison messages are told from crashes by evidence, not by SQS's receive count alone: a message
+//! delivered more than `--max-receives` times is a *suspect* (its earlier deliveries may merely
+//! have died with their consumer: an OOM kill, a crash loop, a drained node). It is taken out of
+//! the batch and processed alone, each solo attempt recorded first in its own committed
+//! transaction. Only a suspect whose recorded solo attempts exceed the limit is quarantined as
+//! `too_many_receives`; any other suspect lands as a row (or with its precise reason).
 
 use std::collections::HashSet;
 
@@ -19,12 +26,19 @@ use crate::transform::{self, Outcome, OutcomeKind};
 
 /// Where committed outcomes go: the database, or a stand-in in unit tests.
 pub(super) trait Store {
-    async fn write(&mut self, outcomes: &[&Outcome]) -> Result<WriteReport, SinkError>;
+    /// Commit outcomes in one transaction; `solo`: also clear their recorded solo attempts.
+    async fn write(&mut self, outcomes: &[&Outcome], solo: bool) -> Result<WriteReport, SinkError>;
+    /// Record one more solo attempt (committed at once); how many there have been.
+    async fn record_solo_attempt(&mut self, id: &MessageId) -> Result<u32, SinkError>;
 }
 
 impl Store for PgSink {
-    async fn write(&mut self, outcomes: &[&Outcome]) -> Result<WriteReport, SinkError> {
-        self.write_batch(outcomes).await
+    async fn write(&mut self, outcomes: &[&Outcome], solo: bool) -> Result<WriteReport, SinkError> {
+        self.write_outcomes(outcomes, solo).await
+    }
+
+    async fn record_solo_attempt(&mut self, id: &MessageId) -> Result<u32, SinkError> {
+        PgSink::record_solo_attempt(self, id).await
     }
 }
 
@@ -61,30 +75,77 @@ impl<S: Store> Committer<S> {
         }
     }
 
-    /// Transform and commit one batch; see the module docs.
+    /// Transform and commit one batch: the ordinary messages together, then each suspect alone.
     pub(super) async fn commit(
         &mut self,
         batch: Vec<Envelope>,
     ) -> Result<WriteReport, PipelineError> {
         let received_at = Utc::now();
-        let items: Vec<Item> = batch
+        let (suspects, ordinary): (Vec<Envelope>, Vec<Envelope>) = batch
+            .into_iter()
+            .partition(|e| e.receive_count > self.max_receives);
+        #[cfg(feature = "test-hooks")]
+        crate::test_hooks::before_commit(ordinary.iter().map(|e| e.body.as_str()));
+        let items = ordinary
             .into_iter()
             .map(|envelope| Item {
-                outcome: transform::process(
-                    &envelope,
-                    &self.masker,
-                    self.max_receives,
-                    received_at,
-                ),
+                outcome: transform::process(&envelope, &self.masker, received_at),
                 envelope,
             })
             .collect();
+        let mut total = self.commit_items(items, false).await?;
+        for envelope in suspects {
+            total += self.commit_alone(envelope).await?;
+        }
+        Ok(total)
+    }
+
+    /// A suspect: record the attempt, then process it alone — or, once its solo attempts exceed
+    /// the limit, quarantine it as a poison message.
+    async fn commit_alone(&mut self, envelope: Envelope) -> Result<WriteReport, PipelineError> {
+        let budget = Budget::Time(self.write_retry_timeout);
+        let mut retry = Retry::new("recording a solo attempt failed", budget, &self.shutdown);
+        let attempts = loop {
+            match self.store.record_solo_attempt(&envelope.message_id).await {
+                Ok(attempts) => break attempts,
+                Err(e) => retry.after(e).await?,
+            }
+        };
+        let received_at = Utc::now();
+        let outcome = if attempts > self.max_receives {
+            tracing::warn!(message_id = %envelope.message_id, solo_attempts = attempts - 1, "quarantining a message that never finished when processed alone");
+            transform::poison(
+                &envelope,
+                &self.masker,
+                attempts,
+                self.max_receives,
+                received_at,
+            )
+        } else {
+            tracing::info!(message_id = %envelope.message_id, receive_count = envelope.receive_count, solo_attempt = attempts, "processing a much-redelivered message alone");
+            #[cfg(feature = "test-hooks")]
+            crate::test_hooks::before_commit(std::iter::once(envelope.body.as_str()));
+            transform::process(&envelope, &self.masker, received_at)
+        };
+        self.commit_items(vec![Item { envelope, outcome }], true)
+            .await
+    }
+
+    /// Commit items, splitting on rejected rows; `solo` clears recorded solo attempts.
+    async fn commit_items(
+        &mut self,
+        items: Vec<Item>,
+        solo: bool,
+    ) -> Result<WriteReport, PipelineError> {
         let mut total = WriteReport::default();
         let mut forwarded = HashSet::new();
         let mut pending = vec![items];
         while let Some(mut part) = pending.pop() {
+            if part.is_empty() {
+                continue;
+            }
             self.forward_quarantined(&part, &mut forwarded).await?;
-            match self.write_with_retry(&part).await {
+            match self.write_with_retry(&part, solo).await {
                 Ok(report) => total += report,
                 Err(SinkError::Rejected { reason }) if part.len() > 1 => {
                     tracing::warn!(%reason, messages = part.len(), "PostgreSQL rejected part of a batch; splitting it to isolate the message");
@@ -114,7 +175,11 @@ impl<S: Store> Committer<S> {
     }
 
     /// Retry transient failures (connection lost, server restarting) with backoff, reconnecting.
-    async fn write_with_retry(&mut self, part: &[Item]) -> Result<WriteReport, SinkError> {
+    async fn write_with_retry(
+        &mut self,
+        part: &[Item],
+        solo: bool,
+    ) -> Result<WriteReport, SinkError> {
         let outcomes: Vec<&Outcome> = part.iter().map(|item| &item.outcome).collect();
         let budget = Budget::Time(self.write_retry_timeout);
         let mut retry = Retry::new(
@@ -123,7 +188,7 @@ impl<S: Store> Committer<S> {
             &self.shutdown,
         );
         loop {
-            match self.store.write(&outcomes).await {
+            match self.store.write(&outcomes, solo).await {
                 Ok(report) => return Ok(report),
                 Err(e) => retry.after(e).await?,
             }
@@ -178,14 +243,26 @@ mod tests {
     use crate::mask::KeyRing;
     use crate::source::ReceiptHandle;
 
-    /// Refuses any part holding a row of user "refused", like a CHECK constraint would.
+    /// Refuses any part holding a row of user "refused", like a CHECK constraint would; counts
+    /// solo attempts like the `poison_attempts` table.
     #[derive(Default)]
     struct Refusing {
         committed: Vec<(String, &'static str)>,
+        attempts: std::collections::HashMap<MessageId, u32>,
     }
 
     impl Store for Refusing {
-        async fn write(&mut self, outcomes: &[&Outcome]) -> Result<WriteReport, SinkError> {
+        async fn record_solo_attempt(&mut self, id: &MessageId) -> Result<u32, SinkError> {
+            let attempts = self.attempts.entry(id.clone()).or_default();
+            *attempts += 1;
+            Ok(*attempts)
+        }
+
+        async fn write(
+            &mut self,
+            outcomes: &[&Outcome],
+            solo: bool,
+        ) -> Result<WriteReport, SinkError> {
             let refused = outcomes.iter().any(
                 |o| matches!(&o.kind, OutcomeKind::Row { login, .. } if login.user_id == "refused"),
             );
@@ -207,12 +284,19 @@ mod tests {
                     }
                 };
                 self.committed.push((o.message_id.to_string(), kind));
+                if solo {
+                    self.attempts.remove(&o.message_id);
+                }
             }
             Ok(report)
         }
     }
 
     fn envelope(id: usize, user: &str) -> Envelope {
+        redelivered(id, user, 1)
+    }
+
+    fn redelivered(id: usize, user: &str, receive_count: u32) -> Envelope {
         Envelope {
             message_id: MessageId(format!("m{id}")),
             receipt_handle: ReceiptHandle(format!("r{id}")),
@@ -220,7 +304,7 @@ mod tests {
                 r#"{{"user_id":"{user}","device_type":"ios","ip":"10.0.0.{id}","device_id":"d-{id}"}}"#
             ),
             sent_at: Utc::now(),
-            receive_count: 1,
+            receive_count,
             received: std::time::Instant::now(),
         }
     }
@@ -258,5 +342,30 @@ mod tests {
         let batch: Vec<Envelope> = (0..5).map(|i| envelope(i, "u")).collect();
         let report = committer.commit(batch).await.unwrap();
         assert_eq!((report.rows, report.quarantined), (5, 0));
+    }
+
+    #[tokio::test]
+    async fn a_much_redelivered_message_lands_as_a_row_when_its_solo_attempt_finishes() {
+        let mut committer = committer();
+        // Delivered 9 times (its consumers kept dying), but never processed alone before.
+        let batch = vec![envelope(0, "u"), redelivered(1, "u", 9), envelope(2, "u")];
+        let report = committer.commit(batch).await.unwrap();
+        assert_eq!((report.rows, report.quarantined), (3, 0));
+        assert!(committer.store.attempts.is_empty(), "cleared on commit");
+    }
+
+    #[tokio::test]
+    async fn a_message_whose_solo_attempts_never_finished_is_quarantined_as_poison() {
+        let mut committer = committer();
+        let poison = MessageId("m1".into());
+        // Five solo attempts were recorded and none committed: each died with its consumer.
+        committer.store.attempts.insert(poison.clone(), 5);
+        let batch = vec![envelope(0, "u"), redelivered(1, "u", 9)];
+        let report = committer.commit(batch).await.unwrap();
+        assert_eq!((report.rows, report.quarantined), (1, 1));
+        assert!(committer
+            .store
+            .committed
+            .contains(&("m1".into(), "too_many_receives")));
     }
 }

@@ -7,6 +7,7 @@ mod cli;
 mod config_faults;
 mod hostile;
 mod pipeline;
+mod poison;
 mod privacy;
 mod reliability;
 mod tls;

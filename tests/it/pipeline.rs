@@ -77,7 +77,7 @@ async fn redelivery_after_commit_without_delete_gives_no_duplicate() {
             .unwrap();
         let outcomes: Vec<_> = envelopes
             .iter()
-            .map(|e| transform::process(e, &masker(), 5, chrono::Utc::now()))
+            .map(|e| transform::process(e, &masker(), chrono::Utc::now()))
             .collect();
         committed += sink.write_batch(&outcomes).await.unwrap().rows;
     }
@@ -103,7 +103,7 @@ async fn the_same_message_twice_in_one_batch_is_written_once() {
         receive_count: 1,
         received: std::time::Instant::now(),
     };
-    let outcome = transform::process(&envelope, &masker(), 5, chrono::Utc::now());
+    let outcome = transform::process(&envelope, &masker(), chrono::Utc::now());
     let report = sink
         .write_batch(&[outcome.clone(), outcome.clone()])
         .await

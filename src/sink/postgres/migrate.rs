@@ -30,6 +30,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "duplicates_and_reveal_audit",
         include_str!("../../../migrations/0003_duplicates_and_reveal_audit.sql"),
     ),
+    (
+        4,
+        "poison_attempts",
+        include_str!("../../../migrations/0004_poison_attempts.sql"),
+    ),
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock`: "loginetl".

@@ -2,6 +2,7 @@
 //! [`migrate`](PgSink::migrate), the transactional batch [`write`](PgSink::write_batch),
 //! audited [`reveal`](PgSink::reveal_rows) and the [`reports`](PgSink::counts).
 
+mod attempts;
 mod error;
 mod migrate;
 mod reports;

@@ -28,6 +28,7 @@ const COPY_TYPES: [Type; 7] = [
     Type::VARCHAR,
     Type::DATE,
 ];
+const CLEAR_ATTEMPTS: &str = "DELETE FROM poison_attempts WHERE message_id = ANY($1)";
 const INSERT_QUARANTINE: &str = "INSERT INTO quarantined_messages (message_id, reason_code, reason, \
                                  received_at, sent_at, receive_count, body_bytes, body_masked) \
                                  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], \
@@ -59,10 +60,23 @@ impl PgSink {
     where
         O: Borrow<Outcome> + Sync,
     {
+        self.write_outcomes(outcomes, false).await
+    }
+
+    /// [`write_batch`](Self::write_batch), also clearing the recorded solo attempts of these
+    /// messages in the same transaction when `clear_attempts` (messages processed alone).
+    pub(crate) async fn write_outcomes<O>(
+        &mut self,
+        outcomes: &[O],
+        clear_attempts: bool,
+    ) -> Result<WriteReport, SinkError>
+    where
+        O: Borrow<Outcome> + Sync,
+    {
         if outcomes.is_empty() {
             return Ok(WriteReport::default());
         }
-        let result = write(self.client().await?, outcomes).await;
+        let result = write(self.client().await?, outcomes, clear_attempts).await;
         result.map_err(|e| self.on_error(e))
     }
 }
@@ -70,8 +84,16 @@ impl PgSink {
 async fn write<O: Borrow<Outcome> + Sync>(
     client: &mut tokio_postgres::Client,
     outcomes: &[O],
+    clear_attempts: bool,
 ) -> Result<WriteReport, tokio_postgres::Error> {
     let tx = client.transaction().await?;
+    if clear_attempts {
+        let ids: Vec<&str> = outcomes
+            .iter()
+            .map(|o| o.borrow().message_id.as_str())
+            .collect();
+        tx.execute(CLEAR_ATTEMPTS, &[&ids]).await?;
+    }
     let fresh = claim_ids(&tx, outcomes).await?;
     let mut report = WriteReport {
         duplicates: (outcomes.len() - fresh.len()) as u64,

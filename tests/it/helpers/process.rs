@@ -64,6 +64,15 @@ impl Spawned {
         std::fs::read_to_string(&self.stdout_path).unwrap_or_default()
     }
 
+    /// Ask for a graceful stop (SIGTERM).
+    pub(crate) fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     pub(crate) fn kill9(&mut self) {
         self.child.kill().unwrap(); // SIGKILL on Unix
         self.child.wait().unwrap();
