@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Crash-loop soak: N generated messages (0.1 % bad) on a queue with a short visibility timeout,
+# C consumers (`run`), one of them SIGKILLed and restarted every K seconds until the queue is
+# empty or the duration is spent; then the rest are stopped with SIGTERM and whatever the killed
+# one held is drained. Prints the books: rows, quarantine by reason, ledger, what is left.
+# Usage: scripts/soak.sh [--messages N] [--kill-every SECONDS] [--duration SECONDS]
+#                        [--consumers C] [--visibility SECONDS] [--max-receives M]
+set -euo pipefail
+export AWS_EC2_METADATA_DISABLED=true
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+messages=100000 kill_every=1 duration=600 consumers=3 visibility=2 max_receives=5
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --messages) messages=$2 ;;
+    --kill-every) kill_every=$2 ;;
+    --duration) duration=$2 ;;
+    --consumers) consumers=$2 ;;
+    --visibility) visibility=$2 ;;
+    --max-receives) max_receives=$2 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
+  esac
+  shift 2
+done
+
+scripts/stack-up.sh
+cargo build --release --locked --quiet
+bin=$root/target/release/login-etl
+db=login_etl_soak queue=login-etl-soak
+work=$(mktemp -d)
+psql_db() { psql -X -qAt -h 127.0.0.1 -U postgres -d "$db" -c "$1"; }
+psql -X -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+export LOGIN_ETL_SQS_ENDPOINT=http://127.0.0.1:4566 LOGIN_ETL_QUEUE_NAME=$queue
+export LOGIN_ETL_DATABASE_URL=postgres://postgres@127.0.0.1:5432/$db
+export LOGIN_ETL_MASK_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+export LOGIN_ETL_MAX_RECEIVES=$max_receives LOGIN_ETL_WAIT_TIME_SECONDS=1 LOGIN_ETL_BATCH_SIZE=200
+
+# LocalStack takes unsigned JSON-protocol calls: create the queue with the short visibility timeout.
+sqs() {
+  curl -fsS -X POST http://127.0.0.1:4566/ -H "X-Amz-Target: AmazonSQS.$1" \
+    -H 'Content-Type: application/x-amz-json-1.0' -d "$2" >/dev/null
+}
+"$bin" migrate >/dev/null
+sqs CreateQueue "{\"QueueName\":\"$queue\"}"
+url=$("$bin" status 2>/dev/null | sed -n 's/^queue \([^:]*:[^:]*:[^:]*\): .*/\1/p')
+sqs SetQueueAttributes "{\"QueueUrl\":\"$url\",\"Attributes\":{\"VisibilityTimeout\":\"$visibility\"}}"
+"$bin" purge-queue --yes >/dev/null || true
+sleep 1
+echo "queueing $messages messages (0.1 % bad)..."
+"$bin" send-sample --count "$messages" --bad-share 0.001 --seed 99
+# The generator makes exactly round(N × share) bad messages, every one of them invalid.
+bad=$(( (messages + 500) / 1000 ))
+
+# Started in this shell (not in a command substitution) so that `wait` can collect them.
+start() { LOGIN_ETL_LOG=warn "$bin" run >>"$work/consumer-$1.log" 2>&1 & pids[$(($1 - 1))]=$!; }
+pids=()
+for i in $(seq 1 "$consumers"); do start "$i"; done
+started=$(date +%s) kills=0
+remaining() { "$bin" status 2>/dev/null | sed -n 's/.*: \([0-9]*\) visible, \([0-9]*\) in flight/\1 \2/p' | awk '{print $1 + $2}'; }
+while [ $(( $(date +%s) - started )) -lt "$duration" ] && [ "$(remaining)" != 0 ]; do
+  sleep "$kill_every"
+  kill -9 "${pids[0]}" 2>/dev/null || true
+  wait "${pids[0]}" 2>/dev/null || true
+  kills=$((kills + 1))
+  start 1
+done
+chaos=$(( $(date +%s) - started ))
+kill -9 "${pids[0]}" 2>/dev/null || true
+for pid in "${pids[@]:1}"; do kill -TERM "$pid"; done
+for i in $(seq 2 "$consumers"); do
+  wait "${pids[$((i - 1))]}" || { echo "consumer $i exited non-zero:" >&2; tail -n 3 "$work/consumer-$i.log" >&2; }
+done
+for _ in $(seq 1 10); do
+  [ "$(remaining)" = 0 ] && break
+  sleep "$visibility"
+  LOGIN_ETL_LOG=warn "$bin" run --drain >/dev/null
+done
+
+rows=$(psql_db "SELECT count(*) FROM user_logins")
+ledger=$(psql_db "SELECT count(*) FROM processed_messages")
+reasons=$(psql_db "SELECT coalesce(string_agg(reason_code || ': ' || n, ', '), 'none') FROM (SELECT reason_code, count(*) n FROM quarantined_messages GROUP BY 1 ORDER BY 1) q")
+poison=$(psql_db "SELECT count(*) FROM quarantined_messages WHERE reason_code = 'too_many_receives'")
+echo "soak: $messages messages ($bad bad), $consumers consumers, visibility ${visibility}s, --max-receives $max_receives"
+echo "      $kills SIGKILLs over ${chaos}s of chaos (one every ${kill_every}s)"
+echo "rows $rows (expected $((messages - bad))), quarantined: $reasons (expected $bad), ledger $ledger (expected $messages), queue left $(remaining)"
+rm -rf "$work"
+if [ "$rows" = $((messages - bad)) ] && [ "$ledger" = "$messages" ] && [ "$poison" = 0 ]; then
+  echo "exact: every valid login is a row, no valid login was quarantined as too_many_receives"
+else
+  echo "NOT EXACT" >&2
+  exit 1
+fi
