@@ -88,10 +88,12 @@ pub(crate) fn require_stack() {
         let pg = host_port(&admin_url(), 5432);
         let sqs = host_port(&sqs_endpoint(), 80);
         if !reachable(pg.clone()) || !reachable(sqs.clone()) {
-            eprintln!(
+            // Straight to the process's stderr: the test harness would swallow `eprintln!`.
+            let line = format!(
                 "error: the integration tests need PostgreSQL ({pg}) and LocalStack ({sqs}); \
-                 run the README's test command, scripts/test.sh, which starts them"
+                 run the README's test command, scripts/test.sh, which starts them\n"
             );
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
             std::process::exit(1);
         }
     });
