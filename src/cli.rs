@@ -17,9 +17,27 @@ use crate::source::SqsSettings;
 #[derive(Debug, Parser)]
 #[command(name = "login-etl", version, propagate_version = true)]
 pub struct Cli {
+    /// Log lines on stderr: `text` for people, `json` (one object per line) for log shippers.
+    #[arg(
+        long,
+        env = "LOGIN_ETL_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (timestamp, level, target, message, fields).
+    Json,
 }
 
 /// The subcommands.
@@ -134,6 +152,10 @@ pub struct RunArgs {
     /// does). Forwarded before the commit: a crash can duplicate a dead letter, never lose one.
     #[arg(long, env = "LOGIN_ETL_DEAD_LETTER_QUEUE")]
     pub dead_letter_queue: Option<String>,
+    /// Serve Prometheus metrics on /metrics, and /healthz and /readyz, at this address (e.g.
+    /// 127.0.0.1:9464, or 0.0.0.0:9464 in a container). Off when not given.
+    #[arg(long, env = "LOGIN_ETL_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// How long to keep retrying a failing batch write before exiting non-zero (its messages are
     /// not deleted and come back after the visibility timeout).
     #[arg(long, env = "LOGIN_ETL_WRITE_RETRY_SECONDS", default_value_t = 300)]
@@ -347,6 +369,7 @@ impl From<&RunArgs> for PipelineSettings {
             max_receives: args.max_receives,
             write_retry_timeout: Duration::from_secs(args.write_retry_seconds),
             dead_letter_queue: args.dead_letter_queue.clone().filter(|url| !url.is_empty()),
+            progress_bar: args.drain && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         }
     }
 }

@@ -21,6 +21,7 @@ mod retry;
 pub mod sample;
 pub mod sink;
 pub mod source;
+mod telemetry;
 #[cfg(feature = "test-hooks")]
 mod test_hooks;
 pub mod transform;

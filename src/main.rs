@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use login_etl::cli::Cli;
+use login_etl::cli::{Cli, LogFormat};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -76,11 +76,13 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Logs go to stderr so that stdout carries only results (summaries, printed samples).
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(log_filter())
-        .init();
+        .with_env_filter(log_filter());
+    match cli.log_format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().with_current_span(false).init(),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -91,7 +93,7 @@ fn main() -> ExitCode {
     let shutdown = CancellationToken::new();
     let result = runtime.block_on(async {
         tokio::spawn(cancel_on_signal(shutdown.clone()));
-        login_etl::commands::execute(cli.command, shutdown).await
+        login_etl::commands::execute(cli.command, cli.log_format, shutdown).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -43,7 +43,7 @@ pub(crate) enum Budget {
 /// One retry loop's state. Use it as:
 ///
 /// ```ignore
-/// let mut retry = Retry::new("receive failed", Budget::Forever, &shutdown);
+/// let mut retry = Retry::new("receive", "receive failed", Budget::Forever, &shutdown);
 /// let value = loop {
 ///     match call().await {
 ///         Ok(value) => break value,
@@ -52,6 +52,7 @@ pub(crate) enum Budget {
 /// };
 /// ```
 pub(crate) struct Retry<'a> {
+    kind: &'static str,
     what: &'static str,
     budget: Budget,
     backoff: Backoff,
@@ -60,9 +61,16 @@ pub(crate) struct Retry<'a> {
 }
 
 impl<'a> Retry<'a> {
-    /// `what` starts the warning line (`"{what}, retrying"`), e.g. "SQS not reachable yet".
-    pub(crate) fn new(what: &'static str, budget: Budget, shutdown: &'a CancellationToken) -> Self {
+    /// `kind` labels the retry metric (receive, write, delete, …); `what` starts the warning
+    /// line (`"{what}, retrying"`), e.g. "SQS not reachable yet".
+    pub(crate) fn new(
+        kind: &'static str,
+        what: &'static str,
+        budget: Budget,
+        shutdown: &'a CancellationToken,
+    ) -> Self {
         Self {
+            kind,
             what,
             budget,
             backoff: Backoff::default(),
@@ -88,6 +96,7 @@ impl<'a> Retry<'a> {
             return Err(error);
         }
         tracing::warn!(error = %error, retry_in = ?delay, attempt = self.backoff.attempts(), "{}, retrying", self.what);
+        crate::telemetry::metrics::retry(self.kind);
         tokio::select! {
             _ = self.shutdown.cancelled() => Err(error),
             _ = tokio::time::sleep(delay) => Ok(()),
@@ -183,7 +192,7 @@ mod tests {
     #[tokio::test]
     async fn only_retryable_errors_are_retried() {
         let shutdown = CancellationToken::new();
-        let mut retry = Retry::new("test", Budget::Forever, &shutdown);
+        let mut retry = Retry::new("test", "test", Budget::Forever, &shutdown);
         assert!(retry.after(E(Disposition::Stop)).await.is_err());
         assert!(retry.after(E(Disposition::Isolate)).await.is_err());
         assert!(retry.after(E(Disposition::Retry)).await.is_ok());
@@ -192,7 +201,7 @@ mod tests {
     #[tokio::test]
     async fn attempts_are_bounded() {
         let shutdown = CancellationToken::new();
-        let mut retry = Retry::new("test", Budget::Attempts(2), &shutdown);
+        let mut retry = Retry::new("test", "test", Budget::Attempts(2), &shutdown);
         assert!(retry.after(E(Disposition::Retry)).await.is_ok());
         assert!(retry.after(E(Disposition::Retry)).await.is_ok());
         assert!(retry.after(E(Disposition::Retry)).await.is_err());
@@ -201,7 +210,7 @@ mod tests {
     #[tokio::test]
     async fn shutdown_ends_the_wait_at_once() {
         let shutdown = CancellationToken::new();
-        let mut retry = Retry::new("test", Budget::Forever, &shutdown);
+        let mut retry = Retry::new("test", "test", Budget::Forever, &shutdown);
         for _ in 0..8 {
             retry.backoff.next_delay(); // the next wait would be seconds long
         }

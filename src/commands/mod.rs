@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 use zeroize::Zeroizing;
 
-use crate::cli::{Command, KeyArgs, ReportKind};
+use crate::cli::{Command, KeyArgs, LogFormat, ReportKind};
 use crate::mask::{keys, KeyError, KeyRing};
 use crate::retry::{Budget, Retry};
 use crate::sink::{DatabaseUrl, PgSink};
@@ -27,9 +27,13 @@ use crate::source::{SqsSettings, SqsSource};
 const MASK_KEY_ENV: &str = "LOGIN_ETL_MASK_KEY";
 
 /// Run one subcommand to completion. `shutdown` is cancelled by the binary on SIGINT/SIGTERM.
-pub async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn execute(
+    command: Command,
+    log_format: LogFormat,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     match command {
-        Command::Run(args) => run::run(args, shutdown).await,
+        Command::Run(args) => run::run(args, log_format, shutdown).await,
         Command::Migrate(args) => migrate::migrate(args, shutdown).await,
         Command::SendSample(args) => send_sample::send_sample(args).await,
         Command::Status(args) => status::status(args).await,
@@ -78,6 +82,7 @@ async fn connect_sink(
     let mut sink =
         PgSink::new(url.expose()).context("check --database-url / LOGIN_ETL_DATABASE_URL")?;
     let mut retry = Retry::new(
+        "startup",
         "PostgreSQL not reachable yet",
         Budget::Time(budget),
         shutdown,
@@ -105,7 +110,12 @@ async fn connect_source(
     budget: Duration,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<SqsSource> {
-    let mut retry = Retry::new("SQS not reachable yet", Budget::Time(budget), shutdown);
+    let mut retry = Retry::new(
+        "startup",
+        "SQS not reachable yet",
+        Budget::Time(budget),
+        shutdown,
+    );
     loop {
         match SqsSource::connect(settings).await {
             Ok(source) => return Ok(source),

@@ -5,12 +5,21 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::{connect_sink, connect_source, load_keys};
-use crate::cli::RunArgs;
+use crate::cli::{LogFormat, RunArgs};
 use crate::mask::{Masker, StrategyName};
 use crate::pipeline::{self, PipelineSettings};
+use crate::sink::PgSink;
 use crate::source::SqsSettings;
+use crate::telemetry;
 
-pub(super) async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// How often queue depth and readiness are probed with `--metrics-addr`.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
+
+pub(super) async fn run(
+    args: RunArgs,
+    log_format: LogFormat,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let masker = match args.mask_strategy {
         StrategyName::Sha256 => {
             tracing::warn!(
@@ -34,7 +43,26 @@ pub(super) async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::R
         drain = args.drain,
         "consuming"
     );
-    let settings = PipelineSettings::from(&args);
+    let mut settings = PipelineSettings::from(&args);
+    settings.progress_bar &= log_format == LogFormat::Text;
+    if let Some(addr) = args.metrics_addr {
+        let key_id = masker.key_id().unwrap_or("none");
+        let handle = telemetry::metrics::install(masker.strategy(), key_id)?;
+        telemetry::serve(addr, handle.clone(), shutdown.clone()).await?;
+        let dead_letter = match &settings.dead_letter_queue {
+            Some(url) => Some(source.sibling(url).await?),
+            None => None,
+        };
+        let probe_db = PgSink::new(args.db.database_url.expose())?;
+        tokio::spawn(telemetry::probe_loop(
+            source.clone(),
+            dead_letter,
+            probe_db,
+            PROBE_EVERY,
+            Some(handle),
+            shutdown.clone(),
+        ));
+    }
     let summary = pipeline::run(source, sink, masker, settings, shutdown).await?;
     tracing::info!(%summary, "stopped");
     if args.drain {

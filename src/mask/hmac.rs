@@ -47,6 +47,10 @@ impl MaskStrategy for HmacStrategy {
         "hmac-sha256"
     }
 
+    fn key_id(&self) -> Option<&str> {
+        Some(&self.key_id)
+    }
+
     fn mask(&self, field: Field, canonical: &str) -> String {
         let mut mac = match field {
             Field::Ip => self.ip.clone(),

@@ -65,6 +65,8 @@ pub enum RevealError {
 pub(crate) trait MaskStrategy: Send + Sync + fmt::Debug {
     /// The name used by `--mask-strategy`.
     fn name(&self) -> &'static str;
+    /// The id of the key new masks are made with (`None` for the unkeyed strategy).
+    fn key_id(&self) -> Option<&str>;
     /// Mask a canonical value in a field's domain.
     fn mask(&self, field: Field, canonical: &str) -> String;
     /// Recover the value, where the strategy allows it.
@@ -150,6 +152,11 @@ impl Masker {
     /// The strategy's name.
     pub fn strategy(&self) -> &'static str {
         self.0.name()
+    }
+
+    /// The id of the key new masks are made with (`None` for the unkeyed strategy).
+    pub fn key_id(&self) -> Option<&str> {
+        self.0.key_id()
     }
 
     /// Mask one value in a field's domain. The caller is responsible for canonical form.

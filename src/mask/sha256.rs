@@ -16,6 +16,10 @@ impl MaskStrategy for Sha256Strategy {
         "sha256"
     }
 
+    fn key_id(&self) -> Option<&str> {
+        None
+    }
+
     fn mask(&self, _field: Field, canonical: &str) -> String {
         hex::encode(Sha256::digest(canonical.as_bytes()))
     }

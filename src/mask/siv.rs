@@ -63,6 +63,10 @@ impl MaskStrategy for SivStrategy {
         "aes-siv"
     }
 
+    fn key_id(&self) -> Option<&str> {
+        Some(&self.active)
+    }
+
     fn mask(&self, field: Field, canonical: &str) -> String {
         let mut cipher = self
             .cipher(&self.active)

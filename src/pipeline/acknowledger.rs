@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::retry::{Budget, Retry};
 use crate::source::{Envelope, ReceiptHandle, SqsSource};
+use crate::telemetry::metrics;
 
 /// The receipt handles of a batch, for deleting it and extending its visibility.
 pub(super) fn receipts(batch: &[Envelope]) -> Vec<ReceiptHandle> {
@@ -66,11 +67,20 @@ impl Acknowledger {
     /// nothing: the message is redelivered and the ledger skips it, so errors are retried briefly
     /// and then only counted.
     pub(super) async fn delete(&mut self, receipts: &[ReceiptHandle]) -> u64 {
-        let mut retry = Retry::new("delete failed", Budget::Attempts(2), &self.shutdown);
+        let mut retry = Retry::new(
+            "delete",
+            "delete failed",
+            Budget::Attempts(2),
+            &self.shutdown,
+        );
         loop {
             match self.source.delete(receipts).await {
-                Ok(0) => return 0,
+                Ok(0) => {
+                    metrics::deleted(receipts.len() as u64, 0);
+                    return 0;
+                }
                 Ok(failed) => {
+                    metrics::deleted((receipts.len() - failed) as u64, failed as u64);
                     tracing::warn!(
                         failed,
                         "SQS refused some deletes; they will be redelivered and skipped"
@@ -83,6 +93,7 @@ impl Acknowledger {
                             messages = receipts.len(),
                             "could not delete committed messages; they will be redelivered and skipped"
                         );
+                        metrics::deleted(0, receipts.len() as u64);
                         return receipts.len() as u64;
                     }
                 }

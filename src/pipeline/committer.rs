@@ -104,7 +104,12 @@ impl<S: Store> Committer<S> {
     /// the limit, quarantine it as a poison message.
     async fn commit_alone(&mut self, envelope: Envelope) -> Result<WriteReport, PipelineError> {
         let budget = Budget::Time(self.write_retry_timeout);
-        let mut retry = Retry::new("recording a solo attempt failed", budget, &self.shutdown);
+        let mut retry = Retry::new(
+            "write",
+            "recording a solo attempt failed",
+            budget,
+            &self.shutdown,
+        );
         let attempts = loop {
             match self.store.record_solo_attempt(&envelope.message_id).await {
                 Ok(attempts) => break attempts,
@@ -183,6 +188,7 @@ impl<S: Store> Committer<S> {
         let outcomes: Vec<&Outcome> = part.iter().map(|item| &item.outcome).collect();
         let budget = Budget::Time(self.write_retry_timeout);
         let mut retry = Retry::new(
+            "write",
             "batch write failed, nothing deleted",
             budget,
             &self.shutdown,
@@ -222,6 +228,7 @@ impl<S: Store> Committer<S> {
         }
         let budget = Budget::Time(self.write_retry_timeout);
         let mut retry = Retry::new(
+            "forward",
             "forwarding to the dead-letter queue failed",
             budget,
             &self.shutdown,
@@ -232,6 +239,7 @@ impl<S: Store> Committer<S> {
                 Err(e) => retry.after(e).await?,
             }
         }
+        crate::telemetry::metrics::dead_letters(messages.len());
         forwarded.extend(messages.iter().map(|m| m.message_id.clone()));
         Ok(())
     }
@@ -280,6 +288,10 @@ mod tests {
                     }
                     OutcomeKind::Quarantine(q) => {
                         report.quarantined += 1;
+                        *report
+                            .quarantined_by_code
+                            .entry(q.rejection.code.as_str().to_string())
+                            .or_default() += 1;
                         q.rejection.code.as_str()
                     }
                 };

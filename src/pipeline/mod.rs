@@ -11,6 +11,7 @@
 mod acknowledger;
 mod batcher;
 mod committer;
+mod progress;
 mod receiver;
 mod summary;
 
@@ -24,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::mask::Masker;
 use crate::sink::{PgSink, SinkError};
 use crate::source::{Envelope, SourceError, SqsSource};
+use crate::telemetry::{health, metrics};
 
 pub use summary::Summary;
 
@@ -46,6 +48,8 @@ pub struct PipelineSettings {
     pub write_retry_timeout: Duration,
     /// Where quarantined messages are also forwarded, raw, for redriving after a fix.
     pub dead_letter_queue: Option<String>,
+    /// Show a progress bar on stderr (a terminal, `run --drain`) instead of periodic log lines.
+    pub progress_bar: bool,
 }
 
 impl Default for PipelineSettings {
@@ -59,6 +63,7 @@ impl Default for PipelineSettings {
             max_receives: 5,
             write_retry_timeout: Duration::from_secs(300),
             dead_letter_queue: None,
+            progress_bar: false,
         }
     }
 }
@@ -112,8 +117,14 @@ pub async fn run(
     };
     let mut committer =
         committer::Committer::new(sink, masker, dead_letter, &settings, shutdown.clone());
+    // The bar's length: what the queue holds now (it grows if more arrives).
+    let bar_total = match settings.progress_bar {
+        true => Some(source.depth().await.map_or(0, |d| d.visible + d.in_flight)),
+        false => None,
+    };
     let mut acknowledger = acknowledger::Acknowledger::new(source, shutdown.clone());
     let mut summary = Summary::default();
+    let mut progress = progress::Progress::new(bar_total);
     let write = async {
         let batches = batcher::batches(rx, settings.batch_size, settings.batch_max_wait);
         tokio::pin!(batches);
@@ -121,20 +132,34 @@ pub async fn run(
             while let Some(batch) = batches.next().await {
                 let received = batch.len();
                 let receipts = acknowledger::receipts(&batch);
+                let sent: Vec<_> = batch.iter().map(|e| e.sent_at).collect();
+                let commit_started = Instant::now();
                 let report = acknowledger
                     .while_invisible(&receipts, batcher::oldest(&batch), committer.commit(batch))
                     .await?;
+                metrics::committed(
+                    &report,
+                    received,
+                    commit_started.elapsed(),
+                    sent.into_iter(),
+                );
+                progress.committed(&report, received);
                 summary.add(report, received);
                 summary.busy = started.elapsed();
                 summary.delete_failures += acknowledger.delete(&receipts).await;
+                metrics::released(received);
             }
             Ok::<_, PipelineError>(())
         }
         .await;
+        if let Err(e) = &result {
+            health().task_failed(format!("the writer stopped: {e}"));
+        }
         stop_receiving.cancel();
         result
     };
     let (written, received) = tokio::join!(write, supervise(&mut receivers, &stop_receiving));
+    progress.finish();
     written?;
     if let Some(e) = received {
         return Err(e);
@@ -156,6 +181,7 @@ async fn supervise(
             Ok(Err(e)) => PipelineError::Source(e),
             Err(e) => panicked("receiver", e),
         };
+        health().task_failed(format!("a receiver stopped: {error}"));
         stop_receiving.cancel();
         first.get_or_insert(error);
     }

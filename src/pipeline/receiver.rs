@@ -20,7 +20,7 @@ pub(super) async fn receive_loop(
 ) -> Result<(), SourceError> {
     let wait = drain_idle.unwrap_or(wait_time);
     // Retried until stopped: an SQS outage pauses consumption, it doesn't end it.
-    let mut retry = Retry::new("receive failed", Budget::Forever, &stop);
+    let mut retry = Retry::new("receive", "receive failed", Budget::Forever, &stop);
     loop {
         let received = tokio::select! {
             _ = stop.cancelled() => return Ok(()),
@@ -36,13 +36,14 @@ pub(super) async fn receive_loop(
             }
             Ok(messages) => {
                 retry.succeeded();
-                #[cfg(feature = "test-hooks")]
-                crate::test_hooks::after_receive();
+                crate::telemetry::metrics::received(messages.len());
                 for message in messages {
                     if tx.send(message).await.is_err() {
                         return Ok(()); // the writer is gone (it failed); its error is reported
                     }
                 }
+                #[cfg(feature = "test-hooks")]
+                crate::test_hooks::after_receive();
             }
             Err(e) => match retry.after(e).await {
                 Ok(()) => {}

@@ -6,6 +6,7 @@ mod helpers;
 mod cli;
 mod config_faults;
 mod hostile;
+mod operability;
 mod pipeline;
 mod poison;
 mod privacy;

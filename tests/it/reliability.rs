@@ -35,21 +35,6 @@ async fn other_backends(db: &TestDb) -> i64 {
         .get(0)
 }
 
-/// Make every COPY into `user_logins` sleep `seconds` once all its rows are in, before COMMIT
-/// (an AFTER statement trigger): a window between COPY and COMMIT that tests can hit.
-async fn slow_down_copy(db: &TestDb, seconds: u32) {
-    db.client()
-        .await
-        .batch_execute(&format!(
-            "CREATE FUNCTION slow_copy() RETURNS trigger LANGUAGE plpgsql AS
-                 $$ BEGIN PERFORM pg_sleep({seconds}); RETURN NULL; END $$;
-             CREATE TRIGGER slow_copy AFTER INSERT ON user_logins
-                 FOR EACH STATEMENT EXECUTE FUNCTION slow_copy();"
-        ))
-        .await
-        .unwrap();
-}
-
 /// Start `run --drain`, SIGKILL it while its transaction sits in the injected `pg_sleep`, then
 /// wait until the server has finished with the orphaned transaction (rolled back or committed).
 async fn kill_during_injected_sleep(queue: &TestQueue, db: &TestDb) {

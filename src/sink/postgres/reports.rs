@@ -57,6 +57,12 @@ const SHARED_IPS: &str = "SELECT masked_ip, count(DISTINCT user_id), \
      ORDER BY 2 DESC, 3 DESC, 4 DESC, 1 LIMIT $1";
 
 impl PgSink {
+    /// Whether the database answers (`/readyz`).
+    pub(crate) async fn ping(&mut self) -> Result<(), SinkError> {
+        let result = self.client().await?.simple_query("SELECT 1").await;
+        result.map(|_| ()).map_err(|e| self.on_error(e))
+    }
+
     /// Count what has landed (exact counts: meant for checks and small tables, not dashboards).
     pub async fn counts(&mut self) -> Result<TableCounts, SinkError> {
         let client = self.client().await?;

@@ -4,7 +4,7 @@
 //! or none of it does, and the caller deletes from SQS only after the commit.
 
 use std::borrow::Borrow;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use futures::pin_mut;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -33,15 +33,17 @@ const INSERT_QUARANTINE: &str = "INSERT INTO quarantined_messages (message_id, r
                                  received_at, sent_at, receive_count, body_bytes, body_masked) \
                                  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], \
                                  $4::timestamptz[], $5::timestamptz[], $6::int4[], $7::int4[], $8::text[]) \
-                                 ON CONFLICT (message_id) DO NOTHING";
+                                 ON CONFLICT (message_id) DO NOTHING RETURNING reason_code";
 
 /// What a committed batch did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteReport {
     /// Rows copied into `user_logins`.
     pub rows: u64,
     /// Entries added to `quarantined_messages`.
     pub quarantined: u64,
+    /// The same entries by reason code.
+    pub quarantined_by_code: BTreeMap<String, u64>,
     /// Messages already in the ledger (redeliveries), skipped.
     pub duplicates: u64,
 }
@@ -51,6 +53,9 @@ impl std::ops::AddAssign for WriteReport {
         self.rows += other.rows;
         self.quarantined += other.quarantined;
         self.duplicates += other.duplicates;
+        for (code, n) in other.quarantined_by_code {
+            *self.quarantined_by_code.entry(code).or_default() += n;
+        }
     }
 }
 
@@ -107,7 +112,8 @@ async fn write<O: Borrow<Outcome> + Sync>(
             OutcomeKind::Row { .. } => None,
         })
         .collect();
-    report.quarantined = insert_quarantine(&tx, &quarantined).await?;
+    report.quarantined_by_code = insert_quarantine(&tx, &quarantined).await?;
+    report.quarantined = report.quarantined_by_code.values().sum();
     tx.commit().await?;
     Ok(report)
 }
@@ -164,13 +170,14 @@ async fn copy_rows(tx: &Transaction<'_>, fresh: &[&Outcome]) -> Result<u64, toki
     Ok(rows)
 }
 
-/// Insert quarantine entries, one statement of arrays; how many were inserted.
+/// Insert quarantine entries, one statement of arrays; how many were inserted, by reason code.
 async fn insert_quarantine(
     tx: &Transaction<'_>,
     entries: &[(&str, &QuarantineRecord)],
-) -> Result<u64, tokio_postgres::Error> {
+) -> Result<BTreeMap<String, u64>, tokio_postgres::Error> {
+    let mut by_code = BTreeMap::new();
     if entries.is_empty() {
-        return Ok(0);
+        return Ok(by_code);
     }
     let column = |f: fn(&QuarantineRecord) -> &str| -> Vec<&str> {
         entries.iter().map(|(_, q)| f(q)).collect()
@@ -192,11 +199,16 @@ async fn insert_quarantine(
         .iter()
         .map(|(_, q)| q.body_masked.as_deref())
         .collect();
-    tx.execute(
-        INSERT_QUARANTINE,
-        &[
-            &ids, &codes, &reasons, &received, &sent, &counts, &sizes, &bodies,
-        ],
-    )
-    .await
+    let inserted = tx
+        .query(
+            INSERT_QUARANTINE,
+            &[
+                &ids, &codes, &reasons, &received, &sent, &counts, &sizes, &bodies,
+            ],
+        )
+        .await?;
+    for row in inserted {
+        *by_code.entry(row.get::<_, String>(0)).or_default() += 1;
+    }
+    Ok(by_code)
 }

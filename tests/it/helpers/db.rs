@@ -105,3 +105,18 @@ impl Drop for TestDb {
         .join();
     }
 }
+
+/// Make every COPY into `user_logins` sleep `seconds` once all its rows are in, before COMMIT
+/// (an AFTER statement trigger): a window between COPY and COMMIT that tests can hit.
+pub(crate) async fn slow_down_copy(db: &TestDb, seconds: u32) {
+    db.client()
+        .await
+        .batch_execute(&format!(
+            "CREATE FUNCTION slow_copy() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN PERFORM pg_sleep({seconds}); RETURN NULL; END $$;
+             CREATE TRIGGER slow_copy AFTER INSERT ON user_logins
+                 FOR EACH STATEMENT EXECUTE FUNCTION slow_copy();"
+        ))
+        .await
+        .unwrap();
+}

@@ -90,6 +90,7 @@ pub(crate) fn drain_settings() -> PipelineSettings {
         max_receives: 5,
         write_retry_timeout: Duration::from_secs(5),
         dead_letter_queue: None,
+        progress_bar: false,
     }
 }
 

@@ -1,0 +1,150 @@
+//! The metric names (Prometheus conventions: `login_etl_` prefix, `_total` counters, base units)
+//! and the few functions that record them.
+
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub(crate) const RECEIVED: &str = "login_etl_messages_received_total";
+pub(crate) const ROWS: &str = "login_etl_rows_written_total";
+pub(crate) const QUARANTINED: &str = "login_etl_quarantined_total";
+pub(crate) const DUPLICATES: &str = "login_etl_duplicates_skipped_total";
+pub(crate) const DELETED: &str = "login_etl_deletes_total";
+pub(crate) const DELETE_FAILURES: &str = "login_etl_delete_failures_total";
+pub(crate) const DEAD_LETTERS: &str = "login_etl_dead_letters_forwarded_total";
+pub(crate) const RETRIES: &str = "login_etl_retries_total";
+pub(crate) const BATCHES: &str = "login_etl_batches_committed_total";
+pub(crate) const BATCH_SIZE: &str = "login_etl_batch_size_messages";
+pub(crate) const COMMIT_SECONDS: &str = "login_etl_commit_duration_seconds";
+pub(crate) const LATENCY_SECONDS: &str = "login_etl_end_to_end_latency_seconds";
+pub(crate) const QUEUE_VISIBLE: &str = "login_etl_queue_visible_messages";
+pub(crate) const QUEUE_IN_FLIGHT: &str = "login_etl_queue_in_flight_messages";
+pub(crate) const HELD: &str = "login_etl_messages_held";
+pub(crate) const LAST_COMMIT: &str = "login_etl_last_commit_timestamp_seconds";
+pub(crate) const BUILD_INFO: &str = "login_etl_build_info";
+
+/// Install the process-wide Prometheus recorder; its handle renders `/metrics`.
+pub(crate) fn install(strategy: &str, key_id: &str) -> anyhow::Result<PrometheusHandle> {
+    let seconds = [
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+    ];
+    let sizes = [
+        1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
+    ];
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(BATCH_SIZE.into()), &sizes)?
+        .set_buckets_for_metric(Matcher::Full(COMMIT_SECONDS.into()), &seconds)?
+        .set_buckets_for_metric(Matcher::Full(LATENCY_SECONDS.into()), &seconds)?
+        .install_recorder()?;
+    describe();
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "strategy" => strategy.to_string(), "key_id" => key_id.to_string()).set(1.0);
+    Ok(handle)
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        RECEIVED,
+        "Messages received from SQS (redeliveries included)."
+    );
+    describe_counter!(ROWS, "Rows committed to user_logins.");
+    describe_counter!(
+        QUARANTINED,
+        "Entries committed to quarantined_messages, by reason code."
+    );
+    describe_counter!(
+        DUPLICATES,
+        "Redeliveries skipped because their id was already committed."
+    );
+    describe_counter!(DELETED, "Committed messages deleted from SQS.");
+    describe_counter!(
+        DELETE_FAILURES,
+        "Committed messages SQS did not delete (redelivered, then skipped)."
+    );
+    describe_counter!(
+        DEAD_LETTERS,
+        "Quarantined messages forwarded to the dead-letter queue."
+    );
+    describe_counter!(RETRIES, "Retries after a transient failure, by kind.");
+    describe_counter!(BATCHES, "Batches committed.");
+    describe_histogram!(BATCH_SIZE, Unit::Count, "Messages per committed batch.");
+    describe_histogram!(
+        COMMIT_SECONDS,
+        Unit::Seconds,
+        "Time to transform and commit a batch."
+    );
+    describe_histogram!(
+        LATENCY_SECONDS,
+        Unit::Seconds,
+        "From a message's SentTimestamp to the commit of its batch."
+    );
+    describe_gauge!(
+        QUEUE_VISIBLE,
+        "ApproximateNumberOfMessages, by queue (source, dead_letter)."
+    );
+    describe_gauge!(
+        QUEUE_IN_FLIGHT,
+        "ApproximateNumberOfMessagesNotVisible, by queue."
+    );
+    describe_gauge!(
+        HELD,
+        "Messages received and not yet acknowledged by this process."
+    );
+    describe_gauge!(LAST_COMMIT, "Unix time of the last committed batch.");
+    describe_gauge!(
+        BUILD_INFO,
+        "Always 1; labels: version, masking strategy, active key id."
+    );
+}
+
+pub(crate) fn received(messages: usize) {
+    counter!(RECEIVED).increment(messages as u64);
+    gauge!(HELD).increment(messages as f64);
+}
+
+/// A committed batch: sizes, reasons, timing, and per-message latency from `sent`.
+pub(crate) fn committed(
+    report: &crate::sink::WriteReport,
+    messages: usize,
+    took: Duration,
+    sent: impl Iterator<Item = chrono::DateTime<chrono::Utc>>,
+) {
+    counter!(BATCHES).increment(1);
+    counter!(ROWS).increment(report.rows);
+    counter!(DUPLICATES).increment(report.duplicates);
+    for (code, n) in &report.quarantined_by_code {
+        counter!(QUARANTINED, "reason" => code.clone()).increment(*n);
+    }
+    histogram!(BATCH_SIZE).record(messages as f64);
+    histogram!(COMMIT_SECONDS).record(took.as_secs_f64());
+    let now = chrono::Utc::now();
+    let latency = histogram!(LATENCY_SECONDS);
+    for sent_at in sent {
+        latency.record((now - sent_at).num_milliseconds().max(0) as f64 / 1000.0);
+    }
+    gauge!(LAST_COMMIT).set(now.timestamp_millis() as f64 / 1000.0);
+}
+
+/// Messages this process let go of (acknowledged, or left for redelivery).
+pub(crate) fn released(messages: usize) {
+    gauge!(HELD).decrement(messages as f64);
+}
+
+pub(crate) fn deleted(deleted: u64, failed: u64) {
+    counter!(DELETED).increment(deleted);
+    counter!(DELETE_FAILURES).increment(failed);
+}
+
+pub(crate) fn dead_letters(forwarded: usize) {
+    counter!(DEAD_LETTERS).increment(forwarded as u64);
+}
+
+pub(crate) fn retry(kind: &'static str) {
+    counter!(RETRIES, "kind" => kind).increment(1);
+}
+
+pub(crate) fn queue_depth(queue: &'static str, depth: crate::source::QueueDepth) {
+    gauge!(QUEUE_VISIBLE, "queue" => queue).set(depth.visible as f64);
+    gauge!(QUEUE_IN_FLIGHT, "queue" => queue).set(depth.in_flight as f64);
+}

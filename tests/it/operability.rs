@@ -1,0 +1,230 @@
+//! What an operator sees: `/metrics` checked against the database and the queue, `/readyz` and
+//! `/healthz` following real outages, JSON logs, and progress output with and without a terminal.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::helpers::*;
+
+/// `name{labels}` → value, from the Prometheus text format.
+fn parse_metrics(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+fn metric(metrics: &HashMap<String, f64>, name: &str) -> f64 {
+    *metrics.get(name).unwrap_or(&0.0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_match_the_database_and_the_queue_exactly() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    db.sink().migrate().await.unwrap();
+    let bodies = synthetic(2000, 51);
+    queue.send(&bodies).await;
+    let port = free_port();
+    let mut run = Spawned::new(binary(&queue, &db).args([
+        "run",
+        "--metrics-addr",
+        &format!("127.0.0.1:{port}"),
+        "--batch-size",
+        "100",
+        "--wait-time-seconds",
+        "1",
+    ]));
+    // During the drain: the endpoint answers and never counts ahead of the database.
+    wait_until("the first rows", Duration::from_secs(60), || async {
+        db.counts().await.rows > 0
+    })
+    .await;
+    let (status, during) = http_get(port, "/metrics").await.expect("serving");
+    assert_eq!(status, 200);
+    let during = parse_metrics(&during);
+    assert!(metric(&during, "login_etl_messages_received_total") > 0.0);
+    wait_until("the drain", Duration::from_secs(60), || async {
+        db.counts().await.processed == 2000
+    })
+    .await;
+    // One more probe so the depth gauges and deletes are current.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+
+    let (status, text) = http_get(port, "/metrics").await.unwrap();
+    assert_eq!(status, 200);
+    assert_no_raw_pii(&text, &raw_pii(&bodies), "/metrics");
+    let m = parse_metrics(&text);
+    let counts = db.counts().await;
+    assert_eq!(metric(&m, "login_etl_messages_received_total"), 2000.0);
+    assert_eq!(
+        metric(&m, "login_etl_rows_written_total"),
+        counts.rows as f64
+    );
+    for (code, n) in &counts.quarantined_by_code {
+        let name = format!("login_etl_quarantined_total{{reason=\"{code}\"}}");
+        assert_eq!(metric(&m, &name), *n as f64, "{name}");
+    }
+    assert_eq!(metric(&m, "login_etl_duplicates_skipped_total"), 0.0);
+    assert_eq!(metric(&m, "login_etl_deletes_total"), 2000.0);
+    assert_eq!(metric(&m, "login_etl_delete_failures_total"), 0.0);
+    assert_eq!(metric(&m, "login_etl_batch_size_messages_sum"), 2000.0);
+    assert_eq!(
+        metric(&m, "login_etl_batch_size_messages_count"),
+        metric(&m, "login_etl_batches_committed_total")
+    );
+    assert_eq!(
+        metric(&m, "login_etl_end_to_end_latency_seconds_count"),
+        2000.0
+    );
+    assert!(metric(&m, "login_etl_commit_duration_seconds_count") > 0.0);
+    assert_eq!(metric(&m, "login_etl_messages_held"), 0.0);
+    assert!(metric(&m, "login_etl_last_commit_timestamp_seconds") > 1.7e9);
+    assert_eq!(
+        metric(&m, "login_etl_queue_visible_messages{queue=\"source\"}")
+            + metric(&m, "login_etl_queue_in_flight_messages{queue=\"source\"}"),
+        queue.remaining().await as f64
+    );
+    assert!(
+        text.contains(
+            r#"login_etl_build_info{version="0.1.0",strategy="hmac-sha256",key_id="k1"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE login_etl_commit_duration_seconds histogram"));
+    assert_eq!(http_get(port, "/healthz").await.unwrap().0, 200);
+    assert_eq!(http_get(port, "/readyz").await.unwrap().0, 200);
+
+    run.sigterm();
+    assert!(
+        run.wait(Duration::from_secs(30)).await.success(),
+        "{}",
+        run.log()
+    );
+    assert_landed(&db, &queue, counts.rows, 2000 - counts.rows).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_follows_a_postgres_outage() {
+    let cluster = TempCluster::new();
+    let queue = TestQueue::new(30).await;
+    let port = free_port();
+    let mut run = Spawned::new(binary_for(&queue, &cluster.url("postgres")).args([
+        "run",
+        "--metrics-addr",
+        &format!("127.0.0.1:{port}"),
+        "--wait-time-seconds",
+        "1",
+    ]));
+    let ready = |want: u16| async move {
+        matches!(http_get(port, "/readyz").await, Some((status, _)) if status == want)
+    };
+    wait_until("ready", Duration::from_secs(30), || ready(200)).await;
+    cluster.stop();
+    wait_until("not ready", Duration::from_secs(30), || ready(503)).await;
+    let (_, why) = http_get(port, "/readyz").await.unwrap();
+    assert!(
+        why.starts_with("PostgreSQL") && why.lines().count() == 1,
+        "{why}"
+    );
+    assert_eq!(
+        http_get(port, "/healthz").await.unwrap().0,
+        200,
+        "alive all along"
+    );
+    cluster.start();
+    wait_until("ready again", Duration::from_secs(30), || ready(200)).await;
+    run.sigterm();
+    assert!(
+        run.wait(Duration::from_secs(30)).await.success(),
+        "{}",
+        run.log()
+    );
+}
+
+#[cfg(feature = "test-hooks")]
+#[tokio::test(flavor = "multi_thread")]
+async fn healthz_fails_when_a_receiver_dies() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    db.sink().migrate().await.unwrap();
+    slow_down_copy(&db, 4).await; // keeps the process alive while it commits what it holds
+    let port = free_port();
+    let mut run = Spawned::new(
+        binary(&queue, &db)
+            .env("LOGIN_ETL_TEST_PANIC_IN_RECEIVER", "1")
+            .args(["run", "--receivers", "1", "--wait-time-seconds", "1"])
+            .args(["--metrics-addr", &format!("127.0.0.1:{port}")]),
+    );
+    wait_until("alive", Duration::from_secs(30), || async {
+        matches!(http_get(port, "/healthz").await, Some((200, _)))
+    })
+    .await;
+    queue.send(&sample_bodies()).await;
+    wait_until("not alive", Duration::from_secs(30), || async {
+        matches!(http_get(port, "/healthz").await, Some((503, why)) if why.contains("receiver"))
+    })
+    .await;
+    assert!(!run.wait(Duration::from_secs(30)).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_parse_line_by_line_and_carry_no_raw_pii() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    let bodies = sample_bodies();
+    queue.send(&bodies).await;
+    let out = run_binary(binary(&queue, &db).args(["--log-format", "json", "run", "--drain"]));
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut lines = 0;
+    for line in stderr.lines() {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            value["timestamp"].is_string() && value["level"].is_string(),
+            "{line}"
+        );
+        lines += 1;
+    }
+    assert!(lines > 3, "{stderr}");
+    assert_no_raw_pii(&stderr, &raw_pii(&bodies), "the JSON logs");
+    assert_landed(&db, &queue, 99, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_terminal_gets_a_progress_bar_and_a_pipe_gets_no_escape_codes() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    queue.send(&synthetic(300, 52)).await;
+    let piped = run_binary(binary(&queue, &db).args(["run", "--drain"]));
+    assert!(piped.status.success());
+    assert!(!piped.stderr.contains(&0x1b) && !piped.stdout.contains(&0x1b));
+
+    queue.send(&synthetic(300, 53)).await;
+    // `script` gives the binary a pseudo-terminal, as an operator's shell would.
+    let bin = env!("CARGO_BIN_EXE_login-etl");
+    let mut cmd = binary(&queue, &db);
+    cmd.env("LOGIN_ETL_LOG", "warn").env("TERM", "xterm").args([
+        "-qec",
+        &format!("{bin} run --drain"),
+        "/dev/null",
+    ]);
+    let mut script = std::process::Command::new("script");
+    script.env_clear();
+    for (key, value) in cmd.get_envs() {
+        if let Some(value) = value {
+            script.env(key, value);
+        }
+    }
+    let out = script
+        .args(cmd.get_args())
+        .output()
+        .expect("script(1) from util-linux");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(
+        screen.contains("messages") && screen.contains("eta"),
+        "{screen}"
+    );
+    assert_eq!(db.counts().await.processed, 600);
+}
