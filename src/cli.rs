@@ -12,6 +12,12 @@ use crate::pipeline::PipelineSettings;
 use crate::sink::{DatabaseUrl, RevealRequest};
 use crate::source::SqsSettings;
 
+mod ops;
+pub use ops::{
+    QuarantineArgs, QuarantineCommand, QuarantineListArgs, QuarantineShowArgs, StatusArgs,
+    StatusFormat,
+};
+
 /// Read user-login events from SQS, validate them, mask their PII (ip, device_id) and write them to
 /// PostgreSQL in batches. Bad messages go to a quarantine table with a reason; nothing is dropped.
 #[derive(Debug, Parser)]
@@ -50,8 +56,14 @@ pub enum Command {
     Run(RunArgs),
     /// Create or upgrade the schema (tables, indexes; numbered migrations, each applied once) and exit.
     Migrate(DbArgs),
-    /// Show the queue depth and what has landed in the database.
+    /// Show the queue depth and what has landed in the database (`--format json` for scripts).
     Status(StatusArgs),
+    /// Quarantined messages: list them, or show one (bodies with their PII masked).
+    Quarantine(QuarantineArgs),
+    /// Preflight, with the same flags and environment as `run`: credentials, queue and its
+    /// settings, database, schema, the role's grants, keys. One line each, ✓ or ✗ with the fix;
+    /// exits non-zero if anything is ✗.
+    Check(RunArgs),
     /// Delete every message in the queue (for resetting a development stack).
     PurgeQueue(PurgeArgs),
     /// Print a new random masking key entry (`<id>:<hex>`, or `<id>:kms:<base64>` with
@@ -203,17 +215,6 @@ pub struct SendSampleArgs {
     /// Print the messages as JSON lines instead of sending them (no queue needed).
     #[arg(long)]
     pub print: bool,
-}
-
-/// `status` options.
-#[derive(Debug, Clone, Args)]
-pub struct StatusArgs {
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub sqs: SqsArgs,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub db: DbArgs,
 }
 
 /// `purge-queue` options.

@@ -1,9 +1,11 @@
 //! The subcommands, one file each, wired from CLI arguments to the library. This is the edge:
 //! errors get context here (anyhow) and become one line a user can act on.
 
+mod check;
 mod keygen;
 mod migrate;
 mod purge;
+mod quarantine;
 mod report;
 mod reveal;
 mod run;
@@ -37,6 +39,8 @@ pub async fn execute(
         Command::Migrate(args) => migrate::migrate(args, shutdown).await,
         Command::SendSample(args) => send_sample::send_sample(args).await,
         Command::Status(args) => status::status(args).await,
+        Command::Quarantine(args) => quarantine::quarantine(args.command).await,
+        Command::Check(args) => check::check(args).await,
         Command::PurgeQueue(args) => purge::purge_queue(args).await,
         Command::Keygen(args) => keygen::keygen(args).await,
         Command::Reveal(args) => reveal::reveal(args).await,

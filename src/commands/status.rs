@@ -1,40 +1,94 @@
-//! `login-etl status`: queue depth and what has landed in the database.
+//! `login-etl status`: queue depth (and the dead-letter queue's) and what has landed.
 
 use anyhow::Context;
+use serde_json::json;
 
 use super::open_queue;
-use crate::cli::StatusArgs;
-use crate::sink::PgSink;
-use crate::source::SqsSettings;
+use crate::cli::{StatusArgs, StatusFormat};
+use crate::sink::{DbStatus, PgSink};
+use crate::source::{QueueDepth, SqsSettings};
 
 pub(super) async fn status(args: StatusArgs) -> anyhow::Result<()> {
     let source = open_queue(&SqsSettings::from(&args.sqs)).await?;
     let depth = source.depth().await?;
-    println!(
-        "queue {}: {} visible, {} in flight",
-        source.queue_url(),
-        depth.visible,
-        depth.in_flight
-    );
+    let dead_letter = match args.dead_letter_queue.as_deref().filter(|u| !u.is_empty()) {
+        Some(url) => {
+            let dlq = source
+                .sibling(url)
+                .await
+                .context("cannot read the dead-letter queue")?;
+            Some((url.to_string(), dlq.depth().await?))
+        }
+        None => None,
+    };
     let mut sink = PgSink::new(args.db.database_url.expose())?;
-    let counts = sink.counts().await.with_context(|| {
+    let db = sink.status().await.with_context(|| {
         format!(
-            "cannot count rows in {} (has `migrate` run?)",
+            "cannot read the tables in {} (has `migrate` run?)",
             sink.target()
         )
     })?;
-    println!("user_logins: {} rows", counts.rows);
-    let by_code: Vec<String> = counts
+    match args.format {
+        StatusFormat::Json => {
+            let report = json!({
+                "queue": { "url": source.queue_url(), "depth": depth },
+                "dead_letter_queue": dead_letter.as_ref().map(|(url, d)| json!({ "url": url, "depth": d })),
+                "database": db,
+            });
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        StatusFormat::Table => print_table(source.queue_url(), depth, dead_letter, &db),
+    }
+    Ok(())
+}
+
+fn print_table(
+    url: &str,
+    depth: QueueDepth,
+    dead_letter: Option<(String, QueueDepth)>,
+    db: &DbStatus,
+) {
+    let line = |d: QueueDepth| {
+        format!(
+            "{} visible, {} in flight, {} delayed",
+            d.visible, d.in_flight, d.delayed
+        )
+    };
+    println!("queue {url}: {}", line(depth));
+    if let Some((url, d)) = dead_letter {
+        println!("dead-letter queue {url}: {}", line(d));
+    }
+    println!("user_logins: {} rows", db.rows);
+    let by_code: Vec<String> = db
         .quarantined_by_code
         .iter()
         .map(|(code, n)| format!("{code}: {n}"))
         .collect();
+    let quarantined: i64 = db.quarantined_by_code.values().sum();
     let detail = if by_code.is_empty() {
         String::new()
     } else {
         format!(" ({})", by_code.join(", "))
     };
-    println!("quarantined_messages: {}{detail}", counts.quarantined());
-    println!("processed_messages: {} message ids", counts.processed);
-    Ok(())
+    println!("quarantined_messages: {quarantined}{detail}");
+    println!("processed_messages: {} message ids", db.processed);
+    let last = db.last_commit.map_or("never".into(), |t| t.to_rfc3339());
+    println!("last committed batch: {last}");
+    println!(
+        "schema version: {}",
+        db.schema_version.map_or("none".into(), |v| v.to_string())
+    );
+    let keys: Vec<String> = db
+        .key_ids
+        .iter()
+        .map(|(id, n)| format!("{id}: {n} rows"))
+        .collect();
+    println!(
+        "masking key ids in user_logins: {}",
+        if keys.is_empty() {
+            "none yet".into()
+        } else {
+            keys.join(", ")
+        }
+    );
 }

@@ -3,6 +3,6 @@
 pub mod postgres;
 
 pub use postgres::{
-    DatabaseUrl, MaskedRow, PgSink, RevealAudit, RevealRequest, SharedDevice, SharedIp, SinkError,
-    TableCounts, WriteReport,
+    DatabaseUrl, DbStatus, MaskedRow, PgSink, QuarantineEntry, RevealAudit, RevealRequest,
+    SharedDevice, SharedIp, SinkError, TableCounts, WriteReport,
 };

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod cli;
+mod commands;
 mod config_faults;
 mod hostile;
 mod operability;

@@ -92,6 +92,17 @@ fn current(applied: &HashMap<i32, Option<String>>) -> bool {
 }
 
 impl PgSink {
+    /// How many migrations this version would apply (read-only; for `check`).
+    pub(crate) async fn pending_migrations(&mut self) -> Result<usize, SinkError> {
+        let result = applied(self.client().await?).await;
+        let applied = result.map_err(|e| self.on_error(e))?.unwrap_or_default();
+        verify(&applied)?;
+        Ok(MIGRATIONS
+            .iter()
+            .filter(|(v, _, _)| !matches!(applied.get(v), Some(Some(_))))
+            .count())
+    }
+
     /// Apply pending migrations; safe to run from many consumers at once. Returns how many ran.
     pub async fn migrate(&mut self) -> Result<usize, SinkError> {
         let result = migrate_with(self.client().await?).await;

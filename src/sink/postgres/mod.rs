@@ -4,6 +4,7 @@
 
 mod attempts;
 mod error;
+mod inspect;
 mod migrate;
 mod reports;
 mod reveal;
@@ -14,6 +15,7 @@ use tokio_postgres::{Client, Config};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub use error::SinkError;
+pub use inspect::{DbStatus, QuarantineEntry};
 pub use reports::{SharedDevice, SharedIp, TableCounts};
 pub use reveal::{MaskedRow, RevealAudit, RevealRequest};
 pub use write::WriteReport;

@@ -39,13 +39,24 @@ pub struct SqsSettings {
     pub queue_name: String,
 }
 
-/// Messages visible and in flight, as SQS approximates them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Messages visible, in flight and delayed, as SQS approximates them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct QueueDepth {
     /// ApproximateNumberOfMessages.
     pub visible: u64,
     /// ApproximateNumberOfMessagesNotVisible.
     pub in_flight: u64,
+    /// ApproximateNumberOfMessagesDelayed.
+    pub delayed: u64,
+}
+
+/// The queue settings `check` compares with login-etl's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QueueConfig {
+    pub(crate) visibility_timeout: Duration,
+    pub(crate) retention: Duration,
+    /// `maxReceiveCount` of the redrive policy, if the queue has one.
+    pub(crate) redrive_max_receives: Option<u32>,
 }
 
 /// A connected queue. Cheap to clone (the SDK client is shared).
@@ -231,6 +242,7 @@ impl SqsSource {
             .attributes(&[
                 QueueAttributeName::ApproximateNumberOfMessages,
                 QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+                QueueAttributeName::ApproximateNumberOfMessagesDelayed,
             ])
             .await?;
         let get = |name: QueueAttributeName| {
@@ -242,6 +254,40 @@ impl SqsSource {
         Ok(QueueDepth {
             visible: get(QueueAttributeName::ApproximateNumberOfMessages),
             in_flight: get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+            delayed: get(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+        })
+    }
+
+    /// Visibility timeout, retention and redrive policy, read now.
+    pub(crate) async fn config(&self) -> Result<QueueConfig, SourceError> {
+        let attributes = self
+            .attributes(&[
+                QueueAttributeName::VisibilityTimeout,
+                QueueAttributeName::MessageRetentionPeriod,
+                QueueAttributeName::RedrivePolicy,
+            ])
+            .await?;
+        let seconds = |name: QueueAttributeName| {
+            Duration::from_secs(
+                attributes
+                    .get(&name)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+            )
+        };
+        let redrive_max_receives = attributes
+            .get(&QueueAttributeName::RedrivePolicy)
+            .and_then(|policy| serde_json::from_str::<serde_json::Value>(policy).ok())
+            .and_then(|policy| match &policy["maxReceiveCount"] {
+                serde_json::Value::Number(n) => n.as_u64(),
+                serde_json::Value::String(s) => s.parse().ok(),
+                _ => None,
+            })
+            .map(|n| n.min(u64::from(u32::MAX)) as u32);
+        Ok(QueueConfig {
+            visibility_timeout: seconds(QueueAttributeName::VisibilityTimeout),
+            retention: seconds(QueueAttributeName::MessageRetentionPeriod),
+            redrive_max_receives,
         })
     }
 }

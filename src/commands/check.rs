@@ -1,0 +1,153 @@
+//! `login-etl check`: the preflight an on-call runs first, with the same flags and environment as
+//! `run`. One line per check, ✓ or ✗ with the fix (! for advice); non-zero exit if any ✗.
+
+use std::time::Duration;
+
+use anyhow::bail;
+
+use super::load_keys;
+use crate::cli::RunArgs;
+use crate::mask::{Masker, StrategyName};
+use crate::sink::PgSink;
+use crate::source::{SqsSettings, SqsSource};
+
+/// Time allowed for one commit on top of the batch window, when judging the visibility timeout.
+const COMMIT_MARGIN: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+struct Lines {
+    failed: usize,
+}
+
+impl Lines {
+    fn ok(&mut self, what: impl std::fmt::Display) {
+        println!("✓ {what}");
+    }
+    fn bad(&mut self, what: impl std::fmt::Display, fix: impl std::fmt::Display) {
+        self.failed += 1;
+        println!("✗ {what} — fix: {fix}");
+    }
+    fn advice(&mut self, what: impl std::fmt::Display) {
+        println!("! {what}");
+    }
+}
+
+pub(super) async fn check(args: RunArgs) -> anyhow::Result<()> {
+    let mut lines = Lines::default();
+    check_keys(&args, &mut lines).await;
+    match SqsSource::connect(&SqsSettings::from(&args.sqs)).await {
+        Ok(source) => {
+            lines.ok(format!(
+                "SQS: credentials resolve, queue {} answers",
+                source.queue_url()
+            ));
+            check_queue(&args, &source, &mut lines).await;
+        }
+        Err(e) => lines.bad(format!("SQS: {e}"), "see the message"),
+    }
+    check_database(&args, &mut lines).await;
+    if lines.failed > 0 {
+        bail!("{} check(s) failed", lines.failed);
+    }
+    Ok(())
+}
+
+async fn check_keys(args: &RunArgs, lines: &mut Lines) {
+    if args.mask_strategy == StrategyName::Sha256 {
+        lines.advice("masking: sha256 is unkeyed; IPv4 masks can be reversed by brute force");
+        return;
+    }
+    let loaded = load_keys(&args.keys, args.sqs.sqs_endpoint.0.as_ref()).await;
+    match loaded.and_then(|keys| Masker::new(args.mask_strategy, Some(&keys))) {
+        Ok(masker) => lines.ok(format!(
+            "masking keys load ({}, active key `{}`)",
+            masker.strategy(),
+            masker.key_id().unwrap_or("none")
+        )),
+        Err(e) => lines.bad(
+            format!("masking keys: {e}"),
+            "set LOGIN_ETL_MASK_KEY or --mask-key-file (`login-etl keygen` makes a key)",
+        ),
+    }
+}
+
+async fn check_queue(args: &RunArgs, source: &SqsSource, lines: &mut Lines) {
+    let config = match source.config().await {
+        Ok(config) => config,
+        Err(e) => {
+            return lines.bad(
+                format!("SQS queue attributes: {e}"),
+                "grant sqs:GetQueueAttributes",
+            )
+        }
+    };
+    let window = Duration::from_millis(args.batch_max_wait_ms);
+    let needed = (window + COMMIT_MARGIN).as_secs_f64().ceil() as u64;
+    let visibility = config.visibility_timeout.as_secs();
+    if visibility >= needed {
+        lines.ok(format!(
+            "visibility timeout {visibility}s covers the batch window and a commit ({needed}s)"
+        ));
+    } else {
+        lines.bad(
+            format!("visibility timeout {visibility}s is shorter than the batch window plus a commit ({needed}s): messages will be redelivered while in flight"),
+            format!("set the queue's VisibilityTimeout to at least {needed} (30 is a good default)"),
+        );
+    }
+    // login-etl needs up to max batch deliveries and max + 1 solo attempts to tell a crash from
+    // a poison message; a redrive policy that moves messages away sooner takes that decision away.
+    let wanted = 2 * args.max_receives + 2;
+    match config.redrive_max_receives {
+        Some(n) if n >= wanted => lines.ok(format!("redrive policy maxReceiveCount {n} leaves login-etl room to quarantine poison messages itself (--max-receives {})", args.max_receives)),
+        Some(n) => lines.bad(
+            format!("redrive policy maxReceiveCount {n} moves messages to the SQS dead-letter queue before login-etl can tell a crash from a poison message (--max-receives {})", args.max_receives),
+            format!("set maxReceiveCount to at least {wanted}, or lower --max-receives"),
+        ),
+        None => lines.advice("no redrive policy: login-etl quarantines poison messages itself; a policy with maxReceiveCount ≥ 2 × --max-receives + 2 is a safety net"),
+    }
+    lines.ok(format!(
+        "message retention {} days; the ledger keeps message ids for good, longer than any redelivery",
+        config.retention.as_secs() / 86_400
+    ));
+}
+
+async fn check_database(args: &RunArgs, lines: &mut Lines) {
+    let mut sink = match PgSink::new(args.db.database_url.expose()) {
+        Ok(sink) => sink,
+        Err(e) => return lines.bad(e, "fix --database-url / LOGIN_ETL_DATABASE_URL"),
+    };
+    match sink.pending_migrations().await {
+        Ok(0) => lines.ok(format!(
+            "PostgreSQL {}: reachable, schema current",
+            sink.target()
+        )),
+        Ok(n) => {
+            return lines.bad(
+                format!("PostgreSQL {}: {n} migration(s) pending", sink.target()),
+                "run `login-etl migrate` as the schema owner",
+            )
+        }
+        Err(e) => return lines.bad(format!("PostgreSQL: {e}"), "see the message"),
+    }
+    match sink.run_privileges().await {
+        Ok((needed, extra)) => {
+            let missing: Vec<&str> = needed
+                .iter()
+                .filter(|p| !p.granted)
+                .map(|p| p.what)
+                .collect();
+            if missing.is_empty() {
+                lines.ok("the database role has every privilege `run` needs");
+            } else {
+                lines.bad(
+                    format!("the database role lacks {}", missing.join("; ")),
+                    "apply docs/least-privilege.sql to the role",
+                );
+            }
+            if extra.granted {
+                lines.advice(format!("the database role has {}", extra.what));
+            }
+        }
+        Err(e) => lines.bad(format!("PostgreSQL privileges: {e}"), "see the message"),
+    }
+}

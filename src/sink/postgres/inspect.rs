@@ -1,0 +1,200 @@
+//! Read-only views for operators: `status`, `quarantine list/show`, and what `check` verifies
+//! (schema current, the role's privileges).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{PgSink, SinkError, TableCounts};
+
+/// What `status` shows of the database.
+#[derive(Debug, Clone, Serialize)]
+pub struct DbStatus {
+    /// Rows, quarantine by reason, ledger ids.
+    pub rows: i64,
+    /// Quarantine entries by reason code.
+    pub quarantined_by_code: BTreeMap<String, i64>,
+    /// Ids in the ledger.
+    pub processed: i64,
+    /// When the last batch committed (newest ledger entry).
+    pub last_commit: Option<DateTime<Utc>>,
+    /// Highest applied migration.
+    pub schema_version: Option<i32>,
+    /// Key ids of `masked_ip` in `user_logins` with their row counts (`none` for unkeyed masks).
+    pub key_ids: BTreeMap<String, i64>,
+}
+
+/// One quarantine entry, as stored (the body with its PII masked).
+#[derive(Debug, Clone, Serialize)]
+pub struct QuarantineEntry {
+    /// SQS MessageId.
+    pub message_id: String,
+    /// Reason code.
+    pub reason_code: String,
+    /// Reason text (never quotes values).
+    pub reason: String,
+    /// When login-etl received it.
+    pub received_at: DateTime<Utc>,
+    /// When the producer sent it.
+    pub sent_at: DateTime<Utc>,
+    /// ApproximateReceiveCount then.
+    pub receive_count: i32,
+    /// Size of the raw body.
+    pub body_bytes: i32,
+    /// The JSON body with `ip`/`device_id` masked; `None` when the body was not a JSON object.
+    pub body_masked: Option<String>,
+}
+
+/// One privilege `run` needs (or one it should not have).
+#[derive(Debug, Clone)]
+pub(crate) struct Privilege {
+    /// e.g. `INSERT on user_logins`.
+    pub(crate) what: &'static str,
+    /// Whether the role has it.
+    pub(crate) granted: bool,
+}
+
+const STATUS: &str = "SELECT (SELECT max(processed_at) FROM processed_messages), \
+     (SELECT max(version) FROM login_etl_schema_migrations)";
+const KEY_IDS: &str = "SELECT CASE WHEN position(':' in masked_ip) > 0 \
+     THEN split_part(masked_ip, ':', 1) ELSE 'none' END, count(*) FROM user_logins GROUP BY 1 ORDER BY 1";
+const ENTRY_COLUMNS: &str = "SELECT message_id, reason_code, reason, received_at, sent_at, \
+     receive_count, body_bytes, body_masked FROM quarantined_messages";
+
+/// (privilege text, SQL deciding it): what `run` needs, per docs/least-privilege.sql.
+const NEEDED: &[(&str, &str)] = &[
+    (
+        "INSERT on user_logins",
+        "has_table_privilege('user_logins', 'INSERT')",
+    ),
+    (
+        "INSERT on processed_messages",
+        "has_table_privilege('processed_messages', 'INSERT')",
+    ),
+    (
+        "SELECT (message_id) on processed_messages",
+        "has_column_privilege('processed_messages', 'message_id', 'SELECT')",
+    ),
+    (
+        "INSERT on quarantined_messages",
+        "has_table_privilege('quarantined_messages', 'INSERT')",
+    ),
+    (
+        "SELECT (message_id, reason_code) on quarantined_messages",
+        "has_column_privilege('quarantined_messages', 'reason_code', 'SELECT')",
+    ),
+    (
+        "INSERT, UPDATE, DELETE on poison_attempts",
+        "has_table_privilege('poison_attempts', 'INSERT, UPDATE, DELETE')",
+    ),
+    (
+        "SELECT on login_etl_schema_migrations",
+        "has_table_privilege('login_etl_schema_migrations', 'SELECT')",
+    ),
+];
+/// More than `run` needs: reading login rows back.
+const EXTRA: (&str, &str) = (
+    "SELECT on user_logins (more than run needs: it can read login rows)",
+    "has_table_privilege('user_logins', 'SELECT')",
+);
+
+fn entry(r: &tokio_postgres::Row) -> QuarantineEntry {
+    QuarantineEntry {
+        message_id: r.get(0),
+        reason_code: r.get(1),
+        reason: r.get(2),
+        received_at: r.get(3),
+        sent_at: r.get(4),
+        receive_count: r.get(5),
+        body_bytes: r.get(6),
+        body_masked: r.get(7),
+    }
+}
+
+impl PgSink {
+    /// Counts, last commit, schema version and key ids in use.
+    pub async fn status(&mut self) -> Result<DbStatus, SinkError> {
+        let TableCounts {
+            rows,
+            quarantined_by_code,
+            processed,
+        } = self.counts().await?;
+        let client = self.client().await?;
+        let result = async {
+            let row = client.query_one(STATUS, &[]).await?;
+            let keys = client.query(KEY_IDS, &[]).await?;
+            Ok((row, keys))
+        }
+        .await;
+        let (row, keys) = result.map_err(|e| self.on_error(e))?;
+        Ok(DbStatus {
+            rows,
+            quarantined_by_code: quarantined_by_code.into_iter().collect(),
+            processed,
+            last_commit: row.get(0),
+            schema_version: row.get(1),
+            key_ids: keys.iter().map(|r| (r.get(0), r.get(1))).collect(),
+        })
+    }
+
+    /// Quarantine entries, newest first, optionally of one reason and since a time.
+    pub async fn quarantine_entries(
+        &mut self,
+        reason: Option<&str>,
+        since: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<QuarantineEntry>, SinkError> {
+        let sql = format!(
+            "{ENTRY_COLUMNS} WHERE ($1::text IS NULL OR reason_code = $1) \
+             AND ($2::timestamptz IS NULL OR received_at >= $2) ORDER BY received_at DESC LIMIT $3"
+        );
+        let result = self
+            .client()
+            .await?
+            .query(&sql, &[&reason, &since, &i64::from(limit)])
+            .await;
+        Ok(result
+            .map_err(|e| self.on_error(e))?
+            .iter()
+            .map(entry)
+            .collect())
+    }
+
+    /// One quarantine entry by message id.
+    pub async fn quarantine_entry(
+        &mut self,
+        id: &str,
+    ) -> Result<Option<QuarantineEntry>, SinkError> {
+        let sql = format!("{ENTRY_COLUMNS} WHERE message_id = $1");
+        let result = self.client().await?.query_opt(&sql, &[&id]).await;
+        Ok(result.map_err(|e| self.on_error(e))?.as_ref().map(entry))
+    }
+
+    /// The privileges `run` needs, each granted or not, and the one it should not have.
+    pub(crate) async fn run_privileges(
+        &mut self,
+    ) -> Result<(Vec<Privilege>, Privilege), SinkError> {
+        let checks: Vec<&str> = NEEDED
+            .iter()
+            .map(|(_, sql)| *sql)
+            .chain([EXTRA.1])
+            .collect();
+        let sql = format!("SELECT {}", checks.join(", "));
+        let result = self.client().await?.query_one(&sql, &[]).await;
+        let row = result.map_err(|e| self.on_error(e))?;
+        let needed = NEEDED
+            .iter()
+            .enumerate()
+            .map(|(i, (what, _))| Privilege {
+                what,
+                granted: row.get(i),
+            })
+            .collect();
+        let extra = Privilege {
+            what: EXTRA.0,
+            granted: row.get(NEEDED.len()),
+        };
+        Ok((needed, extra))
+    }
+}
