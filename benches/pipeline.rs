@@ -189,6 +189,21 @@ async fn main() {
     );
     let pipeline_rate = summary.messages_per_second();
 
+    // 5. the binary, with and without --metrics-addr, alternately (twice each).
+    let mut binary_rates = [Vec::new(), Vec::new()];
+    for round in 0..4 {
+        let with_metrics = round % 2 == 1;
+        source.send(&bodies).await.unwrap();
+        binary_rates[usize::from(with_metrics)].push(run_binary(
+            &endpoint,
+            &db_url,
+            args.receivers,
+            with_metrics,
+        ));
+    }
+    let mean = |rates: &[f64]| rates.iter().sum::<f64>() / rates.len() as f64;
+    let (metrics_off, metrics_on) = (mean(&binary_rates[0]), mean(&binary_rates[1]));
+
     println!();
     println!("{:<44} {:>12}", "stage", "messages/s");
     println!(
@@ -225,10 +240,56 @@ async fn main() {
         transform_rate / pipeline_rate
     );
     println!("pipeline summary: {summary}");
+    println!();
+    println!(
+        "binary run --drain, metrics off: {:.0} messages/s ({})",
+        metrics_off,
+        join(&binary_rates[0])
+    );
+    println!(
+        "binary run --drain, metrics on:  {:.0} messages/s ({})",
+        metrics_on,
+        join(&binary_rates[1])
+    );
+    println!("metrics on / off         = {:.3}", metrics_on / metrics_off);
 
     source.purge().await.ok();
     admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
         .await
         .ok();
+}
+
+fn join(rates: &[f64]) -> String {
+    let parts: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
+    parts.join(", ")
+}
+
+/// Drain the queue with the release binary; its messages/s from the summary line.
+fn run_binary(endpoint: &str, db_url: &str, receivers: usize, with_metrics: bool) -> f64 {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_login-etl"));
+    cmd.env("LOGIN_ETL_SQS_ENDPOINT", endpoint)
+        .env("LOGIN_ETL_QUEUE_NAME", QUEUE)
+        .env("LOGIN_ETL_DATABASE_URL", db_url)
+        .env("LOGIN_ETL_MASK_KEY", "ab".repeat(32))
+        .env("LOGIN_ETL_RECEIVERS", receivers.to_string())
+        .env("LOGIN_ETL_DRAIN_IDLE_SECONDS", "1")
+        .env("LOGIN_ETL_LOG", "warn")
+        .args(["run", "--drain"]);
+    if with_metrics {
+        cmd.args(["--metrics-addr", "127.0.0.1:0"]);
+    }
+    let out = cmd.output().expect("the login-etl binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .rsplit(", ")
+        .next()
+        .and_then(|last| last.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no rate in {stdout}"))
 }
