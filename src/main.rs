@@ -9,10 +9,15 @@ use login_etl::cli::{Cli, LogFormat};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-/// Dependencies that may log request contents (message bodies, query parameters) at debug/trace.
-/// They are capped at `info` whatever LOGIN_ETL_LOG says, so raw PII can't reach the logs that way;
-/// a more specific directive wins in `EnvFilter`, so these hold even under `LOGIN_ETL_LOG=trace`.
-const QUIET_DEPENDENCIES: &[&str] = &[
+/// Dependencies that may log request contents (message bodies, query parameters) at debug/trace,
+/// capped at `info` whatever LOGIN_ETL_LOG says, so raw PII can't reach the logs that way; a more
+/// specific directive wins in `EnvFilter`, so these hold even under `LOGIN_ETL_LOG=trace`.
+const QUIET_DEPENDENCIES: &[&str] = &["h2", "hyper", "hyper_util", "rustls", "tokio_postgres"];
+
+/// The AWS SDK's own warnings print whole HTTP responses (headers and bodies) with `Debug`, e.g.
+/// an IMDS refusal while looking for a region. Every failure that matters comes back to login-etl
+/// as an error and is reported as one safe line (`aws::SdkFailure`), so these log only errors.
+const AWS_SDK: &[&str] = &[
     "aws_config",
     "aws_credential_types",
     "aws_runtime",
@@ -27,11 +32,6 @@ const QUIET_DEPENDENCIES: &[&str] = &[
     "aws_smithy_runtime_api",
     "aws_smithy_http",
     "aws_smithy_http_client",
-    "h2",
-    "hyper",
-    "hyper_util",
-    "rustls",
-    "tokio_postgres",
 ];
 
 /// `LOGIN_ETL_LOG` (default `info`) with the dependency caps above.
@@ -40,6 +40,7 @@ fn log_filter() -> EnvFilter {
     let caps: Vec<String> = QUIET_DEPENDENCIES
         .iter()
         .map(|target| format!("{target}=info"))
+        .chain(AWS_SDK.iter().map(|target| format!("{target}=error")))
         .collect();
     EnvFilter::try_new(format!("{user},{}", caps.join(",")))
         .unwrap_or_else(|_| EnvFilter::new(format!("info,{}", caps.join(","))))
