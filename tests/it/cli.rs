@@ -82,17 +82,8 @@ async fn a_bad_key_is_rejected_without_echoing_it() {
 async fn run_works_under_the_documented_least_privilege_role() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
     db.sink().migrate().await.unwrap(); // as the owner, like a deploy step
-    let role = format!("login_etl_run_{}", &db.name[db.name.len() - 8..]);
-    let grants = include_str!("../../docs/least-privilege.sql")
-        .replace("login_etl_writer", &role)
-        .replace("analytics", &db.name);
+    let (role, url) = least_privilege_role(&db, "login_etl_run").await;
     let client = db.client().await;
-    client.batch_execute(&grants).await.unwrap();
-    client
-        .batch_execute(&format!("ALTER ROLE {role} LOGIN"))
-        .await
-        .unwrap();
-    let url = db.url.replacen("postgres@", &format!("{role}@"), 1);
     queue.send(&sample_bodies()).await;
 
     let out = run_binary(binary_for(&queue, &url).args(["run", "--drain"]));

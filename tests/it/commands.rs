@@ -107,19 +107,12 @@ async fn check_passes_on_a_good_setup() {
 async fn check_names_a_short_visibility_timeout_and_a_missing_grant() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(2).await);
     db.sink().migrate().await.unwrap();
-    let role = format!("login_etl_check_{}", &db.name[db.name.len() - 8..]);
-    let grants = include_str!("../../docs/least-privilege.sql")
-        .replace("login_etl_writer", &role)
-        .replace("analytics", &db.name);
+    let (role, url) = least_privilege_role(&db, "login_etl_check").await;
     let client = db.client().await;
-    client.batch_execute(&grants).await.unwrap();
     client
-        .batch_execute(&format!(
-            "ALTER ROLE {role} LOGIN; REVOKE ALL ON poison_attempts FROM {role}"
-        ))
+        .batch_execute(&format!("REVOKE ALL ON poison_attempts FROM {role}"))
         .await
         .unwrap();
-    let url = db.url.replacen("postgres@", &format!("{role}@"), 1);
 
     let (ok, report) = stdout_of(binary_for(&queue, &url).arg("check"));
     assert!(!ok, "{report}");

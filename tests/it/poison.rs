@@ -73,15 +73,7 @@ async fn a_crash_loop_turns_no_valid_login_into_quarantine() {
     }
 
     assert_landed(&db, &queue, valid, 3000 - valid).await;
-    let counts = db.counts().await;
-    assert!(
-        counts
-            .quarantined_by_code
-            .iter()
-            .all(|(code, _)| code != "too_many_receives"),
-        "valid logins were quarantined for their consumers' deaths: {:?}",
-        counts.quarantined_by_code
-    );
+    assert_no_poison(&db).await;
 }
 
 /// A message that aborts the process whenever it is about to be committed (a test hook) ends in

@@ -346,15 +346,7 @@ async fn a_message_received_too_often_is_processed_alone_and_lands_once() {
     let valid = valid_count(&bodies);
     assert_eq!(summary.written as i64, valid, "{summary}");
     assert_landed(&db, &queue, valid, 20 - valid).await;
-    let counts = db.counts().await;
-    assert!(
-        counts
-            .quarantined_by_code
-            .iter()
-            .all(|(code, _)| code != "too_many_receives"),
-        "{:?}",
-        counts.quarantined_by_code
-    );
+    assert_no_poison(&db).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -120,3 +120,33 @@ pub(crate) async fn slow_down_copy(db: &TestDb, seconds: u32) {
         .await
         .unwrap();
 }
+
+/// A login role of `db` with exactly the grants of docs/least-privilege.sql (the schema must be
+/// migrated); its name and its database URL. Drop it with `DROP OWNED BY …; DROP ROLE …`.
+pub(crate) async fn least_privilege_role(db: &TestDb, prefix: &str) -> (String, String) {
+    let role = format!("{prefix}_{}", &db.name[db.name.len() - 8..]);
+    let grants = include_str!("../../../docs/least-privilege.sql")
+        .replace("login_etl_writer", &role)
+        .replace("analytics", &db.name);
+    let client = db.client().await;
+    client.batch_execute(&grants).await.unwrap();
+    client
+        .batch_execute(&format!("ALTER ROLE {role} LOGIN"))
+        .await
+        .unwrap();
+    let url = db.url.replacen("postgres@", &format!("{role}@"), 1);
+    (role, url)
+}
+
+/// No message was quarantined as a poison message.
+pub(crate) async fn assert_no_poison(db: &TestDb) {
+    let counts = db.counts().await;
+    assert!(
+        counts
+            .quarantined_by_code
+            .iter()
+            .all(|(code, _)| code != "too_many_receives"),
+        "quarantined for their consumers' deaths: {:?}",
+        counts.quarantined_by_code
+    );
+}

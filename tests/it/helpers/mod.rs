@@ -17,7 +17,7 @@ mod queue;
 use std::sync::OnceLock;
 
 pub(crate) use cluster::TempCluster;
-pub(crate) use db::{slow_down_copy, TestDb};
+pub(crate) use db::{assert_no_poison, least_privilege_role, slow_down_copy, TestDb};
 pub(crate) use fake_sqs::{FakeSqs, Reply};
 use login_etl::mask::{KeyRing, Masker};
 pub(crate) use pii::*;
