@@ -185,6 +185,14 @@ pub struct KeyArgs {
     /// key with `login-etl keygen`.
     #[arg(long, env = "LOGIN_ETL_MASK_KEY_FILE")]
     pub mask_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub kms: KmsArgs,
+}
+
+/// Where AWS KMS is, for `kms:` keys.
+#[derive(Debug, Clone, Args)]
+pub struct KmsArgs {
     /// AWS KMS endpoint for `kms:` keys (LocalStack URL). Default: the SQS endpoint
     /// (--sqs-endpoint / LOGIN_ETL_SQS_ENDPOINT), else AWS.
     #[arg(

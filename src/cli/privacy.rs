@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 
-use super::{DbArgs, Endpoint, KeyArgs};
+use super::{DbArgs, KeyArgs, KmsArgs};
 use crate::mask::Field;
 use crate::sink::RevealRequest;
 
@@ -16,14 +16,9 @@ pub struct KeygenArgs {
     /// encrypted form is printed, and `run` decrypts it with kms:Decrypt at start.
     #[arg(long)]
     pub kms_key_id: Option<String>,
-    /// AWS KMS endpoint (LocalStack URL). Default: LOGIN_ETL_SQS_ENDPOINT's value, else AWS.
-    #[arg(
-        long,
-        env = "LOGIN_ETL_KMS_ENDPOINT",
-        default_value = "",
-        hide_default_value = true
-    )]
-    pub kms_endpoint: Endpoint,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub kms: KmsArgs,
 }
 
 /// `reveal` options.

@@ -9,7 +9,7 @@ use crate::mask::keys;
 pub(super) async fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
     let entry = match &args.kms_key_id {
         Some(kms_key_id) => {
-            let endpoint = kms_endpoint(args.kms_endpoint.0.as_ref(), None);
+            let endpoint = kms_endpoint(args.kms.kms_endpoint.0.as_ref(), None);
             Zeroizing::new(
                 crate::kms::generate_entry(&args.id, kms_key_id, endpoint.as_ref()).await?,
             )
