@@ -84,6 +84,7 @@ async fn main() {
         region: Some("us-east-1".into()),
         queue_url: None,
         queue_name: QUEUE.into(),
+        protocol: Default::default(),
     };
     let source = SqsSource::create(&settings).await.expect("LocalStack up");
     source.purge().await.ok();

@@ -127,7 +127,7 @@ fn chain<'a>(
 
 /// Recognise a reply of an older, query-protocol-only SQS to a JSON-protocol request: XML
 /// (moto < 4.1.11 answers 200 with XML), or LocalStack < 3.0's HTTP 500 "Missing Action".
-fn foreign_protocol(body: &[u8]) -> Option<&'static str> {
+pub(crate) fn foreign_protocol(body: &[u8]) -> Option<&'static str> {
     let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
     if text.contains("Missing Action") || text.contains("Operation detection failed") {
         Some("\"Missing Action\": an SQS that speaks only the older query protocol (such as LocalStack before 3.0)")

@@ -10,7 +10,7 @@ use url::Url;
 use crate::mask::StrategyName;
 use crate::pipeline::PipelineSettings;
 use crate::sink::DatabaseUrl;
-use crate::source::SqsSettings;
+use crate::source::{SqsProtocol, SqsSettings};
 
 mod ops;
 mod privacy;
@@ -101,6 +101,11 @@ pub struct SqsArgs {
     /// Queue name, resolved to a URL at start.
     #[arg(long, env = "LOGIN_ETL_QUEUE_NAME", default_value = "login-queue")]
     pub queue_name: String,
+    /// SQS wire protocol. `auto` speaks JSON and switches to the older query protocol when the
+    /// endpoint speaks only that (LocalStack before 3.0, as in the take-home's docker-compose);
+    /// AWS itself is never switched.
+    #[arg(long, env = "LOGIN_ETL_SQS_PROTOCOL", value_enum, default_value_t = SqsProtocol::Auto)]
+    pub sqs_protocol: SqsProtocol,
 }
 
 /// Where the database is.
@@ -265,6 +270,7 @@ impl From<&SqsArgs> for SqsSettings {
             region: args.region.clone().filter(|r| !r.trim().is_empty()),
             queue_url: args.queue_url.clone().filter(|u| !u.trim().is_empty()),
             queue_name: args.queue_name.clone(),
+            protocol: args.sqs_protocol,
         }
     }
 }

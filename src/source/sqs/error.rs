@@ -28,7 +28,7 @@ pub enum SourceError {
     #[error("no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, run with a task/instance role, or pass --sqs-endpoint for LocalStack")]
     NoCredentials,
     /// The endpoint is not an SQS that speaks the JSON protocol.
-    #[error("{endpoint} does not answer like SQS: {looks_like}; point --sqs-endpoint at LocalStack 3 or later (or real SQS)")]
+    #[error("{endpoint} does not answer like SQS in the JSON protocol: {looks_like}; run with --sqs-protocol query (or auto, the default), or point --sqs-endpoint at LocalStack 3 or later")]
     WrongProtocol {
         /// The endpoint as configured.
         endpoint: String,

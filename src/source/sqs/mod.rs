@@ -8,6 +8,7 @@
 mod batch;
 mod envelope;
 mod error;
+mod protocol;
 mod receive;
 
 use std::collections::HashMap;
@@ -22,6 +23,7 @@ use url::Url;
 pub(crate) use envelope::Forwarded;
 pub use envelope::{Envelope, MessageId, ReceiptHandle};
 pub use error::SourceError;
+pub use protocol::SqsProtocol;
 
 /// SQS accepts at most ten entries per batch call and returns at most ten messages per receive.
 pub(crate) const SQS_BATCH_MAX: usize = 10;
@@ -37,6 +39,8 @@ pub struct SqsSettings {
     pub queue_url: Option<String>,
     /// Queue name, resolved to a URL with GetQueueUrl when no URL is given.
     pub queue_name: String,
+    /// JSON, query, or detect (see [`SqsProtocol`]).
+    pub protocol: SqsProtocol,
 }
 
 /// Messages visible, in flight and delayed, as SQS approximates them.
@@ -70,7 +74,12 @@ pub struct SqsSource {
 
 /// An SQS client for the settings (no network call).
 pub async fn client(settings: &SqsSettings) -> Client {
-    Client::new(&crate::aws::config(settings.endpoint.as_ref(), settings.region.as_deref()).await)
+    let sdk = crate::aws::config(settings.endpoint.as_ref(), settings.region.as_deref()).await;
+    let mut config = aws_sdk_sqs::config::Builder::from(&sdk);
+    if let Some(http) = protocol::http_client(settings.protocol, settings.endpoint.as_ref(), &sdk) {
+        config = config.http_client(http);
+    }
+    Client::from_conf(config.build())
 }
 
 /// Regions of the public AWS partitions, for a clear error on a typo instead of minutes of DNS

@@ -43,6 +43,7 @@ impl TestQueue {
             region: Some("us-east-1".into()),
             queue_url: None,
             queue_name: name.into(),
+            protocol: Default::default(),
         }
     }
 
