@@ -196,13 +196,53 @@ async fn main() {
     for round in 0..10 {
         let with_metrics = round % 2 == 1;
         source.send(&bodies).await.unwrap();
+        let extra: &[&str] = if with_metrics {
+            &["--metrics-addr", "127.0.0.1:0"]
+        } else {
+            &[]
+        };
         binary_rates[usize::from(with_metrics)].push(run_binary(
             &endpoint,
             &db_url,
             args.receivers,
-            with_metrics,
+            extra,
         ));
     }
+
+    // 6. JSON vs query protocol against the same emulator (it speaks both), three alternating runs
+    //    each; then a query-only LocalStack 1.4 with auto-detection, if scripts/query-sqs-up.sh
+    //    started it.
+    let mut protocol_rates = [Vec::new(), Vec::new()];
+    for round in 0..6 {
+        let query = round % 2 == 1;
+        source.send(&bodies).await.unwrap();
+        let protocol = if query { "query" } else { "json" };
+        protocol_rates[usize::from(query)].push(run_binary(
+            &endpoint,
+            &db_url,
+            args.receivers,
+            &["--sqs-protocol", protocol],
+        ));
+    }
+    let query_only_endpoint = std::env::var("LOGIN_ETL_TEST_QUERY_SQS_ENDPOINT")
+        .unwrap_or_else(|_| "http://127.0.0.1:4567".into());
+    let query_only = SqsSettings {
+        endpoint: Some(query_only_endpoint.parse().expect("an http:// URL")),
+        ..settings.clone()
+    };
+    let query_only_rate = match SqsSource::create(&query_only).await {
+        Ok(legacy) => {
+            legacy.purge().await.ok();
+            legacy.send(&bodies).await.unwrap();
+            Some(run_binary(
+                &query_only_endpoint,
+                &db_url,
+                args.receivers,
+                &[],
+            ))
+        }
+        Err(_) => None,
+    };
     let median = |rates: &[f64]| {
         let mut sorted = rates.to_vec();
         sorted.sort_by(f64::total_cmp);
@@ -261,6 +301,26 @@ async fn main() {
         "metrics on / off (medians) = {:.3}",
         metrics_on / metrics_off
     );
+    let (json, query) = (median(&protocol_rates[0]), median(&protocol_rates[1]));
+    println!();
+    println!(
+        "binary run --drain, --sqs-protocol json:  median {json:.0} messages/s ({})",
+        join(&protocol_rates[0])
+    );
+    println!(
+        "binary run --drain, --sqs-protocol query: median {query:.0} messages/s ({})",
+        join(&protocol_rates[1])
+    );
+    println!(
+        "query / json (same emulator, medians) = {:.3}",
+        query / json
+    );
+    match query_only_rate {
+        Some(rate) => println!(
+            "binary run --drain on query-only LocalStack 1.4 (auto-detected): {rate:.0} messages/s"
+        ),
+        None => println!("query-only LocalStack 1.4 not running: run scripts/query-sqs-up.sh"),
+    }
 
     source.purge().await.ok();
     admin
@@ -275,7 +335,7 @@ fn join(rates: &[f64]) -> String {
 }
 
 /// Drain the queue with the release binary; its messages/s from the summary line.
-fn run_binary(endpoint: &str, db_url: &str, receivers: usize, with_metrics: bool) -> f64 {
+fn run_binary(endpoint: &str, db_url: &str, receivers: usize, extra_args: &[&str]) -> f64 {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_login-etl"));
     cmd.env("LOGIN_ETL_SQS_ENDPOINT", endpoint)
         .env("LOGIN_ETL_QUEUE_NAME", QUEUE)
@@ -284,10 +344,8 @@ fn run_binary(endpoint: &str, db_url: &str, receivers: usize, with_metrics: bool
         .env("LOGIN_ETL_RECEIVERS", receivers.to_string())
         .env("LOGIN_ETL_DRAIN_IDLE_SECONDS", "1")
         .env("LOGIN_ETL_LOG", "warn")
-        .args(["run", "--drain"]);
-    if with_metrics {
-        cmd.args(["--metrics-addr", "127.0.0.1:0"]);
-    }
+        .args(["run", "--drain"])
+        .args(extra_args);
     let out = cmd.output().expect("the login-etl binary runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

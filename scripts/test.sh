@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: unit tests, property tests and integration tests against a real PostgreSQL
-# and a real LocalStack SQS (brought up first by stack-up.sh if they are not running).
+# The whole test suite: unit tests, property tests and integration tests against a real PostgreSQL,
+# a real LocalStack SQS and two query-protocol-only SQS emulators (brought up first by stack-up.sh
+# and query-sqs-up.sh if they are not running).
 # Extra arguments go to `cargo test`, e.g. `scripts/test.sh --test pipeline`.
 set -euo pipefail
 # Local runs never need EC2 instance metadata; don't let the AWS SDK go looking for it.
@@ -8,6 +9,8 @@ export AWS_EC2_METADATA_DISABLED=true
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/stack-up.sh
+# SQS emulators that speak only the query protocol (the take-home's image), for tests/it/query_protocol.rs.
+scripts/query-sqs-up.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --locked --features test-hooks "$@" 2>&1 | tee "$log"

@@ -4,5 +4,6 @@ pub mod sqs;
 
 pub(crate) use sqs::Forwarded;
 pub use sqs::{
-    Envelope, MessageId, QueueDepth, ReceiptHandle, SourceError, SqsProtocol, SqsSettings, SqsSource,
+    Envelope, MessageId, QueueDepth, ReceiptHandle, SourceError, SqsProtocol, SqsSettings,
+    SqsSource,
 };

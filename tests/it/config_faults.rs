@@ -90,11 +90,13 @@ async fn an_endpoint_that_speaks_only_the_query_protocol_is_named_at_once() {
         let stderr = fails_fast(
             binary(&queue, &db)
                 .env("LOGIN_ETL_SQS_ENDPOINT", fake.endpoint())
+                .env("LOGIN_ETL_SQS_PROTOCOL", "json")
                 .args(["run", "--drain"]),
         );
         let line = error_line(&stderr);
         assert!(line.contains("does not answer like SQS"), "{stderr}");
         assert!(line.contains("query protocol"), "{line}");
+        assert!(line.contains("--sqs-protocol query"), "{line}");
         assert!(
             !stderr.contains("GetQueueUrlResponse"),
             "the reply is not echoed"

@@ -11,5 +11,6 @@ mod operability;
 mod pipeline;
 mod poison;
 mod privacy;
+mod query_protocol;
 mod reliability;
 mod tls;

@@ -9,12 +9,18 @@ use login_etl::transform;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn binary_drains_the_sample_into_99_rows_and_1_quarantined_and_rerun_adds_nothing() {
-    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    binary_drains_the_sample(&TestQueue::new(30).await).await;
+}
+
+/// The sample drains to 99 rows + 1 quarantined, no raw PII anywhere, and a rerun adds nothing.
+/// Returns the first run's log. Shared with the query-protocol tests.
+pub(crate) async fn binary_drains_the_sample(queue: &TestQueue) -> String {
+    let db = TestDb::new().await;
     let bodies = sample_bodies();
     assert_eq!(bodies.len(), 100);
     queue.send(&bodies).await;
 
-    let out = run_binary(binary(&queue, &db).args(["run", "--drain"]));
+    let out = run_binary(binary(queue, &db).args(["run", "--drain"]));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "run --drain failed: {stderr}");
@@ -54,14 +60,21 @@ async fn binary_drains_the_sample_into_99_rows_and_1_quarantined_and_rerun_adds_
     assert_no_raw_pii(&stdout, &raw, "stdout");
 
     // Sending nothing new and running again adds nothing.
-    let again = run_binary(binary(&queue, &db).args(["run", "--drain"]));
+    let again = run_binary(binary(queue, &db).args(["run", "--drain"]));
     assert!(again.status.success());
     assert_eq!(db.counts().await, counts);
+    stderr.into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn redelivery_after_commit_without_delete_gives_no_duplicate() {
-    let (db, queue) = (TestDb::new().await, TestQueue::new(1).await);
+    redelivery_after_commit_adds_no_duplicate(&TestQueue::new(1).await).await;
+}
+
+/// Messages committed but never deleted come back after the visibility timeout (1 s on `queue`)
+/// and are skipped. Shared with the query-protocol tests.
+pub(crate) async fn redelivery_after_commit_adds_no_duplicate(queue: &TestQueue) {
+    let db = TestDb::new().await;
     let bodies = sample_bodies();
     queue.send(&bodies).await;
 
@@ -85,9 +98,9 @@ async fn redelivery_after_commit_without_delete_gives_no_duplicate() {
     // Let the visibility timeout (1 s) expire: SQS hands the same messages out again.
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
-    let summary = drain(&queue, &db).await;
+    let summary = drain(queue, &db).await;
     assert!(summary.duplicates >= committed, "{summary}");
-    assert_landed(&db, &queue, 99, 1).await;
+    assert_landed(&db, queue, 99, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

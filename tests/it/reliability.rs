@@ -222,12 +222,18 @@ async fn sqs_unreachable_at_start_and_mid_drain_is_survived_with_exact_counts() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slow_commit_gets_its_visibility_extended_instead_of_being_redelivered() {
-    let (db, queue) = (TestDb::new().await, TestQueue::new(2).await);
+    slow_commit_keeps_messages_invisible(&TestQueue::new(2).await).await;
+}
+
+/// The heartbeat extends the visibility (2 s on `queue`) of a batch whose commit is slow.
+/// Shared with the query-protocol tests.
+pub(crate) async fn slow_commit_keeps_messages_invisible(queue: &TestQueue) {
+    let db = TestDb::new().await;
     db.sink().migrate().await.unwrap();
     slow_down_copy(&db, 5).await;
     queue.send(&sample_bodies()).await;
 
-    let mut run = Spawned::new(binary(&queue, &db).args([
+    let mut run = Spawned::new(binary(queue, &db).args([
         "run",
         "--drain",
         "--wait-time-seconds",
@@ -313,7 +319,13 @@ async fn rows_postgres_rejects_are_isolated_and_quarantined_while_the_rest_commi
 /// --max-receives it is processed alone, and lands as a row (or with its precise reason).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_message_received_too_often_is_processed_alone_and_lands_once() {
-    let (db, queue) = (TestDb::new().await, TestQueue::new(1).await);
+    received_too_often_is_processed_alone(&TestQueue::new(1).await).await;
+}
+
+/// Past --max-receives a message is processed alone (visibility 1 s on `queue`). Shared with the
+/// query-protocol tests.
+pub(crate) async fn received_too_often_is_processed_alone(queue: &TestQueue) {
+    let db = TestDb::new().await;
     let bodies = synthetic(20, 13);
     queue.send(&bodies).await;
     // Two deliveries that never got deleted (a consumer that kept dying).
@@ -345,17 +357,19 @@ async fn a_message_received_too_often_is_processed_alone_and_lands_once() {
     .unwrap();
     let valid = valid_count(&bodies);
     assert_eq!(summary.written as i64, valid, "{summary}");
-    assert_landed(&db, &queue, valid, 20 - valid).await;
+    assert_landed(&db, queue, valid, 20 - valid).await;
     assert_no_poison(&db).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn quarantined_messages_are_forwarded_raw_to_the_dead_letter_queue() {
-    let (db, queue, dlq) = (
-        TestDb::new().await,
-        TestQueue::new(30).await,
-        TestQueue::new(30).await,
-    );
+    dead_letters_are_forwarded_raw(&TestQueue::new(30).await, &TestQueue::new(30).await).await;
+}
+
+/// Quarantined messages go raw, with reason attributes, to `dlq`. Shared with the
+/// query-protocol tests.
+pub(crate) async fn dead_letters_are_forwarded_raw(queue: &TestQueue, dlq: &TestQueue) {
+    let db = TestDb::new().await;
     let ids = queue.send(&sample_bodies()).await;
     let mut sink = db.sink();
     sink.migrate().await.unwrap();
@@ -395,11 +409,11 @@ async fn quarantined_messages_are_forwarded_raw_to_the_dead_letter_queue() {
     let attr = |name: &str| attributes[name].string_value.clone().unwrap();
     assert_eq!(attr("login-etl-reason-code"), "invalid_fields");
     let sample = sample_bodies();
-    let foo = sample
+    let wrong_type = sample
         .iter()
         .position(|b| b == login_etl::sample::WRONG_MESSAGE_TYPE)
         .unwrap();
-    assert_eq!(attr("login-etl-source-message-id"), ids[foo].as_str());
+    assert_eq!(attr("login-etl-source-message-id"), ids[wrong_type].as_str());
     assert_eq!(db.counts().await.quarantined(), 1);
 }
 

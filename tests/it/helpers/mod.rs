@@ -38,6 +38,19 @@ pub(crate) fn sqs_endpoint() -> String {
     std::env::var("LOGIN_ETL_TEST_SQS_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:4566".into())
 }
 
+/// An SQS that speaks only the query protocol, like the take-home's LocalStack image: LocalStack
+/// 1.4 in host mode, started by scripts/query-sqs-up.sh.
+pub(crate) fn query_only_sqs_endpoint() -> String {
+    std::env::var("LOGIN_ETL_TEST_QUERY_SQS_ENDPOINT")
+        .unwrap_or_else(|_| "http://127.0.0.1:4567".into())
+}
+
+/// moto 4.1.10, the other query-only SQS (it answers JSON requests with HTTP 200 and XML).
+pub(crate) fn moto_sqs_endpoint() -> String {
+    std::env::var("LOGIN_ETL_TEST_MOTO_SQS_ENDPOINT")
+        .unwrap_or_else(|_| "http://127.0.0.1:4568".into())
+}
+
 pub(crate) fn masker() -> Masker {
     Masker::hmac(&KeyRing::parse(TEST_KEY_HEX).unwrap())
 }
@@ -74,29 +87,38 @@ fn host_port(url: &str, default_port: u16) -> String {
 pub(crate) fn require_stack() {
     static CHECKED: OnceLock<()> = OnceLock::new();
     CHECKED.get_or_init(|| {
-        let reachable = |address: String| {
-            use std::net::ToSocketAddrs;
-            address
-                .to_socket_addrs()
-                .ok()
-                .and_then(|mut a| a.next())
-                .is_some_and(|a| {
-                    std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(2))
-                        .is_ok()
-                })
-        };
-        let pg = host_port(&admin_url(), 5432);
-        let sqs = host_port(&sqs_endpoint(), 80);
-        if !reachable(pg.clone()) || !reachable(sqs.clone()) {
-            // Straight to the process's stderr: the test harness would swallow `eprintln!`.
-            let line = format!(
-                "error: the integration tests need PostgreSQL ({pg}) and LocalStack ({sqs}); \
-                 run the README's test command, scripts/test.sh, which starts them\n"
-            );
-            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
-            std::process::exit(1);
-        }
+        require_endpoint(&admin_url(), "PostgreSQL");
+        require_endpoint(&sqs_endpoint(), "LocalStack");
     });
+}
+
+/// Exit the test process with one line when `url`'s host:port does not accept connections.
+pub(crate) fn require_endpoint(url: &str, what: &str) {
+    use std::net::ToSocketAddrs;
+    let address = host_port(
+        url,
+        if url.starts_with("postgres") {
+            5432
+        } else {
+            80
+        },
+    );
+    let reachable = address
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| {
+            std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(2)).is_ok()
+        });
+    if !reachable {
+        // Straight to the process's stderr: the test harness would swallow `eprintln!`.
+        let line = format!(
+            "error: the integration tests need {what} ({address}); \
+             run the README's test command, scripts/test.sh, which starts it\n"
+        );
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+        std::process::exit(1);
+    }
 }
 
 /// The books balance: exactly `rows` rows and `quarantined` quarantine entries, one ledger id

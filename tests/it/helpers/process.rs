@@ -4,7 +4,7 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use super::{sqs_endpoint, unique, TestDb, TestQueue, TEST_KEY_HEX};
+use super::{unique, TestDb, TestQueue, TEST_KEY_HEX};
 
 /// The binary, configured for this queue and database through the environment (as in production).
 pub(crate) fn binary(queue: &TestQueue, db: &TestDb) -> Command {
@@ -18,7 +18,7 @@ pub(crate) fn binary_for(queue: &TestQueue, database_url: &str) -> Command {
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         // Never let the AWS SDK look for instance credentials off this machine.
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("LOGIN_ETL_SQS_ENDPOINT", sqs_endpoint())
+        .env("LOGIN_ETL_SQS_ENDPOINT", &queue.endpoint)
         .env("LOGIN_ETL_QUEUE_NAME", &queue.name)
         .env("LOGIN_ETL_DATABASE_URL", database_url)
         .env("LOGIN_ETL_MASK_KEY", TEST_KEY_HEX)

@@ -7,19 +7,38 @@ use login_etl::pipeline::{self, PipelineSettings, Summary};
 use login_etl::source::{MessageId, SqsSettings, SqsSource};
 use tokio_util::sync::CancellationToken;
 
-use super::{masker, require_stack, sqs_endpoint, unique, TestDb};
+use super::{
+    masker, query_only_sqs_endpoint, require_endpoint, require_stack, sqs_endpoint, unique, TestDb,
+};
 
 /// A queue of its own with a given visibility timeout, deleted at the end of the test.
 pub(crate) struct TestQueue {
     pub name: String,
     pub source: SqsSource,
+    /// The SQS endpoint it lives on.
+    pub endpoint: String,
 }
 
 impl TestQueue {
+    /// A queue on the current LocalStack (JSON protocol).
     pub(crate) async fn new(visibility_timeout_secs: u32) -> Self {
         require_stack();
+        Self::at(&sqs_endpoint(), visibility_timeout_secs).await
+    }
+
+    /// A queue on an SQS that speaks only the query protocol (see `query_only_sqs_endpoint`),
+    /// reached with the default `--sqs-protocol auto`.
+    pub(crate) async fn query_only(visibility_timeout_secs: u32) -> Self {
+        require_stack();
+        let endpoint = query_only_sqs_endpoint();
+        require_endpoint(&endpoint, "a query-only SQS (LocalStack 1.4)");
+        Self::at(&endpoint, visibility_timeout_secs).await
+    }
+
+    /// A queue on the given endpoint.
+    pub(crate) async fn at(endpoint: &str, visibility_timeout_secs: u32) -> Self {
         let name = unique("login-etl-test").replace('_', "-");
-        let settings = Self::settings_for(&name);
+        let settings = Self::settings_for(endpoint, &name);
         login_etl::source::sqs::client(&settings)
             .await
             .create_queue()
@@ -30,16 +49,18 @@ impl TestQueue {
             )
             .send()
             .await
-            .expect(
-                "LocalStack SQS is not reachable: run scripts/stack-up.sh (or scripts/test.sh)",
-            );
+            .expect("the SQS emulator is not reachable: run scripts/test.sh, which starts it");
         let source = SqsSource::connect(&settings).await.unwrap();
-        Self { name, source }
+        Self {
+            name,
+            source,
+            endpoint: endpoint.to_string(),
+        }
     }
 
-    fn settings_for(name: &str) -> SqsSettings {
+    fn settings_for(endpoint: &str, name: &str) -> SqsSettings {
         SqsSettings {
-            endpoint: Some(sqs_endpoint().parse().unwrap()),
+            endpoint: Some(endpoint.parse().unwrap()),
             region: Some("us-east-1".into()),
             queue_url: None,
             queue_name: name.into(),
@@ -48,7 +69,7 @@ impl TestQueue {
     }
 
     pub(crate) fn settings(&self) -> SqsSettings {
-        Self::settings_for(&self.name)
+        Self::settings_for(&self.endpoint, &self.name)
     }
 
     pub(crate) async fn send(&self, bodies: &[String]) -> Vec<MessageId> {

@@ -45,19 +45,29 @@ impl Element {
                         name: String::from_utf8_lossy(start.local_name().as_ref()).into_owned(),
                         ..Element::default()
                     };
-                    open.last_mut().ok_or_else(|| malformed(&reader))?.children.push(element);
+                    open.last_mut()
+                        .ok_or_else(|| malformed(&reader))?
+                        .children
+                        .push(element);
                 }
                 Event::End(_) => {
                     let done = open.pop().ok_or_else(|| malformed(&reader))?;
-                    open.last_mut().ok_or_else(|| malformed(&reader))?.children.push(done);
+                    open.last_mut()
+                        .ok_or_else(|| malformed(&reader))?
+                        .children
+                        .push(done);
                 }
                 Event::Text(t) => {
                     let decoded = t.decode().map_err(|_| malformed(&reader))?;
-                    text_of(&mut open).ok_or_else(|| malformed(&reader))?.push_str(&decoded);
+                    text_of(&mut open)
+                        .ok_or_else(|| malformed(&reader))?
+                        .push_str(&decoded);
                 }
                 Event::CData(c) => {
                     let decoded = c.decode().map_err(|_| malformed(&reader))?;
-                    text_of(&mut open).ok_or_else(|| malformed(&reader))?.push_str(&decoded);
+                    text_of(&mut open)
+                        .ok_or_else(|| malformed(&reader))?
+                        .push_str(&decoded);
                 }
                 Event::GeneralRef(r) => {
                     let ch = match r.resolve_char_ref().map_err(|_| malformed(&reader))? {
@@ -71,13 +81,18 @@ impl Element {
                             _ => return Err(malformed(&reader)),
                         },
                     };
-                    text_of(&mut open).ok_or_else(|| malformed(&reader))?.push(ch);
+                    text_of(&mut open)
+                        .ok_or_else(|| malformed(&reader))?
+                        .push(ch);
                 }
                 Event::Eof => break,
                 Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => {}
             }
         }
-        let mut document = open.pop().filter(|_| open.is_empty()).ok_or_else(|| malformed(&reader))?;
+        let mut document = open
+            .pop()
+            .filter(|_| open.is_empty())
+            .ok_or_else(|| malformed(&reader))?;
         document.children.pop().ok_or_else(|| malformed(&reader))
     }
 
@@ -86,9 +101,13 @@ impl Element {
     }
 
     fn descendant(&self, name: &str) -> Option<&Element> {
-        self.children
-            .iter()
-            .find_map(|c| if c.name == name { Some(c) } else { c.descendant(name) })
+        self.children.iter().find_map(|c| {
+            if c.name == name {
+                Some(c)
+            } else {
+                c.descendant(name)
+            }
+        })
     }
 
     fn child_text(&self, name: &str) -> Option<&str> {
@@ -184,7 +203,11 @@ impl QueryError {
         let error = root.descendant("Error")?;
         Some(QueryError {
             code: error.child_text("Code")?.trim().to_string(),
-            kind: error.child_text("Type").unwrap_or("Sender").trim().to_string(),
+            kind: error
+                .child_text("Type")
+                .unwrap_or("Sender")
+                .trim()
+                .to_string(),
             message: error.child_text("Message").unwrap_or_default().to_string(),
         })
     }
@@ -212,8 +235,14 @@ mod tests {
 </ReceiveMessageResult><ResponseMetadata><RequestId>req</RequestId></ResponseMetadata></ReceiveMessageResponse>"#;
         let root = Element::parse(xml).unwrap();
         let out = output_json("ReceiveMessage", &root);
-        assert_eq!(out["Messages"][0]["Body"], json!("{\"a\":\"<b> & é😀\"} ]]>"));
-        assert_eq!(out["Messages"][0]["Attributes"]["ApproximateReceiveCount"], json!("2"));
+        assert_eq!(
+            out["Messages"][0]["Body"],
+            json!("{\"a\":\"<b> & é😀\"} ]]>")
+        );
+        assert_eq!(
+            out["Messages"][0]["Attributes"]["ApproximateReceiveCount"],
+            json!("2")
+        );
         assert_eq!(out["Messages"][1]["Body"], json!("<x>"));
         assert_eq!(request_id(&root), Some("req"));
     }

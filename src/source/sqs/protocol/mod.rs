@@ -54,10 +54,12 @@ pub(crate) fn http_client(
     endpoint: Option<&Url>,
     sdk: &aws_config::SdkConfig,
 ) -> Option<SharedHttpClient> {
-    let is_aws = endpoint.is_none_or(|url| {
-        url.host_str()
-            .is_some_and(|h| h.ends_with(".amazonaws.com") || h.ends_with(".amazonaws.com.cn"))
-    });
+    let is_aws = match endpoint {
+        None => true,
+        Some(url) => url
+            .host_str()
+            .is_some_and(|h| h.ends_with(".amazonaws.com") || h.ends_with(".amazonaws.com.cn")),
+    };
     let auto = match protocol {
         SqsProtocol::Json => return None,
         SqsProtocol::Auto if is_aws => return None,
@@ -69,7 +71,9 @@ pub(crate) fn http_client(
         speaks_query: !auto || query_only_endpoints().contains(&endpoint),
         endpoint,
         credentials: sdk.credentials_provider()?,
-        region: sdk.region().map_or_else(|| "us-east-1".into(), |r| r.to_string()),
+        region: sdk
+            .region()
+            .map_or_else(|| "us-east-1".into(), |r| r.to_string()),
     };
     Some(SharedHttpClient::new(QueryCompatibleClient {
         inner: default_https_client(),
@@ -88,7 +92,9 @@ fn default_https_client() -> SharedHttpClient {
 /// dead-letter queue, `create` then `connect`) start in query mode and the info line is said once.
 fn query_only_endpoints() -> std::sync::MutexGuard<'static, BTreeSet<String>> {
     static ENDPOINTS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
-    ENDPOINTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    ENDPOINTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[derive(Debug, Clone)]
@@ -201,12 +207,18 @@ impl Translator {
     /// A form-encoded POST to `uri`, signed with SigV4 like any SQS request.
     async fn signed_request(&self, uri: &str, body: String) -> Result<HttpRequest, ConnectorError> {
         let parsed: http::Uri = uri.parse().map_err(|_| failure("an invalid SQS URL"))?;
-        let host = parsed.authority().map(|a| a.to_string()).unwrap_or_default();
+        let host = parsed
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let mut request = http::Request::builder()
             .method("POST")
             .uri(parsed)
             .header("host", host)
-            .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
+            .header(
+                "content-type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            )
             .body(body.clone())
             .map_err(|_| failure("an SQS request that cannot be built"))?;
         let credentials = self
@@ -269,7 +281,11 @@ async fn buffer(response: &mut HttpResponse) -> Result<bytes::Bytes, ConnectorEr
 
 /// The JSON-protocol response the SDK expects for an XML `reply` to `action`.
 fn json_response(action: &str, status: u16, reply: &[u8]) -> Result<HttpResponse, ConnectorError> {
-    let unreadable = || failure(&format!("a query-protocol reply to {action} that is not SQS XML (HTTP {status})"));
+    let unreadable = || {
+        failure(&format!(
+            "a query-protocol reply to {action} that is not SQS XML (HTTP {status})"
+        ))
+    };
     let text = std::str::from_utf8(reply).map_err(|_| unreadable())?;
     let root = Element::parse(text).map_err(|_| unreadable())?;
     let (body, query_error) = if (200..300).contains(&status) {
@@ -297,7 +313,10 @@ fn json_response(action: &str, status: u16, reply: &[u8]) -> Result<HttpResponse
 
 /// A failure of the translation itself. Its text never quotes a request or reply.
 fn failure(what: &str) -> ConnectorError {
-    ConnectorError::other(format!("query-protocol translation failed: {what}").into(), None)
+    ConnectorError::other(
+        format!("query-protocol translation failed: {what}").into(),
+        None,
+    )
 }
 
 #[cfg(test)]

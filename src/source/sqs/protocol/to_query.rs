@@ -25,7 +25,12 @@ pub(super) fn encode(params: &[(String, String)]) -> String {
         .finish()
 }
 
-fn flatten_struct(prefix: &str, fields: &Map<String, Value>, action: &str, out: &mut Vec<(String, String)>) {
+fn flatten_struct(
+    prefix: &str,
+    fields: &Map<String, Value>,
+    action: &str,
+    out: &mut Vec<(String, String)>,
+) {
     for (key, value) in fields {
         flatten(prefix, key, value, action, out);
     }
@@ -54,7 +59,9 @@ fn flatten(prefix: &str, key: &str, value: &Value, action: &str, out: &mut Vec<(
             for (i, item) in items.iter().enumerate() {
                 let entry = format!("{prefix}{member}.{}", i + 1);
                 match item {
-                    Value::Object(fields) => flatten_struct(&format!("{entry}."), fields, action, out),
+                    Value::Object(fields) => {
+                        flatten_struct(&format!("{entry}."), fields, action, out)
+                    }
                     scalar => out.push((entry, scalar_text(scalar))),
                 }
             }
@@ -129,12 +136,18 @@ mod tests {
         );
         assert!(got.contains(&pair("SendMessageBatchRequestEntry.1.Id", "0")));
         assert!(got.contains(&pair("SendMessageBatchRequestEntry.1.MessageBody", "a&b=c")));
-        assert!(got.contains(&pair("SendMessageBatchRequestEntry.1.MessageAttribute.1.Name", "reason")));
+        assert!(got.contains(&pair(
+            "SendMessageBatchRequestEntry.1.MessageAttribute.1.Name",
+            "reason"
+        )));
         assert!(got.contains(&pair(
             "SendMessageBatchRequestEntry.1.MessageAttribute.1.Value.StringValue",
             "bad"
         )));
-        let body = encode(&form_params("SendMessageBatch", &json!({"Entries": [{"MessageBody": "a&b=c"}]})));
+        let body = encode(&form_params(
+            "SendMessageBatch",
+            &json!({"Entries": [{"MessageBody": "a&b=c"}]}),
+        ));
         assert!(body.contains("MessageBody=a%26b%3Dc"), "{body}");
     }
 
