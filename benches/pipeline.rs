@@ -209,19 +209,19 @@ async fn main() {
         ));
     }
 
-    // 6. JSON vs query protocol against the same emulator (it speaks both), three alternating runs
-    //    each; then a query-only LocalStack 1.4 with auto-detection, if scripts/query-sqs-up.sh
-    //    started it.
-    let mut protocol_rates = [Vec::new(), Vec::new()];
-    for round in 0..6 {
-        let query = round % 2 == 1;
+    // 6. --sqs-protocol json (the SDK's own HTTP client), auto (the translator installed, passing
+    //    JSON through) and query (every call translated) against the same emulator, which speaks
+    //    both protocols: three rounds of the three, interleaved. Then a query-only LocalStack 1.4
+    //    with auto-detection, if scripts/query-sqs-up.sh started it.
+    const PROTOCOLS: [&str; 3] = ["json", "auto", "query"];
+    let mut protocol_rates = [Vec::new(), Vec::new(), Vec::new()];
+    for round in 0..9 {
         source.send(&bodies).await.unwrap();
-        let protocol = if query { "query" } else { "json" };
-        protocol_rates[usize::from(query)].push(run_binary(
+        protocol_rates[round % 3].push(run_binary(
             &endpoint,
             &db_url,
             args.receivers,
-            &["--sqs-protocol", protocol],
+            &["--sqs-protocol", PROTOCOLS[round % 3]],
         ));
     }
     let query_only_endpoint = std::env::var("LOGIN_ETL_TEST_QUERY_SQS_ENDPOINT")
@@ -301,19 +301,19 @@ async fn main() {
         "metrics on / off (medians) = {:.3}",
         metrics_on / metrics_off
     );
-    let (json, query) = (median(&protocol_rates[0]), median(&protocol_rates[1]));
     println!();
+    for (name, rates) in PROTOCOLS.iter().zip(&protocol_rates) {
+        println!(
+            "binary run --drain, --sqs-protocol {name:<5}: median {:.0} messages/s ({})",
+            median(rates),
+            join(rates)
+        );
+    }
+    let json = median(&protocol_rates[0]);
     println!(
-        "binary run --drain, --sqs-protocol json:  median {json:.0} messages/s ({})",
-        join(&protocol_rates[0])
-    );
-    println!(
-        "binary run --drain, --sqs-protocol query: median {query:.0} messages/s ({})",
-        join(&protocol_rates[1])
-    );
-    println!(
-        "query / json (same emulator, medians) = {:.3}",
-        query / json
+        "auto / json = {:.3}, query / json = {:.3} (same emulator, medians)",
+        median(&protocol_rates[1]) / json,
+        median(&protocol_rates[2]) / json
     );
     match query_only_rate {
         Some(rate) => println!(

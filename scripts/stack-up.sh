@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Bring up the local stack: PostgreSQL on 127.0.0.1:5432 and LocalStack (SQS and KMS) on
-# 127.0.0.1:4566.
+# Bring up the local stack: PostgreSQL on 127.0.0.1:5432 and LocalStack (SQS, KMS, and
+# CloudFormation for the deployment test) on 127.0.0.1:4566.
 # Installs what is missing, starts what is stopped, leaves alone what already runs: safe to run twice.
 #
 # Environment (all optional):
@@ -53,20 +53,21 @@ ls_healthy() {
   local health
   health=$(ls_health) || return 1
   grep -Eq '"sqs": *"(available|running)"' <<<"$health" \
-    && grep -Eq '"kms": *"(available|running)"' <<<"$health"
+    && grep -Eq '"kms": *"(available|running)"' <<<"$health" \
+    && grep -Eq '"cloudformation": *"(available|running)"' <<<"$health"
 }
 
 ensure_localstack() {
   if ls_healthy; then
-    say "LocalStack SQS+KMS is running on 127.0.0.1:$ls_port"
+    say "LocalStack SQS+KMS+CloudFormation is running on 127.0.0.1:$ls_port"
     return
   fi
   if ls_health >/dev/null && [ -f "$stack_dir/localstack.pid" ]; then
-    say "restarting our LocalStack with SQS and KMS"
+    say "restarting our LocalStack with SQS, KMS and CloudFormation"
     kill "$(cat "$stack_dir/localstack.pid")" 2>/dev/null || true
     for _ in $(seq 1 30); do ls_health >/dev/null || break; sleep 1; done
   fi
-  ls_health >/dev/null && die "something else answers on 127.0.0.1:$ls_port without SQS and KMS; stop it or set LOGIN_ETL_LOCALSTACK_PORT"
+  ls_health >/dev/null && die "something else answers on 127.0.0.1:$ls_port without SQS, KMS and CloudFormation; stop it or set LOGIN_ETL_LOCALSTACK_PORT"
   local venv=$stack_dir/localstack-venv lock=$root/scripts/localstack-requirements.lock
   # Reinstall when the lock file changed since the venv was built.
   if ! cmp -s "$lock" "$venv/.installed-lock" 2>/dev/null; then
@@ -81,17 +82,17 @@ ensure_localstack() {
     "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -r "$lock"
     cp "$lock" "$venv/.installed-lock"
   fi
-  say "starting LocalStack (host mode, SQS and KMS) on 127.0.0.1:$ls_port"
+  say "starting LocalStack (host mode, SQS, KMS, CloudFormation) on 127.0.0.1:$ls_port"
   (
     cd "$stack_dir"
-    GATEWAY_LISTEN=127.0.0.1:$ls_port LOCALSTACK_HOST=127.0.0.1:$ls_port SERVICES=sqs,kms \
+    GATEWAY_LISTEN=127.0.0.1:$ls_port LOCALSTACK_HOST=127.0.0.1:$ls_port SERVICES=sqs,kms,cloudformation \
       SQS_ENDPOINT_STRATEGY=path nohup setsid "$venv/bin/python" -m localstack.runtime.main \
       >"$stack_dir/localstack.log" 2>&1 &
     echo $! >"$stack_dir/localstack.pid"
   )
   for _ in $(seq 1 90); do ls_healthy && break; sleep 1; done
-  ls_healthy || die "LocalStack did not report SQS and KMS within 90 s; see $stack_dir/localstack.log"
-  say "LocalStack SQS+KMS is running on 127.0.0.1:$ls_port"
+  ls_healthy || die "LocalStack did not report SQS, KMS and CloudFormation within 90 s; see $stack_dir/localstack.log"
+  say "LocalStack SQS+KMS+CloudFormation is running on 127.0.0.1:$ls_port"
 }
 
 command -v curl >/dev/null || { as_root apt-get update -qq && as_root apt-get install -y -qq curl >/dev/null; }

@@ -11,6 +11,8 @@ cd "$root"
 scripts/stack-up.sh
 # SQS emulators that speak only the query protocol (the take-home's image), for tests/it/query_protocol.rs.
 scripts/query-sqs-up.sh
+# Dockerfile, compose, Kubernetes/KEDA and CloudFormation, validated offline.
+scripts/validate-deploy.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --locked --features test-hooks "$@" 2>&1 | tee "$log"

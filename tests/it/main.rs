@@ -6,6 +6,7 @@ mod helpers;
 mod cli;
 mod commands;
 mod config_faults;
+mod deploy;
 mod hostile;
 mod operability;
 mod pipeline;

@@ -413,7 +413,10 @@ pub(crate) async fn dead_letters_are_forwarded_raw(queue: &TestQueue, dlq: &Test
         .iter()
         .position(|b| b == login_etl::sample::WRONG_MESSAGE_TYPE)
         .unwrap();
-    assert_eq!(attr("login-etl-source-message-id"), ids[wrong_type].as_str());
+    assert_eq!(
+        attr("login-etl-source-message-id"),
+        ids[wrong_type].as_str()
+    );
     assert_eq!(db.counts().await.quarantined(), 1);
 }
 

@@ -35,6 +35,16 @@ impl TestQueue {
         Self::at(&endpoint, visibility_timeout_secs).await
     }
 
+    /// A queue that already exists (made by a CloudFormation stack), deleted at the end too.
+    pub(crate) async fn adopt(endpoint: &str, name: &str) -> Self {
+        let settings = Self::settings_for(endpoint, name);
+        Self {
+            name: name.to_string(),
+            source: SqsSource::connect(&settings).await.unwrap(),
+            endpoint: endpoint.to_string(),
+        }
+    }
+
     /// A queue on the given endpoint.
     pub(crate) async fn at(endpoint: &str, visibility_timeout_secs: u32) -> Self {
         let name = unique("login-etl-test").replace('_', "-");

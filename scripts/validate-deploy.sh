@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Validate the deployment artefacts offline (no Docker engine, no cluster, no AWS account):
+#   Dockerfile                     hadolint (settings in .hadolint.yaml)
+#   docker-compose.yml             the Compose Specification's JSON schema (check-jsonschema)
+#   deploy/kubernetes/*.yaml       kubernetes-validate --strict (core kinds), and the KEDA
+#                                  ScaledObject / TriggerAuthentication against KEDA's CRD schemas
+#   deploy/cloudformation/*.yaml   cfn-lint
+#   all YAML                       yamllint (relaxed)
+# Each validator is first shown a deliberately broken copy and must reject it, so a validator that
+# silently checks nothing fails this script. Part of scripts/test.sh.
+#
+# The Compose and KEDA schemas are read from the shared schema folder, not copied into the repo:
+# LOGIN_ETL_SCHEMAS, else ../shared/schemas beside the checkout, else /work/shared/schemas.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+stack_dir=${LOGIN_ETL_STACK_DIR:-$root/.stack}
+venv=$stack_dir/validators-venv
+lock=$root/scripts/validators.lock
+
+say() { printf '[validate-deploy] %s\n' "$*" >&2; }
+die() { printf '[validate-deploy] error: %s\n' "$*" >&2; exit 1; }
+
+schemas=${LOGIN_ETL_SCHEMAS:-}
+for candidate in "$root/../shared/schemas" /work/shared/schemas; do
+  [ -n "$schemas" ] && break
+  [ -f "$candidate/compose-spec.json" ] && schemas=$candidate
+done
+[ -n "$schemas" ] && [ -f "$schemas/compose-spec.json" ] \
+  || die "the Compose/KEDA schemas were not found; set LOGIN_ETL_SCHEMAS to the folder holding compose-spec.json"
+
+if ! cmp -s "$lock" "$venv/.installed-lock" 2>/dev/null; then
+  python=$(command -v python3.11 || command -v python3 || true)
+  [ -n "$python" ] || die "python3 is required for the validators (apt-get install python3-venv)"
+  say "installing the validators (pinned in scripts/validators.lock) into $venv"
+  rm -rf "$venv"
+  "$python" -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -r "$lock"
+  cp "$lock" "$venv/.installed-lock"
+fi
+bin=$venv/bin
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+
+# run NAME COMMAND...: must pass.   reject NAME COMMAND...: must fail (the canary).
+run() { local name=$1; shift; if "$@" >"$scratch/out" 2>&1; then say "ok    $name"; else cat "$scratch/out" >&2; die "$name failed"; fi; }
+reject() { local name=$1; shift; if "$@" >/dev/null 2>&1; then die "$name accepted a broken copy: it is not checking"; fi; }
+
+keda=("$schemas/keda.sh_scaledobjects.yaml" "$schemas/keda.sh_triggerauthentications.yaml")
+k8s_core=(deploy/kubernetes/{namespace,serviceaccount,configmap,deployment,service,poddisruptionbudget,secret.example}.yaml)
+
+# Canaries: one typical mistake per artefact.
+sed 's/^USER 10001/USER root/' Dockerfile >"$scratch/Dockerfile"
+reject hadolint "$bin/hadolint" "$scratch/Dockerfile"
+sed 's/condition: service_healthy/condition: healthy/' docker-compose.yml >"$scratch/compose.yml"
+reject compose-schema "$bin/check-jsonschema" --schemafile "$schemas/compose-spec.json" "$scratch/compose.yml"
+sed 's/terminationGracePeriodSeconds/terminationGracePeriodSecond/' deploy/kubernetes/deployment.yaml >"$scratch/deployment.yaml"
+reject kubernetes-validate "$bin/kubernetes-validate" --strict --quiet "$scratch/deployment.yaml"
+sed 's/minReplicaCount/minReplicaCont/' deploy/kubernetes/keda.yaml >"$scratch/keda.yaml"
+reject keda-schema "$bin/python" scripts/validate-crd-objects.py "${keda[@]}" -- "$scratch/keda.yaml"
+sed 's/Type: AWS::SQS::Queue/Type: AWS::SQS::Queu/' deploy/cloudformation/queue-and-key.yaml >"$scratch/cfn.yaml"
+reject cfn-lint "$bin/cfn-lint" "$scratch/cfn.yaml"
+
+run "hadolint Dockerfile" "$bin/hadolint" Dockerfile
+run "docker-compose.yml against the Compose Specification" \
+  "$bin/check-jsonschema" --schemafile "$schemas/compose-spec.json" docker-compose.yml
+run "kubernetes-validate --strict (core kinds)" "$bin/kubernetes-validate" --strict --quiet "${k8s_core[@]}"
+run "KEDA ScaledObject + TriggerAuthentication against KEDA's CRDs" \
+  "$bin/python" scripts/validate-crd-objects.py "${keda[@]}" -- deploy/kubernetes/keda.yaml
+run "cfn-lint deploy/cloudformation" "$bin/cfn-lint" deploy/cloudformation/*.yaml
+run "yamllint" "$bin/yamllint" -d '{extends: relaxed, rules: {line-length: {max: 160}}}' \
+  docker-compose.yml deploy/kubernetes deploy/cloudformation
+say "all deployment artefacts are valid"
