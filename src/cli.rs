@@ -57,7 +57,7 @@ pub enum Command {
     /// deletes its messages and exits 0.
     Run(RunArgs),
     /// Create or upgrade the schema (tables, indexes; numbered migrations, each applied once) and exit.
-    Migrate(DbArgs),
+    Migrate(MigrateArgs),
     /// Show the queue depth and what has landed in the database (`--format json` for scripts).
     Status(StatusArgs),
     /// Quarantined messages: list them, or show one (bodies with their PII masked).
@@ -106,6 +106,19 @@ pub struct SqsArgs {
     /// AWS itself is never switched.
     #[arg(long, env = "LOGIN_ETL_SQS_PROTOCOL", value_enum, default_value_t = SqsProtocol::Auto)]
     pub sqs_protocol: SqsProtocol,
+}
+
+/// `migrate` options.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
+    /// Turn `user_logins` into monthly range partitions by `create_date` (one transaction that
+    /// copies an existing table; writers wait meanwhile). Once partitioned, `migrate` and `run`
+    /// keep the coming months' partitions created. Off by default; see docs/partitioning.md.
+    #[arg(long)]
+    pub partition_by_month: bool,
 }
 
 /// Where the database is.
@@ -179,6 +192,12 @@ pub struct RunArgs {
     /// not deleted and come back after the visibility timeout).
     #[arg(long, env = "LOGIN_ETL_WRITE_RETRY_SECONDS", default_value_t = 300)]
     pub write_retry_seconds: u64,
+    /// Keep processed message ids (the ledger that makes redeliveries harmless) this many days,
+    /// then prune them in the background. Must exceed the queue's message retention period (read
+    /// at start; 14 days at most on SQS): an older message can't be redelivered.
+    #[arg(long, env = "LOGIN_ETL_LEDGER_RETENTION_DAYS", default_value_t = 15,
+          value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub ledger_retention_days: u32,
 }
 
 /// Where the masking keys are.

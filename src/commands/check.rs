@@ -105,10 +105,18 @@ async fn check_queue(args: &RunArgs, source: &SqsSource, lines: &mut Lines) {
         ),
         None => lines.advice("no redrive policy: login-etl quarantines poison messages itself; a policy with maxReceiveCount ≥ 2 × --max-receives + 2 is a safety net"),
     }
-    lines.ok(format!(
-        "message retention {} days; the ledger keeps message ids for good, longer than any redelivery",
-        config.retention.as_secs() / 86_400
-    ));
+    let queue_days = config.retention.as_secs().div_ceil(86_400);
+    let ledger_days = u64::from(args.ledger_retention_days);
+    if ledger_days > queue_days {
+        lines.ok(format!(
+            "message retention {queue_days} days; the ledger keeps message ids {ledger_days} days, longer than any redelivery"
+        ));
+    } else {
+        lines.bad(
+            format!("--ledger-retention-days {ledger_days} is not longer than the queue's message retention ({queue_days} days)"),
+            format!("set --ledger-retention-days to at least {}", queue_days + 1),
+        );
+    }
 }
 
 async fn check_database(args: &RunArgs, lines: &mut Lines) {

@@ -9,11 +9,15 @@ use crate::cli::{LogFormat, RunArgs};
 use crate::mask::{Masker, StrategyName};
 use crate::pipeline::{self, PipelineSettings};
 use crate::sink::PgSink;
-use crate::source::SqsSettings;
+use crate::source::{SqsSettings, SqsSource};
 use crate::telemetry;
 
 /// How often queue depth and readiness are probed with `--metrics-addr`.
 const PROBE_EVERY: Duration = Duration::from_secs(5);
+
+/// How often the ledger is pruned of ids older than `--ledger-retention-days` (and partitions
+/// created ahead, when `user_logins` is partitioned).
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 pub(super) async fn run(
     args: RunArgs,
@@ -38,6 +42,13 @@ pub(super) async fn run(
     let budget = Duration::from_secs(args.write_retry_seconds);
     let sink = connect_sink(&args.db.database_url, budget, &shutdown).await?;
     let source = connect_source(&SqsSettings::from(&args.sqs), budget, &shutdown).await?;
+    let ledger_retention = ledger_retention(&args, &source).await?;
+    tokio::spawn(crate::sink::maintenance_loop(
+        PgSink::new(args.db.database_url.expose())?,
+        ledger_retention,
+        PRUNE_EVERY,
+        shutdown.clone(),
+    ));
     tracing::info!(
         queue_url = source.queue_url(),
         drain = args.drain,
@@ -69,4 +80,18 @@ pub(super) async fn run(
         println!("{summary}");
     }
     Ok(())
+}
+
+/// `--ledger-retention-days`, refused unless it outlasts the queue's own retention: a message
+/// redelivered after its id was pruned would be written twice.
+async fn ledger_retention(args: &RunArgs, source: &SqsSource) -> anyhow::Result<Duration> {
+    let days = u64::from(args.ledger_retention_days);
+    let queue_days = source.config().await?.retention.as_secs().div_ceil(86_400);
+    anyhow::ensure!(
+        days > queue_days,
+        "--ledger-retention-days {days} is not longer than the queue's message retention ({queue_days} days): \
+         a message redelivered after its id was pruned would be written twice; set at least {}",
+        queue_days + 1
+    );
+    Ok(Duration::from_secs(days * 86_400))
 }

@@ -3,6 +3,7 @@
 pub mod postgres;
 
 pub use postgres::{
-    DatabaseUrl, DbStatus, MaskedRow, PgSink, QuarantineEntry, RevealAudit, RevealRequest,
-    SharedDevice, SharedIp, SinkError, TableCounts, WriteReport,
+    maintenance_loop, Conversion, DatabaseUrl, DbStatus, MaskedRow, PgSink, QuarantineEntry,
+    RevealAudit, RevealRequest, SharedDevice, SharedIp, SinkError, TableCounts, WriteReport,
+    PRUNE_BATCH,
 };

@@ -35,6 +35,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "poison_attempts",
         include_str!("../../../migrations/0004_poison_attempts.sql"),
     ),
+    (
+        5,
+        "ledger_retention",
+        include_str!("../../../migrations/0005_ledger_retention.sql"),
+    ),
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock`: "loginetl".

@@ -5,7 +5,10 @@
 mod attempts;
 mod error;
 mod inspect;
+mod maintenance;
 mod migrate;
+mod partition;
+mod prune;
 mod reports;
 mod reveal;
 mod tls;
@@ -16,6 +19,9 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub use error::SinkError;
 pub use inspect::{DbStatus, QuarantineEntry};
+pub use maintenance::maintenance_loop;
+pub use partition::{Conversion, MONTHS_AHEAD};
+pub use prune::PRUNE_BATCH;
 pub use reports::{SharedDevice, SharedIp, TableCounts};
 pub use reveal::{MaskedRow, RevealAudit, RevealRequest};
 pub use write::WriteReport;
