@@ -224,6 +224,16 @@ async fn main() {
             &["--sqs-protocol", PROTOCOLS[round % 3]],
         ));
     }
+    // 7. Scale-out: 1, 2 and 4 processes draining the same queue (each with --receivers R).
+    let mut process_rates = Vec::new();
+    for processes in [1, 2, 4] {
+        source.send(&bodies).await.unwrap();
+        process_rates.push((
+            processes,
+            run_processes(&endpoint, &db_url, args.receivers, processes, bodies.len()),
+        ));
+    }
+
     let query_only_endpoint = std::env::var("LOGIN_ETL_TEST_QUERY_SQS_ENDPOINT")
         .unwrap_or_else(|_| "http://127.0.0.1:4567".into());
     let query_only = SqsSettings {
@@ -315,6 +325,14 @@ async fn main() {
         median(&protocol_rates[1]) / json,
         median(&protocol_rates[2]) / json
     );
+    println!();
+    let single = process_rates[0].1;
+    for (processes, rate) in &process_rates {
+        println!(
+            "{processes} process(es) on one queue, run --drain: {rate:.0} messages/s ({:.2}x one process)",
+            rate / single
+        );
+    }
     match query_only_rate {
         Some(rate) => println!(
             "binary run --drain on query-only LocalStack 1.4 (auto-detected): {rate:.0} messages/s"
@@ -359,4 +377,37 @@ fn run_binary(endpoint: &str, db_url: &str, receivers: usize, extra_args: &[&str
         .and_then(|last| last.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no rate in {stdout}"))
+}
+
+/// `processes` release binaries draining the queue together; messages/s over the wall time until
+/// the last exits (minus the final 1 s idle wait that proves the queue empty).
+fn run_processes(
+    endpoint: &str,
+    db_url: &str,
+    receivers: usize,
+    processes: usize,
+    messages: usize,
+) -> f64 {
+    let started = std::time::Instant::now();
+    let children: Vec<_> = (0..processes)
+        .map(|_| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_login-etl"))
+                .env("LOGIN_ETL_SQS_ENDPOINT", endpoint)
+                .env("LOGIN_ETL_QUEUE_NAME", QUEUE)
+                .env("LOGIN_ETL_DATABASE_URL", db_url)
+                .env("LOGIN_ETL_MASK_KEY", "ab".repeat(32))
+                .env("LOGIN_ETL_RECEIVERS", receivers.to_string())
+                .env("LOGIN_ETL_DRAIN_IDLE_SECONDS", "1")
+                .env("LOGIN_ETL_LOG", "warn")
+                .args(["run", "--drain"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("the login-etl binary runs")
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let wall = started.elapsed().saturating_sub(Duration::from_secs(1));
+    rate(messages, wall)
 }

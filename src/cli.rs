@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use url::Url;
 
-use crate::mask::StrategyName;
+use crate::mask::{NetworkMaskMode, NetworkPrefixes, StrategyName};
 use crate::pipeline::PipelineSettings;
 use crate::sink::DatabaseUrl;
 use crate::source::{SqsProtocol, SqsSettings};
@@ -18,7 +18,10 @@ pub use ops::{
     QuarantineArgs, QuarantineCommand, QuarantineListArgs, QuarantineShowArgs, StatusArgs,
     StatusFormat,
 };
-pub use privacy::{DuplicatesArgs, KeygenArgs, ReportArgs, ReportFormat, ReportKind, RevealArgs};
+pub use privacy::{
+    DuplicatesArgs, EraseArgs, KeygenArgs, KeysReportArgs, RekeyArgs, ReportArgs, ReportFormat,
+    ReportKind, RetireKeyArgs, RevealArgs,
+};
 
 /// Read user-login events from SQS, validate them, mask their PII (ip, device_id) and write them to
 /// PostgreSQL in batches. Bad messages go to a quarantine table with a reason; nothing is dropped.
@@ -76,6 +79,15 @@ pub enum Command {
     Reveal(RevealArgs),
     /// Reports over the masked data.
     Report(ReportArgs),
+    /// Erase one data subject: their rows and quarantine entries, in one audited transaction
+    /// (`--dry-run` counts first). The ledger keeps the message ids, so a redelivery adds nothing.
+    Erase(EraseArgs),
+    /// Re-encrypt aes-siv and ipcrypt-pfx values written under older keys to --to, in small
+    /// resumable transactions, audited. hmac masks are one-way and cannot be re-keyed.
+    Rekey(RekeyArgs),
+    /// Check that a key id masks nothing any more before it leaves the key ring; refused with the
+    /// counts while rows still use it.
+    RetireKey(RetireKeyArgs),
     /// Put the bundled 100-message sample (or N synthetic messages) on the queue.
     SendSample(SendSampleArgs),
 }
@@ -108,6 +120,35 @@ pub struct SqsArgs {
     pub sqs_protocol: SqsProtocol,
 }
 
+/// Network pseudonyms (`masked_ip_network`).
+#[derive(Debug, Clone, Args)]
+pub struct NetworkArgs {
+    /// Also store a pseudonym of each address's network, so logins can be grouped by network
+    /// without seeing addresses: `hmac` (keyed mask of the /24 or /48, one-way; leaks only "same
+    /// network or not") or `ipcrypt-pfx` (prefix-preserving encryption; every shared prefix length
+    /// shows, reversible by key holders with `reveal`). See README "Network pseudonyms".
+    #[arg(long, env = "LOGIN_ETL_IP_NETWORK_MASK", value_enum, default_value_t = NetworkMaskMode::Off)]
+    pub ip_network_mask: NetworkMaskMode,
+    /// IPv4 prefix length `hmac` groups by.
+    #[arg(long, env = "LOGIN_ETL_IPV4_NETWORK_PREFIX", default_value_t = 24,
+          value_parser = clap::value_parser!(u8).range(1..=32))]
+    pub ipv4_network_prefix: u8,
+    /// IPv6 prefix length `hmac` groups by.
+    #[arg(long, env = "LOGIN_ETL_IPV6_NETWORK_PREFIX", default_value_t = 48,
+          value_parser = clap::value_parser!(u8).range(1..=128))]
+    pub ipv6_network_prefix: u8,
+}
+
+impl NetworkArgs {
+    /// The prefix lengths as settings.
+    pub fn prefixes(&self) -> NetworkPrefixes {
+        NetworkPrefixes {
+            v4: self.ipv4_network_prefix,
+            v6: self.ipv6_network_prefix,
+        }
+    }
+}
+
 /// `migrate` options.
 #[derive(Debug, Clone, Args)]
 pub struct MigrateArgs {
@@ -119,6 +160,10 @@ pub struct MigrateArgs {
     /// keep the coming months' partitions created. Off by default; see docs/partitioning.md.
     #[arg(long)]
     pub partition_by_month: bool,
+    /// With a partitioned table: also create the monthly partitions from this date's month on
+    /// (YYYY-MM-DD), before backfilling older data (rows with no partition land in DEFAULT).
+    #[arg(long, value_name = "DATE")]
+    pub partitions_from: Option<chrono::NaiveDate>,
 }
 
 /// Where the database is.
@@ -192,12 +237,21 @@ pub struct RunArgs {
     /// not deleted and come back after the visibility timeout).
     #[arg(long, env = "LOGIN_ETL_WRITE_RETRY_SECONDS", default_value_t = 300)]
     pub write_retry_seconds: u64,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub network: NetworkArgs,
     /// Keep processed message ids (the ledger that makes redeliveries harmless) this many days,
     /// then prune them in the background. Must exceed the queue's message retention period (read
     /// at start; 14 days at most on SQS): an older message can't be redelivered.
     #[arg(long, env = "LOGIN_ETL_LEDGER_RETENTION_DAYS", default_value_t = 15,
           value_parser = clap::value_parser!(u32).range(1..=36500))]
     pub ledger_retention_days: u32,
+    /// Delete `user_logins` rows older than this many days (by create_date) in the background:
+    /// whole monthly partitions when partitioned, else 10,000-row transactions; each audited in
+    /// privacy_operations. Off by default.
+    #[arg(long, env = "LOGIN_ETL_RETAIN_DAYS",
+          value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub retain_days: Option<u32>,
 }
 
 /// Where the masking keys are.

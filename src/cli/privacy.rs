@@ -1,4 +1,4 @@
-//! Flags of the privacy commands: `keygen`, `reveal`, `report`.
+//! Flags of the privacy commands: `keygen`, `reveal`, `report`, `erase`, `rekey`, `retire-key`.
 
 use clap::{Args, Subcommand};
 
@@ -72,6 +72,9 @@ pub enum ReportKind {
     /// Masked device ids used by more than one user, and masked IPs shared by several users or
     /// devices, with counts: what deterministic masks are for.
     Duplicates(DuplicatesArgs),
+    /// Per column (masked_ip, masked_device_id, masked_ip_network, quarantine bodies), each key id
+    /// with its row count and first/last date: when can an old key be retired?
+    Keys(KeysReportArgs),
 }
 
 /// `report duplicates` options.
@@ -117,4 +120,72 @@ impl RevealArgs {
         };
         user.or_else(ip).or_else(device)
     }
+}
+
+/// `erase` options.
+#[derive(Debug, Clone, Args)]
+pub struct EraseArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
+    /// The data subject: every `user_logins` row and quarantine entry of this user id goes.
+    #[arg(long)]
+    pub user_id: String,
+    /// Why (the request's reference); stored in the audit row with the counts, never the user id.
+    #[arg(long)]
+    pub reason: String,
+    /// Who is accountable, if not the OS user running the command.
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Count what would go, change nothing, record nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `rekey` options.
+#[derive(Debug, Clone, Args)]
+pub struct RekeyArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub keys: KeyArgs,
+    /// The key to re-encrypt to (it must be in the key ring; normally the active one).
+    #[arg(long)]
+    pub to: String,
+    /// Only values under this key (default: every key but --to).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Rows per transaction; a killed run resumes where it stopped.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub batch: u32,
+    /// Why; stored in the audit row.
+    #[arg(long, default_value = "key rotation")]
+    pub reason: String,
+    /// Who is accountable, if not the OS user running the command.
+    #[arg(long)]
+    pub actor: Option<String>,
+}
+
+/// `retire-key` options.
+#[derive(Debug, Clone, Args)]
+pub struct RetireKeyArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
+    /// The key id to retire from the key ring.
+    #[arg(long)]
+    pub id: String,
+}
+
+/// `report keys` options.
+#[derive(Debug, Clone, Args)]
+pub struct KeysReportArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
+    /// Output format (`csv` is like `table`, comma-separated).
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ReportFormat,
 }

@@ -24,7 +24,7 @@ pub(super) async fn migrate(args: MigrateArgs, shutdown: CancellationToken) -> a
             );
         }
     }
-    let ahead = sink.ensure_partitions().await?;
+    let ahead = sink.ensure_partitions_from(args.partitions_from).await?;
     if ahead > 0 {
         println!("partitions exist for this month and the next {ahead}");
     }

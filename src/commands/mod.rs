@@ -2,10 +2,13 @@
 //! errors get context here (anyhow) and become one line a user can act on.
 
 mod check;
+mod erase;
 mod keygen;
+mod keys_usage;
 mod migrate;
 mod purge;
 mod quarantine;
+mod rekey;
 mod report;
 mod reveal;
 mod run;
@@ -46,7 +49,11 @@ pub async fn execute(
         Command::Reveal(args) => reveal::reveal(args).await,
         Command::Report(args) => match args.report {
             ReportKind::Duplicates(args) => report::duplicates(args).await,
+            ReportKind::Keys(args) => keys_usage::report(args).await,
         },
+        Command::Erase(args) => erase::erase(args).await,
+        Command::Rekey(args) => rekey::rekey(args, shutdown).await,
+        Command::RetireKey(args) => keys_usage::retire(args).await,
     }
 }
 
@@ -133,4 +140,12 @@ async fn open_queue(settings: &SqsSettings) -> anyhow::Result<SqsSource> {
     SqsSource::connect(settings)
         .await
         .context("cannot open the queue")
+}
+
+/// The operating-system user, for the audit trail.
+pub(super) fn os_user() -> String {
+    ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
 }

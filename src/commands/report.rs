@@ -12,13 +12,33 @@ pub(super) async fn duplicates(args: DuplicatesArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot read user_logins in {}", sink.target()))?;
     let ips = sink.shared_ips(args.limit).await?;
+    let networks = sink.shared_networks(args.limit).await?;
     match args.format {
         ReportFormat::Json => {
-            let report = serde_json::json!({ "shared_devices": devices, "shared_ips": ips });
+            let report = serde_json::json!({
+                "shared_devices": devices,
+                "shared_ips": ips,
+                "shared_networks": networks,
+            });
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
-        ReportFormat::Csv => print_csv(&devices, &ips),
-        ReportFormat::Table => print_table(&devices, &ips),
+        ReportFormat::Csv => {
+            print_csv(&devices, &ips);
+            for n in &networks {
+                println!("network,{},{},,{}", n.network, n.users, n.logins);
+            }
+        }
+        ReportFormat::Table => {
+            print_table(&devices, &ips);
+            println!("Networks shared by several users ({}):", networks.len());
+            println!(
+                "  {:<70} {:>6} {:>7}",
+                "network pseudonym", "users", "logins"
+            );
+            for n in &networks {
+                println!("  {:<70} {:>6} {:>7}", n.network, n.users, n.logins);
+            }
+        }
     }
     Ok(())
 }

@@ -3,18 +3,10 @@
 
 use anyhow::{bail, Context};
 
-use super::load_keys;
+use super::{load_keys, os_user};
 use crate::cli::RevealArgs;
-use crate::mask::{Field, Masker, RevealError, StrategyName};
+use crate::mask::{network, Field, Masker, RevealError, StrategyName};
 use crate::sink::{PgSink, RevealAudit, RevealRequest};
-
-/// The operating-system user, for the audit trail.
-fn os_user() -> String {
-    ["USER", "LOGNAME", "USERNAME"]
-        .iter()
-        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| "unknown".into())
-}
 
 pub(super) async fn reveal(args: RevealArgs) -> anyhow::Result<()> {
     if args.reason.trim().is_empty() {
@@ -45,7 +37,11 @@ pub(super) async fn reveal(args: RevealArgs) -> anyhow::Result<()> {
         .context("cannot read or audit the rows; nothing was revealed")?;
 
     if let RevealRequest::Value { mask, field } = &request {
-        println!("{}", masker.reveal(*field, mask)?);
+        let value = match field {
+            Field::IpNetwork => network::reveal_pfx(&keys, mask)?,
+            _ => masker.reveal(*field, mask)?,
+        };
+        println!("{value}");
         return Ok(());
     }
     if rows.is_empty() {

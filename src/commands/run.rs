@@ -6,7 +6,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{connect_sink, connect_source, load_keys};
 use crate::cli::{LogFormat, RunArgs};
-use crate::mask::{Masker, StrategyName};
+use crate::mask::{Masker, NetworkMaskMode, NetworkMasker, StrategyName};
 use crate::pipeline::{self, PipelineSettings};
 use crate::sink::PgSink;
 use crate::source::{SqsSettings, SqsSource};
@@ -24,20 +24,30 @@ pub(super) async fn run(
     log_format: LogFormat,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let masker = match args.mask_strategy {
-        StrategyName::Sha256 => {
-            tracing::warn!(
-                "--mask-strategy sha256 is unkeyed: every IPv4 mask can be reversed by hashing all \
-                 2^32 addresses. Use it only to stay compatible with an existing table."
-            );
-            Masker::new(StrategyName::Sha256, None)?
-        }
-        keyed => {
-            let keys = load_keys(&args.keys, args.sqs.sqs_endpoint.0.as_ref()).await?;
-            Masker::new(keyed, Some(&keys))?
-        }
+    let network_on = args.network.ip_network_mask != NetworkMaskMode::Off;
+    let keys = if args.mask_strategy != StrategyName::Sha256 || network_on {
+        Some(load_keys(&args.keys, args.sqs.sqs_endpoint.0.as_ref()).await?)
+    } else {
+        None
     };
-    tracing::info!(strategy = masker.strategy(), "masking");
+    if args.mask_strategy == StrategyName::Sha256 {
+        tracing::warn!(
+            "--mask-strategy sha256 is unkeyed: every IPv4 mask can be reversed by hashing all \
+             2^32 addresses. Use it only to stay compatible with an existing table."
+        );
+    }
+    let network = match &keys {
+        Some(keys) => {
+            NetworkMasker::new(args.network.ip_network_mask, args.network.prefixes(), keys)?
+        }
+        None => None,
+    };
+    let masker = Masker::new(args.mask_strategy, keys.as_ref())?.with_network(network);
+    tracing::info!(
+        strategy = masker.strategy(),
+        network = ?args.network.ip_network_mask,
+        "masking"
+    );
 
     let budget = Duration::from_secs(args.write_retry_seconds);
     let sink = connect_sink(&args.db.database_url, budget, &shutdown).await?;
@@ -45,8 +55,11 @@ pub(super) async fn run(
     let ledger_retention = ledger_retention(&args, &source).await?;
     tokio::spawn(crate::sink::maintenance_loop(
         PgSink::new(args.db.database_url.expose())?,
-        ledger_retention,
-        PRUNE_EVERY,
+        crate::sink::Upkeep {
+            ledger_retention,
+            retain_days: args.retain_days,
+            every: PRUNE_EVERY,
+        },
         shutdown.clone(),
     ));
     tracing::info!(

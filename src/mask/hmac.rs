@@ -15,6 +15,7 @@ pub(crate) struct HmacStrategy {
     key_id: String,
     ip: HmacSha256,
     device_id: HmacSha256,
+    ip_network: HmacSha256,
 }
 
 impl std::fmt::Debug for HmacStrategy {
@@ -38,6 +39,7 @@ impl HmacStrategy {
             key_id: key_id.to_string(),
             ip: keyed(Field::Ip),
             device_id: keyed(Field::DeviceId),
+            ip_network: keyed(Field::IpNetwork),
         }
     }
 }
@@ -55,6 +57,7 @@ impl MaskStrategy for HmacStrategy {
         let mut mac = match field {
             Field::Ip => self.ip.clone(),
             Field::DeviceId => self.device_id.clone(),
+            Field::IpNetwork => self.ip_network.clone(),
         };
         mac.update(canonical.as_bytes());
         format!(

@@ -62,6 +62,9 @@ pub enum KeyError {
         /// What KMS said.
         message: String,
     },
+    /// A key can't be used for a derived purpose (the message says why, never the key).
+    #[error("masking key: {0}")]
+    Invalid(String),
     /// The key file could not be read.
     #[error("cannot read masking key file {path}: {source}")]
     File {
@@ -206,6 +209,19 @@ impl KeyRing {
     pub(crate) fn active(&self) -> (&str, &MaskKey) {
         let (id, key) = &self.keys[0];
         (id, key)
+    }
+
+    /// The same keys with `id` made active (first), e.g. the target of a re-keying.
+    pub fn with_active(&self, id: &str) -> Result<KeyRing, KeyError> {
+        let position = self
+            .keys
+            .iter()
+            .position(|(key_id, _)| key_id == id)
+            .ok_or_else(|| KeyError::Invalid(format!("no key `{id}` in the key ring")))?;
+        let mut keys = self.keys.clone();
+        let chosen = keys.remove(position);
+        keys.insert(0, chosen);
+        Self::new(keys)
     }
 
     /// Every key, active first.

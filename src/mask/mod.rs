@@ -13,6 +13,7 @@
 
 mod hmac;
 pub mod keys;
+pub mod network;
 mod sha256;
 mod siv;
 
@@ -22,6 +23,7 @@ use std::sync::Arc;
 
 pub(crate) use keys::MaskKey;
 pub use keys::{KeyError, KeyRing};
+pub use network::{NetworkMaskMode, NetworkMasker, NetworkPrefixes};
 
 use crate::event::LoginEvent;
 
@@ -33,6 +35,8 @@ pub enum Field {
     Ip,
     /// The device identifier (trimmed).
     DeviceId,
+    /// The address's network pseudonym (`masked_ip_network`; only `ipcrypt-pfx` ones reveal).
+    IpNetwork,
 }
 
 impl Field {
@@ -40,6 +44,7 @@ impl Field {
         match self {
             Field::Ip => b"login-etl/v1/ip",
             Field::DeviceId => b"login-etl/v1/device_id",
+            Field::IpNetwork => b"login-etl/v1/ip-network",
         }
     }
 }
@@ -102,6 +107,8 @@ pub struct MaskedLogin {
     pub locale: Option<String>,
     /// As received.
     pub app_version: Option<String>,
+    /// Network pseudonym (`--ip-network-mask`), `None` when off.
+    pub masked_ip_network: Option<String>,
 }
 
 /// Which strategy made a stored mask, from its shape: `sha256` is 64 hex characters, `hmac-sha256`
@@ -130,7 +137,10 @@ impl StrategyName {
 /// The masking façade the pipeline uses: canonicalises, then applies the chosen strategy.
 /// Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct Masker(Arc<dyn MaskStrategy>);
+pub struct Masker {
+    strategy: Arc<dyn MaskStrategy>,
+    network: Option<Arc<NetworkMasker>>,
+}
 
 impl Masker {
     /// A masker for a strategy; keyed strategies need `keys`.
@@ -141,34 +151,46 @@ impl Masker {
             (StrategyName::HmacSha256, Some(keys)) => Arc::new(hmac::HmacStrategy::new(keys)),
             (StrategyName::AesSiv, Some(keys)) => Arc::new(siv::SivStrategy::new(keys)),
         };
-        Ok(Self(inner))
+        Ok(Self {
+            strategy: inner,
+            network: None,
+        })
     }
 
     /// The default strategy with these keys.
     pub fn hmac(keys: &KeyRing) -> Self {
-        Self(Arc::new(hmac::HmacStrategy::new(keys)))
+        Self {
+            strategy: Arc::new(hmac::HmacStrategy::new(keys)),
+            network: None,
+        }
+    }
+
+    /// Also fill `masked_ip_network` with this network masker (`None`: leave it NULL).
+    pub fn with_network(mut self, network: Option<NetworkMasker>) -> Self {
+        self.network = network.map(Arc::new);
+        self
     }
 
     /// The strategy's name.
     pub fn strategy(&self) -> &'static str {
-        self.0.name()
+        self.strategy.name()
     }
 
     /// The id of the key new masks are made with (`None` for the unkeyed strategy).
     pub fn key_id(&self) -> Option<&str> {
-        self.0.key_id()
+        self.strategy.key_id()
     }
 
     /// Mask one value in a field's domain. The caller is responsible for canonical form.
     pub fn mask(&self, field: Field, canonical: &str) -> String {
-        self.0.mask(field, canonical)
+        self.strategy.mask(field, canonical)
     }
 
     /// Recover a value from its mask, where the strategy allows it. A mask made by a one-way
     /// strategy is refused as such, whatever this masker's own strategy is.
     pub fn reveal(&self, field: Field, mask: &str) -> Result<String, RevealError> {
         match strategy_of(mask) {
-            StrategyName::AesSiv => self.0.reveal(field, mask),
+            StrategyName::AesSiv => self.strategy.reveal(field, mask),
             one_way => Err(RevealError::OneWay(one_way.as_str())),
         }
     }
@@ -181,6 +203,7 @@ impl Masker {
     /// Replace the PII of a validated event; the raw values are dropped with `event`.
     pub fn mask_event(&self, event: LoginEvent) -> MaskedLogin {
         MaskedLogin {
+            masked_ip_network: self.network.as_ref().map(|n| n.mask(&event.ip)),
             masked_ip: self.mask_ip(&event.ip),
             masked_device_id: self.mask(Field::DeviceId, event.device_id.trim()),
             user_id: event.user_id,

@@ -3,7 +3,8 @@
 pub mod postgres;
 
 pub use postgres::{
-    maintenance_loop, Conversion, DatabaseUrl, DbStatus, MaskedRow, PgSink, QuarantineEntry,
-    RevealAudit, RevealRequest, SharedDevice, SharedIp, SinkError, TableCounts, WriteReport,
+    maintenance_loop, rekey_commit, Accountable, Conversion, DatabaseUrl, DbStatus, Erased,
+    KeyUsage, MaskedRow, PgSink, QuarantineEntry, RekeyRow, RevealAudit, RevealRequest,
+    SharedDevice, SharedIp, SharedNetwork, SinkError, TableCounts, Upkeep, WriteReport,
     PRUNE_BATCH,
 };

@@ -23,6 +23,7 @@ pub(crate) const QUEUE_IN_FLIGHT: &str = "login_etl_queue_in_flight_messages";
 pub(crate) const HELD: &str = "login_etl_messages_held";
 pub(crate) const LAST_COMMIT: &str = "login_etl_last_commit_timestamp_seconds";
 pub(crate) const BUILD_INFO: &str = "login_etl_build_info";
+pub(crate) const LEDGER_PRUNED: &str = "login_etl_ledger_pruned_total";
 
 /// Install the process-wide Prometheus recorder; its handle renders `/metrics`.
 pub(crate) fn install(strategy: &str, key_id: &str) -> anyhow::Result<PrometheusHandle> {
@@ -68,6 +69,10 @@ fn describe() {
     );
     describe_counter!(RETRIES, "Retries after a transient failure, by kind.");
     describe_counter!(BATCHES, "Batches committed.");
+    describe_counter!(
+        LEDGER_PRUNED,
+        "Ledger ids pruned past --ledger-retention-days."
+    );
     describe_histogram!(BATCH_SIZE, Unit::Count, "Messages per committed batch.");
     describe_histogram!(
         COMMIT_SECONDS,
@@ -134,6 +139,10 @@ pub(crate) fn released(messages: usize) {
 pub(crate) fn deleted(deleted: u64, failed: u64) {
     counter!(DELETED).increment(deleted);
     counter!(DELETE_FAILURES).increment(failed);
+}
+
+pub(crate) fn ledger_pruned(ids: u64) {
+    counter!(LEDGER_PRUNED).increment(ids);
 }
 
 pub(crate) fn dead_letters(forwarded: usize) {

@@ -14,6 +14,7 @@ mod partitions;
 mod pipeline;
 mod poison;
 mod privacy;
+mod privacy_v2;
 mod query_protocol;
 mod reliability;
 mod scale_out;

@@ -1,32 +1,48 @@
-//! Background upkeep during `run`: prune the ledger past its retention and keep monthly
-//! partitions created ahead. Failures are logged and retried next round: neither blocks writes (an
-//! unpruned ledger costs space; a missing partition sends rows to the DEFAULT partition).
+//! Background upkeep during `run`: prune the ledger past its retention, keep monthly partitions
+//! created ahead, and (with `--retain-days`) delete old rows. Failures are logged and retried next
+//! round: none blocks writes (an unpruned ledger costs space; a missing partition sends rows to the
+//! DEFAULT partition; retention catches up next round).
 
 use std::time::Duration;
 
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use super::PgSink;
+use super::{Accountable, PgSink};
 
-/// Now, then every `every` until shutdown: prune ledger ids older than `retention`, and create
-/// the partitions of the coming months if `user_logins` is partitioned.
-pub async fn maintenance_loop(
-    mut sink: PgSink,
-    retention: Duration,
-    every: Duration,
-    shutdown: CancellationToken,
-) {
-    let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+/// What the background upkeep does, and how often.
+#[derive(Debug, Clone, Copy)]
+pub struct Upkeep {
+    /// Ledger ids older than this are pruned.
+    pub ledger_retention: Duration,
+    /// Rows older than this many days are deleted (`None`: kept).
+    pub retain_days: Option<u32>,
+    /// Pause between rounds.
+    pub every: Duration,
+}
+
+/// Rows deleted per retention transaction.
+const RETENTION_BATCH: i64 = 10_000;
+
+/// Now, then every `every` until shutdown: prune ledger ids older than the ledger retention,
+/// create the partitions of the coming months if `user_logins` is partitioned, apply
+/// `--retain-days`.
+pub async fn maintenance_loop(mut sink: PgSink, upkeep: Upkeep, shutdown: CancellationToken) {
+    let retention =
+        chrono::Duration::from_std(upkeep.ledger_retention).unwrap_or(chrono::Duration::MAX);
+    let every = upkeep.every;
     loop {
         let cutoff = Utc::now() - retention;
         match sink.prune_ledger(cutoff, &shutdown).await {
             Ok(0) => {}
             Ok(pruned) => {
-                metrics::counter!("login_etl_ledger_pruned_total").increment(pruned);
+                crate::telemetry::metrics::ledger_pruned(pruned);
                 tracing::info!(pruned, %cutoff, "pruned ledger ids older than the retention");
             }
             Err(e) => tracing::warn!(error = %e, "ledger pruning failed; trying again later"),
+        }
+        if let Some(days) = upkeep.retain_days {
+            retain(&mut sink, days).await;
         }
         if let Err(e) = sink.ensure_partitions().await {
             tracing::warn!(error = %e, "creating the coming months' partitions failed (rows go to user_logins_default meanwhile); trying again later");
@@ -35,5 +51,22 @@ pub async fn maintenance_loop(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
+    }
+}
+
+/// Delete rows older than `days` days, audited as done by `login-etl run`.
+async fn retain(sink: &mut PgSink, days: u32) {
+    let cutoff = Utc::now().date_naive() - chrono::Days::new(u64::from(days));
+    let who = Accountable {
+        os_user: "login-etl".into(),
+        actor: "login-etl run".into(),
+        reason: format!("--retain-days {days}"),
+    };
+    match sink.delete_before(cutoff, RETENTION_BATCH, &who).await {
+        Ok(0) => {}
+        Ok(deleted) => {
+            tracing::info!(deleted, %cutoff, "deleted user_logins rows older than --retain-days")
+        }
+        Err(e) => tracing::warn!(error = %e, "retention failed; trying again later"),
     }
 }

@@ -40,6 +40,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "ledger_retention",
         include_str!("../../../migrations/0005_ledger_retention.sql"),
     ),
+    (
+        6,
+        "privacy_v2",
+        include_str!("../../../migrations/0006_privacy_v2.sql"),
+    ),
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock`: "loginetl".

@@ -8,6 +8,7 @@ mod inspect;
 mod maintenance;
 mod migrate;
 mod partition;
+mod privacy;
 mod prune;
 mod reports;
 mod reveal;
@@ -19,10 +20,11 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub use error::SinkError;
 pub use inspect::{DbStatus, QuarantineEntry};
-pub use maintenance::maintenance_loop;
+pub use maintenance::{maintenance_loop, Upkeep};
 pub use partition::{Conversion, MONTHS_AHEAD};
+pub use privacy::{rekey_commit, Accountable, Erased, KeyUsage, RekeyRow};
 pub use prune::PRUNE_BATCH;
-pub use reports::{SharedDevice, SharedIp, TableCounts};
+pub use reports::{SharedDevice, SharedIp, SharedNetwork, TableCounts};
 pub use reveal::{MaskedRow, RevealAudit, RevealRequest};
 pub use write::WriteReport;
 

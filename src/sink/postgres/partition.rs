@@ -63,11 +63,23 @@ impl PgSink {
     /// Create the partitions for this month and the next [`MONTHS_AHEAD`] if `user_logins` is
     /// partitioned; returns how many months are covered ahead (0 for a plain table).
     pub async fn ensure_partitions(&mut self) -> Result<u32, SinkError> {
+        self.ensure_partitions_from(None).await
+    }
+
+    /// Like [`ensure_partitions`](Self::ensure_partitions), also creating every month from
+    /// `first`'s on (for a backfill of older data, which would otherwise land in DEFAULT).
+    pub async fn ensure_partitions_from(
+        &mut self,
+        first: Option<NaiveDate>,
+    ) -> Result<u32, SinkError> {
         if !self.is_partitioned().await? {
             return Ok(0);
         }
         let this_month = month_start(Utc::now().date_naive(), 0);
-        let sql: Vec<String> = (0..=MONTHS_AHEAD as i32)
+        let first = month_start(first.unwrap_or(this_month).min(this_month), 0);
+        let months_back = (this_month.year() - first.year()) * 12
+            + (this_month.month0() as i32 - first.month0() as i32);
+        let sql: Vec<String> = (-months_back..=MONTHS_AHEAD as i32)
             .map(|m| create_partition_sql(month_start(this_month, m)))
             .collect();
         let result = self.client().await?.batch_execute(&sql.join(";\n")).await;
@@ -118,11 +130,14 @@ async fn convert(client: &mut tokio_postgres::Client) -> Result<u64, tokio_postg
          ALTER TABLE user_logins RENAME TO user_logins_unpartitioned;
          ALTER INDEX IF EXISTS user_logins_device_users RENAME TO user_logins_unpartitioned_device_users;
          ALTER INDEX IF EXISTS user_logins_ip_users RENAME TO user_logins_unpartitioned_ip_users;
+         ALTER INDEX IF EXISTS user_logins_network_users RENAME TO user_logins_unpartitioned_network_users;
          CREATE TABLE user_logins (LIKE user_logins_unpartitioned INCLUDING DEFAULTS INCLUDING CONSTRAINTS)
              PARTITION BY RANGE (create_date);
          CREATE TABLE user_logins_default PARTITION OF user_logins DEFAULT;
          CREATE INDEX user_logins_device_users ON user_logins (masked_device_id, user_id);
-         CREATE INDEX user_logins_ip_users ON user_logins (masked_ip, user_id, masked_device_id);",
+         CREATE INDEX user_logins_ip_users ON user_logins (masked_ip, user_id, masked_device_id);
+         CREATE INDEX user_logins_network_users ON user_logins (masked_ip_network, user_id)
+             WHERE masked_ip_network IS NOT NULL;",
     )
     .await?;
     // One partition per month the existing rows cover, so they don't all land in DEFAULT.

@@ -44,6 +44,28 @@ pub struct SharedIp {
     pub logins: i64,
 }
 
+/// A network pseudonym seen for more than one user.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SharedNetwork {
+    /// The hmac network mask, or for ipcrypt-pfx `<key>:pfx:` and the encrypted /24 or /48.
+    pub network: String,
+    /// Distinct users.
+    pub users: i64,
+    /// Rows.
+    pub logins: i64,
+}
+
+/// hmac network masks group as they are; ipcrypt-pfx ones by the /24 (IPv4) or /48 (IPv6) of the
+/// encrypted address, which is the pseudonym of the real /24 or /48.
+const NETWORK_KEY: &str = "CASE WHEN masked_ip_network LIKE '%:pfx:%' THEN \
+     split_part(masked_ip_network, ':pfx:', 1) || ':pfx:' || network(set_masklen( \
+     split_part(masked_ip_network, ':pfx:', 2)::inet, \
+     CASE WHEN family(split_part(masked_ip_network, ':pfx:', 2)::inet) = 4 THEN 24 ELSE 48 END))::text \
+     ELSE masked_ip_network END";
+const SHARED_NETWORKS: &str = "SELECT {key}, count(DISTINCT user_id), count(*) FROM user_logins \
+     WHERE masked_ip_network IS NOT NULL GROUP BY 1 HAVING count(DISTINCT user_id) > 1 \
+     ORDER BY 2 DESC, 3 DESC, 1 LIMIT $1";
+
 const COUNT_TOTALS: &str =
     "SELECT (SELECT count(*) FROM user_logins), (SELECT count(*) FROM processed_messages)";
 const COUNT_QUARANTINE: &str =
@@ -117,6 +139,21 @@ impl PgSink {
                 users: r.get(1),
                 devices: r.get(2),
                 logins: r.get(3),
+            })
+            .collect())
+    }
+
+    /// Network pseudonyms shared by several users (empty unless `--ip-network-mask` was on).
+    pub async fn shared_networks(&mut self, limit: u32) -> Result<Vec<SharedNetwork>, SinkError> {
+        let sql = SHARED_NETWORKS.replace("{key}", NETWORK_KEY);
+        let result = self.client().await?.query(&sql, &[&i64::from(limit)]).await;
+        let rows = result.map_err(|e| self.on_error(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| SharedNetwork {
+                network: r.get(0),
+                users: r.get(1),
+                logins: r.get(2),
             })
             .collect())
     }

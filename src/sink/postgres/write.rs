@@ -18,8 +18,8 @@ const CLAIM_IDS: &str = "INSERT INTO processed_messages (message_id, outcome) \
                          SELECT * FROM unnest($1::text[], $2::text[]) \
                          ON CONFLICT (message_id) DO NOTHING RETURNING message_id";
 const COPY_ROWS: &str = "COPY user_logins (user_id, device_type, masked_ip, masked_device_id, \
-                         locale, app_version, create_date) FROM STDIN (FORMAT binary)";
-const COPY_TYPES: [Type; 7] = [
+                         locale, app_version, create_date, masked_ip_network) FROM STDIN (FORMAT binary)";
+const COPY_TYPES: [Type; 8] = [
     Type::VARCHAR,
     Type::VARCHAR,
     Type::VARCHAR,
@@ -27,6 +27,7 @@ const COPY_TYPES: [Type; 7] = [
     Type::VARCHAR,
     Type::VARCHAR,
     Type::DATE,
+    Type::VARCHAR,
 ];
 const CLEAR_ATTEMPTS: &str = "DELETE FROM poison_attempts WHERE message_id = ANY($1)";
 const INSERT_QUARANTINE: &str = "INSERT INTO quarantined_messages (message_id, reason_code, reason, \
@@ -153,7 +154,7 @@ async fn copy_rows(tx: &Transaction<'_>, fresh: &[&Outcome]) -> Result<u64, toki
     let mut rows = 0;
     for outcome in fresh {
         if let OutcomeKind::Row { login, create_date } = &outcome.kind {
-            let row: [&(dyn ToSql + Sync); 7] = [
+            let row: [&(dyn ToSql + Sync); 8] = [
                 &login.user_id,
                 &login.device_type,
                 &login.masked_ip,
@@ -161,6 +162,7 @@ async fn copy_rows(tx: &Transaction<'_>, fresh: &[&Outcome]) -> Result<u64, toki
                 &login.locale,
                 &login.app_version,
                 create_date,
+                &login.masked_ip_network,
             ];
             writer.as_mut().write(&row).await?;
             rows += 1;

@@ -1,0 +1,40 @@
+//! `login-etl erase`: a data subject's erasure request — their rows and quarantine entries, in one
+//! transaction with its audit row (counts only, never the user id).
+
+use anyhow::{bail, Context};
+
+use super::os_user;
+use crate::cli::EraseArgs;
+use crate::sink::{Accountable, PgSink};
+
+pub(super) async fn erase(args: EraseArgs) -> anyhow::Result<()> {
+    if args.reason.trim().is_empty() {
+        bail!("--reason must name the request (e.g. its ticket); it is stored in the audit trail");
+    }
+    if args.user_id.trim().is_empty() {
+        bail!("--user-id is empty");
+    }
+    let mut sink = PgSink::new(args.db.database_url.expose())?;
+    sink.migrate().await.context("cannot prepare the schema")?;
+    let who = Accountable {
+        os_user: os_user(),
+        actor: args.actor.clone().unwrap_or_else(os_user),
+        reason: args.reason.clone(),
+    };
+    let erased = sink
+        .erase_user(&args.user_id, &who, args.dry_run)
+        .await
+        .with_context(|| format!("cannot erase in {}; nothing was changed", sink.target()))?;
+    match erased.audit_id {
+        None => println!(
+            "dry run: would erase {} rows from user_logins and {} quarantine entries; nothing changed",
+            erased.rows, erased.quarantined
+        ),
+        Some(id) => println!(
+            "erased {} rows from user_logins and {} quarantine entries; audited in privacy_operations (id {id}); \
+             the ledger keeps the message ids, so redeliveries add nothing",
+            erased.rows, erased.quarantined
+        ),
+    }
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! `login-etl rekey`: re-encrypt aes-siv masks (and ipcrypt-pfx network pseudonyms) written under
+//! older keys to the target key, batch by batch. Each batch is re-encrypted, written and counted
+//! in the run's audit row in one transaction, so a killed run resumes where it stopped and every
+//! value still reveals to the same raw value. hmac masks are one-way: without the raw values they
+//! cannot be re-keyed (reported, left as they are).
+
+use anyhow::{bail, Context};
+use tokio_util::sync::CancellationToken;
+
+use super::{load_keys, os_user};
+use crate::cli::RekeyArgs;
+use crate::mask::{
+    network, Field, Masker, NetworkMaskMode, NetworkMasker, NetworkPrefixes, StrategyName,
+};
+use crate::sink::{rekey_commit, Accountable, PgSink, RekeyRow};
+
+/// The same row with every old value re-encrypted to the target key.
+struct Rekeyer {
+    reveal: Masker,
+    target: Masker,
+    target_pfx: NetworkMasker,
+    keys: crate::mask::KeyRing,
+}
+
+impl Rekeyer {
+    fn value(&self, field: Field, mask: &str) -> anyhow::Result<String> {
+        let raw = self
+            .reveal
+            .reveal(field, mask)
+            .with_context(|| format!("a {} mask cannot be decrypted", field_name(field)))?;
+        Ok(self.target.mask(field, &raw))
+    }
+
+    fn network(&self, mask: &str) -> anyhow::Result<String> {
+        let raw = network::reveal_pfx(&self.keys, mask)
+            .context("an ipcrypt-pfx network pseudonym cannot be decrypted")?;
+        let ip: std::net::IpAddr = raw
+            .parse()
+            .context("a decrypted network pseudonym is not an address")?;
+        Ok(self.target_pfx.mask(&ip))
+    }
+
+    fn row(&self, row: RekeyRow) -> anyhow::Result<RekeyRow> {
+        Ok(RekeyRow {
+            masked_ip: row
+                .masked_ip
+                .as_deref()
+                .map(|m| self.value(Field::Ip, m))
+                .transpose()?,
+            masked_device_id: row
+                .masked_device_id
+                .as_deref()
+                .map(|m| self.value(Field::DeviceId, m))
+                .transpose()?,
+            masked_ip_network: row
+                .masked_ip_network
+                .as_deref()
+                .map(|m| self.network(m))
+                .transpose()?,
+            ..row
+        })
+    }
+}
+
+fn field_name(field: Field) -> &'static str {
+    match field {
+        Field::Ip => "masked_ip",
+        Field::DeviceId => "masked_device_id",
+        Field::IpNetwork => "masked_ip_network",
+    }
+}
+
+pub(super) async fn rekey(args: RekeyArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let keys = load_keys(&args.keys, None).await?;
+    let target_ring = keys.with_active(&args.to)?;
+    if args.from.as_deref() == Some(args.to.as_str()) {
+        bail!("--from and --to are the same key");
+    }
+    let rekeyer = Rekeyer {
+        reveal: Masker::new(StrategyName::AesSiv, Some(&keys))?,
+        target: Masker::new(StrategyName::AesSiv, Some(&target_ring))?,
+        target_pfx: NetworkMasker::new(
+            NetworkMaskMode::IpcryptPfx,
+            NetworkPrefixes::default(),
+            &target_ring,
+        )?
+        .expect("ipcrypt-pfx is not off"),
+        keys,
+    };
+    let mut sink = PgSink::new(args.db.database_url.expose())?;
+    sink.migrate().await.context("cannot prepare the schema")?;
+    let one_way = sink.one_way_masks_not_under(&args.to).await?;
+    if one_way > 0 {
+        eprintln!(
+            "note: {one_way} hmac-sha256 masks are under other keys than `{}`; they are one-way and \
+             cannot be re-keyed without the raw values (keep their key until those rows age out)",
+            args.to
+        );
+    }
+    let who = Accountable {
+        os_user: os_user(),
+        actor: args.actor.clone().unwrap_or_else(os_user),
+        reason: args.reason.clone(),
+    };
+    let audit_id = sink
+        .start_rekey(&who, &args.to, args.from.as_deref())
+        .await?;
+    let mut total = 0usize;
+    while !shutdown.is_cancelled() {
+        let (tx, rows) = sink
+            .rekey_batch(&args.to, args.from.as_deref(), i64::from(args.batch))
+            .await
+            .context("cannot read the rows to re-key")?;
+        if rows.is_empty() {
+            break;
+        }
+        let rekeyed = rows
+            .into_iter()
+            .map(|row| rekeyer.row(row))
+            .collect::<anyhow::Result<Vec<_>>>()
+            .context("re-keying stopped; the rows already done keep their new key (run again after fixing the key ring)")?;
+        total += rekeyed.len();
+        rekey_commit(tx, &rekeyed, audit_id).await?;
+        eprintln!("re-keyed {total} rows so far");
+    }
+    println!(
+        "re-keyed {total} rows to `{}`; audited in privacy_operations (id {audit_id})",
+        args.to
+    );
+    Ok(())
+}
