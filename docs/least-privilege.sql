@@ -12,6 +12,17 @@ GRANT INSERT ON user_logins TO login_etl_writer;
 -- that column, and the quarantine insert returns its reason codes for the metrics (ids and codes
 -- only: no login data is readable).
 GRANT INSERT, SELECT (message_id) ON processed_messages TO login_etl_writer;
+-- Ledger pruning past --ledger-retention-days (src/sink/postgres/prune.rs): DELETE, and the
+-- `FOR UPDATE SKIP LOCKED` that keeps it off the writers' rows needs UPDATE on a column.
+GRANT DELETE, SELECT (processed_at), UPDATE (processed_at) ON processed_messages TO login_etl_writer;
 GRANT INSERT, SELECT (message_id, reason_code) ON quarantined_messages TO login_etl_writer;
 -- Solo attempts of suspect messages (ids and counters only): recorded, counted, cleared on commit.
 GRANT INSERT, UPDATE, DELETE, SELECT (message_id, attempts) ON poison_attempts TO login_etl_writer;
+-- Optional, only with `run --retain-days` on a plain (unpartitioned) table: the background
+-- retention deletes old rows and records each batch.
+--   GRANT DELETE, SELECT (create_date) ON user_logins TO login_etl_writer;
+--   GRANT INSERT ON privacy_operations TO login_etl_writer;
+--   GRANT USAGE ON SEQUENCE privacy_operations_id_seq TO login_etl_writer;
+-- With a partitioned table, creating next months' partitions and dropping old ones needs the
+-- table's owner: run `login-etl migrate` as the owner monthly (a cron job or deploy step), and
+-- retention as the owner too.

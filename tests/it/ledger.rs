@@ -5,22 +5,10 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::Utc;
-use login_etl::source::{Envelope, ReceiptHandle};
 use login_etl::transform;
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::*;
-
-fn envelope(id: &str, body: &str) -> Envelope {
-    Envelope {
-        message_id: id.into(),
-        receipt_handle: ReceiptHandle("r".into()),
-        body: body.to_string(),
-        sent_at: Utc::now(),
-        receive_count: 1,
-        received: std::time::Instant::now(),
-    }
-}
 
 async fn backdate(db: &TestDb, id: &str, days: i32) {
     db.client()
@@ -42,7 +30,7 @@ async fn ids_inside_the_retention_survive_pruning_and_keep_redeliveries_out() {
     let body = &sample_bodies()[0];
     let outcomes: Vec<_> = ["recent", "inside", "outside"]
         .iter()
-        .map(|id| transform::process(&envelope(id, body), &masker(), Utc::now()))
+        .map(|id| transform::process(&envelope(id, body, 0), &masker(), Utc::now()))
         .collect();
     assert_eq!(sink.write_batch(&outcomes).await.unwrap().rows, 3);
     backdate(&db, "inside", 14).await;
@@ -93,7 +81,9 @@ async fn pruning_never_blocks_the_write_path() {
     let outcomes: Vec<_> = bodies
         .iter()
         .enumerate()
-        .map(|(i, b)| transform::process(&envelope(&format!("new-{i}"), b), &masker(), Utc::now()))
+        .map(|(i, b)| {
+            transform::process(&envelope(&format!("new-{i}"), b, 0), &masker(), Utc::now())
+        })
         .collect();
     let written = tokio::time::timeout(Duration::from_secs(10), sink.write_batch(&outcomes))
         .await

@@ -2,8 +2,7 @@
 //! deployment, and converting an existing table; writes, the duplicates report and reveal keep
 //! working, and no date fails a write.
 
-use chrono::{Duration, Utc};
-use login_etl::source::{Envelope, ReceiptHandle};
+use chrono::Utc;
 use login_etl::transform;
 
 use crate::helpers::*;
@@ -105,17 +104,6 @@ async fn a_new_deployment_is_partitioned_and_the_sample_lands_reports_and_reveal
     assert_eq!(partitions(&db).await, parts);
 }
 
-fn envelope_sent(id: usize, body: &str, days_ago: i64) -> Envelope {
-    Envelope {
-        message_id: format!("m{id}").as_str().into(),
-        receipt_handle: ReceiptHandle("r".into()),
-        body: body.to_string(),
-        sent_at: Utc::now() - Duration::days(days_ago),
-        receive_count: 1,
-        received: std::time::Instant::now(),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_existing_table_is_converted_keeping_rows_indexes_and_grants() {
     let db = TestDb::new().await;
@@ -128,7 +116,7 @@ async fn an_existing_table_is_converted_keeping_rows_indexes_and_grants() {
         .enumerate()
         .map(|(i, b)| {
             transform::process(
-                &envelope_sent(i, b, (i % 3) as i64 * 31),
+                &envelope(&format!("m{i}"), b, (i % 3) as i64 * 31),
                 &masker(),
                 Utc::now(),
             )
@@ -182,10 +170,6 @@ async fn an_existing_table_is_converted_keeping_rows_indexes_and_grants() {
     assert!(may_insert, "the writer role's grant survived");
 
     // A date no partition covers (two years ahead) still lands: in the DEFAULT partition.
-    let far = transform::process(
-        &envelope_sent(9_999, &bodies[0], -730),
-        &masker(),
-        Utc::now(),
-    );
+    let far = transform::process(&envelope("m9999", &bodies[0], -730), &masker(), Utc::now());
     assert_eq!(sink.write_batch(&[far]).await.unwrap().rows, 1);
 }

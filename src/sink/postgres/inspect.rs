@@ -89,6 +89,10 @@ const NEEDED: &[(&str, &str)] = &[
         "has_table_privilege('poison_attempts', 'INSERT, UPDATE, DELETE')",
     ),
     (
+        "DELETE, UPDATE (processed_at) on processed_messages (ledger pruning)",
+        "has_table_privilege('processed_messages', 'DELETE') AND has_column_privilege('processed_messages', 'processed_at', 'UPDATE')",
+    ),
+    (
         "SELECT on login_etl_schema_migrations",
         "has_table_privilege('login_etl_schema_migrations', 'SELECT')",
     ),

@@ -55,3 +55,15 @@ pub(crate) fn valid_count(bodies: &[String]) -> i64 {
         .filter(|b| login_etl::event::decode(b).is_ok())
         .count() as i64
 }
+
+/// A received message as the pipeline sees it: `id`, `body`, sent `days_ago` days ago.
+pub(crate) fn envelope(id: &str, body: &str, days_ago: i64) -> login_etl::source::Envelope {
+    login_etl::source::Envelope {
+        message_id: id.into(),
+        receipt_handle: login_etl::source::ReceiptHandle("r".into()),
+        body: body.to_string(),
+        sent_at: chrono::Utc::now() - chrono::Duration::days(days_ago),
+        receive_count: 1,
+        received: std::time::Instant::now(),
+    }
+}
