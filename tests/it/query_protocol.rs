@@ -198,3 +198,31 @@ async fn delete_batch_failures_are_reported_per_entry_on_every_query_only_sqs() 
     require_endpoint(&moto, "moto 4.1.10");
     per_entry_delete_failures(&TestQueue::at(&moto, 30).await.source).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn purge_and_queue_attributes_work_on_a_query_only_sqs() {
+    let queue = TestQueue::query_only(7).await;
+    let attributes = login_etl::source::sqs::client(&queue.settings())
+        .await
+        .get_queue_attributes()
+        .queue_url(queue.source.queue_url())
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap_or_default();
+    assert_eq!(
+        attributes[&aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout],
+        "7",
+        "CreateQueue's attribute, read back by GetQueueAttributes"
+    );
+    queue.send(&sample_bodies()).await;
+    assert_eq!(queue.remaining().await, 100);
+    queue.source.purge().await.unwrap();
+    let started = Instant::now();
+    while queue.remaining().await > 0 && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(queue.remaining().await, 0, "purged");
+}
