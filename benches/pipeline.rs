@@ -353,7 +353,8 @@ fn join(rates: &[f64]) -> String {
 }
 
 /// Drain the queue with the release binary; its messages/s from the summary line.
-fn run_binary(endpoint: &str, db_url: &str, receivers: usize, extra_args: &[&str]) -> f64 {
+/// `login-etl run --drain` on the benchmark queue and database, quiet, with a fixed key.
+fn drain_command(endpoint: &str, db_url: &str, receivers: usize) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_login-etl"));
     cmd.env("LOGIN_ETL_SQS_ENDPOINT", endpoint)
         .env("LOGIN_ETL_QUEUE_NAME", QUEUE)
@@ -362,9 +363,15 @@ fn run_binary(endpoint: &str, db_url: &str, receivers: usize, extra_args: &[&str
         .env("LOGIN_ETL_RECEIVERS", receivers.to_string())
         .env("LOGIN_ETL_DRAIN_IDLE_SECONDS", "1")
         .env("LOGIN_ETL_LOG", "warn")
-        .args(["run", "--drain"])
-        .args(extra_args);
-    let out = cmd.output().expect("the login-etl binary runs");
+        .args(["run", "--drain"]);
+    cmd
+}
+
+fn run_binary(endpoint: &str, db_url: &str, receivers: usize, extra_args: &[&str]) -> f64 {
+    let out = drain_command(endpoint, db_url, receivers)
+        .args(extra_args)
+        .output()
+        .expect("the login-etl binary runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -391,15 +398,7 @@ fn run_processes(
     let started = std::time::Instant::now();
     let children: Vec<_> = (0..processes)
         .map(|_| {
-            std::process::Command::new(env!("CARGO_BIN_EXE_login-etl"))
-                .env("LOGIN_ETL_SQS_ENDPOINT", endpoint)
-                .env("LOGIN_ETL_QUEUE_NAME", QUEUE)
-                .env("LOGIN_ETL_DATABASE_URL", db_url)
-                .env("LOGIN_ETL_MASK_KEY", "ab".repeat(32))
-                .env("LOGIN_ETL_RECEIVERS", receivers.to_string())
-                .env("LOGIN_ETL_DRAIN_IDLE_SECONDS", "1")
-                .env("LOGIN_ETL_LOG", "warn")
-                .args(["run", "--drain"])
+            drain_command(endpoint, db_url, receivers)
                 .stdout(std::process::Stdio::null())
                 .spawn()
                 .expect("the login-etl binary runs")
