@@ -57,17 +57,9 @@ ls_healthy() {
     && grep -Eq '"cloudformation": *"(available|running)"' <<<"$health"
 }
 
-ensure_localstack() {
-  if ls_healthy; then
-    say "LocalStack SQS+KMS+CloudFormation is running on 127.0.0.1:$ls_port"
-    return
-  fi
-  if ls_health >/dev/null && [ -f "$stack_dir/localstack.pid" ]; then
-    say "restarting our LocalStack with SQS, KMS and CloudFormation"
-    kill "$(cat "$stack_dir/localstack.pid")" 2>/dev/null || true
-    for _ in $(seq 1 30); do ls_health >/dev/null || break; sleep 1; done
-  fi
-  ls_health >/dev/null && die "something else answers on 127.0.0.1:$ls_port without SQS, KMS and CloudFormation; stop it or set LOGIN_ETL_LOCALSTACK_PORT"
+# The pinned LocalStack venv: the emulator, and the AWS CLI the deployment test uses. Installed even
+# when a LocalStack is already running (started from another checkout, or by hand).
+ensure_localstack_venv() {
   local venv=$stack_dir/localstack-venv lock=$root/scripts/localstack-requirements.lock
   # Reinstall when the lock file changed since the venv was built.
   if ! cmp -s "$lock" "$venv/.installed-lock" 2>/dev/null; then
@@ -82,6 +74,20 @@ ensure_localstack() {
     "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -r "$lock"
     cp "$lock" "$venv/.installed-lock"
   fi
+}
+
+ensure_localstack() {
+  if ls_healthy; then
+    say "LocalStack SQS+KMS+CloudFormation is running on 127.0.0.1:$ls_port"
+    return
+  fi
+  if ls_health >/dev/null && [ -f "$stack_dir/localstack.pid" ]; then
+    say "restarting our LocalStack with SQS, KMS and CloudFormation"
+    kill "$(cat "$stack_dir/localstack.pid")" 2>/dev/null || true
+    for _ in $(seq 1 30); do ls_health >/dev/null || break; sleep 1; done
+  fi
+  ls_health >/dev/null && die "something else answers on 127.0.0.1:$ls_port without SQS, KMS and CloudFormation; stop it or set LOGIN_ETL_LOCALSTACK_PORT"
+  local venv=$stack_dir/localstack-venv
   say "starting LocalStack (host mode, SQS, KMS, CloudFormation) on 127.0.0.1:$ls_port"
   (
     cd "$stack_dir"
@@ -97,4 +103,5 @@ ensure_localstack() {
 
 command -v curl >/dev/null || { as_root apt-get update -qq && as_root apt-get install -y -qq curl >/dev/null; }
 ensure_postgres
+ensure_localstack_venv
 ensure_localstack

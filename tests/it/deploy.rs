@@ -15,7 +15,13 @@ fn aws(args: &[&str]) -> String {
         |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".stack"),
         PathBuf::from,
     );
-    let cli = stack_dir.join("localstack-venv/bin/aws");
+    // The CLI from the pinned LocalStack venv (scripts/stack-up.sh installs it), else one on PATH.
+    let pinned = stack_dir.join("localstack-venv/bin/aws");
+    let cli = if pinned.exists() {
+        pinned
+    } else {
+        PathBuf::from("aws")
+    };
     let out = Command::new(&cli)
         .args([
             "--endpoint-url",
@@ -30,7 +36,12 @@ fn aws(args: &[&str]) -> String {
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
-        .unwrap_or_else(|e| panic!("{} ({e}): run scripts/stack-up.sh", cli.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "the AWS CLI ({}): {e}; run scripts/stack-up.sh, which installs it",
+                cli.display()
+            )
+        });
     assert!(
         out.status.success(),
         "aws {args:?}: {}",
