@@ -14,7 +14,8 @@ const SWITCH_LINE: &str = "using the query protocol for the rest of the run";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_sample_drains_on_a_query_only_localstack_with_auto_detection() {
-    let log = pipeline::binary_drains_the_sample(&TestQueue::query_only(30).await).await;
+    let queue = TestQueue::query_only(30).await;
+    let log = pipeline::binary_drains_the_sample(&queue, pipeline::Redeliveries::None).await;
     assert_eq!(log.matches(SWITCH_LINE).count(), 1, "said once: {log}");
     assert!(log.contains("Missing Action"), "{log}");
 }
@@ -24,7 +25,8 @@ async fn the_sample_drains_on_moto_4_1_10_with_auto_detection() {
     require_stack();
     let endpoint = moto_sqs_endpoint();
     require_endpoint(&endpoint, "moto 4.1.10");
-    let log = pipeline::binary_drains_the_sample(&TestQueue::at(&endpoint, 30).await).await;
+    let queue = TestQueue::at(&endpoint, 30).await;
+    let log = pipeline::binary_drains_the_sample(&queue, pipeline::Redeliveries::Possible).await;
     assert_eq!(log.matches(SWITCH_LINE).count(), 1, "said once: {log}");
     assert!(log.contains("XML"), "{log}");
 }
