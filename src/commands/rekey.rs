@@ -9,57 +9,25 @@ use tokio_util::sync::CancellationToken;
 
 use super::{load_keys, os_user};
 use crate::cli::RekeyArgs;
-use crate::mask::{
-    network, Field, Masker, NetworkMaskMode, NetworkMasker, NetworkPrefixes, StrategyName,
-};
+use crate::mask::{Field, Rekeyer};
 use crate::sink::{rekey_commit, Accountable, PgSink, RekeyRow};
 
 /// The same row with every old value re-encrypted to the target key.
-struct Rekeyer {
-    reveal: Masker,
-    target: Masker,
-    target_pfx: NetworkMasker,
-    keys: crate::mask::KeyRing,
-}
-
-impl Rekeyer {
-    fn value(&self, field: Field, mask: &str) -> anyhow::Result<String> {
-        let raw = self
-            .reveal
-            .reveal(field, mask)
-            .with_context(|| format!("a {} mask cannot be decrypted", field_name(field)))?;
-        Ok(self.target.mask(field, &raw))
-    }
-
-    fn network(&self, mask: &str) -> anyhow::Result<String> {
-        let raw = network::reveal_pfx(&self.keys, mask)
-            .context("an ipcrypt-pfx network pseudonym cannot be decrypted")?;
-        let ip: std::net::IpAddr = raw
-            .parse()
-            .context("a decrypted network pseudonym is not an address")?;
-        Ok(self.target_pfx.mask(&ip))
-    }
-
-    fn row(&self, row: RekeyRow) -> anyhow::Result<RekeyRow> {
-        Ok(RekeyRow {
-            masked_ip: row
-                .masked_ip
-                .as_deref()
-                .map(|m| self.value(Field::Ip, m))
-                .transpose()?,
-            masked_device_id: row
-                .masked_device_id
-                .as_deref()
-                .map(|m| self.value(Field::DeviceId, m))
-                .transpose()?,
-            masked_ip_network: row
-                .masked_ip_network
-                .as_deref()
-                .map(|m| self.network(m))
-                .transpose()?,
-            ..row
+fn rekey_row(rekeyer: &Rekeyer, row: RekeyRow) -> anyhow::Result<RekeyRow> {
+    let moved = |field: Field, mask: Option<&str>| -> anyhow::Result<Option<String>> {
+        mask.map(|m| {
+            rekeyer
+                .reencrypt(field, m)
+                .with_context(|| format!("a {} value cannot be decrypted", field_name(field)))
         })
-    }
+        .transpose()
+    };
+    Ok(RekeyRow {
+        masked_ip: moved(Field::Ip, row.masked_ip.as_deref())?,
+        masked_device_id: moved(Field::DeviceId, row.masked_device_id.as_deref())?,
+        masked_ip_network: moved(Field::IpNetwork, row.masked_ip_network.as_deref())?,
+        ..row
+    })
 }
 
 fn field_name(field: Field) -> &'static str {
@@ -72,21 +40,10 @@ fn field_name(field: Field) -> &'static str {
 
 pub(super) async fn rekey(args: RekeyArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let keys = load_keys(&args.keys, None).await?;
-    let target_ring = keys.with_active(&args.to)?;
     if args.from.as_deref() == Some(args.to.as_str()) {
         bail!("--from and --to are the same key");
     }
-    let rekeyer = Rekeyer {
-        reveal: Masker::new(StrategyName::AesSiv, Some(&keys))?,
-        target: Masker::new(StrategyName::AesSiv, Some(&target_ring))?,
-        target_pfx: NetworkMasker::new(
-            NetworkMaskMode::IpcryptPfx,
-            NetworkPrefixes::default(),
-            &target_ring,
-        )?
-        .expect("ipcrypt-pfx is not off"),
-        keys,
-    };
+    let rekeyer = Rekeyer::new(keys, &args.to)?;
     let mut sink = PgSink::new(args.db.database_url.expose())?;
     sink.migrate().await.context("cannot prepare the schema")?;
     let one_way = sink.one_way_masks_not_under(&args.to).await?;
@@ -116,7 +73,7 @@ pub(super) async fn rekey(args: RekeyArgs, shutdown: CancellationToken) -> anyho
         }
         let rekeyed = rows
             .into_iter()
-            .map(|row| rekeyer.row(row))
+            .map(|row| rekey_row(&rekeyer, row))
             .collect::<anyhow::Result<Vec<_>>>()
             .context("re-keying stopped; the rows already done keep their new key (run again after fixing the key ring)")?;
         total += rekeyed.len();

@@ -14,6 +14,7 @@
 mod hmac;
 pub mod keys;
 pub mod network;
+mod rekey;
 mod sha256;
 mod siv;
 
@@ -24,6 +25,7 @@ use std::sync::Arc;
 pub(crate) use keys::MaskKey;
 pub use keys::{KeyError, KeyRing};
 pub use network::{NetworkMaskMode, NetworkMasker, NetworkPrefixes};
+pub use rekey::Rekeyer;
 
 use crate::event::LoginEvent;
 

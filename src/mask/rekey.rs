@@ -1,0 +1,79 @@
+//! Re-encryption of reversible masks to another key of the ring: aes-siv `ip` / `device_id`
+//! masks and ipcrypt-pfx network pseudonyms. The raw value exists only inside [`Rekeyer::reencrypt`].
+//! hmac and sha256 masks are one-way and are refused.
+
+use std::net::IpAddr;
+
+use super::{
+    network, Field, KeyError, KeyRing, Masker, NetworkMaskMode, NetworkMasker, RevealError,
+    StrategyName,
+};
+
+/// Decrypts with any key of the ring, encrypts with the target key.
+#[derive(Debug)]
+pub struct Rekeyer {
+    keys: KeyRing,
+    reveal: Masker,
+    target: Masker,
+    target_pfx: NetworkMasker,
+}
+
+impl Rekeyer {
+    /// Re-encrypt to `to`, which must be in `keys`.
+    pub fn new(keys: KeyRing, to: &str) -> Result<Self, KeyError> {
+        let target_ring = keys.with_active(to)?;
+        let target_pfx = NetworkMasker::new(
+            NetworkMaskMode::IpcryptPfx,
+            super::NetworkPrefixes::default(),
+            &target_ring,
+        )?
+        .expect("ipcrypt-pfx is not off");
+        Ok(Self {
+            reveal: Masker::new(StrategyName::AesSiv, Some(&keys))?,
+            target: Masker::new(StrategyName::AesSiv, Some(&target_ring))?,
+            target_pfx,
+            keys,
+        })
+    }
+
+    /// The same value as `mask`, masked under the target key.
+    pub fn reencrypt(&self, field: Field, mask: &str) -> Result<String, RevealError> {
+        match field {
+            Field::IpNetwork => {
+                let raw = network::reveal_pfx(&self.keys, mask)?;
+                let ip: IpAddr = raw.parse().map_err(|_| RevealError::Malformed)?;
+                Ok(self.target_pfx.mask(&ip))
+            }
+            _ => Ok(self.target.mask(field, &self.reveal.reveal(field, mask)?)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reencrypted_masks_carry_the_new_key_and_reveal_to_the_same_value() {
+        let ring = KeyRing::parse(&format!(
+            "k2:{},k1:{}",
+            hex::encode([2u8; 32]),
+            hex::encode([1u8; 32])
+        ))
+        .unwrap();
+        let old =
+            Masker::new(StrategyName::AesSiv, Some(&ring.with_active("k1").unwrap())).unwrap();
+        let rekeyer = Rekeyer::new(ring.clone(), "k2").unwrap();
+        let moved = rekeyer
+            .reencrypt(Field::Ip, &old.mask(Field::Ip, "10.1.2.3"))
+            .unwrap();
+        assert!(moved.starts_with("k2:"));
+        let reveal = Masker::new(StrategyName::AesSiv, Some(&ring)).unwrap();
+        assert_eq!(reveal.reveal(Field::Ip, &moved).unwrap(), "10.1.2.3");
+        let hmac = Masker::hmac(&ring).mask(Field::Ip, "10.1.2.3");
+        assert!(
+            rekeyer.reencrypt(Field::Ip, &hmac).is_err(),
+            "one-way masks are refused"
+        );
+    }
+}
