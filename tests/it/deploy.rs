@@ -127,18 +127,13 @@ async fn the_cloudformation_queue_stack_deploys_on_localstack_and_drains_the_sam
     assert_eq!(attributes[&QueueAttributeName::VisibilityTimeout], "60");
 
     // A key ring encrypted under the stack's KMS key, the way docs/deploy.md says to make one.
-    let keygen = run_binary(binary(&queue, &db).args([
+    let keygen = run_ok(binary(&queue, &db).args([
         "keygen",
         "--id",
         "k1",
         "--kms-key-id",
         &output("MaskKeyRingKeyArn"),
     ]));
-    assert!(
-        keygen.status.success(),
-        "{}",
-        String::from_utf8_lossy(&keygen.stderr)
-    );
     let key_entry = String::from_utf8_lossy(&keygen.stdout).trim().to_string();
     assert!(key_entry.starts_with("k1:kms:"), "{key_entry}");
 
@@ -155,18 +150,13 @@ async fn the_cloudformation_queue_stack_deploys_on_localstack_and_drains_the_sam
         check_text.contains("redrive policy maxReceiveCount 12 leaves login-etl room"),
         "{check_text}"
     );
-    let run = run_binary(
+    run_ok(
         binary(&queue, &db)
             .env("LOGIN_ETL_MASK_KEY", &key_entry)
             .env("LOGIN_ETL_QUEUE_URL", output("QueueUrl"))
             .env("LOGIN_ETL_MAX_RECEIVES", output("MaxReceives"))
             .env("LOGIN_ETL_DEAD_LETTER_QUEUE", output("DeadLetterQueueUrl"))
             .args(["run", "--drain"]),
-    );
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
     );
     assert_landed(&db, &queue, 99, 1).await;
     assert_eq!(

@@ -48,15 +48,10 @@ async fn a_new_deployment_is_partitioned_and_the_sample_lands_reports_and_reveal
 
     // aes-siv, so that reveal can be checked too.
     queue.send(&sample_bodies()).await;
-    let run = run_binary(
+    run_ok(
         binary(&queue, &db)
             .env("LOGIN_ETL_MASK_STRATEGY", "aes-siv")
             .args(["run", "--drain"]),
-    );
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
     );
     assert_landed(&db, &queue, 99, 1).await;
     let in_month: i64 = db
@@ -74,12 +69,7 @@ async fn a_new_deployment_is_partitioned_and_the_sample_lands_reports_and_reveal
         "COPY routed every row to this month's partition"
     );
 
-    let report = run_binary(binary(&queue, &db).args(["report", "duplicates", "--format", "json"]));
-    assert!(
-        report.status.success(),
-        "{}",
-        String::from_utf8_lossy(&report.stderr)
-    );
+    run_ok(binary(&queue, &db).args(["report", "duplicates", "--format", "json"]));
     let first: serde_json::Value = serde_json::from_str(&sample_bodies()[0]).unwrap();
     let user = first["user_id"].as_str().unwrap();
     let reveal = run_binary(

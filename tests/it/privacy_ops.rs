@@ -127,17 +127,12 @@ async fn rekey_killed_midway_and_restarted_moves_every_value_to_the_new_key() {
     let bodies = synthetic(600, 17);
     let valid = valid_count(&bodies);
     queue.send(&bodies).await;
-    let out = run_binary(
+    run_ok(
         binary(&queue, &db)
             .env("LOGIN_ETL_MASK_KEY", K1)
             .env("LOGIN_ETL_MASK_STRATEGY", "aes-siv")
             .env("LOGIN_ETL_IP_NETWORK_MASK", "ipcrypt-pfx")
             .args(["run", "--drain"]),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let before = revealed(&db, K1).await;
     assert_eq!(before.len() as i64, valid);
@@ -191,12 +186,7 @@ async fn rekey_killed_midway_and_restarted_moves_every_value_to_the_new_key() {
         "killed midway ({done_at_kill})"
     );
 
-    let second = run_binary(&mut rekey());
-    assert!(
-        second.status.success(),
-        "{}",
-        String::from_utf8_lossy(&second.stderr)
-    );
+    run_ok(&mut rekey());
     let client = db.client().await;
     let old: i64 = client
         .query_one(
@@ -273,15 +263,10 @@ async fn retention_deletes_exactly_the_rows_older_than_retain_days_and_audits_it
         let total = count("SELECT count(*) FROM user_logins").await;
         assert!(old > 0);
 
-        let out = run_binary(
+        run_ok(
             binary(&queue, &db)
                 .env("LOGIN_ETL_RETAIN_DAYS", "30")
                 .args(["run", "--drain"]),
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
         );
         assert_eq!(
             count("SELECT count(*) FROM user_logins WHERE create_date < current_date - 30").await,

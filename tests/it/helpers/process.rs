@@ -136,3 +136,14 @@ pub(crate) async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let body = reply.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
     Some((status, body))
 }
+
+/// Run the binary to completion; it must succeed (its stderr is the failure message).
+pub(crate) fn run_ok(cmd: &mut Command) -> Output {
+    let out = run_binary(cmd);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
