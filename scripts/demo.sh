@@ -59,6 +59,8 @@ if [ "$already" = 0 ]; then
   "$bin" send-sample --create-queue
 else
   echo "==> $already messages already processed in $db_name: not loading the sample again (--reset starts over)"
+  # LocalStack keeps no state across restarts: make sure the (empty) queue exists to drain.
+  "$bin" send-sample --create-queue --count 0 >/dev/null
 fi
 
 echo "==> draining the queue"
