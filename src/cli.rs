@@ -178,6 +178,21 @@ pub struct DbArgs {
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
     pub database_url: DatabaseUrl,
+    /// PEM file of the CA certificates that sign the database's certificate (e.g. the RDS CA
+    /// bundle, which is not in system stores); replaces the system roots. `sslrootcert=` in the
+    /// URL wins. Without `sslmode` in the URL, a host off this machine is verified in full.
+    #[arg(long, env = "LOGIN_ETL_DATABASE_CA_FILE")]
+    pub database_ca_file: Option<PathBuf>,
+}
+
+impl DbArgs {
+    /// A sink for this database (no connection yet).
+    pub fn sink(&self) -> Result<crate::sink::PgSink, crate::sink::SinkError> {
+        crate::sink::PgSink::with_ca_file(
+            self.database_url.expose(),
+            self.database_ca_file.as_deref(),
+        )
+    }
 }
 
 /// `run` options.
@@ -252,6 +267,17 @@ pub struct RunArgs {
     #[arg(long, env = "LOGIN_ETL_RETAIN_DAYS",
           value_parser = clap::value_parser!(u32).range(1..=36500))]
     pub retain_days: Option<u32>,
+    /// Delete quarantine entries received more than this many days ago, in the background,
+    /// audited in privacy_operations. Off by default (kept until deleted or erased).
+    #[arg(long, env = "LOGIN_ETL_QUARANTINE_RETENTION_DAYS",
+          value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub quarantine_retention_days: Option<u32>,
+    /// Delete audit rows (mask_reveals, privacy_operations) older than this many days, in the
+    /// background; the deletion is itself audited. Off by default; must be longer than
+    /// --quarantine-retention-days and --retain-days, so the record of a deletion outlives it.
+    #[arg(long, env = "LOGIN_ETL_AUDIT_RETENTION_DAYS",
+          value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub audit_retention_days: Option<u32>,
 }
 
 /// Where the masking keys are.

@@ -18,6 +18,7 @@ mod kms;
 pub mod mask;
 pub mod pipeline;
 mod retry;
+pub mod safe_text;
 pub mod sample;
 pub mod sink;
 pub mod source;

@@ -3,12 +3,10 @@
 //! Decoding ([`crate::event`]) and masking ([`crate::mask`]) meet here; what leaves this module holds
 //! no raw `ip` or `device_id`, whichever way the message went.
 
-use chrono::{DateTime, NaiveDate, Utc};
-use serde_json::Value;
-
 use crate::event::{self, RejectCode, Rejection};
 use crate::mask::{MaskedLogin, Masker};
 use crate::source::{Envelope, MessageId};
+use chrono::{DateTime, NaiveDate, Utc};
 
 /// What one message becomes. Carries the message id so the sink can deduplicate redeliveries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,8 +44,13 @@ pub struct QuarantineRecord {
     pub receive_count: u32,
     /// Size of the raw body in bytes.
     pub body_bytes: usize,
-    /// JSON body with every `ip`/`device_id` value masked; `None` if the body is not a JSON object.
-    pub body_masked: Option<String>,
+    /// The body scrubbed fail-closed ([`Masker::scrub_body`]): shape and known non-PII fields
+    /// kept, everything else masked or fingerprinted; never a raw value.
+    pub body_masked: String,
+    /// The body's `user_id`, so that erasure finds the entry without reading bodies.
+    pub user_id: Option<String>,
+    /// The key the body's masks and fingerprints were made with (`None`: unkeyed).
+    pub key_id: Option<String>,
 }
 
 /// Decide what a message becomes: a masked row, or a quarantine entry with the reason.
@@ -92,6 +95,7 @@ pub fn quarantine(
     rejection: Rejection,
     received_at: DateTime<Utc>,
 ) -> Outcome {
+    let scrubbed = masker.scrub_body(&envelope.body);
     Outcome {
         message_id: envelope.message_id.clone(),
         kind: OutcomeKind::Quarantine(QuarantineRecord {
@@ -100,29 +104,10 @@ pub fn quarantine(
             sent_at: envelope.sent_at,
             receive_count: envelope.receive_count,
             body_bytes: envelope.body.len(),
-            body_masked: mask_body(&envelope.body, masker),
+            body_masked: scrubbed.json,
+            user_id: scrubbed.user_id,
+            key_id: masker.key_id().map(String::from),
         }),
-    }
-}
-
-/// Keep a rejected JSON object for diagnosis with every `ip`/`device_id`, at any depth, masked.
-fn mask_body(body: &str, masker: &Masker) -> Option<String> {
-    let mut value: Value = serde_json::from_str(body).ok()?;
-    if !value.is_object() {
-        return None;
-    }
-    mask_nested(&mut value, masker);
-    Some(value.to_string())
-}
-
-fn mask_nested(value: &mut Value, masker: &Masker) {
-    match value {
-        Value::Object(map) => {
-            masker.mask_json_fields(map);
-            map.values_mut().for_each(|v| mask_nested(v, masker));
-        }
-        Value::Array(items) => items.iter_mut().for_each(|v| mask_nested(v, masker)),
-        _ => {}
     }
 }
 
@@ -166,7 +151,7 @@ mod tests {
         let OutcomeKind::Quarantine(q) = outcome.kind else {
             panic!("expected quarantine")
         };
-        let stored = q.body_masked.unwrap();
+        let stored = q.body_masked;
         for raw in ["10.0.0.1", "593-47-5928", "10.9.9.9", "111-22-3333"] {
             assert!(!stored.contains(raw), "{raw} leaked into {stored}");
             assert!(!q.rejection.message.contains(raw));
@@ -175,7 +160,7 @@ mod tests {
     }
 
     #[test]
-    fn non_object_bodies_are_not_kept() {
+    fn non_json_bodies_keep_only_their_size_and_fingerprint() {
         let outcome = process(
             &envelope(r#"{"ip": "10.0.0.1", "dev"#, 1),
             &masker(),
@@ -184,7 +169,12 @@ mod tests {
         let OutcomeKind::Quarantine(q) = outcome.kind else {
             panic!("expected quarantine")
         };
-        assert_eq!(q.body_masked, None);
+        assert!(!q.body_masked.contains("10.0.0.1"));
+        assert!(
+            q.body_masked.starts_with(r##"{"#not_json":"##),
+            "{}",
+            q.body_masked
+        );
         assert_eq!(q.rejection.code, RejectCode::InvalidJson);
     }
 
@@ -201,7 +191,7 @@ mod tests {
     mod properties {
         use super::*;
         use proptest::prelude::*;
-        use serde_json::json;
+        use serde_json::{json, Value};
 
         fn json_value() -> impl Strategy<Value = Value> {
             let leaf = prop_oneof![
@@ -239,18 +229,16 @@ mod tests {
                 .is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
         }
 
-        /// Every `ip`/`device_id` left in a stored body, at any depth, is a mask (or null).
-        fn only_masks(value: &Value) -> bool {
+        /// Every scalar under `ip`/`device_id` left in a stored body, at any depth, is a mask
+        /// (or null, or a boolean).
+        fn only_masks(value: &Value, under_pii: bool) -> bool {
             match value {
-                Value::Object(map) => map.iter().all(|(k, v)| {
-                    if k == "ip" || k == "device_id" {
-                        v.is_null() || is_mask(v)
-                    } else {
-                        only_masks(v)
-                    }
-                }),
-                Value::Array(items) => items.iter().all(only_masks),
-                _ => true,
+                Value::Object(map) => map
+                    .iter()
+                    .all(|(k, v)| only_masks(v, under_pii || k == "ip" || k == "device_id")),
+                Value::Array(items) => items.iter().all(|v| only_masks(v, under_pii)),
+                Value::Null | Value::Bool(_) => true,
+                scalar => !under_pii || is_mask(scalar),
             }
         }
 
@@ -266,8 +254,8 @@ mod tests {
                         prop_assert!(is_mask(&json!(login.masked_device_id)));
                     }
                     OutcomeKind::Quarantine(q) => {
-                        let stored: Value = serde_json::from_str(&q.body_masked.unwrap()).unwrap();
-                        prop_assert!(only_masks(&stored));
+                        let stored: Value = serde_json::from_str(&q.body_masked).unwrap();
+                        prop_assert!(only_masks(&stored, false));
                     }
                 }
             }

@@ -128,6 +128,9 @@ pub struct EraseArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub db: DbArgs,
+    /// The masking keys: the audit row records a keyed fingerprint of the user id, never the id.
+    #[command(flatten)]
+    pub keys: KeyArgs,
     /// The data subject: every `user_logins` row and quarantine entry of this user id goes.
     #[arg(long)]
     pub user_id: String,

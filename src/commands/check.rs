@@ -8,7 +8,6 @@ use anyhow::bail;
 use super::load_keys;
 use crate::cli::RunArgs;
 use crate::mask::{Masker, StrategyName};
-use crate::sink::PgSink;
 use crate::source::{SqsSettings, SqsSource};
 
 /// Time allowed for one commit on top of the batch window, when judging the visibility timeout.
@@ -120,7 +119,7 @@ async fn check_queue(args: &RunArgs, source: &SqsSource, lines: &mut Lines) {
 }
 
 async fn check_database(args: &RunArgs, lines: &mut Lines) {
-    let mut sink = match PgSink::new(args.db.database_url.expose()) {
+    let mut sink = match args.db.sink() {
         Ok(sink) => sink,
         Err(e) => return lines.bad(e, "fix --database-url / LOGIN_ETL_DATABASE_URL"),
     };
@@ -136,6 +135,13 @@ async fn check_database(args: &RunArgs, lines: &mut Lines) {
             )
         }
         Err(e) => return lines.bad(format!("PostgreSQL: {e}"), "see the message"),
+    }
+    match sink.plaintext_risk() {
+        Some(risk) => lines.bad(
+            format!("PostgreSQL transport: {risk}"),
+            "drop sslmode from the URL (verify-full is the default off this machine) or set sslmode=verify-full",
+        ),
+        None => lines.ok("PostgreSQL transport: encrypted or on this machine"),
     }
     match sink.run_privileges().await {
         Ok((needed, extra)) => {

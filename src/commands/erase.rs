@@ -3,9 +3,9 @@
 
 use anyhow::{bail, Context};
 
-use super::os_user;
+use super::{load_keys, os_user};
 use crate::cli::EraseArgs;
-use crate::sink::{Accountable, PgSink};
+use crate::sink::Accountable;
 
 pub(super) async fn erase(args: EraseArgs) -> anyhow::Result<()> {
     if args.reason.trim().is_empty() {
@@ -14,7 +14,9 @@ pub(super) async fn erase(args: EraseArgs) -> anyhow::Result<()> {
     if args.user_id.trim().is_empty() {
         bail!("--user-id is empty");
     }
-    let mut sink = PgSink::new(args.db.database_url.expose())?;
+    let keys = load_keys(&args.keys, None).await?;
+    let subjects = crate::mask::user_fingerprints(&keys, &args.user_id);
+    let mut sink = args.db.sink()?;
     sink.migrate().await.context("cannot prepare the schema")?;
     let who = Accountable {
         os_user: os_user(),
@@ -22,18 +24,18 @@ pub(super) async fn erase(args: EraseArgs) -> anyhow::Result<()> {
         reason: args.reason.clone(),
     };
     let erased = sink
-        .erase_user(&args.user_id, &who, args.dry_run)
+        .erase_user(&args.user_id, &subjects, &who, args.dry_run)
         .await
         .with_context(|| format!("cannot erase in {}; nothing was changed", sink.target()))?;
     match erased.audit_id {
         None => println!(
-            "dry run: would erase {} rows from user_logins and {} quarantine entries; nothing changed",
-            erased.rows, erased.quarantined
+            "dry run: would erase {} rows from user_logins and {} quarantine entries, and neutralise {} reveal audit rows; nothing changed",
+            erased.rows, erased.quarantined, erased.reveals
         ),
         Some(id) => println!(
-            "erased {} rows from user_logins and {} quarantine entries; audited in privacy_operations (id {id}); \
-             the ledger keeps the message ids, so redeliveries add nothing",
-            erased.rows, erased.quarantined
+            "erased {} rows from user_logins and {} quarantine entries, neutralised {} reveal audit rows; \
+             audited in privacy_operations (id {id}); the ledger keeps the message ids, so redeliveries add nothing",
+            erased.rows, erased.quarantined, erased.reveals
         ),
     }
     Ok(())

@@ -4,24 +4,24 @@
 use anyhow::{bail, Context};
 
 use crate::cli::{KeysReportArgs, ReportFormat, RetireKeyArgs};
-use crate::sink::PgSink;
+use crate::safe_text::{escape, escape_json};
 
 pub(super) async fn report(args: KeysReportArgs) -> anyhow::Result<()> {
-    let mut sink = PgSink::new(args.db.database_url.expose())?;
+    let mut sink = args.db.sink()?;
     let usage = sink
         .key_usage()
         .await
         .with_context(|| format!("cannot read user_logins in {}", sink.target()))?;
     let date = |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
     match args.format {
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&usage)?),
+        ReportFormat::Json => println!("{}", escape_json(&serde_json::to_string_pretty(&usage)?)),
         ReportFormat::Csv => {
             println!("column,key_id,rows,first,last");
             for u in &usage {
                 println!(
                     "{},{},{},{},{}",
                     u.column,
-                    u.key_id,
+                    escape(&u.key_id),
                     u.rows,
                     date(u.first),
                     date(u.last)
@@ -37,7 +37,7 @@ pub(super) async fn report(args: KeysReportArgs) -> anyhow::Result<()> {
                 println!(
                     "{:<22} {:<17} {:>10} {:<10} {:<10}",
                     u.column,
-                    u.key_id,
+                    escape(&u.key_id),
                     u.rows,
                     date(u.first),
                     date(u.last)
@@ -49,7 +49,7 @@ pub(super) async fn report(args: KeysReportArgs) -> anyhow::Result<()> {
 }
 
 pub(super) async fn retire(args: RetireKeyArgs) -> anyhow::Result<()> {
-    let mut sink = PgSink::new(args.db.database_url.expose())?;
+    let mut sink = args.db.sink()?;
     let usage = sink
         .key_usage()
         .await

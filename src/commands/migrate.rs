@@ -9,7 +9,7 @@ use super::connect_sink;
 use crate::cli::MigrateArgs;
 
 pub(super) async fn migrate(args: MigrateArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let mut sink = connect_sink(&args.db.database_url, Duration::from_secs(30), &shutdown).await?;
+    let mut sink = connect_sink(&args.db, Duration::from_secs(30), &shutdown).await?;
     if args.partition_by_month {
         let done = sink.partition_by_month().await?;
         if done.converted {

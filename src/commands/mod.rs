@@ -22,10 +22,10 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 use zeroize::Zeroizing;
 
-use crate::cli::{Command, KeyArgs, LogFormat, ReportKind};
+use crate::cli::{Command, DbArgs, KeyArgs, LogFormat, ReportKind};
 use crate::mask::{keys, KeyError, KeyRing};
 use crate::retry::{Budget, Retry};
-use crate::sink::{DatabaseUrl, PgSink};
+use crate::sink::PgSink;
 use crate::source::{SqsSettings, SqsSource};
 
 /// Environment variable holding the masking key ring.
@@ -61,7 +61,15 @@ pub async fn execute(
 /// with AWS KMS (at `--kms-endpoint`, else the SQS endpoint, else AWS).
 async fn load_keys(args: &KeyArgs, sqs_endpoint: Option<&Url>) -> Result<KeyRing, KeyError> {
     let text = match std::env::var(MASK_KEY_ENV) {
-        Ok(keys) if !keys.trim().is_empty() => Zeroizing::new(keys),
+        Ok(keys) if !keys.trim().is_empty() => {
+            if let Some(path) = &args.mask_key_file {
+                tracing::warn!(
+                    file = %path.display(),
+                    "both {MASK_KEY_ENV} and a masking key file are set: {MASK_KEY_ENV} wins, the file is not read"
+                );
+            }
+            Zeroizing::new(keys)
+        }
         _ => match &args.mask_key_file {
             Some(path) => keys::read_file(path)?,
             None => return Err(KeyError::Missing),
@@ -86,12 +94,13 @@ fn kms_endpoint(given: Option<&Url>, sqs_endpoint: Option<&Url>) -> Option<Url> 
 /// Connect to PostgreSQL and bring the schema up to date, retrying while the server is not
 /// reachable yet (for at most `budget`); anything else stops at once.
 async fn connect_sink(
-    url: &DatabaseUrl,
+    db: &DbArgs,
     budget: Duration,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<PgSink> {
-    let mut sink =
-        PgSink::new(url.expose()).context("check --database-url / LOGIN_ETL_DATABASE_URL")?;
+    let mut sink = db
+        .sink()
+        .context("check --database-url / LOGIN_ETL_DATABASE_URL")?;
     let mut retry = Retry::new(
         "startup",
         "PostgreSQL not reachable yet",

@@ -3,7 +3,8 @@
 use anyhow::{bail, Context};
 
 use crate::cli::{QuarantineCommand, QuarantineListArgs, QuarantineShowArgs, ReportFormat};
-use crate::sink::{PgSink, QuarantineEntry};
+use crate::safe_text::{escape, escape_json};
+use crate::sink::QuarantineEntry;
 
 pub(super) async fn quarantine(command: QuarantineCommand) -> anyhow::Result<()> {
     match command {
@@ -13,24 +14,24 @@ pub(super) async fn quarantine(command: QuarantineCommand) -> anyhow::Result<()>
 }
 
 async fn list(args: QuarantineListArgs) -> anyhow::Result<()> {
-    let mut sink = PgSink::new(args.db.database_url.expose())?;
+    let mut sink = args.db.sink()?;
     let entries = sink
         .quarantine_entries(args.reason.as_deref(), args.since, args.limit)
         .await
         .with_context(|| format!("cannot read quarantined_messages in {}", sink.target()))?;
     match args.format {
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&entries)?),
+        ReportFormat::Json => println!("{}", escape_json(&serde_json::to_string_pretty(&entries)?)),
         ReportFormat::Csv => {
             println!("message_id,reason_code,received_at,receive_count,body_bytes,reason");
             for e in &entries {
                 println!(
                     "{},{},{},{},{},\"{}\"",
-                    e.message_id,
-                    e.reason_code,
+                    escape(&e.message_id),
+                    escape(&e.reason_code),
                     e.received_at.to_rfc3339(),
                     e.receive_count,
                     e.body_bytes,
-                    e.reason.replace('"', "\"\"")
+                    escape(&e.reason).replace('"', "\"\"")
                 );
             }
         }
@@ -40,16 +41,11 @@ async fn list(args: QuarantineListArgs) -> anyhow::Result<()> {
                 println!(
                     "{}  {}  {}  {}",
                     e.received_at.format("%Y-%m-%d %H:%M:%S"),
-                    e.message_id,
-                    e.reason_code,
-                    e.reason
+                    escape(&e.message_id),
+                    escape(&e.reason_code),
+                    escape(&e.reason)
                 );
-                println!(
-                    "    body: {}",
-                    e.body_masked
-                        .as_deref()
-                        .unwrap_or("(not a JSON object: not kept)")
-                );
+                println!("    body: {}", body(e));
             }
         }
     }
@@ -57,26 +53,32 @@ async fn list(args: QuarantineListArgs) -> anyhow::Result<()> {
 }
 
 async fn show(args: QuarantineShowArgs) -> anyhow::Result<()> {
-    let mut sink = PgSink::new(args.db.database_url.expose())?;
+    let mut sink = args.db.sink()?;
     let Some(e): Option<QuarantineEntry> = sink
         .quarantine_entry(&args.message_id)
         .await
         .with_context(|| format!("cannot read quarantined_messages in {}", sink.target()))?
     else {
-        bail!("no quarantined message with id `{}`", args.message_id);
+        bail!(
+            "no quarantined message with id `{}`",
+            escape(&args.message_id)
+        );
     };
-    println!("message_id:    {}", e.message_id);
-    println!("reason_code:   {}", e.reason_code);
-    println!("reason:        {}", e.reason);
+    println!("message_id:    {}", escape(&e.message_id));
+    println!("reason_code:   {}", escape(&e.reason_code));
+    println!("reason:        {}", escape(&e.reason));
     println!("received_at:   {}", e.received_at.to_rfc3339());
     println!("sent_at:       {}", e.sent_at.to_rfc3339());
     println!("receive_count: {}", e.receive_count);
     println!("body_bytes:    {}", e.body_bytes);
-    println!(
-        "body_masked:   {}",
-        e.body_masked
-            .as_deref()
-            .unwrap_or("(not a JSON object: not kept)")
-    );
+    println!("body_masked:   {}", body(&e));
     Ok(())
+}
+
+/// The stored body for a terminal (entries from before 0.2 may have none).
+fn body(e: &QuarantineEntry) -> String {
+    match &e.body_masked {
+        Some(body) => escape(body).into_owned(),
+        None => "(not a JSON object: not kept)".into(),
+    }
 }

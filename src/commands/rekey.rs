@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::{load_keys, os_user};
 use crate::cli::RekeyArgs;
 use crate::mask::{Field, Rekeyer};
-use crate::sink::{rekey_commit, Accountable, PgSink, RekeyRow};
+use crate::sink::{rekey_commit, Accountable, RekeyRow};
 
 /// The same row with every old value re-encrypted to the target key.
 fn rekey_row(rekeyer: &Rekeyer, row: RekeyRow) -> anyhow::Result<RekeyRow> {
@@ -44,7 +44,7 @@ pub(super) async fn rekey(args: RekeyArgs, shutdown: CancellationToken) -> anyho
         bail!("--from and --to are the same key");
     }
     let rekeyer = Rekeyer::new(keys, &args.to)?;
-    let mut sink = PgSink::new(args.db.database_url.expose())?;
+    let mut sink = args.db.sink()?;
     sink.migrate().await.context("cannot prepare the schema")?;
     let one_way = sink.one_way_masks_not_under(&args.to).await?;
     if one_way > 0 {

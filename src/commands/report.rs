@@ -3,10 +3,11 @@
 use anyhow::Context;
 
 use crate::cli::{DuplicatesArgs, ReportFormat};
-use crate::sink::{PgSink, SharedDevice, SharedIp};
+use crate::safe_text::{escape, escape_json};
+use crate::sink::{SharedDevice, SharedIp};
 
 pub(super) async fn duplicates(args: DuplicatesArgs) -> anyhow::Result<()> {
-    let mut sink = PgSink::new(args.db.database_url.expose())?;
+    let mut sink = args.db.sink()?;
     let devices = sink
         .shared_devices(args.limit)
         .await
@@ -20,12 +21,12 @@ pub(super) async fn duplicates(args: DuplicatesArgs) -> anyhow::Result<()> {
                 "shared_ips": ips,
                 "shared_networks": networks,
             });
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            println!("{}", escape_json(&serde_json::to_string_pretty(&report)?));
         }
         ReportFormat::Csv => {
             print_csv(&devices, &ips);
             for n in &networks {
-                println!("network,{},{},,{}", n.network, n.users, n.logins);
+                println!("network,{},{},,{}", escape(&n.network), n.users, n.logins);
             }
         }
         ReportFormat::Table => {
@@ -36,23 +37,37 @@ pub(super) async fn duplicates(args: DuplicatesArgs) -> anyhow::Result<()> {
                 "network pseudonym", "users", "logins"
             );
             for n in &networks {
-                println!("  {:<70} {:>6} {:>7}", n.network, n.users, n.logins);
+                println!(
+                    "  {:<70} {:>6} {:>7}",
+                    escape(&n.network),
+                    n.users,
+                    n.logins
+                );
             }
         }
     }
     Ok(())
 }
 
-/// Masks and counts contain no commas or quotes: no CSV escaping is needed.
+/// Our masks and counts contain no commas or quotes; control characters are escaped all the same
+/// (a table may hold rows written by something else).
 fn print_csv(devices: &[SharedDevice], ips: &[SharedIp]) {
     println!("kind,mask,users,devices,logins");
     for d in devices {
-        println!("device,{},{},1,{}", d.masked_device_id, d.users, d.logins);
+        println!(
+            "device,{},{},1,{}",
+            escape(&d.masked_device_id),
+            d.users,
+            d.logins
+        );
     }
     for ip in ips {
         println!(
             "ip,{},{},{},{}",
-            ip.masked_ip, ip.users, ip.devices, ip.logins
+            escape(&ip.masked_ip),
+            ip.users,
+            ip.devices,
+            ip.logins
         );
     }
 }
@@ -66,7 +81,9 @@ fn print_table(devices: &[SharedDevice], ips: &[SharedIp]) {
     for d in devices {
         println!(
             "  {:<70} {:>6} {:>7}",
-            d.masked_device_id, d.users, d.logins
+            escape(&d.masked_device_id),
+            d.users,
+            d.logins
         );
     }
     println!(
@@ -80,7 +97,10 @@ fn print_table(devices: &[SharedDevice], ips: &[SharedIp]) {
     for ip in ips {
         println!(
             "  {:<70} {:>6} {:>8} {:>7}",
-            ip.masked_ip, ip.users, ip.devices, ip.logins
+            escape(&ip.masked_ip),
+            ip.users,
+            ip.devices,
+            ip.logins
         );
     }
 }

@@ -6,7 +6,8 @@ use anyhow::{bail, Context};
 use super::{load_keys, os_user};
 use crate::cli::RevealArgs;
 use crate::mask::{network, Field, Masker, RevealError, StrategyName};
-use crate::sink::{PgSink, RevealAudit, RevealRequest};
+use crate::safe_text::escape;
+use crate::sink::{RevealAudit, RevealRequest};
 
 pub(super) async fn reveal(args: RevealArgs) -> anyhow::Result<()> {
     if args.reason.trim().is_empty() {
@@ -24,12 +25,17 @@ pub(super) async fn reveal(args: RevealArgs) -> anyhow::Result<()> {
     }
     let keys = load_keys(&args.keys, None).await?;
     let masker = Masker::new(StrategyName::AesSiv, Some(&keys))?;
-    let mut sink = PgSink::new(args.db.database_url.expose())?;
+    let mut sink = args.db.sink()?;
     sink.migrate().await.context("cannot prepare the schema")?;
+    let subject = match &request {
+        RevealRequest::UserId(id) => masker.fingerprint("user", id.as_bytes()),
+        _ => None,
+    };
     let audit = RevealAudit {
         os_user: os_user(),
         actor: args.actor.clone().unwrap_or_else(os_user),
         reason: args.reason.clone(),
+        subject,
     };
     let rows = sink
         .reveal_rows(&request, args.limit, &audit)
@@ -41,7 +47,7 @@ pub(super) async fn reveal(args: RevealArgs) -> anyhow::Result<()> {
             Field::IpNetwork => network::reveal_pfx(&keys, mask)?,
             _ => masker.reveal(*field, mask)?,
         };
-        println!("{value}");
+        println!("{}", escape(&value));
         return Ok(());
     }
     if rows.is_empty() {
@@ -53,6 +59,7 @@ pub(super) async fn reveal(args: RevealArgs) -> anyhow::Result<()> {
             None => "-".into(),
             Some(mask) => masker
                 .reveal(field, mask)
+                .map(|v| escape(&v).into_owned())
                 .unwrap_or_else(|e| format!("<{e}>")),
         }
     };
@@ -60,7 +67,7 @@ pub(super) async fn reveal(args: RevealArgs) -> anyhow::Result<()> {
     for row in &rows {
         println!(
             "{:<38} {:<10} {:<40} {}",
-            row.user_id,
+            escape(&row.user_id),
             row.create_date.map(|d| d.to_string()).unwrap_or_default(),
             show(Field::Ip, row.masked_ip.as_deref()),
             show(Field::DeviceId, row.masked_device_id.as_deref()),

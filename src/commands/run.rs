@@ -8,7 +8,6 @@ use super::{connect_sink, connect_source, load_keys};
 use crate::cli::{LogFormat, RunArgs};
 use crate::mask::{Masker, NetworkMaskMode, NetworkMasker, StrategyName};
 use crate::pipeline::{self, PipelineSettings};
-use crate::sink::PgSink;
 use crate::source::{SqsSettings, SqsSource};
 use crate::telemetry;
 
@@ -49,15 +48,27 @@ pub(super) async fn run(
         "masking"
     );
 
+    if let Some(audit) = args.audit_retention_days {
+        let longest = args.retain_days.max(args.quarantine_retention_days);
+        if let Some(longest) = longest.filter(|&l| audit <= l) {
+            anyhow::bail!(
+                "--audit-retention-days {audit} must be longer than --retain-days / \
+                 --quarantine-retention-days ({longest}), so the record of a deletion outlives \
+                 what it deleted"
+            );
+        }
+    }
     let budget = Duration::from_secs(args.write_retry_seconds);
-    let sink = connect_sink(&args.db.database_url, budget, &shutdown).await?;
+    let sink = connect_sink(&args.db, budget, &shutdown).await?;
     let source = connect_source(&SqsSettings::from(&args.sqs), budget, &shutdown).await?;
     let ledger_retention = ledger_retention(&args, &source).await?;
     tokio::spawn(crate::sink::maintenance_loop(
-        PgSink::new(args.db.database_url.expose())?,
+        args.db.sink()?,
         crate::sink::Upkeep {
             ledger_retention,
             retain_days: args.retain_days,
+            quarantine_retention_days: args.quarantine_retention_days,
+            audit_retention_days: args.audit_retention_days,
             every: PRUNE_EVERY,
         },
         shutdown.clone(),
@@ -77,7 +88,7 @@ pub(super) async fn run(
             Some(url) => Some(source.sibling(url).await?),
             None => None,
         };
-        let probe_db = PgSink::new(args.db.database_url.expose())?;
+        let probe_db = args.db.sink()?;
         tokio::spawn(telemetry::probe_loop(
             source.clone(),
             dead_letter,

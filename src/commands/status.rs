@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::open_queue;
 use crate::cli::{StatusArgs, StatusFormat};
-use crate::sink::{DbStatus, PgSink};
+use crate::sink::DbStatus;
 use crate::source::{QueueDepth, SqsSettings};
 
 pub(super) async fn status(args: StatusArgs) -> anyhow::Result<()> {
@@ -21,7 +21,7 @@ pub(super) async fn status(args: StatusArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let mut sink = PgSink::new(args.db.database_url.expose())?;
+    let mut sink = args.db.sink()?;
     let db = sink.status().await.with_context(|| {
         format!(
             "cannot read the tables in {} (has `migrate` run?)",

@@ -65,6 +65,30 @@ pub enum KeyError {
     /// A key can't be used for a derived purpose (the message says why, never the key).
     #[error("masking key: {0}")]
     Invalid(String),
+    /// The key file can be read by others than its owner (as ssh refuses private keys).
+    #[error(
+        "masking key file {path} is open to group or others (mode {mode:04o}); \
+         run `chmod 600 {path}`"
+    )]
+    FileMode {
+        /// The path as given.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The key file belongs to another user (not root, not the one running login-etl).
+    #[error(
+        "masking key file {path} is owned by uid {owner}, not by the user running login-etl \
+         (uid {me}) or root; run `chown {me} {path}`"
+    )]
+    FileOwner {
+        /// The path as given.
+        path: String,
+        /// The file's owner.
+        owner: u32,
+        /// Who runs login-etl.
+        me: u32,
+    },
     /// The key file could not be read.
     #[error("cannot read masking key file {path}: {source}")]
     File {
@@ -165,8 +189,40 @@ pub(crate) fn parse_entries(text: &str) -> Result<Vec<KeyEntry>, KeyError> {
     Ok(entries)
 }
 
-/// Read a key file's text (kept in zeroed memory).
+/// Refuse a key file that others can read or that belongs to someone else.
+pub(crate) fn check_file(path: &Path) -> Result<(), KeyError> {
+    let file_error = |source| KeyError::File {
+        path: path.display().to_string(),
+        source,
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).map_err(file_error)?;
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(KeyError::FileMode {
+                path: path.display().to_string(),
+                mode,
+            });
+        }
+        let me = rustix::process::geteuid().as_raw();
+        if meta.uid() != me && meta.uid() != 0 {
+            return Err(KeyError::FileOwner {
+                path: path.display().to_string(),
+                owner: meta.uid(),
+                me,
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::metadata(path).map_err(file_error)?;
+    Ok(())
+}
+
+/// Read a key file's text (kept in zeroed memory), after [`check_file`].
 pub(crate) fn read_file(path: &Path) -> Result<Zeroizing<String>, KeyError> {
+    check_file(path)?;
     std::fs::read_to_string(path)
         .map(Zeroizing::new)
         .map_err(|source| KeyError::File {

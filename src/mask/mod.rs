@@ -15,6 +15,7 @@ mod hmac;
 pub mod keys;
 pub mod network;
 mod rekey;
+mod scrub;
 mod sha256;
 mod siv;
 
@@ -26,6 +27,7 @@ pub(crate) use keys::MaskKey;
 pub use keys::{KeyError, KeyRing};
 pub use network::{NetworkMaskMode, NetworkMasker, NetworkPrefixes};
 pub use rekey::Rekeyer;
+pub use scrub::{contains_ip, ScrubbedBody, USER_FINGERPRINT};
 
 use crate::event::LoginEvent;
 
@@ -142,6 +144,8 @@ impl StrategyName {
 pub struct Masker {
     strategy: Arc<dyn MaskStrategy>,
     network: Option<Arc<NetworkMasker>>,
+    /// Fingerprints for quarantine bodies and audit rows (keyed strategies only).
+    fingerprints: Option<Arc<hmac::Fingerprinter>>,
 }
 
 impl Masker {
@@ -156,6 +160,7 @@ impl Masker {
         Ok(Self {
             strategy: inner,
             network: None,
+            fingerprints: keys.map(|k| Arc::new(hmac::Fingerprinter::new(k))),
         })
     }
 
@@ -164,6 +169,7 @@ impl Masker {
         Self {
             strategy: Arc::new(hmac::HmacStrategy::new(keys)),
             network: None,
+            fingerprints: Some(Arc::new(hmac::Fingerprinter::new(keys))),
         }
     }
 
@@ -215,25 +221,23 @@ impl Masker {
         }
     }
 
-    /// Mask the top-level `ip` and `device_id` of an arbitrary JSON object in place, whatever their
-    /// type, so a rejected body can be kept for diagnosis without its PII.
-    pub fn mask_json_fields(&self, object: &mut serde_json::Map<String, serde_json::Value>) {
-        for (name, field) in [("ip", Field::Ip), ("device_id", Field::DeviceId)] {
-            if let Some(value) = object.get_mut(name) {
-                if value.is_null() {
-                    continue;
-                }
-                let canonical = match (&*value, field) {
-                    (serde_json::Value::String(s), Field::Ip) => crate::event::canonical_ip(s)
-                        .map(|ip| ip.to_string())
-                        .unwrap_or_else(|| s.clone()),
-                    (serde_json::Value::String(s), Field::DeviceId) => s.trim().to_string(),
-                    (other, _) => other.to_string(),
-                };
-                *value = serde_json::Value::String(self.mask(field, &canonical));
-            }
-        }
+    /// A keyed fingerprint of `text` for `purpose` (`<key id>:<16 hex>`) under the active key,
+    /// `None` without a key.
+    pub fn fingerprint(&self, purpose: &str, text: &[u8]) -> Option<String> {
+        self.fingerprints
+            .as_ref()
+            .map(|f| f.fingerprint(purpose, text))
     }
+}
+
+/// The fingerprints of a user id under every key of the ring, active first: what an audit row
+/// made under any of them records for that user (`erase` finds them all).
+pub fn user_fingerprints(keys: &KeyRing, user_id: &str) -> Vec<String> {
+    keys.all()
+        .map(|(id, key)| {
+            hmac::Fingerprinter::with_key(id, key).fingerprint("user", user_id.as_bytes())
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -411,15 +415,19 @@ mod tests {
     }
 
     #[test]
-    fn json_fields_are_masked_whatever_their_type() {
-        let m = masker(StrategyName::HmacSha256, &[("k1", 1)]);
-        let mut obj: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(r#"{"ip": 3232235777, "device_id": " 593-47-5928 ", "x": 1}"#)
-                .unwrap();
-        m.mask_json_fields(&mut obj);
-        assert_eq!(obj["device_id"], m.mask(Field::DeviceId, "593-47-5928"));
-        assert_eq!(obj["ip"], m.mask(Field::Ip, "3232235777"));
-        assert_eq!(obj["x"], 1);
+    fn fingerprints_are_keyed_short_and_absent_without_a_key() {
+        let a = masker(StrategyName::AesSiv, &[("k1", 1)]);
+        let b = masker(StrategyName::HmacSha256, &[("k1", 2)]);
+        let fp = a.fingerprint("value", b"x").unwrap();
+        assert_eq!(fp.len(), "k1:".len() + 16);
+        assert_ne!(Some(fp), b.fingerprint("value", b"x"));
+        assert_ne!(a.fingerprint("value", b"x"), a.fingerprint("user", b"x"));
+        assert_eq!(
+            Masker::new(StrategyName::Sha256, None)
+                .unwrap()
+                .fingerprint("value", b"x"),
+            None
+        );
     }
 
     proptest! {

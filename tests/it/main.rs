@@ -7,6 +7,8 @@ mod cli;
 mod commands;
 mod config_faults;
 mod deploy;
+mod fail_closed;
+mod fail_closed_ops;
 mod hostile;
 mod ledger;
 mod network_pseudonyms;

@@ -73,21 +73,34 @@ pub(super) fn classify(err: tokio_postgres::Error, target: &str) -> SinkError {
             return SinkError::Rejected { reason };
         }
     }
-    let message = match err.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        // "error performing TLS handshake" alone doesn't say why: add the causes.
-        None => causes(&err).fold(err.to_string(), |text, cause| format!("{text}: {cause}")),
-    };
-    let certificate_refused = causes(&err).any(|e| {
-        e.downcast_ref::<rustls::Error>()
-            .or_else(|| {
-                e.downcast_ref::<std::io::Error>()
-                    .and_then(|io| io.get_ref())
-                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            })
-            .is_some_and(|tls| matches!(tls, rustls::Error::InvalidCertificate(_)))
+    let tls_error = causes(&err).find_map(|e| {
+        e.downcast_ref::<rustls::Error>().or_else(|| {
+            e.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        })
     });
+    let certificate_refused = matches!(tls_error, Some(rustls::Error::InvalidCertificate(_)));
+    // tokio-postgres says so in a cause of its own TLS error kind (not a rustls error).
+    let no_tls_offered = causes(&err).any(|e| e.to_string() == "server does not support TLS");
+    let message = match (err.as_db_error(), tls_error) {
+        (Some(db), _) => format!("{} ({})", db.message(), db.code().code()),
+        (
+            None,
+            Some(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)),
+        ) => "the server's certificate is signed by a CA this machine does not trust: pass the \
+             CA bundle with --database-ca-file (or sslrootcert= in the URL); for RDS/Aurora, \
+             the RDS CA bundle"
+            .to_string(),
+        (None, _) if no_tls_offered => "the server offers no TLS, and TLS is required (the \
+             default for a host off this machine): enable TLS on the server, or put \
+             sslmode=disable in the URL if the network between you is trusted"
+            .to_string(),
+        // "error performing TLS handshake" alone doesn't say why: add the causes.
+        (None, _) => causes(&err).fold(err.to_string(), |text, cause| format!("{text}: {cause}")),
+    };
     let fatal = certificate_refused
+        || no_tls_offered
         || err.code().is_some_and(|code| {
             [
                 SqlState::INVALID_PASSWORD,

@@ -17,6 +17,10 @@ pub struct Upkeep {
     pub ledger_retention: Duration,
     /// Rows older than this many days are deleted (`None`: kept).
     pub retain_days: Option<u32>,
+    /// Quarantine entries older than this many days are deleted (`None`: kept).
+    pub quarantine_retention_days: Option<u32>,
+    /// Audit rows (reveals, privacy operations) older than this many days are deleted.
+    pub audit_retention_days: Option<u32>,
     /// Pause between rounds.
     pub every: Duration,
 }
@@ -44,6 +48,12 @@ pub async fn maintenance_loop(mut sink: PgSink, upkeep: Upkeep, shutdown: Cancel
         if let Some(days) = upkeep.retain_days {
             retain(&mut sink, days).await;
         }
+        if let Some(days) = upkeep.quarantine_retention_days {
+            retain_quarantine(&mut sink, days).await;
+        }
+        if let Some(days) = upkeep.audit_retention_days {
+            retain_audit(&mut sink, days).await;
+        }
         if let Err(e) = sink.ensure_partitions().await {
             tracing::warn!(error = %e, "creating the coming months' partitions failed (rows go to user_logins_default meanwhile); trying again later");
         }
@@ -54,14 +64,51 @@ pub async fn maintenance_loop(mut sink: PgSink, upkeep: Upkeep, shutdown: Cancel
     }
 }
 
+/// Retention is done by `login-etl run`, for the reason of its flag.
+fn run_itself(flag: &str, days: u32) -> Accountable {
+    Accountable {
+        os_user: "login-etl".into(),
+        actor: "login-etl run".into(),
+        reason: format!("{flag} {days}"),
+    }
+}
+
+/// Delete quarantine entries received more than `days` days ago.
+async fn retain_quarantine(sink: &mut PgSink, days: u32) {
+    let cutoff = Utc::now() - chrono::Duration::days(i64::from(days));
+    let who = run_itself("--quarantine-retention-days", days);
+    match sink
+        .delete_quarantine_before(cutoff, RETENTION_BATCH, &who)
+        .await
+    {
+        Ok(0) => {}
+        Ok(deleted) => {
+            tracing::info!(deleted, %cutoff, "deleted quarantine entries older than --quarantine-retention-days")
+        }
+        Err(e) => tracing::warn!(error = %e, "quarantine retention failed; trying again later"),
+    }
+}
+
+/// Delete audit rows older than `days` days.
+async fn retain_audit(sink: &mut PgSink, days: u32) {
+    let cutoff = Utc::now() - chrono::Duration::days(i64::from(days));
+    let who = run_itself("--audit-retention-days", days);
+    match sink
+        .delete_audit_before(cutoff, RETENTION_BATCH, &who)
+        .await
+    {
+        Ok(0) => {}
+        Ok(deleted) => {
+            tracing::info!(deleted, %cutoff, "deleted audit rows older than --audit-retention-days")
+        }
+        Err(e) => tracing::warn!(error = %e, "audit retention failed; trying again later"),
+    }
+}
+
 /// Delete rows older than `days` days, audited as done by `login-etl run`.
 async fn retain(sink: &mut PgSink, days: u32) {
     let cutoff = Utc::now().date_naive() - chrono::Days::new(u64::from(days));
-    let who = Accountable {
-        os_user: "login-etl".into(),
-        actor: "login-etl run".into(),
-        reason: format!("--retain-days {days}"),
-    };
+    let who = run_itself("--retain-days", days);
     match sink.delete_before(cutoff, RETENTION_BATCH, &who).await {
         Ok(0) => {}
         Ok(deleted) => {

@@ -45,6 +45,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "privacy_v2",
         include_str!("../../../migrations/0006_privacy_v2.sql"),
     ),
+    (
+        7,
+        "fail_closed_privacy",
+        include_str!("../../../migrations/0007_fail_closed_privacy.sql"),
+    ),
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock`: "loginetl".

@@ -11,6 +11,7 @@ mod partition;
 mod privacy;
 mod prune;
 mod reports;
+mod retention;
 mod reveal;
 mod tls;
 mod write;
@@ -56,6 +57,7 @@ impl std::fmt::Debug for DatabaseUrl {
 pub struct PgSink {
     config: Config,
     tls: MakeRustlsConnect,
+    tls_options: tls::TlsOptions,
     target: String,
     client: Option<Client>,
 }
@@ -92,18 +94,45 @@ fn describe(config: &Config) -> String {
 impl PgSink {
     /// Parse the URL (no connection yet).
     pub fn new(database_url: &str) -> Result<Self, SinkError> {
-        let (rest, tls_options) = tls::split_url(database_url).map_err(SinkError::InvalidUrl)?;
+        Self::with_ca_file(database_url, None)
+    }
+
+    /// Parse the URL, trusting the CA certificates in `ca_file` (PEM) instead of the system
+    /// roots unless the URL names its own `sslrootcert`.
+    pub fn with_ca_file(
+        database_url: &str,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Self, SinkError> {
+        let (rest, mut tls_options) =
+            tls::split_url(database_url).map_err(SinkError::InvalidUrl)?;
         let mut config: Config = rest
             .parse()
             // The parse error never echoes the URL, which may hold a password.
             .map_err(|e: tokio_postgres::Error| SinkError::InvalidUrl(e.to_string()))?;
+        tls_options.default_for_hosts(config.get_hosts());
+        if tls_options.root_cert.is_none() {
+            tls_options.root_cert = ca_file.map(std::path::Path::to_path_buf);
+        }
         config.ssl_mode(tls_options.mode);
         let tls = tls::connector(&tls_options).map_err(SinkError::InvalidUrl)?;
         Ok(Self {
             target: describe(&config),
             config,
             tls,
+            tls_options,
             client: None,
+        })
+    }
+
+    /// Why the connection could carry PII in the clear over a network, if it could: a host off
+    /// this machine with `sslmode` disable, allow or prefer.
+    pub fn plaintext_risk(&self) -> Option<String> {
+        let remote = self.config.get_hosts().iter().any(|h| !tls::is_local(h));
+        (remote && self.tls_options.may_be_plaintext()).then(|| {
+            format!(
+                "{} is not on this machine and the URL's sslmode allows plaintext",
+                self.target
+            )
         })
     }
 

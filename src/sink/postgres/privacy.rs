@@ -23,8 +23,10 @@ pub struct Accountable {
 pub struct Erased {
     /// Rows of `user_logins`.
     pub rows: u64,
-    /// Entries of `quarantined_messages` whose masked body names the user.
+    /// Entries of `quarantined_messages` of the user.
     pub quarantined: u64,
+    /// Rows of `mask_reveals` that named the user or showed one of their masks, neutralised.
+    pub reveals: u64,
     /// The audit row (`None` for a dry run, which changes and records nothing).
     pub audit_id: Option<i64>,
 }
@@ -57,8 +59,17 @@ pub struct RekeyRow {
     pub masked_ip_network: Option<String>,
 }
 
-const MATCHES_USER_IN_QUARANTINE: &str =
-    "body_masked IS NOT NULL AND (body_masked::jsonb ->> 'user_id') = $1";
+/// The subject's masks, gathered before their rows go (for the reveal audit).
+const SUBJECT_MASKS: &str = "SELECT coalesce(array_agg(DISTINCT m), '{}') FROM user_logins, \
+     unnest(ARRAY[masked_ip, masked_device_id, masked_ip_network]) AS m \
+     WHERE user_id = $1 AND m IS NOT NULL";
+/// Reveal audit rows that name the subject (by fingerprint, or by id in rows written before
+/// fingerprints) or show one of their masks: the selector and those masks are removed.
+const NEUTRALISE_REVEALS: &str = "UPDATE mask_reveals SET \
+     masks = ARRAY(SELECT m FROM unnest(masks) AS m WHERE m <> ALL($1)), \
+     selector = CASE WHEN selector = ANY($2) OR subject = ANY($3) THEN 'erased subject' ELSE selector END, \
+     subject = CASE WHEN subject = ANY($3) THEN NULL ELSE subject END \
+     WHERE masks && $1 OR selector = ANY($2) OR subject = ANY($3)";
 
 /// Whether a mask is under `key` (and, with `from`, under that one only).
 const OLD_KEY: &str =
@@ -76,7 +87,7 @@ const SIV: &str = "NOT ({c} ~ '^[^:]+:[0-9a-f]{64}$')";
 /// ipcrypt-pfx network masks are `<id>:pfx:<address>`.
 const PFX: &str = "({c} LIKE '%:pfx:%')";
 
-async fn audit(
+pub(super) async fn audit(
     tx: &tokio_postgres::Transaction<'_>,
     operation: &str,
     who: &Accountable,
@@ -103,12 +114,14 @@ async fn audit(
 }
 
 impl PgSink {
-    /// Delete one user's rows and quarantine entries, and audit it, in one transaction; with
-    /// `dry_run`, count only and roll back. The ledger keeps the message ids, so a redelivered
-    /// message of that user is still skipped and the user does not reappear.
+    /// Delete one user's rows and quarantine entries, neutralise the reveal audit rows that name
+    /// them or show their masks, and audit it (with `subjects[0]`, a keyed fingerprint of the user
+    /// id under the active key, never the id; `subjects` holds it under every key), in one transaction; with `dry_run`, count only and roll back. The ledger
+    /// keeps the message ids, so a redelivered message of that user is still skipped.
     pub async fn erase_user(
         &mut self,
         user_id: &str,
+        subjects: &[String],
         who: &Accountable,
         dry_run: bool,
     ) -> Result<Erased, SinkError> {
@@ -117,33 +130,55 @@ impl PgSink {
         let result = async {
             let client = self.client().await?;
             let tx = client.transaction().await.map_err(pg)?;
+            // Entries whose user id looked like PII hold its fingerprint instead.
+            let fingerprinted: Vec<String> = subjects
+                .iter()
+                .map(|fp| format!("{}{fp}", crate::mask::USER_FINGERPRINT))
+                .collect();
+            let masks: Vec<String> = tx
+                .query_one(SUBJECT_MASKS, &[&user_id])
+                .await
+                .map_err(pg)?
+                .get(0);
             let rows = tx
                 .execute("DELETE FROM user_logins WHERE user_id = $1", &[&user_id])
                 .await
                 .map_err(pg)?;
             let quarantined = tx
                 .execute(
-                    &format!("DELETE FROM quarantined_messages WHERE {MATCHES_USER_IN_QUARANTINE}"),
-                    &[&user_id],
+                    "DELETE FROM quarantined_messages WHERE user_id = $1 OR user_id = ANY($2)",
+                    &[&user_id, &fingerprinted],
                 )
                 .await
                 .map_err(pg)?;
+            let mut selectors = vec![format!("user_id = {user_id:?}")];
+            for mask in &masks {
+                selectors.push(format!("masked_ip = {mask:?}"));
+                selectors.push(format!("masked_device_id = {mask:?}"));
+            }
+            let reveals = tx
+                .execute(NEUTRALISE_REVEALS, &[&masks, &selectors, &subjects])
+                .await
+                .map_err(pg)?;
+            let erased = Erased {
+                rows,
+                quarantined,
+                reveals,
+                audit_id: None,
+            };
             if dry_run {
                 tx.rollback().await.map_err(pg)?;
-                return Ok(Erased {
-                    rows,
-                    quarantined,
-                    audit_id: None,
-                });
+                return Ok(erased);
             }
-            let id = audit(&tx, "erase", who, rows, quarantined, serde_json::json!({}))
+            let detail =
+                serde_json::json!({ "subject": subjects.first(), "reveals_neutralised": reveals });
+            let id = audit(&tx, "erase", who, rows, quarantined, detail)
                 .await
                 .map_err(pg)?;
             tx.commit().await.map_err(pg)?;
             Ok(Erased {
-                rows,
-                quarantined,
                 audit_id: Some(id),
+                ..erased
             })
         }
         .await;
@@ -162,10 +197,9 @@ impl PgSink {
         };
         let sql = format!(
             "{} UNION ALL {} UNION ALL {} UNION ALL
-             SELECT 'quarantined_messages', split_part(body_masked::jsonb ->> 'ip', ':', 1), count(*),
+             SELECT 'quarantined_messages', key_id, count(*),
                     min(received_at)::date, max(received_at)::date
-             FROM quarantined_messages
-             WHERE body_masked IS NOT NULL AND (body_masked::jsonb ->> 'ip') LIKE '%:%' GROUP BY 2
+             FROM quarantined_messages WHERE key_id IS NOT NULL GROUP BY 2
              ORDER BY 1, 2",
             per_column("masked_ip"),
             per_column("masked_device_id"),
@@ -183,97 +217,6 @@ impl PgSink {
                 last: r.get(4),
             })
             .collect())
-    }
-
-    /// Delete rows whose `create_date` is before `cutoff`, at most `batch` per transaction (each
-    /// audited); returns how many went. Partitioned tables lose whole months first.
-    pub async fn delete_before(
-        &mut self,
-        cutoff: NaiveDate,
-        batch: i64,
-        who: &Accountable,
-    ) -> Result<u64, SinkError> {
-        let target = self.target.clone();
-        let pg = |e: tokio_postgres::Error| super::error::classify(e, &target);
-        let mut total = self.drop_partitions_before(cutoff, who).await?;
-        loop {
-            let result = async {
-                let client = self.client().await?;
-                let tx = client.transaction().await.map_err(pg)?;
-                let n = tx
-                    .execute(
-                        "DELETE FROM user_logins WHERE (tableoid, ctid) IN (
-                             SELECT tableoid, ctid FROM user_logins WHERE create_date < $1 LIMIT $2)",
-                        &[&cutoff, &batch],
-                    )
-                    .await
-                    .map_err(pg)?;
-                if n > 0 {
-                    let detail = serde_json::json!({ "before": cutoff.to_string() });
-                    audit(&tx, "retention", who, n, 0, detail)
-                        .await
-                        .map_err(pg)?;
-                }
-                tx.commit().await.map_err(pg)?;
-                Ok(n)
-            }
-            .await;
-            let n = result.inspect_err(|_| self.client = None)?;
-            total += n;
-            if n < batch as u64 {
-                return Ok(total);
-            }
-        }
-    }
-
-    /// Drop the monthly partitions that end on or before `cutoff` (audited); rows dropped.
-    async fn drop_partitions_before(
-        &mut self,
-        cutoff: NaiveDate,
-        who: &Accountable,
-    ) -> Result<u64, SinkError> {
-        let target = self.target.clone();
-        let pg = |e: tokio_postgres::Error| super::error::classify(e, &target);
-        if !self.is_partitioned().await? {
-            return Ok(0);
-        }
-        let result = async {
-            let client = self.client().await?;
-            let whole_months = client
-                .query(
-                    "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-                     WHERE i.inhparent = 'user_logins'::regclass AND c.relname ~ '^user_logins_y[0-9]{4}m[0-9]{2}$'
-                       AND (to_date(substr(c.relname, 14, 4) || substr(c.relname, 19, 2), 'YYYYMM')
-                            + interval '1 month')::date <= $1",
-                    &[&cutoff],
-                )
-                .await
-                .map_err(pg)?;
-            let mut dropped = 0;
-            for partition in whole_months {
-                let name: String = partition.get(0);
-                let tx = client.transaction().await.map_err(pg)?;
-                let count: i64 = tx
-                    .query_one(&format!("SELECT count(*) FROM {name}"), &[])
-                    .await
-                    .map_err(pg)?
-                    .get(0);
-                tx.batch_execute(&format!(
-                    "ALTER TABLE user_logins DETACH PARTITION {name}; DROP TABLE {name}"
-                ))
-                .await
-                .map_err(pg)?;
-                let detail = serde_json::json!({ "before": cutoff.to_string(), "dropped_partition": name });
-                audit(&tx, "retention", who, count as u64, 0, detail)
-                    .await
-                    .map_err(pg)?;
-                tx.commit().await.map_err(pg)?;
-                dropped += count as u64;
-            }
-            Ok(dropped)
-        }
-        .await;
-        result.inspect_err(|_| self.client = None)
     }
 
     /// Up to `batch` rows with a reversible mask under another key than `to` (and, with `from`,

@@ -39,7 +39,8 @@ impl RevealRequest {
     fn describe(&self) -> String {
         match self {
             RevealRequest::Value { .. } => "given masks".into(),
-            RevealRequest::UserId(v) => format!("user_id = {v:?}"),
+            // The id itself is never stored: the audit row's `subject` holds its fingerprint.
+            RevealRequest::UserId(_) => "user_id = <subject>".into(),
             RevealRequest::MaskedIp(v) => format!("masked_ip = {v:?}"),
             RevealRequest::MaskedDeviceId(v) => format!("masked_device_id = {v:?}"),
         }
@@ -55,6 +56,8 @@ pub struct RevealAudit {
     pub actor: String,
     /// Why (`--reason`, required).
     pub reason: String,
+    /// For a reveal by user id: a keyed fingerprint of it (`erase` finds the row by it).
+    pub subject: Option<String>,
 }
 
 /// A masked row as `reveal` reads it.
@@ -72,8 +75,8 @@ pub struct MaskedRow {
 
 const COLUMNS: &str = "SELECT user_id, create_date, masked_ip, masked_device_id FROM user_logins";
 const AUDIT: &str =
-    "INSERT INTO mask_reveals (os_user, actor, reason, selector, masks, row_count) \
-                     VALUES ($1, $2, $3, $4, $5, $6)";
+    "INSERT INTO mask_reveals (os_user, actor, reason, selector, masks, row_count, subject) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 impl PgSink {
     /// The rows the request selects (none for a single value), at most `limit`, with the audit
@@ -135,6 +138,7 @@ async fn reveal(
             &request.describe(),
             &masks,
             &row_count,
+            &audit.subject,
         ],
     )
     .await?;

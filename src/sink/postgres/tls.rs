@@ -3,12 +3,15 @@
 //! | sslmode | encrypted | server certificate checked |
 //! |---|---|---|
 //! | `disable` | no | – |
-//! | `prefer` (default) | if the server offers it | no |
+//! | `prefer` (default on loopback and unix sockets) | if the server offers it | no |
 //! | `require` | yes | no (as libpq, unless you need more: use `verify-full`) |
 //! | `verify-ca` | yes | chain, against `sslrootcert` or the system roots |
-//! | `verify-full` | yes | chain and host name |
+//! | `verify-full` (default for any other host) | yes | chain and host name |
 //!
-//! `sslrootcert=/path/ca.pem` (e.g. the RDS CA bundle) replaces the system roots.
+//! Unlike libpq, a URL without `sslmode` naming a host off this machine gets `verify-full`: a
+//! remote server that offers no TLS (or a certificate nobody vouches for) is refused rather than
+//! sent PII in the clear. `sslrootcert=/path/ca.pem` (or `--database-ca-file`; e.g. the RDS CA
+//! bundle) replaces the system roots.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,6 +45,41 @@ pub(crate) struct TlsOptions {
     pub(crate) verify: Verify,
     /// CA certificates to trust instead of the system roots.
     pub(crate) root_cert: Option<PathBuf>,
+    /// Whether the URL said `sslmode` (else the default depends on the host).
+    pub(crate) explicit: bool,
+}
+
+impl TlsOptions {
+    /// The default for a URL without `sslmode`: `verify-full` unless every host is loopback or a
+    /// unix socket.
+    pub(crate) fn default_for_hosts(&mut self, hosts: &[tokio_postgres::config::Host]) {
+        if self.explicit || hosts.iter().all(is_local) {
+            return;
+        }
+        self.mode = SslMode::Require;
+        self.verify = Verify::Full;
+    }
+
+    /// Whether PII can cross a network in the clear (plaintext, or plaintext as a fallback).
+    pub(crate) fn may_be_plaintext(&self) -> bool {
+        matches!(self.mode, SslMode::Disable | SslMode::Prefer)
+    }
+}
+
+/// A unix socket, `localhost`, or a loopback address.
+pub(crate) fn is_local(host: &tokio_postgres::config::Host) -> bool {
+    match host {
+        tokio_postgres::config::Host::Tcp(name) => {
+            name == "localhost"
+                || name
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        #[cfg(unix)]
+        tokio_postgres::config::Host::Unix(_) => true,
+    }
 }
 
 /// Split libpq's TLS parameters off a `postgres://` URL (or a `key=value` string), returning the
@@ -76,6 +114,7 @@ pub(crate) fn split_url(url: &str) -> Result<(String, TlsOptions), String> {
         }
         kept.join(" ")
     };
+    let explicit = sslmode.is_some();
     let (mode, verify) = match sslmode.as_deref().unwrap_or("prefer") {
         "disable" => (SslMode::Disable, Verify::Nothing),
         "allow" | "prefer" => (SslMode::Prefer, Verify::Nothing),
@@ -92,6 +131,7 @@ pub(crate) fn split_url(url: &str) -> Result<(String, TlsOptions), String> {
         mode,
         verify,
         root_cert: root_cert.map(PathBuf::from),
+        explicit,
     };
     Ok((rest, options))
 }
@@ -267,7 +307,7 @@ mod tests {
         assert_eq!((o.mode, o.verify), (SslMode::Require, Verify::Nothing));
 
         let (_, o) = split_url("postgres://u@h/db").unwrap();
-        assert_eq!(o.mode, SslMode::Prefer);
+        assert_eq!((o.mode, o.explicit), (SslMode::Prefer, false));
 
         let (rest, o) = split_url("host=h user=u sslmode=verify-ca").unwrap();
         assert_eq!(rest, "host=h user=u");
@@ -276,5 +316,28 @@ mod tests {
         assert!(split_url("postgres://h/db?sslmode=bogus")
             .unwrap_err()
             .contains("bogus"));
+    }
+
+    #[test]
+    fn without_sslmode_only_local_hosts_may_go_unverified() {
+        let defaulted = |url: &str| {
+            let (rest, mut o) = split_url(url).unwrap();
+            let config: tokio_postgres::Config = rest.parse().unwrap();
+            o.default_for_hosts(config.get_hosts());
+            (o.mode, o.verify)
+        };
+        let full = (SslMode::Require, Verify::Full);
+        let prefer = (SslMode::Prefer, Verify::Nothing);
+        assert_eq!(defaulted("postgres://u@db.example.com/x"), full);
+        assert_eq!(defaulted("postgres://u@10.0.0.5:5432/x"), full);
+        assert_eq!(defaulted("postgres://u@127.0.0.1/x"), prefer);
+        assert_eq!(defaulted("postgres://u@localhost/x"), prefer);
+        assert_eq!(defaulted("postgres://u@[::1]/x"), prefer);
+        assert_eq!(defaulted("host=/var/run/postgresql user=u"), prefer);
+        assert_eq!(defaulted("postgres://u@127.0.0.1,db.example.com/x"), full);
+        assert_eq!(
+            defaulted("postgres://u@db.example.com/x?sslmode=disable"),
+            (SslMode::Disable, Verify::Nothing)
+        );
     }
 }

@@ -31,9 +31,11 @@ const COPY_TYPES: [Type; 8] = [
 ];
 const CLEAR_ATTEMPTS: &str = "DELETE FROM poison_attempts WHERE message_id = ANY($1)";
 const INSERT_QUARANTINE: &str = "INSERT INTO quarantined_messages (message_id, reason_code, reason, \
-                                 received_at, sent_at, receive_count, body_bytes, body_masked) \
-                                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], \
-                                 $4::timestamptz[], $5::timestamptz[], $6::int4[], $7::int4[], $8::text[]) \
+                                 received_at, sent_at, receive_count, body_bytes, body_masked, \
+                                 user_id, key_id, scrub_version) \
+                                 SELECT *, 1 FROM unnest($1::text[], $2::text[], $3::text[], \
+                                 $4::timestamptz[], $5::timestamptz[], $6::int4[], $7::int4[], $8::text[], \
+                                 $9::text[], $10::text[]) \
                                  ON CONFLICT (message_id) DO NOTHING RETURNING reason_code";
 
 /// What a committed batch did.
@@ -197,15 +199,14 @@ async fn insert_quarantine(
         .iter()
         .map(|(_, q)| i32::try_from(q.body_bytes).unwrap_or(i32::MAX))
         .collect();
-    let bodies: Vec<Option<&str>> = entries
-        .iter()
-        .map(|(_, q)| q.body_masked.as_deref())
-        .collect();
+    let bodies = column(|q| q.body_masked.as_str());
+    let users: Vec<Option<&str>> = entries.iter().map(|(_, q)| q.user_id.as_deref()).collect();
+    let keys: Vec<Option<&str>> = entries.iter().map(|(_, q)| q.key_id.as_deref()).collect();
     let inserted = tx
         .query(
             INSERT_QUARANTINE,
             &[
-                &ids, &codes, &reasons, &received, &sent, &counts, &sizes, &bodies,
+                &ids, &codes, &reasons, &received, &sent, &counts, &sizes, &bodies, &users, &keys,
             ],
         )
         .await?;

@@ -1,0 +1,372 @@
+//! Quarantine bodies that are safe by construction, whatever a message looks like.
+//!
+//! A rejected message is kept for diagnosis, but its PII may sit anywhere: under `IP`,
+//! `ipAddress` or `Device_ID`, inside an SNS `Message` string, in free text, as a map key. So the
+//! rule is an allow-list, not a deny-list:
+//!
+//! - the JSON shape and the field names are kept; a name that could itself be a value (it has a
+//!   digit, a character outside `A-Za-z _ - . $ @`, is over 64 characters, equals a PII value of
+//!   the message, or sits under a PII-like name) becomes `#key k1:<fingerprint>`;
+//! - `null` and booleans are kept; strings and numbers are kept only under a few known non-PII
+//!   names ([`KEPT`]), when short, free of control characters, holding nothing shaped like an IP
+//!   address and none of the message's PII values;
+//! - any string that parses as an IP address becomes its row mask (`ip` domain, canonical form),
+//!   any value under a device-like name its `device_id` mask, so quarantined PII still matches rows;
+//! - every other string or number becomes `#str(<chars>) k1:<fingerprint>` / `#num(<chars>) …`:
+//!   type and length for diagnosis, a keyed fingerprint for telling values apart, no content;
+//! - a string holding a JSON object or array (an SNS `Message`) is decoded and scrubbed by the same
+//!   rules, two levels deep, as `{"#json": …}`;
+//! - a body that is not JSON keeps only `{"#not_json": {bytes, fingerprint, error}}`.
+//!
+//! The output never holds a control character or `\u0000`, so PostgreSQL can always cast it to
+//! `jsonb`. The user id erasure needs is returned beside it, under the same rule: as it is if
+//! the body keeps it, else as a keyed fingerprint.
+
+use serde_json::{Map, Value};
+
+use super::{Field, Masker};
+use crate::safe_text;
+
+/// Names whose short scalar values are kept as they are, with their length limit in characters.
+const KEPT: &[(&str, usize)] = &[
+    ("user_id", 128),
+    ("device_type", 32),
+    ("locale", 32),
+    ("app_version", 32),
+    ("create_date", 32),
+    // Envelope kinds (SNS, EventBridge), useful to see what was sent.
+    ("Type", 32),
+    ("detail-type", 64),
+    ("source", 64),
+];
+/// Prefix of a user id stored as its fingerprint (one that looks like PII or holds control
+/// characters).
+pub const USER_FINGERPRINT: &str = "#user ";
+/// Deeper than this, a subtree is replaced by `#truncated`.
+const MAX_DEPTH: usize = 32;
+/// JSON inside strings inside JSON: decoded this many levels.
+const MAX_JSON_IN_STRING: usize = 2;
+/// Longest kept numeric text (an IPv4 address as an integer has up to 10 digits).
+const MAX_KEPT_NUMBER: usize = 6;
+/// Longest field name kept.
+const MAX_KEY: usize = 64;
+/// Known PII values shorter than this only match whole values, longer ones also inside text.
+const MIN_CONTAINED: usize = 6;
+
+/// A quarantine body ready to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScrubbedBody {
+    /// JSON text without raw PII, control characters or `\u0000`.
+    pub json: String,
+    /// The message's `user_id` (top level, else the first one inside), for erasure: as it is
+    /// when the body keeps it, else [`USER_FINGERPRINT`] and its keyed fingerprint (what
+    /// `erase` looks for too). `None` if absent or not a string.
+    pub user_id: Option<String>,
+}
+
+/// What kind of PII a field name suggests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PiiKind {
+    Ip,
+    Device,
+}
+
+/// Which PII a field name suggests, from its letters only (`IP`, `ipAddress`, `client_ip`,
+/// `Device_ID`, `deviceId`, `udid`, …).
+fn pii_kind(name: &str) -> Option<PiiKind> {
+    let n: String = name
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    const DEVICE: &[&str] = &[
+        "device", "udid", "imei", "idfa", "idfv", "gaid", "serial", "hardware", "mac",
+    ];
+    const IP: &[&str] = &["addr", "host", "remote", "origin", "forwarded"];
+    if DEVICE.iter().any(|d| n.contains(d)) && n != "devicetype" {
+        Some(PiiKind::Device)
+    } else if n.starts_with("ip") || n.ends_with("ip") || IP.iter().any(|d| n.contains(d)) {
+        Some(PiiKind::Ip)
+    } else {
+        None
+    }
+}
+
+/// Whether `text` holds something shaped like an IP address: a dotted quad anywhere (also inside
+/// longer dotted runs or after letters), or a token of hex digits and colons that parses as IPv6
+/// or has three colons or more.
+pub fn contains_ip(text: &str) -> bool {
+    let dotted_runs = text.split(|c: char| !(c.is_ascii_digit() || c == '.'));
+    for run in dotted_runs {
+        let parts: Vec<&str> = run.split('.').collect();
+        let octet =
+            |p: &&str| (1..=3).contains(&p.len()) && p.parse::<u16>().is_ok_and(|n| n < 256);
+        if parts.windows(4).any(|w| w.iter().all(octet)) {
+            return true;
+        }
+    }
+    let v6_tokens = text.split(|c: char| !(c.is_ascii_hexdigit() || c == ':' || c == '.'));
+    v6_tokens.filter(|t| t.matches(':').count() >= 2).any(|t| {
+        let t = t.trim_matches('.');
+        t.matches(':').count() >= 3
+            || t.parse::<std::net::Ipv6Addr>().is_ok()
+            || t.trim_end_matches(':')
+                .parse::<std::net::Ipv6Addr>()
+                .is_ok()
+    })
+}
+
+struct Scrubber<'a> {
+    masker: &'a Masker,
+    /// Lower-cased PII values of this message (values under PII-like names, IP addresses).
+    known: Vec<String>,
+}
+
+impl Masker {
+    /// The body of a rejected message as it may be stored: see the module docs.
+    pub fn scrub_body(&self, body: &str) -> ScrubbedBody {
+        match serde_json::from_str::<Value>(body) {
+            Ok(value) => {
+                let mut known = Vec::new();
+                collect_known(&value, None, 0, 0, &mut known);
+                let scrubber = Scrubber {
+                    masker: self,
+                    known,
+                };
+                let user_id = find_user_id(&value, 0).and_then(|id| {
+                    if scrubber.kept(Some("user_id"), &id, false) {
+                        Some(id)
+                    } else {
+                        self.fingerprint("user", id.as_bytes())
+                            .map(|fp| format!("{USER_FINGERPRINT}{fp}"))
+                    }
+                });
+                let scrubbed = scrubber.value(value, None, None, 0, 0);
+                ScrubbedBody {
+                    json: scrubbed.to_string(),
+                    user_id,
+                }
+            }
+            Err(e) => {
+                let category = match e.classify() {
+                    serde_json::error::Category::Eof => "truncated",
+                    serde_json::error::Category::Syntax => "syntax error",
+                    _ => "not decodable",
+                };
+                let mut inner = Map::new();
+                inner.insert("bytes".into(), body.len().into());
+                if let Some(fp) = self.fingerprint("body", body.as_bytes()) {
+                    inner.insert("fingerprint".into(), fp.into());
+                }
+                inner.insert(
+                    "error".into(),
+                    format!("{category} at line {} column {}", e.line(), e.column()).into(),
+                );
+                let mut outer = Map::new();
+                outer.insert("#not_json".into(), Value::Object(inner));
+                ScrubbedBody {
+                    json: Value::Object(outer).to_string(),
+                    user_id: None,
+                }
+            }
+        }
+    }
+}
+
+/// A string that holds a JSON object or array, decoded.
+fn json_in_string(text: &str) -> Option<Value> {
+    let t = text.trim_start();
+    if !(t.starts_with('{') || t.starts_with('[')) {
+        return None;
+    }
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .filter(|v| v.is_object() || v.is_array())
+}
+
+/// Gather the PII values of a message, lower-cased: strings and numbers under PII-like names (at
+/// any depth below them) and every string that parses as an IP address.
+fn collect_known(
+    value: &Value,
+    kind: Option<PiiKind>,
+    depth: usize,
+    json_depth: usize,
+    out: &mut Vec<String>,
+) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    match value {
+        Value::String(s) => {
+            if let Some(inner) = (json_depth < MAX_JSON_IN_STRING)
+                .then(|| json_in_string(s))
+                .flatten()
+            {
+                collect_known(&inner, kind, depth + 1, json_depth + 1, out);
+            } else if kind.is_some() || crate::event::canonical_ip(s).is_some() {
+                out.push(s.trim().to_lowercase());
+                if let Some(ip) = crate::event::canonical_ip(s) {
+                    out.push(ip.to_string());
+                }
+            }
+        }
+        Value::Number(n) if kind.is_some() => out.push(n.to_string()),
+        Value::Array(items) => items
+            .iter()
+            .for_each(|v| collect_known(v, kind, depth + 1, json_depth, out)),
+        Value::Object(map) => {
+            for (k, v) in map {
+                collect_known(v, kind.or(pii_kind(k)), depth + 1, json_depth, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The first string `user_id`, breadth first: the top level, then objects inside (also inside
+/// JSON strings, as in an SNS `Message`).
+fn find_user_id(value: &Value, json_depth: usize) -> Option<String> {
+    let mut queue = std::collections::VecDeque::from([(value.clone(), json_depth, 0usize)]);
+    while let Some((v, jd, depth)) = queue.pop_front() {
+        if depth > MAX_DEPTH {
+            continue;
+        }
+        match v {
+            Value::Object(map) => {
+                if let Some(Value::String(id)) = map.get("user_id") {
+                    return Some(id.clone());
+                }
+                queue.extend(map.into_iter().map(|(_, v)| (v, jd, depth + 1)));
+            }
+            Value::Array(items) => queue.extend(items.into_iter().map(|v| (v, jd, depth + 1))),
+            Value::String(s) if jd < MAX_JSON_IN_STRING => {
+                if let Some(inner) = json_in_string(&s) {
+                    queue.push_back((inner, jd + 1, depth + 1));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+impl Scrubber<'_> {
+    /// Whether `text` is, or (if long enough) contains, a PII value of this message.
+    fn is_known(&self, text: &str) -> bool {
+        let lower = text.to_lowercase();
+        self.known.iter().filter(|k| !k.is_empty()).any(|k| {
+            *k == lower.trim() || (k.chars().count() >= MIN_CONTAINED && lower.contains(k.as_str()))
+        })
+    }
+
+    fn key(&self, name: &str, in_pii: bool) -> String {
+        let plain = (1..=MAX_KEY).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphabetic() || b"_-.$@".contains(&b));
+        if !in_pii && plain && !self.is_known(name) {
+            return name.to_string();
+        }
+        format!("#key {}", self.fingerprint("key", name))
+    }
+
+    fn fingerprint(&self, purpose: &str, text: &str) -> String {
+        self.masker
+            .fingerprint(purpose, text.as_bytes())
+            .unwrap_or_else(|| "unkeyed".into())
+    }
+
+    fn opaque(&self, kind: &str, text: &str) -> Value {
+        let chars = text.chars().count();
+        let fp = self.masker.fingerprint("value", text.as_bytes());
+        match fp {
+            Some(fp) => format!("#{kind}({chars}) {fp}").into(),
+            None => format!("#{kind}({chars})").into(),
+        }
+    }
+
+    fn kept(&self, name: Option<&str>, text: &str, is_number: bool) -> bool {
+        let Some(limit) = name.and_then(|n| KEPT.iter().find(|(k, _)| *k == n).map(|(_, l)| *l))
+        else {
+            return false;
+        };
+        let limit = if is_number { MAX_KEPT_NUMBER } else { limit };
+        text.chars().count() <= limit
+            && !text.chars().any(safe_text::is_unsafe)
+            && !contains_ip(text)
+            && !self.is_known(text)
+    }
+
+    fn value(
+        &self,
+        value: Value,
+        name: Option<&str>,
+        pii: Option<PiiKind>,
+        depth: usize,
+        json_depth: usize,
+    ) -> Value {
+        if depth > MAX_DEPTH {
+            return "#truncated".into();
+        }
+        match value {
+            Value::Null | Value::Bool(_) => value,
+            Value::Number(n) => {
+                let text = n.to_string();
+                match pii {
+                    Some(PiiKind::Device) => self.masker.mask(Field::DeviceId, &text).into(),
+                    Some(PiiKind::Ip) => self.masker.mask(Field::Ip, &text).into(),
+                    None if self.kept(name, &text, true) => Value::Number(n),
+                    None => self.opaque("num", &text),
+                }
+            }
+            Value::String(s) => {
+                if let Some(ip) = crate::event::canonical_ip(&s) {
+                    return self.masker.mask_ip(&ip).into();
+                }
+                match pii {
+                    Some(PiiKind::Device) => {
+                        return self.masker.mask(Field::DeviceId, s.trim()).into()
+                    }
+                    Some(PiiKind::Ip) => return self.masker.mask(Field::Ip, s.trim()).into(),
+                    None => {}
+                }
+                if json_depth < MAX_JSON_IN_STRING {
+                    if let Some(inner) = json_in_string(&s) {
+                        let inner = self.value(inner, None, None, depth + 1, json_depth + 1);
+                        return Value::Object(Map::from_iter([("#json".to_string(), inner)]));
+                    }
+                }
+                if self.kept(name, &s, false) {
+                    Value::String(s)
+                } else {
+                    self.opaque("str", &s)
+                }
+            }
+            Value::Array(items) => Value::Array(
+                items
+                    .into_iter()
+                    .map(|v| self.value(v, None, pii, depth + 1, json_depth))
+                    .collect(),
+            ),
+            Value::Object(map) => {
+                let mut out = Map::new();
+                for (k, v) in map {
+                    let child_pii = pii.or(pii_kind(&k));
+                    let mut key = self.key(&k, pii.is_some());
+                    while out.contains_key(&key) {
+                        key.push('~');
+                    }
+                    // Only a name kept as it is can make its value a kept one.
+                    let kept_name = (key == k).then_some(k.as_str());
+                    let scrubbed = self.value(v, kept_name, child_pii, depth + 1, json_depth);
+                    out.insert(key, scrubbed);
+                }
+                Value::Object(out)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "scrub_tests.rs"]
+mod tests;
