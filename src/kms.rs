@@ -1,6 +1,11 @@
 //! Envelope encryption of masking keys with AWS KMS: the data key is stored encrypted
 //! (`<id>:kms:<base64 ciphertext>` in the key list) and decrypted with `kms:Decrypt` at start, so
 //! the plaintext key exists only in the process's (zeroed-on-drop) memory.
+//!
+//! Data keys are bound to an encryption context, `service=login-etl` and `key_id=<id>`: a key
+//! policy can allow `kms:Decrypt` only with it (deploy/cloudformation/queue-and-key.yaml), and a
+//! ciphertext moved to another key id no longer decrypts. Entries made before the context was
+//! used still decrypt without it, with a warning to make them anew.
 
 use aws_sdk_kms::primitives::Blob;
 use base64::Engine;
@@ -11,6 +16,16 @@ use crate::aws::SdkFailure;
 
 use crate::mask::keys::{KeyEntry, KeyError, GENERATED_KEY_BYTES};
 use crate::mask::{KeyRing, MaskKey};
+
+/// The encryption context's service entry, which key policies can require.
+pub(crate) const CONTEXT_SERVICE: &str = "login-etl";
+
+fn context(id: &str) -> std::collections::HashMap<String, String> {
+    std::collections::HashMap::from([
+        ("service".to_string(), CONTEXT_SERVICE.to_string()),
+        ("key_id".to_string(), id.to_string()),
+    ])
+}
 
 async fn client(endpoint: Option<&Url>) -> aws_sdk_kms::Client {
     aws_sdk_kms::Client::new(&crate::aws::config(endpoint, None).await)
@@ -30,17 +45,33 @@ pub(crate) async fn decrypt_entries(
                 if kms.is_none() {
                     kms = Some(client(endpoint).await);
                 }
-                let out = kms
-                    .as_ref()
-                    .expect("set above")
-                    .decrypt()
-                    .ciphertext_blob(Blob::new(ciphertext))
-                    .send()
-                    .await
-                    .map_err(|e| KeyError::Kms {
-                        id: id.clone(),
-                        message: SdkFailure::of(&e).to_string(),
-                    })?;
+                let kms = kms.as_ref().expect("set above");
+                let decrypt = |with_context: bool| {
+                    kms.decrypt()
+                        .ciphertext_blob(Blob::new(ciphertext.clone()))
+                        .set_encryption_context(with_context.then(|| context(&id)))
+                        .send()
+                };
+                let out = match decrypt(true).await {
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_invalid_ciphertext_exception()) =>
+                    {
+                        let out = decrypt(false).await;
+                        if out.is_ok() {
+                            tracing::warn!(
+                                key_id = %id,
+                                "this KMS key entry was made without login-etl's encryption context: make it anew with `login-etl keygen --kms-key-id` (a key policy that requires the context will refuse it)"
+                            );
+                        }
+                        out
+                    }
+                    other => other,
+                }
+                .map_err(|e| KeyError::Kms {
+                    id: id.clone(),
+                    message: SdkFailure::of(&e).to_string(),
+                })?;
                 let plaintext = Zeroizing::new(
                     out.plaintext
                         .map(|blob| blob.into_inner())
@@ -65,6 +96,7 @@ pub(crate) async fn generate_entry(
         .await
         .generate_data_key_without_plaintext()
         .key_id(kms_key_id)
+        .set_encryption_context(Some(context(id)))
         .number_of_bytes(GENERATED_KEY_BYTES as i32)
         .send()
         .await

@@ -2,7 +2,7 @@
 //! Keyed, deterministic, one-way: nobody without the key can compute or test a mask, and nobody,
 //! key or not, can turn one back into the value.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use super::{Field, KeyRing, MaskStrategy, RevealError};

@@ -13,7 +13,7 @@
 use std::net::IpAddr;
 
 use hkdf::Hkdf;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use ipcrypt_rs::IpcryptPfx;
 use sha2::Sha256;
 

@@ -81,6 +81,7 @@ async fn the_cloudformation_queue_stack_deploys_on_localstack_and_drains_the_sam
         "--parameter-overrides",
         &format!("QueueName={queue_name}"),
         "MaxReceives=5",
+        "KeyAdministratorArns=arn:aws:iam::000000000000:role/key-admin",
     ]);
     let _stack = Stack(stack_name.clone());
     let described: serde_json::Value = serde_json::from_str(&aws(&[
