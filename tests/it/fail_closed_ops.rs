@@ -312,3 +312,33 @@ async fn a_remote_database_without_tls_is_refused_unless_plaintext_is_asked_for(
     let local = run_binary(binary(&queue, &db).arg("check"));
     assert!(String::from_utf8_lossy(&local.stdout).contains("✓ PostgreSQL transport"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn values_from_messages_reach_the_terminal_escaped() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    let user = "esc-\u{202e}user\u{1b}]0;pwned\u{7}";
+    queue
+        .send(&[login(user, "198.51.100.7", "dev-\u{1b}[2J-\u{9b}x")])
+        .await;
+    run_ok(binary(&queue, &db).args(["run", "--drain", "--mask-strategy", "aes-siv"]));
+    let out = run_ok(binary(&queue, &db).args(["reveal", "--user-id", user, "--reason", "t"]));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("dev-\\u{1b}[2J-\\u{9b}x"), "{shown}");
+    assert!(
+        shown.contains("esc-\\u{202e}user\\u{1b}]0;pwned\\u{7}"),
+        "{shown}"
+    );
+    assert!(
+        !shown
+            .chars()
+            .any(|c| login_etl::safe_text::is_unsafe(c) && c != '\n'),
+        "{shown}"
+    );
+    for format in ["table", "json", "csv"] {
+        let out = run_ok(binary(&queue, &db).args(["report", "duplicates", "--format", format]));
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert!(!shown
+            .chars()
+            .any(|c| login_etl::safe_text::is_unsafe(c) && c != '\n'));
+    }
+}
