@@ -94,7 +94,14 @@ fn main() -> ExitCode {
     let shutdown = CancellationToken::new();
     let result = runtime.block_on(async {
         tokio::spawn(cancel_on_signal(shutdown.clone()));
-        login_etl::commands::execute(cli.command, cli.log_format, shutdown).await
+        login_etl::commands::execute(
+            cli.command,
+            login_etl::commands::Context {
+                log_format: cli.log_format,
+                shutdown,
+            },
+        )
+        .await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,12 @@
 //! The one retry policy: every error says what to do about it ([`Disposition`]), and every retry
 //! loop asks [`Retry::after`] whether to go again. Budget, classification, the warning line and
-//! the (shutdown-aware) wait are decided here and nowhere else.
+//! the (shutdown-aware) wait of an operation are decided here.
+//!
+//! How it composes with the AWS SDK's own retry: inside each SQS or KMS call the SDK's standard
+//! retry makes up to 3 attempts with its own short backoff (throttling, 5xx, transport errors);
+//! only a call that still fails reaches this policy, which retries the operation under its budget.
+//! So one policy attempt may be up to 3 HTTP requests, and the policy's time budget bounds the
+//! whole. PostgreSQL has no such inner layer.
 //!
 //! Waits use exponential backoff with "equal jitter": each wait is random between half the current
 //! cap and the cap. That spreads the retries of many consumers that failed at the same moment (a
@@ -11,6 +17,16 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
+
+/// Called with the retry's kind on every retry: the service layer counts them as a metric
+/// (`telemetry::metrics::retry`), so this policy depends on no reporting code.
+static RETRY_OBSERVER: std::sync::OnceLock<fn(&'static str)> = std::sync::OnceLock::new();
+
+/// Have `observe` called with the kind of every retry (once per process; later calls are
+/// ignored).
+pub(crate) fn observe_retries(observe: fn(&'static str)) {
+    let _ = RETRY_OBSERVER.set(observe);
+}
 
 /// What the caller should do about an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +112,9 @@ impl<'a> Retry<'a> {
             return Err(error);
         }
         tracing::warn!(error = %error, retry_in = ?delay, attempt = self.backoff.attempts(), "{}, retrying", self.what);
-        crate::telemetry::metrics::retry(self.kind);
+        if let Some(observe) = RETRY_OBSERVER.get() {
+            observe(self.kind);
+        }
         tokio::select! {
             _ = self.shutdown.cancelled() => Err(error),
             _ = tokio::time::sleep(delay) => Ok(()),

@@ -3,107 +3,71 @@
 //! Decoding ([`crate::event`]) and masking ([`crate::mask`]) meet here; what leaves this module holds
 //! no raw `ip` or `device_id`, whichever way the message went.
 
+use chrono::{DateTime, Utc};
+
 use crate::event::{self, RejectCode, Rejection};
-use crate::mask::{MaskedLogin, Masker};
-use crate::source::{Envelope, MessageId};
-use chrono::{DateTime, NaiveDate, Utc};
-
-/// What one message becomes. Carries the message id so the sink can deduplicate redeliveries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    /// SQS MessageId.
-    pub message_id: MessageId,
-    /// Row or quarantine entry.
-    pub kind: OutcomeKind,
-}
-
-/// The two destinations of a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OutcomeKind {
-    /// A masked row for `user_logins`.
-    Row {
-        /// The masked event.
-        login: MaskedLogin,
-        /// UTC date of the message's SentTimestamp: stable across reprocessing.
-        create_date: NaiveDate,
-    },
-    /// An entry for `quarantined_messages`.
-    Quarantine(QuarantineRecord),
-}
-
-/// A rejected message, safe to store: reason without values, body with PII masked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QuarantineRecord {
-    /// Why it was rejected.
-    pub rejection: Rejection,
-    /// When this consumer received it.
-    pub received_at: DateTime<Utc>,
-    /// When the producer sent it.
-    pub sent_at: DateTime<Utc>,
-    /// SQS ApproximateReceiveCount at the time.
-    pub receive_count: u32,
-    /// Size of the raw body in bytes.
-    pub body_bytes: usize,
-    /// The body scrubbed fail-closed ([`Masker::scrub_body`]): shape and known non-PII fields
-    /// kept, everything else masked or fingerprinted; never a raw value.
-    pub body_masked: String,
-    /// The body's `user_id`, so that erasure finds the entry without reading bodies.
-    pub user_id: Option<String>,
-    /// The key the body's masks and fingerprints were made with (`None`: unkeyed).
-    pub key_id: Option<String>,
-}
+use crate::mask::Masker;
+use crate::message::Message;
+pub use crate::message::{Outcome, OutcomeKind, QuarantineRecord};
 
 /// Decide what a message becomes: a masked row, or a quarantine entry with the reason.
-pub fn process(envelope: &Envelope, masker: &Masker, received_at: DateTime<Utc>) -> Outcome {
-    match event::decode(&envelope.body) {
+pub fn process<'a>(
+    message: impl Into<Message<'a>>,
+    masker: &Masker,
+    received_at: DateTime<Utc>,
+) -> Outcome {
+    let message = message.into();
+    match event::decode(message.body) {
         Ok(event) => Outcome {
-            message_id: envelope.message_id.clone(),
+            message_id: message.id.clone(),
             kind: OutcomeKind::Row {
                 login: masker.mask_event(event),
-                create_date: envelope.sent_at.date_naive(),
+                create_date: message.sent_at.date_naive(),
             },
         },
-        Err(rejection) => quarantine(envelope, masker, rejection, received_at),
+        Err(rejection) => quarantine(message, masker, rejection, received_at),
     }
 }
 
 /// The outcome of a poison message: one that was processed alone `solo_attempts` times, more
 /// than `max_receives`, and never finished (each attempt died with its consumer or failed).
-pub(crate) fn poison(
-    envelope: &Envelope,
+pub(crate) fn poison<'a>(
+    message: impl Into<Message<'a>>,
     masker: &Masker,
     solo_attempts: u32,
     max_receives: u32,
     received_at: DateTime<Utc>,
 ) -> Outcome {
+    let message = message.into();
     let rejection = Rejection::new(
         RejectCode::TooManyReceives,
         format!(
             "processed alone {} times without finishing, more than --max-receives {max_receives} \
              (received {} times in all)",
             solo_attempts - 1,
-            envelope.receive_count
+            message.receive_count
         ),
     );
-    quarantine(envelope, masker, rejection, received_at)
+    quarantine(message, masker, rejection, received_at)
 }
 
 /// The quarantine outcome of a message, for a rejection found here or later (by the database).
-pub fn quarantine(
-    envelope: &Envelope,
+pub fn quarantine<'a>(
+    message: impl Into<Message<'a>>,
     masker: &Masker,
     rejection: Rejection,
     received_at: DateTime<Utc>,
 ) -> Outcome {
-    let scrubbed = masker.scrub_body(&envelope.body);
+    let message = message.into();
+    let scrubbed = masker.scrub_body(message.body);
     Outcome {
-        message_id: envelope.message_id.clone(),
+        message_id: message.id.clone(),
         kind: OutcomeKind::Quarantine(QuarantineRecord {
             rejection,
             received_at,
-            sent_at: envelope.sent_at,
-            receive_count: envelope.receive_count,
-            body_bytes: envelope.body.len(),
+            sent_at: message.sent_at,
+            receive_count: message.receive_count,
+            body_bytes: message.body.len(),
             body_masked: scrubbed.json,
             user_id: scrubbed.user_id,
             key_id: masker.key_id().map(String::from),
@@ -115,7 +79,8 @@ pub fn quarantine(
 mod tests {
     use super::*;
     use crate::mask::KeyRing;
-    use chrono::TimeZone;
+    use crate::source::Envelope;
+    use chrono::{NaiveDate, TimeZone};
 
     fn envelope(body: &str, receive_count: u32) -> Envelope {
         Envelope {

@@ -6,7 +6,8 @@ use std::time::Duration;
 use anyhow::bail;
 
 use super::load_keys;
-use crate::cli::RunArgs;
+use super::run::RunArgs;
+use super::Context as Ctx;
 use crate::mask::{Masker, StrategyName};
 use crate::source::{SqsSettings, SqsSource};
 
@@ -31,7 +32,7 @@ impl Lines {
     }
 }
 
-pub(super) async fn check(args: RunArgs) -> anyhow::Result<()> {
+pub(super) async fn execute(args: RunArgs, _: Ctx) -> anyhow::Result<()> {
     let mut lines = Lines::default();
     check_keys(&args, &mut lines).await;
     match SqsSource::connect(&SqsSettings::from(&args.sqs)).await {
@@ -52,12 +53,12 @@ pub(super) async fn check(args: RunArgs) -> anyhow::Result<()> {
 }
 
 async fn check_keys(args: &RunArgs, lines: &mut Lines) {
-    if args.mask_strategy == StrategyName::Sha256 {
+    if args.strategy() == StrategyName::Sha256 {
         lines.advice("masking: sha256 is unkeyed; IPv4 masks can be reversed by brute force");
         return;
     }
     let loaded = load_keys(&args.keys, args.sqs.sqs_endpoint.0.as_ref()).await;
-    match loaded.and_then(|keys| Masker::new(args.mask_strategy, Some(&keys))) {
+    match loaded.and_then(|keys| Masker::new(args.strategy(), Some(&keys))) {
         Ok(masker) => lines.ok(format!(
             "masking keys load ({}, active key `{}`)",
             masker.strategy(),

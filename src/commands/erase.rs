@@ -1,13 +1,38 @@
 //! `login-etl erase`: a data subject's erasure request — their rows and quarantine entries, in one
 //! transaction with its audit row (counts only, never the user id).
 
+use clap::Args;
+use super::Context as Ctx;
+use crate::cli::{DbArgs, KeyArgs};
 use anyhow::{bail, Context};
 
 use super::{load_keys, os_user};
-use crate::cli::EraseArgs;
 use crate::sink::Accountable;
 
-pub(super) async fn erase(args: EraseArgs) -> anyhow::Result<()> {
+/// `erase` options.
+#[derive(Debug, Clone, Args)]
+pub struct EraseArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
+    /// The masking keys: the audit row records a keyed fingerprint of the user id, never the id.
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    /// The data subject: every `user_logins` row and quarantine entry of this user id goes.
+    #[arg(long)]
+    pub user_id: String,
+    /// Why (the request's reference); stored in the audit row with the counts, never the user id.
+    #[arg(long)]
+    pub reason: String,
+    /// Who is accountable, if not the OS user running the command.
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Count what would go, change nothing, record nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub(super) async fn execute(args: EraseArgs, _: Ctx) -> anyhow::Result<()> {
     if args.reason.trim().is_empty() {
         bail!("--reason must name the request (e.g. its ticket); it is stored in the audit trail");
     }

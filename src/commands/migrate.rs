@@ -1,14 +1,33 @@
 //! `login-etl migrate`: create or upgrade the schema (optionally partitioning `user_logins` by
 //! month) and exit.
 
+use clap::Args;
+use super::Context as Ctx;
+use crate::cli::DbArgs;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
 
 use super::connect_sink;
-use crate::cli::MigrateArgs;
 
-pub(super) async fn migrate(args: MigrateArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// `migrate` options.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
+    /// Turn `user_logins` into monthly range partitions by `create_date` (one transaction that
+    /// copies an existing table; writers wait meanwhile). Once partitioned, `migrate` and `run`
+    /// keep the coming months' partitions created. Off by default; see docs/partitioning.md.
+    #[arg(long)]
+    pub partition_by_month: bool,
+    /// With a partitioned table: also create the monthly partitions from this date's month on
+    /// (YYYY-MM-DD), before backfilling older data (rows with no partition land in DEFAULT).
+    #[arg(long, value_name = "DATE")]
+    pub partitions_from: Option<chrono::NaiveDate>,
+}
+
+pub(super) async fn execute(args: MigrateArgs, ctx: Ctx) -> anyhow::Result<()> {
+    let shutdown = ctx.shutdown;
     let mut sink = connect_sink(&args.db, Duration::from_secs(30), &shutdown).await?;
     if args.partition_by_month {
         let done = sink.partition_by_month().await?;

@@ -1,28 +1,14 @@
-//! The subcommands, one file each, wired from CLI arguments to the library. This is the edge:
+//! The subcommands, one file each with its own flags, wired to the library. This is the edge:
 //! errors get context here (anyhow) and become one line a user can act on.
-
-mod check;
-mod erase;
-mod keygen;
-mod keys_usage;
-mod migrate;
-mod purge;
-mod quarantine;
-mod rekey;
-mod report;
-mod reveal;
-mod run;
-mod send_sample;
-mod status;
 
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 use zeroize::Zeroizing;
 
-use crate::cli::{Command, DbArgs, KeyArgs, LogFormat, ReportKind};
+use crate::cli::{DbArgs, KeyArgs, LogFormat};
 use crate::mask::{keys, KeyError, KeyRing};
 use crate::retry::{Budget, Retry};
 use crate::sink::PgSink;
@@ -31,30 +17,73 @@ use crate::source::{SqsSettings, SqsSource};
 /// Environment variable holding the masking key ring.
 const MASK_KEY_ENV: &str = "LOGIN_ETL_MASK_KEY";
 
-/// Run one subcommand to completion. `shutdown` is cancelled by the binary on SIGINT/SIGTERM.
-pub async fn execute(
-    command: Command,
-    log_format: LogFormat,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    match command {
-        Command::Run(args) => run::run(args, log_format, shutdown).await,
-        Command::Migrate(args) => migrate::migrate(args, shutdown).await,
-        Command::SendSample(args) => send_sample::send_sample(args).await,
-        Command::Status(args) => status::status(args).await,
-        Command::Quarantine(args) => quarantine::quarantine(args.command).await,
-        Command::Check(args) => check::check(args).await,
-        Command::PurgeQueue(args) => purge::purge_queue(args).await,
-        Command::Keygen(args) => keygen::keygen(args).await,
-        Command::Reveal(args) => reveal::reveal(args).await,
-        Command::Report(args) => match args.report {
-            ReportKind::Duplicates(args) => report::duplicates(args).await,
-            ReportKind::Keys(args) => keys_usage::report(args).await,
-        },
-        Command::Erase(args) => erase::erase(args).await,
-        Command::Rekey(args) => rekey::rekey(args, shutdown).await,
-        Command::RetireKey(args) => keys_usage::retire(args).await,
-    }
+/// What every command gets besides its own flags.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// How log lines are written (`run` hides its progress bar for JSON logs).
+    pub log_format: LogFormat,
+    /// Cancelled by the binary on SIGINT/SIGTERM.
+    pub shutdown: CancellationToken,
+}
+
+/// The subcommands, one line each: `Variant(flags type) => module`, where `module` (a file of
+/// this folder) has `execute(flags, Context)`. Adding a command is a file and a line here.
+macro_rules! commands {
+    ($( $(#[$doc:meta])* $variant:ident($args:ty) => $module:ident, )*) => {
+        $( pub mod $module; )*
+
+        /// The subcommands.
+        #[derive(Debug, clap::Subcommand)]
+        pub enum Command {
+            $( $(#[$doc])* $variant($args), )*
+        }
+
+        /// Run one subcommand to completion.
+        pub async fn execute(command: Command, context: Context) -> anyhow::Result<()> {
+            match command {
+                $( Command::$variant(args) => $module::execute(args, context).await, )*
+            }
+        }
+    };
+}
+
+commands! {
+    /// Consume the queue until SIGINT/SIGTERM (or, with --drain, until it is empty).
+    ///
+    /// Applies the schema first. On a signal it stops receiving, commits the batch in flight,
+    /// deletes its messages and exits 0.
+    Run(run::RunArgs) => run,
+    /// Create or upgrade the schema (tables, indexes; numbered migrations, each applied once) and exit.
+    Migrate(migrate::MigrateArgs) => migrate,
+    /// Show the queue depth and what has landed in the database (`--format json` for scripts).
+    Status(status::StatusArgs) => status,
+    /// Quarantined messages: list them, or show one (bodies scrubbed of PII).
+    Quarantine(quarantine::QuarantineArgs) => quarantine,
+    /// Preflight, with the same flags and environment as `run`: credentials, queue and its
+    /// settings, database, schema, the role's grants, keys. One line each, ✓ or ✗ with the fix;
+    /// exits non-zero if anything is ✗.
+    Check(run::RunArgs) => check,
+    /// Delete every message in the queue (for resetting a development stack).
+    PurgeQueue(purge::PurgeArgs) => purge,
+    /// Print a new random masking key entry (`<id>:<hex>`, or `<id>:kms:<base64>` with
+    /// --kms-key-id) in the format LOGIN_ETL_MASK_KEY and key files take.
+    Keygen(keygen::KeygenArgs) => keygen,
+    /// Turn aes-siv masks back into values, for an authorised operator; every use is audited in
+    /// the mask_reveals table before anything is shown.
+    Reveal(reveal::RevealArgs) => reveal,
+    /// Reports over the masked data.
+    Report(report::ReportArgs) => report,
+    /// Erase one data subject: their rows and quarantine entries, in one audited transaction
+    /// (`--dry-run` counts first). The ledger keeps the message ids, so a redelivery adds nothing.
+    Erase(erase::EraseArgs) => erase,
+    /// Re-encrypt aes-siv and ipcrypt-pfx values written under older keys to --to, in small
+    /// resumable transactions, audited. hmac masks are one-way and cannot be re-keyed.
+    Rekey(rekey::RekeyArgs) => rekey,
+    /// Check that a key id masks nothing any more before it leaves the key ring; refused with the
+    /// counts while rows still use it.
+    RetireKey(retire_key::RetireKeyArgs) => retire_key,
+    /// Put the bundled 100-message sample (or N synthetic messages) on the queue.
+    SendSample(send_sample::SendSampleArgs) => send_sample,
 }
 
 /// The key ring from `LOGIN_ETL_MASK_KEY`, else from the key file; `kms:` entries are decrypted

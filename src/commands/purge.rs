@@ -1,12 +1,25 @@
 //! `login-etl purge-queue --yes`: empty the queue (development).
 
+use clap::Args;
+use super::Context as Ctx;
+use crate::cli::SqsArgs;
 use anyhow::bail;
 
 use super::open_queue;
-use crate::cli::PurgeArgs;
 use crate::source::SqsSettings;
 
-pub(super) async fn purge_queue(args: PurgeArgs) -> anyhow::Result<()> {
+/// `purge-queue` options.
+#[derive(Debug, Clone, Args)]
+pub struct PurgeArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub sqs: SqsArgs,
+    /// Confirm: without it nothing is deleted.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+pub(super) async fn execute(args: PurgeArgs, _: Ctx) -> anyhow::Result<()> {
     if !args.yes {
         bail!("purge-queue deletes every message in the queue; pass --yes to confirm");
     }

@@ -4,13 +4,40 @@
 //! value still reveals to the same raw value. hmac masks are one-way: without the raw values they
 //! cannot be re-keyed (reported, left as they are).
 
+use clap::Args;
+use super::Context as Ctx;
+use crate::cli::{DbArgs, KeyArgs};
 use anyhow::{bail, Context};
-use tokio_util::sync::CancellationToken;
 
 use super::{load_keys, os_user};
-use crate::cli::RekeyArgs;
 use crate::mask::{Field, Rekeyer};
 use crate::sink::{rekey_commit, Accountable, RekeyRow};
+
+/// `rekey` options.
+#[derive(Debug, Clone, Args)]
+pub struct RekeyArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub keys: KeyArgs,
+    /// The key to re-encrypt to (it must be in the key ring; normally the active one).
+    #[arg(long)]
+    pub to: String,
+    /// Only values under this key (default: every key but --to).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Rows per transaction; a killed run resumes where it stopped.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub batch: u32,
+    /// Why; stored in the audit row.
+    #[arg(long, default_value = "key rotation")]
+    pub reason: String,
+    /// Who is accountable, if not the OS user running the command.
+    #[arg(long)]
+    pub actor: Option<String>,
+}
 
 /// The same row with every old value re-encrypted to the target key.
 fn rekey_row(rekeyer: &Rekeyer, row: RekeyRow) -> anyhow::Result<RekeyRow> {
@@ -38,7 +65,8 @@ fn field_name(field: Field) -> &'static str {
     }
 }
 
-pub(super) async fn rekey(args: RekeyArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub(super) async fn execute(args: RekeyArgs, ctx: Ctx) -> anyhow::Result<()> {
+    let shutdown = ctx.shutdown;
     let keys = load_keys(&args.keys, None).await?;
     if args.from.as_deref() == Some(args.to.as_str()) {
         bail!("--from and --to are the same key");

@@ -1,12 +1,67 @@
-//! `login-etl report duplicates`: devices and addresses shared by several users.
+//! `login-etl report duplicates|keys`: devices and addresses shared by several users, and which
+//! key ids still mask which rows.
 
 use anyhow::Context;
 
-use crate::cli::{DuplicatesArgs, ReportFormat};
+use clap::{Args, Subcommand};
+
+use super::Context as Ctx;
+use crate::cli::{DbArgs, ReportFormat};
 use crate::safe_text::{escape, escape_json};
 use crate::sink::{SharedDevice, SharedIp};
 
-pub(super) async fn duplicates(args: DuplicatesArgs) -> anyhow::Result<()> {
+/// `report` options.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Which report.
+    #[command(subcommand)]
+    pub report: ReportKind,
+}
+
+/// The reports.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ReportKind {
+    /// Masked device ids used by more than one user, and masked IPs shared by several users or
+    /// devices, with counts: what deterministic masks are for.
+    Duplicates(DuplicatesArgs),
+    /// Per column (masked_ip, masked_device_id, masked_ip_network, quarantine bodies), each key id
+    /// with its row count and first/last date: when can an old key be retired?
+    Keys(KeysReportArgs),
+}
+
+/// `report duplicates` options.
+#[derive(Debug, Clone, Args)]
+pub struct DuplicatesArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ReportFormat,
+    /// Most entries per section.
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+}
+
+/// `report keys` options.
+#[derive(Debug, Clone, Args)]
+pub struct KeysReportArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
+    /// Output format (`csv` is like `table`, comma-separated).
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ReportFormat,
+}
+
+pub(super) async fn execute(args: ReportArgs, _: Ctx) -> anyhow::Result<()> {
+    match args.report {
+        ReportKind::Duplicates(args) => duplicates(args).await,
+        ReportKind::Keys(args) => keys(args).await,
+    }
+}
+
+async fn duplicates(args: DuplicatesArgs) -> anyhow::Result<()> {
     let mut sink = args.db.sink()?;
     let devices = sink
         .shared_devices(args.limit)
@@ -103,4 +158,47 @@ fn print_table(devices: &[SharedDevice], ips: &[SharedIp]) {
             ip.logins
         );
     }
+}
+
+/// `report keys`: per column, each key id with its rows and first/last date.
+async fn keys(args: KeysReportArgs) -> anyhow::Result<()> {
+    let mut sink = args.db.sink()?;
+    let usage = sink
+        .key_usage()
+        .await
+        .with_context(|| format!("cannot read user_logins in {}", sink.target()))?;
+    let date = |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
+    match args.format {
+        ReportFormat::Json => println!("{}", escape_json(&serde_json::to_string_pretty(&usage)?)),
+        ReportFormat::Csv => {
+            println!("column,key_id,rows,first,last");
+            for u in &usage {
+                println!(
+                    "{},{},{},{},{}",
+                    u.column,
+                    escape(&u.key_id),
+                    u.rows,
+                    date(u.first),
+                    date(u.last)
+                );
+            }
+        }
+        ReportFormat::Table => {
+            println!(
+                "{:<22} {:<17} {:>10} {:<10} {:<10}",
+                "column", "key id", "rows", "first", "last"
+            );
+            for u in &usage {
+                println!(
+                    "{:<22} {:<17} {:>10} {:<10} {:<10}",
+                    u.column,
+                    escape(&u.key_id),
+                    u.rows,
+                    date(u.first),
+                    date(u.last)
+                );
+            }
+        }
+    }
+    Ok(())
 }

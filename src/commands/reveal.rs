@@ -1,15 +1,74 @@
 //! `login-etl reveal`: aes-siv masks back into values, for an authorised operator, audited in
 //! `mask_reveals` before anything is shown.
 
+use clap::Args;
+use super::Context as Ctx;
+use crate::cli::{DbArgs, FieldArg, KeyArgs};
 use anyhow::{bail, Context};
 
 use super::{load_keys, os_user};
-use crate::cli::RevealArgs;
 use crate::mask::{network, Field, Masker, RevealError, StrategyName};
 use crate::safe_text::escape;
 use crate::sink::{RevealAudit, RevealRequest};
 
-pub(super) async fn reveal(args: RevealArgs) -> anyhow::Result<()> {
+/// `reveal` options.
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("select").required(true)
+    .args(["value", "user_id", "masked_ip", "masked_device_id"])))]
+pub struct RevealArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub keys: KeyArgs,
+    /// Why the values are needed (e.g. a ticket or legal request); stored in the audit row.
+    #[arg(long, required = true)]
+    pub reason: String,
+    /// Who is accountable, if not the OS user running the command.
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Reveal one mask given on the command line (with --field).
+    #[arg(long, requires = "field")]
+    pub value: Option<String>,
+    /// Which field --value is a mask of.
+    #[arg(long, value_enum)]
+    pub field: Option<FieldArg>,
+    /// Reveal the ip and device_id of every row of this user.
+    #[arg(long)]
+    pub user_id: Option<String>,
+    /// Reveal the address behind this IP mask (and the devices of its rows).
+    #[arg(long)]
+    pub masked_ip: Option<String>,
+    /// Reveal the device behind this device mask (and the addresses of its rows).
+    #[arg(long)]
+    pub masked_device_id: Option<String>,
+    /// Most rows to reveal.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+}
+
+impl RevealArgs {
+    /// What to reveal; clap's `select` group guarantees exactly one selector.
+    pub fn request(&self) -> Option<RevealRequest> {
+        if let (Some(mask), Some(field)) = (&self.value, self.field) {
+            return Some(RevealRequest::Value {
+                mask: mask.clone(),
+                field: field.into(),
+            });
+        }
+        let user = self.user_id.clone().map(RevealRequest::UserId);
+        let ip = || self.masked_ip.clone().map(RevealRequest::MaskedIp);
+        let device = || {
+            self.masked_device_id
+                .clone()
+                .map(RevealRequest::MaskedDeviceId)
+        };
+        user.or_else(ip).or_else(device)
+    }
+}
+
+pub(super) async fn execute(args: RevealArgs, _: Ctx) -> anyhow::Result<()> {
     if args.reason.trim().is_empty() {
         bail!("--reason must say why the values are needed; it is stored in the audit trail");
     }

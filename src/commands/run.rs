@@ -1,15 +1,126 @@
 //! `login-etl run`: consume until shutdown (or, with --drain, until the queue is empty).
 
+use clap::Args;
+use super::Context as Ctx;
+use crate::cli::{DbArgs, KeyArgs, LogFormat, NetworkArgs, SqsArgs, StrategyArg};
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
 
 use super::{connect_sink, connect_source, load_keys};
-use crate::cli::{LogFormat, RunArgs};
 use crate::mask::{Masker, NetworkMaskMode, NetworkMasker, StrategyName};
 use crate::pipeline::{self, PipelineSettings};
 use crate::source::{SqsSettings, SqsSource};
 use crate::telemetry;
+
+/// `run` options.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub sqs: SqsArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub keys: KeyArgs,
+    /// How `ip` and `device_id` are masked: hmac-sha256 (keyed, one-way), aes-siv (keyed,
+    /// revealable with `login-etl reveal`), or sha256 (unkeyed, brute-forceable: only for tables
+    /// already built that way).
+    #[arg(
+        long,
+        env = "LOGIN_ETL_MASK_STRATEGY",
+        value_enum,
+        default_value = "hmac-sha256"
+    )]
+    pub mask_strategy: StrategyArg,
+    /// Exit 0 once the queue stays empty for --drain-idle-seconds, printing a summary.
+    #[arg(long, env = "LOGIN_ETL_DRAIN")]
+    pub drain: bool,
+    /// With --drain: how long a receive must come back empty before the queue counts as drained.
+    #[arg(long, env = "LOGIN_ETL_DRAIN_IDLE_SECONDS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=20))]
+    pub drain_idle_seconds: u64,
+    /// Most messages per transaction. 500 rows are one cheap binary COPY; larger batches gain little
+    /// and hold more messages in flight.
+    #[arg(long, env = "LOGIN_ETL_BATCH_SIZE", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub batch_size: u64,
+    /// Longest a message waits for its batch to fill, in milliseconds: bounds latency for a trickle.
+    #[arg(long, env = "LOGIN_ETL_BATCH_MAX_WAIT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub batch_max_wait_ms: u64,
+    /// Concurrent long-polling receivers (each gets up to 10 messages per call).
+    #[arg(long, env = "LOGIN_ETL_RECEIVERS", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub receivers: u64,
+    /// Long-poll wait per receive call, in seconds (SQS maximum 20).
+    #[arg(long, env = "LOGIN_ETL_WAIT_TIME_SECONDS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=20))]
+    pub wait_time_seconds: u64,
+    /// A message delivered more than this many times is quarantined instead of retried again.
+    #[arg(long, env = "LOGIN_ETL_MAX_RECEIVES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_receives: u32,
+    /// SQS queue URL to which quarantined messages are also forwarded, raw and tagged with their
+    /// reason, so they can be redriven after a fix (SQS already holds the raw PII; the database never
+    /// does). Forwarded before the commit: a crash can duplicate a dead letter, never lose one.
+    #[arg(long, env = "LOGIN_ETL_DEAD_LETTER_QUEUE")]
+    pub dead_letter_queue: Option<String>,
+    /// Serve Prometheus metrics on /metrics, and /healthz and /readyz, at this address (e.g.
+    /// 127.0.0.1:9464, or 0.0.0.0:9464 in a container). Off when not given.
+    #[arg(long, env = "LOGIN_ETL_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// How long to keep retrying a failing batch write before exiting non-zero (its messages are
+    /// not deleted and come back after the visibility timeout).
+    #[arg(long, env = "LOGIN_ETL_WRITE_RETRY_SECONDS", default_value_t = 300)]
+    pub write_retry_seconds: u64,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub network: NetworkArgs,
+    /// Keep processed message ids (the ledger that makes redeliveries harmless) this many days,
+    /// then prune them in the background. Must exceed the queue's message retention period (read
+    /// at start; 14 days at most on SQS): an older message can't be redelivered.
+    #[arg(long, env = "LOGIN_ETL_LEDGER_RETENTION_DAYS", default_value_t = 15,
+          value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub ledger_retention_days: u32,
+    /// Delete `user_logins` rows older than this many days (by create_date) in the background:
+    /// whole monthly partitions when partitioned, else 10,000-row transactions; each audited in
+    /// privacy_operations. Off by default.
+    #[arg(long, env = "LOGIN_ETL_RETAIN_DAYS",
+          value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub retain_days: Option<u32>,
+    /// Delete quarantine entries received more than this many days ago, in the background,
+    /// audited in privacy_operations. Off by default (kept until deleted or erased).
+    #[arg(long, env = "LOGIN_ETL_QUARANTINE_RETENTION_DAYS",
+          value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub quarantine_retention_days: Option<u32>,
+    /// Delete audit rows (mask_reveals, privacy_operations) older than this many days, in the
+    /// background; the deletion is itself audited. Off by default; must be longer than
+    /// --quarantine-retention-days and --retain-days, so the record of a deletion outlives it.
+    #[arg(long, env = "LOGIN_ETL_AUDIT_RETENTION_DAYS",
+          value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub audit_retention_days: Option<u32>,
+}
+
+impl RunArgs {
+    /// `--mask-strategy` as the library knows it.
+    pub fn strategy(&self) -> StrategyName {
+        self.mask_strategy.into()
+    }
+}
+
+impl From<&RunArgs> for PipelineSettings {
+    fn from(args: &RunArgs) -> Self {
+        PipelineSettings {
+            batch_size: args.batch_size as usize,
+            batch_max_wait: Duration::from_millis(args.batch_max_wait_ms),
+            receivers: args.receivers as usize,
+            wait_time: Duration::from_secs(args.wait_time_seconds),
+            drain_idle: args
+                .drain
+                .then(|| Duration::from_secs(args.drain_idle_seconds)),
+            max_receives: args.max_receives,
+            write_retry_timeout: Duration::from_secs(args.write_retry_seconds),
+            dead_letter_queue: args.dead_letter_queue.clone().filter(|url| !url.is_empty()),
+            progress_bar: args.drain && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        }
+    }
+}
 
 /// How often queue depth and readiness are probed with `--metrics-addr`.
 const PROBE_EVERY: Duration = Duration::from_secs(5);
@@ -18,18 +129,18 @@ const PROBE_EVERY: Duration = Duration::from_secs(5);
 /// created ahead, when `user_logins` is partitioned).
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
-pub(super) async fn run(
-    args: RunArgs,
-    log_format: LogFormat,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let network_on = args.network.ip_network_mask != NetworkMaskMode::Off;
-    let keys = if args.mask_strategy != StrategyName::Sha256 || network_on {
+pub(super) async fn execute(args: RunArgs, ctx: Ctx) -> anyhow::Result<()> {
+    let Ctx {
+        log_format,
+        shutdown,
+    } = ctx;
+    let network_on = args.network.mode() != NetworkMaskMode::Off;
+    let keys = if args.strategy() != StrategyName::Sha256 || network_on {
         Some(load_keys(&args.keys, args.sqs.sqs_endpoint.0.as_ref()).await?)
     } else {
         None
     };
-    if args.mask_strategy == StrategyName::Sha256 {
+    if args.strategy() == StrategyName::Sha256 {
         tracing::warn!(
             "--mask-strategy sha256 is unkeyed: every IPv4 mask can be reversed by hashing all \
              2^32 addresses. Use it only to stay compatible with an existing table."
@@ -37,11 +148,11 @@ pub(super) async fn run(
     }
     let network = match &keys {
         Some(keys) => {
-            NetworkMasker::new(args.network.ip_network_mask, args.network.prefixes(), keys)?
+            NetworkMasker::new(args.network.mode(), args.network.prefixes(), keys)?
         }
         None => None,
     };
-    let masker = Masker::new(args.mask_strategy, keys.as_ref())?.with_network(network);
+    let masker = Masker::new(args.strategy(), keys.as_ref())?.with_network(network);
     tracing::info!(
         strategy = masker.strategy(),
         network = ?args.network.ip_network_mask,
@@ -62,9 +173,9 @@ pub(super) async fn run(
     let sink = connect_sink(&args.db, budget, &shutdown).await?;
     let source = connect_source(&SqsSettings::from(&args.sqs), budget, &shutdown).await?;
     let ledger_retention = ledger_retention(&args, &source).await?;
-    tokio::spawn(crate::sink::maintenance_loop(
+    tokio::spawn(crate::service::maintenance_loop(
         args.db.sink()?,
-        crate::sink::Upkeep {
+        crate::service::Upkeep {
             ledger_retention,
             retain_days: args.retain_days,
             quarantine_retention_days: args.quarantine_retention_days,
@@ -83,13 +194,14 @@ pub(super) async fn run(
     if let Some(addr) = args.metrics_addr {
         let key_id = masker.key_id().unwrap_or("none");
         let handle = telemetry::metrics::install(masker.strategy(), key_id)?;
+        crate::service::count_retries();
         telemetry::serve(addr, handle.clone(), shutdown.clone()).await?;
         let dead_letter = match &settings.dead_letter_queue {
             Some(url) => Some(source.sibling(url).await?),
             None => None,
         };
         let probe_db = args.db.sink()?;
-        tokio::spawn(telemetry::probe_loop(
+        tokio::spawn(crate::service::probe_loop(
             source.clone(),
             dead_letter,
             probe_db,

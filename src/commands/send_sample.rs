@@ -1,12 +1,37 @@
 //! `login-etl send-sample`: the bundled sample, or N synthetic messages, onto the queue.
 
+use clap::Args;
+use super::Context as Ctx;
+use crate::cli::SqsArgs;
 use anyhow::{bail, Context};
 
-use crate::cli::SendSampleArgs;
 use crate::sample::{self, SampleSpec, SAMPLE_JSONL};
 use crate::source::{SqsSettings, SqsSource};
 
-pub(super) async fn send_sample(args: SendSampleArgs) -> anyhow::Result<()> {
+/// `send-sample` options.
+#[derive(Debug, Clone, Args)]
+pub struct SendSampleArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub sqs: SqsArgs,
+    /// Generate this many synthetic messages instead of sending the bundled 100-message sample.
+    #[arg(long)]
+    pub count: Option<usize>,
+    /// With --count: share of deliberately bad messages (0.0 to 1.0).
+    #[arg(long, default_value_t = 0.01)]
+    pub bad_share: f64,
+    /// With --count: random seed; the same seed gives the same messages.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Create the queue first if it does not exist.
+    #[arg(long)]
+    pub create_queue: bool,
+    /// Print the messages as JSON lines instead of sending them (no queue needed).
+    #[arg(long)]
+    pub print: bool,
+}
+
+pub(super) async fn execute(args: SendSampleArgs, _: Ctx) -> anyhow::Result<()> {
     if !(0.0..=1.0).contains(&args.bad_share) {
         bail!(
             "--bad-share must be between 0.0 and 1.0, got {}",

@@ -1,14 +1,42 @@
 //! `login-etl status`: queue depth (and the dead-letter queue's) and what has landed.
 
+use clap::Args;
+use super::Context as Ctx;
+use crate::cli::{DbArgs, SqsArgs};
 use anyhow::Context;
 use serde_json::json;
 
 use super::open_queue;
-use crate::cli::{StatusArgs, StatusFormat};
 use crate::sink::DbStatus;
 use crate::source::{QueueDepth, SqsSettings};
 
-pub(super) async fn status(args: StatusArgs) -> anyhow::Result<()> {
+/// `status` options.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub sqs: SqsArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
+    /// The dead-letter queue's URL, to show its depth too.
+    #[arg(long, env = "LOGIN_ETL_DEAD_LETTER_QUEUE")]
+    pub dead_letter_queue: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: StatusFormat,
+}
+
+/// Output formats of `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusFormat {
+    /// Lines for people.
+    Table,
+    /// One JSON document.
+    Json,
+}
+
+pub(super) async fn execute(args: StatusArgs, _: Ctx) -> anyhow::Result<()> {
     let source = open_queue(&SqsSettings::from(&args.sqs)).await?;
     let depth = source.depth().await?;
     let dead_letter = match args.dead_letter_queue.as_deref().filter(|u| !u.is_empty()) {

@@ -33,7 +33,7 @@ use crate::event::LoginEvent;
 
 /// Field domains, kept distinct so that one field's masks can't be matched against another's.
 /// Also what `reveal --field` takes (`ip`, `device-id`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
     /// The client IP address (canonical text).
     Ip,
@@ -83,16 +83,13 @@ pub(crate) trait MaskStrategy: Send + Sync + fmt::Debug {
 }
 
 /// The strategies `--mask-strategy` offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StrategyName {
     /// Keyed HMAC-SHA256: deterministic, one-way (default).
-    #[value(name = "hmac-sha256")]
     HmacSha256,
     /// AES-256-SIV: deterministic, reversible by key holders.
-    #[value(name = "aes-siv")]
     AesSiv,
     /// Unkeyed SHA-256: only for tables already built that way; IPv4 masks are brute-forceable.
-    #[value(name = "sha256")]
     Sha256,
 }
 

@@ -20,7 +20,7 @@ use sha2::Sha256;
 use super::{KeyError, KeyRing, MaskKey, RevealError};
 
 /// How `masked_ip_network` is filled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum NetworkMaskMode {
     /// Not at all (the column stays NULL).
     #[default]
@@ -28,7 +28,6 @@ pub enum NetworkMaskMode {
     /// Keyed HMAC of the network prefix: groups by one chosen prefix, one-way.
     Hmac,
     /// Prefix-preserving encryption of the whole address: every prefix groups, reversible.
-    #[value(name = "ipcrypt-pfx")]
     IpcryptPfx,
 }
 

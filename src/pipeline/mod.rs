@@ -137,12 +137,13 @@ pub async fn run(
                 let report = acknowledger
                     .while_invisible(&receipts, batcher::oldest(&batch), committer.commit(batch))
                     .await?;
-                metrics::committed(
-                    &report,
-                    received,
-                    commit_started.elapsed(),
-                    sent.into_iter(),
-                );
+                let batch = metrics::Committed {
+                    messages: received,
+                    rows: report.rows,
+                    duplicates: report.duplicates,
+                    quarantined_by_code: &report.quarantined_by_code,
+                };
+                metrics::committed(batch, commit_started.elapsed(), sent.into_iter());
                 progress.committed(&report, received);
                 summary.add(report, received);
                 summary.busy = started.elapsed();

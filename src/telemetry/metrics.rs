@@ -110,17 +110,17 @@ pub(crate) fn received(messages: usize) {
 
 /// A committed batch: sizes, reasons, timing, and per-message latency from `sent`.
 pub(crate) fn committed(
-    report: &crate::sink::WriteReport,
-    messages: usize,
+    batch: Committed<'_>,
     took: Duration,
     sent: impl Iterator<Item = chrono::DateTime<chrono::Utc>>,
 ) {
     counter!(BATCHES).increment(1);
-    counter!(ROWS).increment(report.rows);
-    counter!(DUPLICATES).increment(report.duplicates);
-    for (code, n) in &report.quarantined_by_code {
+    counter!(ROWS).increment(batch.rows);
+    counter!(DUPLICATES).increment(batch.duplicates);
+    for (code, n) in batch.quarantined_by_code {
         counter!(QUARANTINED, "reason" => code.clone()).increment(*n);
     }
+    let messages = batch.messages;
     histogram!(BATCH_SIZE).record(messages as f64);
     histogram!(COMMIT_SECONDS).record(took.as_secs_f64());
     let now = chrono::Utc::now();
@@ -153,7 +153,21 @@ pub(crate) fn retry(kind: &'static str) {
     counter!(RETRIES, "kind" => kind).increment(1);
 }
 
-pub(crate) fn queue_depth(queue: &'static str, depth: crate::source::QueueDepth) {
-    gauge!(QUEUE_VISIBLE, "queue" => queue).set(depth.visible as f64);
-    gauge!(QUEUE_IN_FLIGHT, "queue" => queue).set(depth.in_flight as f64);
+/// A queue's depth: visible and in-flight messages (`queue` is `source` or `dead_letter`).
+pub(crate) fn queue_depth(queue: &'static str, visible: u64, in_flight: u64) {
+    gauge!(QUEUE_VISIBLE, "queue" => queue).set(visible as f64);
+    gauge!(QUEUE_IN_FLIGHT, "queue" => queue).set(in_flight as f64);
+}
+
+/// What a committed batch did, in plain numbers (telemetry knows no pipeline or sink type).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Committed<'a> {
+    /// Messages in the batch.
+    pub(crate) messages: usize,
+    /// Rows written.
+    pub(crate) rows: u64,
+    /// Redeliveries skipped.
+    pub(crate) duplicates: u64,
+    /// Quarantine entries by reason code.
+    pub(crate) quarantined_by_code: &'a std::collections::BTreeMap<String, u64>,
 }

@@ -59,7 +59,7 @@ async fn an_unknown_region_is_named_at_once() {
             .args(["run", "--drain", "--region", "us-eats-1"]),
     );
     assert!(
-        error_line(&stderr).contains("unknown AWS region `us-eats-1`"),
+        error_line(&stderr).contains("`us-eats-1` is not an AWS region name"),
         "{stderr}"
     );
 }

@@ -3,7 +3,7 @@
 //! still counts; cleared by the transaction that finally commits the message.
 
 use super::{PgSink, SinkError};
-use crate::source::MessageId;
+use crate::message::MessageId;
 
 const RECORD_ATTEMPT: &str = "INSERT INTO poison_attempts (message_id, attempts) VALUES ($1, 1) \
      ON CONFLICT (message_id) DO UPDATE SET attempts = poison_attempts.attempts + 1, \

@@ -5,7 +5,6 @@
 mod attempts;
 mod error;
 mod inspect;
-mod maintenance;
 mod migrate;
 mod partition;
 mod privacy;
@@ -21,8 +20,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub use error::SinkError;
 pub use inspect::{DbStatus, QuarantineEntry};
-pub use maintenance::{maintenance_loop, Upkeep};
-pub use partition::{Conversion, MONTHS_AHEAD};
+pub use partition::Conversion;
 pub use privacy::{rekey_commit, Accountable, Erased, KeyUsage, RekeyRow};
 pub use prune::PRUNE_BATCH;
 pub use reports::{SharedDevice, SharedIp, SharedNetwork, TableCounts};

@@ -12,7 +12,7 @@ use chrono::{Datelike, NaiveDate, Utc};
 use super::{PgSink, SinkError};
 
 /// Partitions created ahead of the current month.
-pub const MONTHS_AHEAD: u32 = 3;
+pub(crate) const MONTHS_AHEAD: u32 = 3;
 
 /// What converting found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Transaction;
 
 use super::{PgSink, SinkError};
-use crate::transform::{Outcome, OutcomeKind, QuarantineRecord};
+use crate::message::{Outcome, OutcomeKind, QuarantineRecord};
 
 const CLAIM_IDS: &str = "INSERT INTO processed_messages (message_id, outcome) \
                          SELECT * FROM unnest($1::text[], $2::text[]) \

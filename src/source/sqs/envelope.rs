@@ -6,32 +6,12 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
-/// SQS MessageId: the same for every delivery of a message, hence the ledger's key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MessageId(pub String);
+use crate::message::Message;
+pub use crate::message::MessageId;
 
 /// One delivery's handle, needed to delete the message or change its visibility.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ReceiptHandle(pub String);
-
-impl MessageId {
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for MessageId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<&str> for MessageId {
-    fn from(id: &str) -> Self {
-        Self(id.to_string())
-    }
-}
 
 /// One received message, with what the pipeline needs to process and acknowledge it.
 #[derive(Debug, Clone)]
@@ -49,6 +29,17 @@ pub struct Envelope {
     pub receive_count: u32,
     /// When this consumer received it: the visibility timeout runs from here.
     pub received: Instant,
+}
+
+impl<'a> From<&'a Envelope> for Message<'a> {
+    fn from(envelope: &'a Envelope) -> Self {
+        Message {
+            id: &envelope.message_id,
+            body: &envelope.body,
+            sent_at: envelope.sent_at,
+            receive_count: envelope.receive_count,
+        }
+    }
 }
 
 /// A rejected message on its way to the dead-letter queue.

@@ -82,55 +82,45 @@ pub async fn client(settings: &SqsSettings) -> Client {
     Client::from_conf(config.build())
 }
 
-/// Regions of the public AWS partitions, for a clear error on a typo instead of minutes of DNS
-/// failures. Only checked when no endpoint is given.
-const AWS_REGIONS: &[&str] = &[
-    "us-east-1",
-    "us-east-2",
-    "us-west-1",
-    "us-west-2",
-    "af-south-1",
-    "ap-east-1",
-    "ap-east-2",
-    "ap-south-1",
-    "ap-south-2",
-    "ap-northeast-1",
-    "ap-northeast-2",
-    "ap-northeast-3",
-    "ap-southeast-1",
-    "ap-southeast-2",
-    "ap-southeast-3",
-    "ap-southeast-4",
-    "ap-southeast-5",
-    "ap-southeast-7",
-    "ca-central-1",
-    "ca-west-1",
-    "eu-central-1",
-    "eu-central-2",
-    "eu-west-1",
-    "eu-west-2",
-    "eu-west-3",
-    "eu-south-1",
-    "eu-south-2",
-    "eu-north-1",
-    "il-central-1",
-    "me-south-1",
-    "me-central-1",
-    "mx-central-1",
-    "sa-east-1",
-    "us-gov-east-1",
-    "us-gov-west-1",
-    "cn-north-1",
-    "cn-northwest-1",
-];
+/// Whether `region` has the shape of an AWS region name: `<area>-[<partition>-]<direction>-<n>`
+/// (`us-east-1`, `us-gov-west-1`, `ap-southeast-7`). A shape, not a list, so regions AWS adds
+/// later work; a typo like `us-eats-1` is still named at once instead of minutes of DNS failures.
+/// Only checked when no endpoint is given.
+fn looks_like_aws_region(region: &str) -> bool {
+    const DIRECTIONS: &[&str] = &[
+        "east",
+        "west",
+        "north",
+        "south",
+        "central",
+        "northeast",
+        "northwest",
+        "southeast",
+        "southwest",
+    ];
+    let parts: Vec<&str> = region.split('-').collect();
+    let lower = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase());
+    match parts.as_slice() {
+        [area, rest @ .., direction, number] if rest.len() <= 1 => {
+            area.len() == 2
+                && lower(area)
+                && rest.iter().all(|p| lower(p))
+                && DIRECTIONS.contains(direction)
+                && (1..=2).contains(&number.len())
+                && number.bytes().all(|b| b.is_ascii_digit())
+        }
+        _ => false,
+    }
+}
 
 impl SqsSettings {
     /// Settings that can't work, found before any call.
     fn check(&self) -> Result<(), SourceError> {
         match (&self.endpoint, self.region.as_deref()) {
-            (None, Some(region)) if !AWS_REGIONS.contains(&region) => {
+            (None, Some(region)) if !looks_like_aws_region(region) => {
                 Err(SourceError::Config(format!(
-                    "unknown AWS region `{region}`; fix --region / AWS_REGION (e.g. us-east-1)"
+                    "`{region}` is not an AWS region name (<area>-<direction>-<number>, e.g. \
+                     us-east-1); fix --region / AWS_REGION"
                 )))
             }
             _ => Ok(()),
@@ -298,5 +288,33 @@ impl SqsSource {
             retention: seconds(QueueAttributeName::MessageRetentionPeriod),
             redrive_max_receives,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_names_are_checked_by_shape() {
+        for ok in [
+            "us-east-1",
+            "eu-central-2",
+            "ap-southeast-7",
+            "us-gov-west-1",
+            "xx-north-9",
+        ] {
+            assert!(looks_like_aws_region(ok), "{ok}");
+        }
+        for bad in [
+            "us-eats-1",
+            "useast1",
+            "us-east",
+            "US-EAST-1",
+            "us-east-1a",
+            "eu_west_1",
+        ] {
+            assert!(!looks_like_aws_region(bad), "{bad}");
+        }
     }
 }

@@ -36,7 +36,7 @@ use url::Url;
 use from_xml::{Element, QueryError};
 
 /// How to talk to SQS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SqsProtocol {
     /// JSON first; switch to the query protocol when the endpoint speaks only that.
     #[default]

@@ -8,21 +8,22 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Accountable, PgSink};
+use crate::sink::{Accountable, PgSink};
+use crate::telemetry::metrics;
 
 /// What the background upkeep does, and how often.
 #[derive(Debug, Clone, Copy)]
-pub struct Upkeep {
+pub(crate) struct Upkeep {
     /// Ledger ids older than this are pruned.
-    pub ledger_retention: Duration,
+    pub(crate) ledger_retention: Duration,
     /// Rows older than this many days are deleted (`None`: kept).
-    pub retain_days: Option<u32>,
+    pub(crate) retain_days: Option<u32>,
     /// Quarantine entries older than this many days are deleted (`None`: kept).
-    pub quarantine_retention_days: Option<u32>,
+    pub(crate) quarantine_retention_days: Option<u32>,
     /// Audit rows (reveals, privacy operations) older than this many days are deleted.
-    pub audit_retention_days: Option<u32>,
+    pub(crate) audit_retention_days: Option<u32>,
     /// Pause between rounds.
-    pub every: Duration,
+    pub(crate) every: Duration,
 }
 
 /// Rows deleted per retention transaction.
@@ -31,7 +32,11 @@ const RETENTION_BATCH: i64 = 10_000;
 /// Now, then every `every` until shutdown: prune ledger ids older than the ledger retention,
 /// create the partitions of the coming months if `user_logins` is partitioned, apply
 /// `--retain-days`.
-pub async fn maintenance_loop(mut sink: PgSink, upkeep: Upkeep, shutdown: CancellationToken) {
+pub(crate) async fn maintenance_loop(
+    mut sink: PgSink,
+    upkeep: Upkeep,
+    shutdown: CancellationToken,
+) {
     let retention =
         chrono::Duration::from_std(upkeep.ledger_retention).unwrap_or(chrono::Duration::MAX);
     let every = upkeep.every;
@@ -40,7 +45,7 @@ pub async fn maintenance_loop(mut sink: PgSink, upkeep: Upkeep, shutdown: Cancel
         match sink.prune_ledger(cutoff, &shutdown).await {
             Ok(0) => {}
             Ok(pruned) => {
-                crate::telemetry::metrics::ledger_pruned(pruned);
+                metrics::ledger_pruned(pruned);
                 tracing::info!(pruned, %cutoff, "pruned ledger ids older than the retention");
             }
             Err(e) => tracing::warn!(error = %e, "ledger pruning failed; trying again later"),

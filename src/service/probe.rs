@@ -6,9 +6,9 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{health, metrics};
 use crate::sink::PgSink;
 use crate::source::SqsSource;
+use crate::telemetry::{health, metrics};
 
 pub(crate) async fn probe_loop(
     source: SqsSource,
@@ -21,14 +21,14 @@ pub(crate) async fn probe_loop(
     loop {
         match source.depth().await {
             Ok(depth) => {
-                metrics::queue_depth("source", depth);
+                metrics::queue_depth("source", depth.visible, depth.in_flight);
                 health().sqs_answered(Ok(()));
             }
             Err(e) => health().sqs_answered(Err(e.to_string())),
         }
         if let Some(dlq) = &dead_letter {
             if let Ok(depth) = dlq.depth().await {
-                metrics::queue_depth("dead_letter", depth);
+                metrics::queue_depth("dead_letter", depth.visible, depth.in_flight);
             }
         }
         health().postgres_answered(database.ping().await.map_err(|e| e.to_string()));

@@ -1,0 +1,104 @@
+//! The values flags take, as the command line spells them, mapped onto library types (which know
+//! nothing of clap, as ripgrep's flags do it).
+
+use crate::mask::{Field, NetworkMaskMode, StrategyName};
+use crate::source::SqsProtocol;
+
+/// `--mask-strategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StrategyArg {
+    /// Keyed HMAC-SHA256: deterministic, one-way (default).
+    #[value(name = "hmac-sha256")]
+    HmacSha256,
+    /// AES-256-SIV: deterministic, reversible by key holders.
+    #[value(name = "aes-siv")]
+    AesSiv,
+    /// Unkeyed SHA-256: only for tables already built that way; IPv4 masks are brute-forceable.
+    #[value(name = "sha256")]
+    Sha256,
+}
+
+impl From<StrategyArg> for StrategyName {
+    fn from(arg: StrategyArg) -> Self {
+        match arg {
+            StrategyArg::HmacSha256 => StrategyName::HmacSha256,
+            StrategyArg::AesSiv => StrategyName::AesSiv,
+            StrategyArg::Sha256 => StrategyName::Sha256,
+        }
+    }
+}
+
+/// `--ip-network-mask`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NetworkMaskArg {
+    /// Not at all (the column stays NULL).
+    Off,
+    /// Keyed HMAC of the network prefix: groups by one chosen prefix, one-way.
+    Hmac,
+    /// Prefix-preserving encryption of the whole address: every prefix groups, reversible.
+    #[value(name = "ipcrypt-pfx")]
+    IpcryptPfx,
+}
+
+impl From<NetworkMaskArg> for NetworkMaskMode {
+    fn from(arg: NetworkMaskArg) -> Self {
+        match arg {
+            NetworkMaskArg::Off => NetworkMaskMode::Off,
+            NetworkMaskArg::Hmac => NetworkMaskMode::Hmac,
+            NetworkMaskArg::IpcryptPfx => NetworkMaskMode::IpcryptPfx,
+        }
+    }
+}
+
+/// `--sqs-protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SqsProtocolArg {
+    /// JSON first; switch to the query protocol when the endpoint speaks only that.
+    Auto,
+    /// Only the JSON protocol (LocalStack 3 and later, moto 4.1.11 and later, AWS).
+    Json,
+    /// Only the query protocol (LocalStack before 3.0, moto before 4.1.11; AWS accepts it too).
+    Query,
+}
+
+impl From<SqsProtocolArg> for SqsProtocol {
+    fn from(arg: SqsProtocolArg) -> Self {
+        match arg {
+            SqsProtocolArg::Auto => SqsProtocol::Auto,
+            SqsProtocolArg::Json => SqsProtocol::Json,
+            SqsProtocolArg::Query => SqsProtocol::Query,
+        }
+    }
+}
+
+/// `reveal --field`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FieldArg {
+    /// The client IP address (`masked_ip`).
+    Ip,
+    /// The device identifier (`masked_device_id`).
+    DeviceId,
+    /// The address's network pseudonym (`masked_ip_network`; only `ipcrypt-pfx` ones reveal).
+    IpNetwork,
+}
+
+impl From<FieldArg> for Field {
+    fn from(arg: FieldArg) -> Self {
+        match arg {
+            FieldArg::Ip => Field::Ip,
+            FieldArg::DeviceId => Field::DeviceId,
+            FieldArg::IpNetwork => Field::IpNetwork,
+        }
+    }
+}
+
+/// Output formats of reports and listings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// Aligned text for people.
+    Table,
+    /// One JSON document.
+    Json,
+    /// CSV.
+    Csv,
+}

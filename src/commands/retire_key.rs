@@ -1,0 +1,51 @@
+//! `login-etl retire-key`: refusing to retire a key id that still masks something.
+
+use anyhow::{bail, Context};
+
+use clap::Args;
+
+use super::Context as Ctx;
+use crate::cli::DbArgs;
+
+/// `retire-key` options.
+#[derive(Debug, Clone, Args)]
+pub struct RetireKeyArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
+    /// The key id to retire from the key ring.
+    #[arg(long)]
+    pub id: String,
+}
+
+pub(super) async fn execute(args: RetireKeyArgs, _: Ctx) -> anyhow::Result<()> {
+    let mut sink = args.db.sink()?;
+    let usage = sink
+        .key_usage()
+        .await
+        .with_context(|| format!("cannot read user_logins in {}", sink.target()))?;
+    let in_use: Vec<String> = usage
+        .iter()
+        .filter(|u| u.key_id == args.id)
+        .map(|u| format!("{} {}", u.rows, u.column))
+        .collect();
+    if !in_use.is_empty() {
+        let total: i64 = usage
+            .iter()
+            .filter(|u| u.key_id == args.id)
+            .map(|u| u.rows)
+            .sum();
+        bail!(
+            "key `{}` still masks {total} values ({}); re-key them first (`login-etl rekey --to <active id> --from {}`: aes-siv and ipcrypt-pfx only) or keep the key",
+            args.id,
+            in_use.join(", "),
+            args.id
+        );
+    }
+    println!(
+        "key `{}` masks nothing in {}: it can be removed from LOGIN_ETL_MASK_KEY / the key file",
+        args.id,
+        sink.target()
+    );
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! What a message is to the pipeline's middle and to the sink, whatever source it came from: the
+//! id that deduplicates it, a borrowed view of its content, and what it becomes ([`Outcome`]).
+//! Both `source` (which makes messages) and `sink` (which stores outcomes) depend on this module;
+//! it depends on neither.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::event::Rejection;
+use crate::mask::MaskedLogin;
+
+/// The source's id of a message (SQS MessageId): the same for every delivery, hence the
+/// ledger's key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(pub String);
+
+impl MessageId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for MessageId {
+    fn from(id: &str) -> Self {
+        Self(id.to_string())
+    }
+}
+
+/// One received message as transform sees it: no receipt, no queue, nothing of the source.
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    /// Stable across redeliveries.
+    pub id: &'a MessageId,
+    /// Raw body (may contain PII; never logged).
+    pub body: &'a str,
+    /// When the producer sent it; `create_date` derives from it.
+    pub sent_at: DateTime<Utc>,
+    /// Deliveries so far (1 on the first).
+    pub receive_count: u32,
+}
+
+/// What one message becomes. Carries the message id so the sink can deduplicate redeliveries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// SQS MessageId.
+    pub message_id: MessageId,
+    /// Row or quarantine entry.
+    pub kind: OutcomeKind,
+}
+
+/// The two destinations of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutcomeKind {
+    /// A masked row for `user_logins`.
+    Row {
+        /// The masked event.
+        login: MaskedLogin,
+        /// UTC date of the message's SentTimestamp: stable across reprocessing.
+        create_date: NaiveDate,
+    },
+    /// An entry for `quarantined_messages`.
+    Quarantine(QuarantineRecord),
+}
+
+/// A rejected message, safe to store: reason without values, body with PII masked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantineRecord {
+    /// Why it was rejected.
+    pub rejection: Rejection,
+    /// When this consumer received it.
+    pub received_at: DateTime<Utc>,
+    /// When the producer sent it.
+    pub sent_at: DateTime<Utc>,
+    /// SQS ApproximateReceiveCount at the time.
+    pub receive_count: u32,
+    /// Size of the raw body in bytes.
+    pub body_bytes: usize,
+    /// The body scrubbed fail-closed ([`Masker::scrub_body`]): shape and known non-PII fields
+    /// kept, everything else masked or fingerprinted; never a raw value.
+    pub body_masked: String,
+    /// The body's `user_id`, so that erasure finds the entry without reading bodies.
+    pub user_id: Option<String>,
+    /// The key the body's masks and fingerprints were made with (`None`: unkeyed).
+    pub key_id: Option<String>,
+}
