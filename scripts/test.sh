@@ -2,7 +2,8 @@
 # The whole test suite: unit tests, property tests and integration tests against a real PostgreSQL,
 # a real LocalStack SQS and two query-protocol-only SQS emulators (brought up first by stack-up.sh
 # and query-sqs-up.sh if they are not running).
-# Extra arguments go to `cargo test`, e.g. `scripts/test.sh --test pipeline`.
+# Extra arguments go to `cargo test`, e.g. `scripts/test.sh --test it pipeline::` (one area of
+# the integration tests) or `scripts/test.sh --lib` (unit and property tests only).
 set -euo pipefail
 # Local runs never need EC2 instance metadata; don't let the AWS SDK go looking for it.
 export AWS_EC2_METADATA_DISABLED=true
@@ -15,7 +16,15 @@ scripts/query-sqs-up.sh
 scripts/validate-deploy.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --locked --features test-hooks "$@" 2>&1 | tee "$log"
-# One closing line for the whole suite (cargo prints one per test binary).
+# Under pipefail a failing `cargo test` would end the script here, before the summary: keep its
+# status, print the summary, then exit with it.
+status=0
+cargo test --locked --features test-hooks "$@" 2>&1 | tee "$log" || status=$?
+# One closing line for the whole suite (cargo prints one per test binary). A test binary that
+# did not finish (a build error, a crash) has no result line: say so rather than undercount.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "summary: %d passed, %d failed\n", p, f }' "$log"
+if [ "$status" -ne 0 ]; then
+  echo "cargo test exited with status $status" >&2
+fi
+exit "$status"

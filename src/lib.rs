@@ -14,7 +14,6 @@ mod aws;
 pub mod cli;
 pub mod commands;
 pub mod event;
-mod kms;
 pub mod mask;
 pub mod message;
 pub mod pipeline;

@@ -28,7 +28,7 @@ pub(super) async fn execute(args: KeygenArgs, _: Ctx) -> anyhow::Result<()> {
         Some(kms_key_id) => {
             let endpoint = kms_endpoint(args.kms.kms_endpoint.0.as_ref(), None);
             Zeroizing::new(
-                crate::kms::generate_entry(&args.id, kms_key_id, endpoint.as_ref()).await?,
+                crate::mask::kms::generate_entry(&args.id, kms_key_id, endpoint.as_ref()).await?,
             )
         }
         None => keys::generate(&args.id)?,

@@ -106,7 +106,7 @@ async fn load_keys(args: &KeyArgs, sqs_endpoint: Option<&Url>) -> Result<KeyRing
     };
     let entries = keys::parse_entries(&text)?;
     let endpoint = kms_endpoint(args.kms.kms_endpoint.0.as_ref(), sqs_endpoint);
-    crate::kms::decrypt_entries(entries, endpoint.as_ref()).await
+    crate::mask::kms::decrypt_entries(entries, endpoint.as_ref()).await
 }
 
 /// The KMS endpoint: the one given, else the SQS endpoint (one LocalStack serves both; commands

@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use super::{load_keys, os_user};
 use crate::mask::{network, Field, Masker, RevealError, StrategyName};
 use crate::safe_text::escape;
-use crate::sink::{RevealAudit, RevealRequest};
+use crate::sink::{Accountable, RevealRequest};
 
 /// `reveal` options.
 #[derive(Debug, Clone, Args)]
@@ -90,14 +90,13 @@ pub(super) async fn execute(args: RevealArgs, _: Ctx) -> anyhow::Result<()> {
         RevealRequest::UserId(id) => masker.fingerprint("user", id.as_bytes()),
         _ => None,
     };
-    let audit = RevealAudit {
+    let audit = Accountable {
         os_user: os_user(),
         actor: args.actor.clone().unwrap_or_else(os_user),
         reason: args.reason.clone(),
-        subject,
     };
     let rows = sink
-        .reveal_rows(&request, args.limit, &audit)
+        .reveal_rows(&request, args.limit, &audit, subject.as_deref())
         .await
         .context("cannot read or audit the rows; nothing was revealed")?;
 

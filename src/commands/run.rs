@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::{connect_sink, connect_source, load_keys};
 use crate::mask::{Masker, NetworkMaskMode, NetworkMasker, StrategyName};
-use crate::pipeline::{self, PipelineSettings};
+use crate::pipeline::{self, defaults, PipelineSettings};
 use crate::source::{SqsSettings, SqsSource};
 use crate::telemetry;
 
@@ -42,19 +42,19 @@ pub struct RunArgs {
     pub drain_idle_seconds: u64,
     /// Most messages per transaction. 500 rows are one cheap binary COPY; larger batches gain little
     /// and hold more messages in flight.
-    #[arg(long, env = "LOGIN_ETL_BATCH_SIZE", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    #[arg(long, env = "LOGIN_ETL_BATCH_SIZE", default_value_t = defaults::BATCH_SIZE, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub batch_size: u64,
     /// Longest a message waits for its batch to fill, in milliseconds: bounds latency for a trickle.
-    #[arg(long, env = "LOGIN_ETL_BATCH_MAX_WAIT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    #[arg(long, env = "LOGIN_ETL_BATCH_MAX_WAIT_MS", default_value_t = defaults::BATCH_MAX_WAIT_MS, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub batch_max_wait_ms: u64,
     /// Concurrent long-polling receivers (each gets up to 10 messages per call).
-    #[arg(long, env = "LOGIN_ETL_RECEIVERS", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    #[arg(long, env = "LOGIN_ETL_RECEIVERS", default_value_t = defaults::RECEIVERS, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub receivers: u64,
     /// Long-poll wait per receive call, in seconds (SQS maximum 20).
-    #[arg(long, env = "LOGIN_ETL_WAIT_TIME_SECONDS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=20))]
+    #[arg(long, env = "LOGIN_ETL_WAIT_TIME_SECONDS", default_value_t = defaults::WAIT_TIME_SECONDS, value_parser = clap::value_parser!(u64).range(0..=20))]
     pub wait_time_seconds: u64,
     /// A message delivered more than this many times is quarantined instead of retried again.
-    #[arg(long, env = "LOGIN_ETL_MAX_RECEIVES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "LOGIN_ETL_MAX_RECEIVES", default_value_t = defaults::MAX_RECEIVES, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_receives: u32,
     /// SQS queue URL to which quarantined messages are also forwarded, raw and tagged with their
     /// reason, so they can be redriven after a fix (SQS already holds the raw PII; the database never
@@ -67,7 +67,7 @@ pub struct RunArgs {
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// How long to keep retrying a failing batch write before exiting non-zero (its messages are
     /// not deleted and come back after the visibility timeout).
-    #[arg(long, env = "LOGIN_ETL_WRITE_RETRY_SECONDS", default_value_t = 300)]
+    #[arg(long, env = "LOGIN_ETL_WRITE_RETRY_SECONDS", default_value_t = defaults::WRITE_RETRY_SECONDS)]
     pub write_retry_seconds: u64,
     #[command(flatten)]
     #[allow(missing_docs)]

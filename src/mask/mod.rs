@@ -13,6 +13,7 @@
 
 mod hmac;
 pub mod keys;
+pub(crate) mod kms;
 pub mod network;
 mod rekey;
 mod scrub;
@@ -116,12 +117,21 @@ pub struct MaskedLogin {
 /// is `<id>:` plus 64 hex characters, anything else of the form `<id>:<base64url>` is `aes-siv`.
 /// (An aes-siv mask that happens to be 64 hex characters has probability 2^-128.)
 pub fn strategy_of(mask: &str) -> StrategyName {
-    let hex64 = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let hex = |s: &str| s.len() == HASH_HEX_DIGITS && s.bytes().all(|b| b.is_ascii_hexdigit());
     match mask.split_once(':') {
-        None if hex64(mask) => StrategyName::Sha256,
-        Some((_, payload)) if hex64(payload) => StrategyName::HmacSha256,
+        None if hex(mask) => StrategyName::Sha256,
+        Some((id, payload)) if !id.is_empty() && hex(payload) => StrategyName::HmacSha256,
         _ => StrategyName::AesSiv,
     }
+}
+
+/// Hex digits of a hash-based mask (SHA-256 and HMAC-SHA256 output).
+const HASH_HEX_DIGITS: usize = 64;
+
+/// The same rule as [`strategy_of`], for SQL that picks masks by strategy: a condition that is
+/// true when `column` holds an `hmac-sha256` mask (`<id>:` and 64 hex digits, either case).
+pub fn sql_is_hmac_mask(column: &str) -> String {
+    format!("({column} ~ '^[^:]+:[0-9a-fA-F]{{{HASH_HEX_DIGITS}}}$')")
 }
 
 impl StrategyName {
@@ -409,6 +419,18 @@ mod tests {
             Masker::new(StrategyName::AesSiv, None),
             Err(KeyError::Missing)
         ));
+    }
+
+    #[test]
+    fn the_sql_rule_for_hmac_masks_is_strategy_of() {
+        // The SQL condition is a POSIX regex built from the same constant; check its shape.
+        assert_eq!(sql_is_hmac_mask("m"), "(m ~ '^[^:]+:[0-9a-fA-F]{64}$')");
+        let upper = format!("k1:{}", "AB".repeat(32));
+        assert_eq!(strategy_of(&upper), StrategyName::HmacSha256);
+        assert_eq!(
+            strategy_of(&format!(":{}", "ab".repeat(32))),
+            StrategyName::AesSiv
+        );
     }
 
     #[test]

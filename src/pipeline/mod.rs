@@ -29,6 +29,23 @@ use crate::telemetry::{health, metrics};
 
 pub use summary::Summary;
 
+/// The default of each knob, written once: [`PipelineSettings::default`] and `run`'s flags both
+/// read them.
+pub mod defaults {
+    /// Most messages per transaction.
+    pub const BATCH_SIZE: u64 = 500;
+    /// Longest a message waits for its batch to fill, in milliseconds.
+    pub const BATCH_MAX_WAIT_MS: u64 = 1000;
+    /// Concurrent long-polling receivers.
+    pub const RECEIVERS: u64 = 4;
+    /// Long-poll wait per receive, in seconds (the SQS maximum).
+    pub const WAIT_TIME_SECONDS: u64 = 20;
+    /// Failed solo attempts before a message counts as poison.
+    pub const MAX_RECEIVES: u32 = 5;
+    /// How long a failing batch write is retried, in seconds.
+    pub const WRITE_RETRY_SECONDS: u64 = 300;
+}
+
 /// Tuning knobs; see the CLI for what each one means to an operator.
 #[derive(Debug, Clone)]
 pub struct PipelineSettings {
@@ -55,13 +72,13 @@ pub struct PipelineSettings {
 impl Default for PipelineSettings {
     fn default() -> Self {
         Self {
-            batch_size: 500,
-            batch_max_wait: Duration::from_secs(1),
-            receivers: 4,
-            wait_time: Duration::from_secs(20),
+            batch_size: defaults::BATCH_SIZE as usize,
+            batch_max_wait: Duration::from_millis(defaults::BATCH_MAX_WAIT_MS),
+            receivers: defaults::RECEIVERS as usize,
+            wait_time: Duration::from_secs(defaults::WAIT_TIME_SECONDS),
             drain_idle: None,
-            max_receives: 5,
-            write_retry_timeout: Duration::from_secs(300),
+            max_receives: defaults::MAX_RECEIVES,
+            write_retry_timeout: Duration::from_secs(defaults::WRITE_RETRY_SECONDS),
             dead_letter_queue: None,
             progress_bar: false,
         }

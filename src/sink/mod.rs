@@ -4,6 +4,6 @@ pub mod postgres;
 
 pub use postgres::{
     rekey_commit, Accountable, Conversion, DatabaseUrl, DbStatus, Erased, KeyUsage, MaskedRow,
-    PgSink, QuarantineEntry, RekeyRow, RevealAudit, RevealRequest, SharedDevice, SharedIp,
-    SharedNetwork, SinkError, TableCounts, WriteReport, PRUNE_BATCH,
+    PgSink, QuarantineEntry, RekeyRow, RevealRequest, SharedDevice, SharedIp, SharedNetwork,
+    SinkError, TableCounts, WriteReport, PRUNE_BATCH,
 };

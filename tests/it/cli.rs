@@ -4,26 +4,71 @@ use crate::helpers::*;
 
 #[test]
 fn help_explains_every_subcommand_and_shows_no_secrets() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_login-etl"))
-        .args(["run", "--help"])
-        .env("LOGIN_ETL_MASK_KEY", TEST_KEY_HEX)
-        .env("LOGIN_ETL_DATABASE_URL", "postgres://u:hunter2@db/x")
-        .output()
-        .unwrap();
-    let help = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success());
+    let help = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_login-etl"))
+            .args(args)
+            .env("LOGIN_ETL_MASK_KEY", TEST_KEY_HEX)
+            .env("LOGIN_ETL_DATABASE_URL", "postgres://u:hunter2@db/x")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Every subcommand listed by the top-level help has help of its own, with a description,
+    // and none shows a secret from the environment.
+    let top = help(&["--help"]);
+    let commands: Vec<String> = top
+        .split("Commands:")
+        .nth(1)
+        .unwrap()
+        .split("Options:")
+        .next()
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("  ")?
+                .split_whitespace()
+                .next()
+                .map(String::from)
+        })
+        .filter(|c| c != "help")
+        .collect();
+    assert!(commands.len() >= 13, "{commands:?}");
+    for command in &commands {
+        let text = help(&[command, "--help"]);
+        assert!(text.contains("Usage: login-etl"), "{command}");
+        assert!(
+            text.lines().next().is_some_and(|l| l.len() > 10),
+            "{command} has no description"
+        );
+        assert!(
+            !text.contains("hunter2") && !text.contains(TEST_KEY_HEX),
+            "{command} shows a secret"
+        );
+    }
+    for nested in [
+        ["quarantine", "list"],
+        ["quarantine", "show"],
+        ["report", "duplicates"],
+        ["report", "keys"],
+    ] {
+        let text = help(&[nested[0], nested[1], "--help"]);
+        assert!(!text.contains("hunter2"), "{nested:?}");
+    }
+    let run = help(&["run", "--help"]);
     for flag in [
         "--sqs-endpoint",
         "--queue-url",
         "--queue-name",
         "--database-url",
+        "--database-ca-file",
         "--drain",
         "--batch-size",
+        "--quarantine-retention-days",
         "LOGIN_ETL_MASK_KEY",
     ] {
-        assert!(help.contains(flag), "{flag} missing from help");
+        assert!(run.contains(flag), "{flag} missing from help");
     }
-    assert!(!help.contains("hunter2") && !help.contains(TEST_KEY_HEX));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -31,7 +31,7 @@ async fn erasure_works_with_nul_bodies_present_and_leaves_nothing_of_the_subject
         r#"{"user_id":"other","k":"\u0000\u0000","\u0000":null}"#.into(),
     ];
     queue.send(&bodies).await;
-    run_ok(binary(&queue, &db).args(["run", "--drain", "--mask-strategy", "aes-siv"]));
+    run_drain(&queue, &db, &["--mask-strategy", "aes-siv"]);
     let client = db.client().await;
     // Entries written by an older version, NULs in their bodies, then migration 7 run over them.
     client
@@ -142,7 +142,7 @@ async fn quarantine_and_audit_retention_delete_old_entries_and_say_so() {
     queue
         .send(&[r#"{"old":1}"#.to_string(), r#"{"new":1}"#.to_string()])
         .await;
-    run_ok(binary(&queue, &db).args(["run", "--drain"]));
+    run_drain(&queue, &db, &[]);
     let client = db.client().await;
     client
         .batch_execute(
@@ -320,7 +320,7 @@ async fn values_from_messages_reach_the_terminal_escaped() {
     queue
         .send(&[login(user, "198.51.100.7", "dev-\u{1b}[2J-\u{9b}x")])
         .await;
-    run_ok(binary(&queue, &db).args(["run", "--drain", "--mask-strategy", "aes-siv"]));
+    run_drain(&queue, &db, &["--mask-strategy", "aes-siv"]);
     let out = run_ok(binary(&queue, &db).args(["reveal", "--user-id", user, "--reason", "t"]));
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(shown.contains("dev-\\u{1b}[2J-\\u{9b}x"), "{shown}");

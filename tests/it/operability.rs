@@ -174,8 +174,7 @@ async fn json_logs_parse_line_by_line_and_carry_no_raw_pii() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
     let bodies = sample_bodies();
     queue.send(&bodies).await;
-    let out = run_binary(binary(&queue, &db).args(["--log-format", "json", "run", "--drain"]));
-    assert!(out.status.success());
+    let out = run_ok(binary(&queue, &db).args(["--log-format", "json", "run", "--drain"]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let mut lines = 0;
     for line in stderr.lines() {
@@ -196,8 +195,7 @@ async fn json_logs_parse_line_by_line_and_carry_no_raw_pii() {
 async fn a_terminal_gets_a_progress_bar_and_a_pipe_gets_no_escape_codes() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
     queue.send(&synthetic(300, 52)).await;
-    let piped = run_binary(binary(&queue, &db).args(["run", "--drain"]));
-    assert!(piped.status.success());
+    let piped = run_drain(&queue, &db, &[]);
     assert!(!piped.stderr.contains(&0x1b) && !piped.stdout.contains(&0x1b));
 
     queue.send(&synthetic(300, 53)).await;

@@ -4,133 +4,17 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::helpers::*;
-use login_etl::mask::Field;
 use login_etl::transform;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn binary_drains_the_sample_into_99_rows_and_1_quarantined_and_rerun_adds_nothing() {
+async fn binary_drains_the_sample_into_99_rows_and_1_quarantined_and_a_second_run_changes_nothing()
+{
     binary_drains_the_sample(&TestQueue::new(30).await, Redeliveries::None).await;
-}
-
-/// What the emulator may do on top of SQS semantics.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Redeliveries {
-    /// Every message is received exactly once (LocalStack).
-    None,
-    /// A message may reach two concurrent ReceiveMessage calls (moto 4.1.10's receive is not
-    /// atomic); the ledger must skip the extra copy.
-    Possible,
-}
-
-/// The sample drains to 99 rows + 1 quarantined, no raw PII anywhere, and a rerun adds nothing.
-/// Returns the first run's log. Shared with the query-protocol tests.
-pub(crate) async fn binary_drains_the_sample(
-    queue: &TestQueue,
-    redeliveries: Redeliveries,
-) -> String {
-    let db = TestDb::new().await;
-    let bodies = sample_bodies();
-    assert_eq!(bodies.len(), 100);
-    queue.send(&bodies).await;
-
-    let out = run_binary(binary(queue, &db).args(["run", "--drain"]));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "run --drain failed: {stderr}");
-    let number = |label: &str| -> u64 {
-        stdout
-            .split(label)
-            .nth(1)
-            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no `{label}` in {stdout}"))
-    };
-    let (received, duplicates) = (number("received "), number("duplicates skipped "));
-    assert!(
-        stdout.contains("written 99, quarantined 1"),
-        "summary: {stdout}"
-    );
-    assert_eq!(
-        received,
-        100 + duplicates,
-        "every extra delivery skipped: {stdout}"
-    );
-    if redeliveries == Redeliveries::None {
-        assert_eq!(duplicates, 0, "summary: {stdout}");
-    }
-
-    let counts = db.counts().await;
-    assert_eq!(counts.rows, 99);
-    assert_eq!(
-        counts.quarantined_by_code,
-        vec![("invalid_fields".to_string(), 1)]
-    );
-    assert_eq!(counts.processed, 100);
-    assert_eq!(queue.remaining().await, 0, "queue drained");
-
-    // Masks are the keyed HMAC of the canonical values, so a given device is findable.
-    let client = db.client().await;
-    let first: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
-    let expected = masker().mask(Field::DeviceId, first["device_id"].as_str().unwrap());
-    let n: i64 = client
-        .query_one(
-            "SELECT count(*) FROM user_logins WHERE masked_device_id = $1 AND user_id = $2",
-            &[&expected, &first["user_id"].as_str().unwrap()],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 1);
-
-    // No raw ip/device_id in any table or in the (debug-level) logs.
-    let raw = raw_pii(&bodies);
-    assert!(raw.len() >= 190);
-    assert_no_raw_pii(&db.dump_all_tables().await, &raw, "the database");
-    assert_no_raw_pii(&stderr, &raw, "the logs");
-    assert_no_raw_pii(&stdout, &raw, "stdout");
-
-    // Sending nothing new and running again adds nothing.
-    let again = run_binary(binary(queue, &db).args(["run", "--drain"]));
-    assert!(again.status.success());
-    assert_eq!(db.counts().await, counts);
-    stderr.into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn redelivery_after_commit_without_delete_gives_no_duplicate() {
     redelivery_after_commit_adds_no_duplicate(&TestQueue::new(1).await).await;
-}
-
-/// Messages committed but never deleted come back after the visibility timeout (1 s on `queue`)
-/// and are skipped. Shared with the query-protocol tests.
-pub(crate) async fn redelivery_after_commit_adds_no_duplicate(queue: &TestQueue) {
-    let db = TestDb::new().await;
-    let bodies = sample_bodies();
-    queue.send(&bodies).await;
-
-    // A consumer that commits a batch and dies before deleting it.
-    let mut sink = db.sink();
-    sink.migrate().await.unwrap();
-    let mut committed = 0;
-    for _ in 0..3 {
-        let envelopes = queue
-            .source
-            .receive(10, Duration::from_secs(1))
-            .await
-            .unwrap();
-        let outcomes: Vec<_> = envelopes
-            .iter()
-            .map(|e| transform::process(e, &masker(), chrono::Utc::now()))
-            .collect();
-        committed += sink.write_batch(&outcomes).await.unwrap().rows;
-    }
-    assert!(committed > 0);
-    // Let the visibility timeout (1 s) expire: SQS hands the same messages out again.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-
-    let summary = drain(queue, &db).await;
-    assert!(summary.duplicates >= committed, "{summary}");
-    assert_landed(&db, queue, 99, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -249,8 +133,7 @@ async fn a_failing_database_deletes_nothing_and_loses_nothing() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let out = run_binary(binary(&queue, &db).args(["run", "--drain"]));
-    assert!(out.status.success());
+    run_drain(&queue, &db, &[]);
     assert_landed(&db, &queue, 99, 1).await;
 }
 

@@ -22,8 +22,7 @@ async fn erase_removes_exactly_one_users_rows_and_quarantine_and_redelivery_adds
     bad.as_object_mut().unwrap().remove("device_type");
     bodies.push(bad.to_string());
     let ids = queue.send(&bodies).await;
-    let out = run_binary(binary(&queue, &db).args(["run", "--drain"]));
-    assert!(out.status.success());
+    run_drain(&queue, &db, &[]);
     assert_landed(&db, &queue, 101, 2).await;
 
     let dry = run_binary(binary(&queue, &db).args([

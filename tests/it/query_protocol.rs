@@ -8,14 +8,13 @@ use std::time::{Duration, Instant};
 use login_etl::source::{SqsProtocol, SqsSource};
 
 use crate::helpers::*;
-use crate::{pipeline, reliability};
 
 const SWITCH_LINE: &str = "using the query protocol for the rest of the run";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_sample_drains_on_a_query_only_localstack_with_auto_detection() {
     let queue = TestQueue::query_only(30).await;
-    let log = pipeline::binary_drains_the_sample(&queue, pipeline::Redeliveries::None).await;
+    let log = binary_drains_the_sample(&queue, Redeliveries::None).await;
     assert_eq!(log.matches(SWITCH_LINE).count(), 1, "said once: {log}");
     assert!(log.contains("Missing Action"), "{log}");
 }
@@ -26,24 +25,24 @@ async fn the_sample_drains_on_moto_4_1_10_with_auto_detection() {
     let endpoint = moto_sqs_endpoint();
     require_endpoint(&endpoint, "moto 4.1.10");
     let queue = TestQueue::at(&endpoint, 30).await;
-    let log = pipeline::binary_drains_the_sample(&queue, pipeline::Redeliveries::Possible).await;
+    let log = binary_drains_the_sample(&queue, Redeliveries::Possible).await;
     assert_eq!(log.matches(SWITCH_LINE).count(), 1, "said once: {log}");
     assert!(log.contains("XML"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn redelivery_after_commit_adds_no_duplicate_over_the_query_protocol() {
-    pipeline::redelivery_after_commit_adds_no_duplicate(&TestQueue::query_only(1).await).await;
+    redelivery_after_commit_adds_no_duplicate(&TestQueue::query_only(1).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_visibility_heartbeat_works_over_the_query_protocol() {
-    reliability::slow_commit_keeps_messages_invisible(&TestQueue::query_only(2).await).await;
+    slow_commit_keeps_messages_invisible(&TestQueue::query_only(2).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn max_receives_works_over_the_query_protocol() {
-    reliability::received_too_often_is_processed_alone(&TestQueue::query_only(1).await).await;
+    received_too_often_is_processed_alone(&TestQueue::query_only(1).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -52,7 +51,7 @@ async fn dead_letters_are_forwarded_over_the_query_protocol() {
         TestQueue::query_only(30).await,
         TestQueue::query_only(30).await,
     );
-    reliability::dead_letters_are_forwarded_raw(&queue, &dlq).await;
+    dead_letters_are_forwarded_raw(&queue, &dlq).await;
 }
 
 /// Bodies that XML escaping, entity decoding or CDATA handling could change.

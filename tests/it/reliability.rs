@@ -5,21 +5,6 @@
 use std::time::Duration;
 
 use crate::helpers::*;
-use login_etl::pipeline::{self, PipelineSettings};
-use tokio_util::sync::CancellationToken;
-
-/// Backends of `db` currently sleeping in pg_sleep (our injected slowness).
-async fn sleeping_backends(db: &TestDb) -> i64 {
-    db.client()
-        .await
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event = 'PgSleep'",
-            &[&db.name],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
 
 /// Backends of `db` other than ours (a killed client's backend lingers until its query ends).
 async fn other_backends(db: &TestDb) -> i64 {
@@ -89,8 +74,7 @@ async fn sigkill_between_copy_and_commit_loses_nothing_and_duplicates_nothing() 
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await; // visibility timeout
-    let out = run_binary(binary(&queue, &db).args(["run", "--drain"]));
-    assert!(out.status.success());
+    run_drain(&queue, &db, &[]);
     assert_landed(&db, &queue, 99, 1).await;
 }
 
@@ -127,8 +111,7 @@ async fn sigkill_between_commit_and_delete_duplicates_nothing() {
     assert_eq!(queue.remaining().await, 100, "committed but never deleted");
 
     tokio::time::sleep(Duration::from_secs(2)).await; // visibility timeout
-    let out = run_binary(binary(&queue, &db).args(["run", "--drain"]));
-    assert!(out.status.success());
+    let out = run_drain(&queue, &db, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("written 0, quarantined 0, duplicates skipped 100"),
@@ -225,47 +208,6 @@ async fn a_slow_commit_gets_its_visibility_extended_instead_of_being_redelivered
     slow_commit_keeps_messages_invisible(&TestQueue::new(2).await).await;
 }
 
-/// The heartbeat extends the visibility (2 s on `queue`) of a batch whose commit is slow.
-/// Shared with the query-protocol tests.
-pub(crate) async fn slow_commit_keeps_messages_invisible(queue: &TestQueue) {
-    let db = TestDb::new().await;
-    db.sink().migrate().await.unwrap();
-    slow_down_copy(&db, 5).await;
-    queue.send(&sample_bodies()).await;
-
-    let mut run = Spawned::new(binary(queue, &db).args([
-        "run",
-        "--drain",
-        "--wait-time-seconds",
-        "1",
-        "--batch-max-wait-ms",
-        "1000", // one batch for all 100 messages
-    ]));
-    wait_until("the slow commit", Duration::from_secs(30), || async {
-        sleeping_backends(&db).await > 0
-    })
-    .await;
-    // Well past the 2 s visibility timeout, the messages must still be hidden.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let depth = queue.source.depth().await.unwrap();
-    assert_eq!(
-        (depth.visible, depth.in_flight),
-        (0, 100),
-        "still invisible while committing"
-    );
-
-    let status = run.wait(Duration::from_secs(60)).await;
-    assert!(status.success(), "{}", run.log());
-    assert!(run.log().contains("visibility extended"));
-    assert!(
-        run.stdout()
-            .contains("received 100, written 99, quarantined 1, duplicates skipped 0"),
-        "{}",
-        run.stdout()
-    );
-    assert_eq!(queue.remaining().await, 0);
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn rows_postgres_rejects_are_isolated_and_quarantined_while_the_rest_commits() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
@@ -322,102 +264,9 @@ async fn a_message_received_too_often_is_processed_alone_and_lands_once() {
     received_too_often_is_processed_alone(&TestQueue::new(1).await).await;
 }
 
-/// Past --max-receives a message is processed alone (visibility 1 s on `queue`). Shared with the
-/// query-protocol tests.
-pub(crate) async fn received_too_often_is_processed_alone(queue: &TestQueue) {
-    let db = TestDb::new().await;
-    let bodies = synthetic(20, 13);
-    queue.send(&bodies).await;
-    // Two deliveries that never got deleted (a consumer that kept dying).
-    for _ in 0..2 {
-        let mut seen = 0;
-        while seen < 20 {
-            seen += queue
-                .source
-                .receive(10, Duration::from_secs(1))
-                .await
-                .unwrap()
-                .len();
-        }
-        tokio::time::sleep(Duration::from_millis(1200)).await;
-    }
-    let mut sink = db.sink();
-    sink.migrate().await.unwrap();
-    let summary = pipeline::run(
-        queue.source.clone(),
-        sink,
-        masker(),
-        PipelineSettings {
-            max_receives: 2,
-            ..drain_settings()
-        },
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
-    let valid = valid_count(&bodies);
-    assert_eq!(summary.written as i64, valid, "{summary}");
-    assert_landed(&db, queue, valid, 20 - valid).await;
-    assert_no_poison(&db).await;
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn quarantined_messages_are_forwarded_raw_to_the_dead_letter_queue() {
     dead_letters_are_forwarded_raw(&TestQueue::new(30).await, &TestQueue::new(30).await).await;
-}
-
-/// Quarantined messages go raw, with reason attributes, to `dlq`. Shared with the
-/// query-protocol tests.
-pub(crate) async fn dead_letters_are_forwarded_raw(queue: &TestQueue, dlq: &TestQueue) {
-    let db = TestDb::new().await;
-    let ids = queue.send(&sample_bodies()).await;
-    let mut sink = db.sink();
-    sink.migrate().await.unwrap();
-    let settings = PipelineSettings {
-        dead_letter_queue: Some(dlq.source.queue_url().to_string()),
-        ..drain_settings()
-    };
-    pipeline::run(
-        queue.source.clone(),
-        sink,
-        masker(),
-        settings,
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
-
-    let client = login_etl::source::sqs::client(&dlq.settings()).await;
-    let out = client
-        .receive_message()
-        .queue_url(dlq.source.queue_url())
-        .message_attribute_names("All")
-        .max_number_of_messages(10)
-        .wait_time_seconds(1)
-        .send()
-        .await
-        .unwrap();
-    let messages = out.messages.unwrap_or_default();
-    assert_eq!(messages.len(), 1);
-    let dead = &messages[0];
-    assert_eq!(
-        dead.body(),
-        Some(login_etl::sample::WRONG_MESSAGE_TYPE),
-        "forwarded raw"
-    );
-    let attributes = dead.message_attributes.clone().unwrap_or_default();
-    let attr = |name: &str| attributes[name].string_value.clone().unwrap();
-    assert_eq!(attr("login-etl-reason-code"), "invalid_fields");
-    let sample = sample_bodies();
-    let wrong_type = sample
-        .iter()
-        .position(|b| b == login_etl::sample::WRONG_MESSAGE_TYPE)
-        .unwrap();
-    assert_eq!(
-        attr("login-etl-source-message-id"),
-        ids[wrong_type].as_str()
-    );
-    assert_eq!(db.counts().await.quarantined(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -12,12 +12,10 @@ const RECORD_ATTEMPT: &str = "INSERT INTO poison_attempts (message_id, attempts)
 impl PgSink {
     /// Record one more solo attempt of `id`; how many there have been, this one included.
     pub(crate) async fn record_solo_attempt(&mut self, id: &MessageId) -> Result<u32, SinkError> {
-        let result = self
-            .client()
-            .await?
+        let attempts: i32 = self
             .query_one(RECORD_ATTEMPT, &[&id.as_str()])
-            .await;
-        let attempts: i32 = result.map_err(|e| self.on_error(e))?.get(0);
+            .await?
+            .get(0);
         Ok(u32::try_from(attempts).unwrap_or(0))
     }
 }

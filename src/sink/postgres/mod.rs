@@ -1,30 +1,24 @@
-//! The PostgreSQL sink: a connection that reconnects lazily, and what is done over it —
-//! [`migrate`](PgSink::migrate), the transactional batch [`write`](PgSink::write_batch),
-//! audited [`reveal`](PgSink::reveal_rows) and the [`reports`](PgSink::counts).
+//! The PostgreSQL sink: a connection that reconnects lazily ([`PgSink`]), and what is done over
+//! it. The data path is this folder's `migrate.rs`, `write.rs` (the transactional batch) and
+//! `attempts.rs` (solo attempts of suspect messages); everything an operator runs — status,
+//! reports, reveal, erase, rekey, retention, partitions, pruning — is in `ops/`.
 
 mod attempts;
 mod error;
-mod inspect;
 mod migrate;
-mod partition;
-mod privacy;
-mod prune;
-mod reports;
-mod retention;
-mod reveal;
+mod ops;
 mod tls;
 mod write;
 
-use tokio_postgres::{Client, Config};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Config, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub use error::SinkError;
-pub use inspect::{DbStatus, QuarantineEntry};
-pub use partition::Conversion;
-pub use privacy::{rekey_commit, Accountable, Erased, KeyUsage, RekeyRow};
-pub use prune::PRUNE_BATCH;
-pub use reports::{SharedDevice, SharedIp, SharedNetwork, TableCounts};
-pub use reveal::{MaskedRow, RevealAudit, RevealRequest};
+pub use ops::{
+    rekey_commit, Accountable, Conversion, DbStatus, Erased, KeyUsage, MaskedRow, QuarantineEntry,
+    RekeyRow, RevealRequest, SharedDevice, SharedIp, SharedNetwork, TableCounts, PRUNE_BATCH,
+};
 pub use write::WriteReport;
 
 /// A database URL, which may hold a password: it never prints, in `Debug` or anywhere else.
@@ -159,6 +153,42 @@ impl PgSink {
             self.client = Some(client);
         }
         Ok(self.client.as_mut().expect("connected above"))
+    }
+
+    /// One statement's rows; a broken connection is forgotten, so the next call reconnects.
+    pub(super) async fn query(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, SinkError> {
+        let result = self.client().await?.query(sql, params).await;
+        result.map_err(|e| self.on_error(e))
+    }
+
+    /// One statement's single row.
+    pub(super) async fn query_one(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, SinkError> {
+        let result = self.client().await?.query_one(sql, params).await;
+        result.map_err(|e| self.on_error(e))
+    }
+
+    /// One statement's row, if any.
+    pub(super) async fn query_opt(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, SinkError> {
+        let result = self.client().await?.query_opt(sql, params).await;
+        result.map_err(|e| self.on_error(e))
+    }
+
+    /// Statements without parameters or results.
+    pub(super) async fn batch_execute(&mut self, sql: &str) -> Result<(), SinkError> {
+        let result = self.client().await?.batch_execute(sql).await;
+        result.map_err(|e| self.on_error(e))
     }
 
     /// Classify a failure, forgetting a connection that broke so the next call reconnects.

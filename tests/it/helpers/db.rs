@@ -150,3 +150,16 @@ pub(crate) async fn assert_no_poison(db: &TestDb) {
         counts.quarantined_by_code
     );
 }
+
+/// Backends of `db` currently sleeping in pg_sleep (our injected slowness).
+pub(crate) async fn sleeping_backends(db: &TestDb) -> i64 {
+    db.client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event = 'PgSleep'",
+            &[&db.name],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}

@@ -13,17 +13,21 @@ mod pii;
 mod process;
 mod proxy;
 mod queue;
+mod scenarios;
 
 use std::sync::OnceLock;
 
 pub(crate) use cluster::TempCluster;
-pub(crate) use db::{assert_no_poison, least_privilege_role, slow_down_copy, TestDb};
+pub(crate) use db::{
+    assert_no_poison, least_privilege_role, sleeping_backends, slow_down_copy, TestDb,
+};
 pub(crate) use fake_sqs::{FakeSqs, Reply};
 use login_etl::mask::{KeyRing, Masker};
 pub(crate) use pii::*;
 pub(crate) use process::*;
 pub(crate) use proxy::SqsProxy;
 pub(crate) use queue::*;
+pub(crate) use scenarios::*;
 
 /// Fixed test key (hex): tests can recompute masks.
 pub(crate) const TEST_KEY_HEX: &str =

@@ -147,3 +147,8 @@ pub(crate) fn run_ok(cmd: &mut Command) -> Output {
     );
     out
 }
+
+/// `run --drain` of `queue` into `db`, with `extra` flags; it must succeed.
+pub(crate) fn run_drain(queue: &TestQueue, db: &TestDb, extra: &[&str]) -> Output {
+    run_ok(binary(queue, db).args(["run", "--drain"]).args(extra))
+}

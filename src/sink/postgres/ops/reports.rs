@@ -1,6 +1,6 @@
 //! Read-only views of what landed: counts for `status` and tests, the duplicates report.
 
-use super::{PgSink, SinkError};
+use super::super::{PgSink, SinkError};
 
 /// Table sizes, for `status` and for checking that the books balance.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -108,12 +108,7 @@ impl PgSink {
 
     /// Masked device ids used by more than one user, most users first.
     pub async fn shared_devices(&mut self, limit: u32) -> Result<Vec<SharedDevice>, SinkError> {
-        let result = self
-            .client()
-            .await?
-            .query(SHARED_DEVICES, &[&i64::from(limit)])
-            .await;
-        let rows = result.map_err(|e| self.on_error(e))?;
+        let rows = self.query(SHARED_DEVICES, &[&i64::from(limit)]).await?;
         Ok(rows
             .iter()
             .map(|r| SharedDevice {
@@ -126,12 +121,7 @@ impl PgSink {
 
     /// Masked addresses shared by several users or devices, most users first.
     pub async fn shared_ips(&mut self, limit: u32) -> Result<Vec<SharedIp>, SinkError> {
-        let result = self
-            .client()
-            .await?
-            .query(SHARED_IPS, &[&i64::from(limit)])
-            .await;
-        let rows = result.map_err(|e| self.on_error(e))?;
+        let rows = self.query(SHARED_IPS, &[&i64::from(limit)]).await?;
         Ok(rows
             .iter()
             .map(|r| SharedIp {
@@ -146,8 +136,7 @@ impl PgSink {
     /// Network pseudonyms shared by several users (empty unless `--ip-network-mask` was on).
     pub async fn shared_networks(&mut self, limit: u32) -> Result<Vec<SharedNetwork>, SinkError> {
         let sql = SHARED_NETWORKS.replace("{key}", NETWORK_KEY);
-        let result = self.client().await?.query(&sql, &[&i64::from(limit)]).await;
-        let rows = result.map_err(|e| self.on_error(e))?;
+        let rows = self.query(&sql, &[&i64::from(limit)]).await?;
         Ok(rows
             .iter()
             .map(|r| SharedNetwork {

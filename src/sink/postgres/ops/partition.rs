@@ -9,7 +9,7 @@
 
 use chrono::{Datelike, NaiveDate, Utc};
 
-use super::{PgSink, SinkError};
+use super::super::{PgSink, SinkError};
 
 /// Partitions created ahead of the current month.
 pub(crate) const MONTHS_AHEAD: u32 = 3;
@@ -47,16 +47,13 @@ fn create_partition_sql(start: NaiveDate) -> String {
 impl PgSink {
     /// Whether `user_logins` is partitioned.
     pub async fn is_partitioned(&mut self) -> Result<bool, SinkError> {
-        let result = self
-            .client()
-            .await?
+        let row = self
             .query_opt(
                 "SELECT c.relkind = 'p' FROM pg_class c
                  WHERE c.oid = to_regclass('user_logins')",
                 &[],
             )
-            .await;
-        let row = result.map_err(|e| self.on_error(e))?;
+            .await?;
         Ok(row.is_some_and(|r| r.get::<_, bool>(0)))
     }
 
@@ -82,8 +79,7 @@ impl PgSink {
         let sql: Vec<String> = (-months_back..=MONTHS_AHEAD as i32)
             .map(|m| create_partition_sql(month_start(this_month, m)))
             .collect();
-        let result = self.client().await?.batch_execute(&sql.join(";\n")).await;
-        result.map_err(|e| self.on_error(e))?;
+        self.batch_execute(&sql.join(";\n")).await?;
         Ok(MONTHS_AHEAD)
     }
 
@@ -109,16 +105,11 @@ impl PgSink {
     }
 
     async fn partition_count(&mut self) -> Result<usize, SinkError> {
-        let result = self
-            .client()
-            .await?
-            .query_one(
+        let row = self.query_one(
                 "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
                  WHERE i.inhparent = to_regclass('user_logins') AND c.relname LIKE 'user_logins_y%'",
                 &[],
-            )
-            .await;
-        let row = result.map_err(|e| self.on_error(e))?;
+            ).await?;
         Ok(row.get::<_, i64>(0) as usize)
     }
 }

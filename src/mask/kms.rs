@@ -14,8 +14,8 @@ use zeroize::Zeroizing;
 
 use crate::aws::SdkFailure;
 
-use crate::mask::keys::{KeyEntry, KeyError, GENERATED_KEY_BYTES};
-use crate::mask::{KeyRing, MaskKey};
+use super::keys::{KeyEntry, KeyError, GENERATED_KEY_BYTES};
+use super::{KeyRing, MaskKey};
 
 /// The encryption context's service entry, which key policies can require.
 pub(crate) const CONTEXT_SERVICE: &str = "login-etl";

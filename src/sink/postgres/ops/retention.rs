@@ -6,8 +6,8 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::privacy::{audit, Accountable};
-use super::{PgSink, SinkError};
+use super::super::{PgSink, SinkError};
+use super::audit::{audit, Accountable};
 
 impl PgSink {
     /// Delete rows whose `create_date` is before `cutoff`, at most `batch` per transaction (each
@@ -19,7 +19,7 @@ impl PgSink {
         who: &Accountable,
     ) -> Result<u64, SinkError> {
         let target = self.target.clone();
-        let pg = |e: tokio_postgres::Error| super::error::classify(e, &target);
+        let pg = |e: tokio_postgres::Error| super::super::error::classify(e, &target);
         let mut total = self.drop_partitions_before(cutoff, who).await?;
         loop {
             let result = async {
@@ -58,7 +58,7 @@ impl PgSink {
         who: &Accountable,
     ) -> Result<u64, SinkError> {
         let target = self.target.clone();
-        let pg = |e: tokio_postgres::Error| super::error::classify(e, &target);
+        let pg = |e: tokio_postgres::Error| super::super::error::classify(e, &target);
         if !self.is_partitioned().await? {
             return Ok(0);
         }
@@ -142,7 +142,7 @@ impl PgSink {
         who: &Accountable,
     ) -> Result<u64, SinkError> {
         let target = self.target.clone();
-        let pg = |e: tokio_postgres::Error| super::error::classify(e, &target);
+        let pg = |e: tokio_postgres::Error| super::super::error::classify(e, &target);
         let mut total = 0;
         loop {
             let result = async {

@@ -3,7 +3,8 @@
 
 use tokio_postgres::Client;
 
-use super::{PgSink, SinkError};
+use super::super::{PgSink, SinkError};
+use super::audit::Accountable;
 use crate::mask::Field;
 
 /// What `reveal` was asked to show.
@@ -47,19 +48,6 @@ impl RevealRequest {
     }
 }
 
-/// Who reveals, and why: recorded in `mask_reveals` before anything is shown.
-#[derive(Debug, Clone)]
-pub struct RevealAudit {
-    /// The operating-system user running the command.
-    pub os_user: String,
-    /// The person accountable (`--actor`, default: the OS user).
-    pub actor: String,
-    /// Why (`--reason`, required).
-    pub reason: String,
-    /// For a reveal by user id: a keyed fingerprint of it (`erase` finds the row by it).
-    pub subject: Option<String>,
-}
-
 /// A masked row as `reveal` reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MaskedRow {
@@ -80,14 +68,23 @@ const AUDIT: &str =
 
 impl PgSink {
     /// The rows the request selects (none for a single value), at most `limit`, with the audit
-    /// entry (every mask that will be shown) committed in the same transaction.
+    /// entry (every mask that will be shown; for a user, `subject`: the user id's keyed
+    /// fingerprint) committed in the same transaction.
     pub async fn reveal_rows(
         &mut self,
         request: &RevealRequest,
         limit: u32,
-        audit: &RevealAudit,
+        audit: &Accountable,
+        subject: Option<&str>,
     ) -> Result<Vec<MaskedRow>, SinkError> {
-        let result = reveal(self.client().await?, request, i64::from(limit), audit).await;
+        let result = reveal(
+            self.client().await?,
+            request,
+            i64::from(limit),
+            audit,
+            subject,
+        )
+        .await;
         result.map_err(|e| self.on_error(e))
     }
 }
@@ -96,7 +93,8 @@ async fn reveal(
     client: &mut Client,
     request: &RevealRequest,
     limit: i64,
-    audit: &RevealAudit,
+    audit: &Accountable,
+    subject: Option<&str>,
 ) -> Result<Vec<MaskedRow>, tokio_postgres::Error> {
     let tx = client.transaction().await?;
     let select =
@@ -138,7 +136,7 @@ async fn reveal(
             &request.describe(),
             &masks,
             &row_count,
-            &audit.subject,
+            &subject,
         ],
     )
     .await?;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use super::{PgSink, SinkError};
+use super::super::{PgSink, SinkError};
 
 /// Rows deleted per transaction.
 pub const PRUNE_BATCH: i64 = 1_000;

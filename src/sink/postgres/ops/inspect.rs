@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{PgSink, SinkError, TableCounts};
+use super::super::{PgSink, SinkError};
+use super::TableCounts;
 
 /// What `status` shows of the database.
 #[derive(Debug, Clone, Serialize)]
@@ -171,8 +172,7 @@ impl PgSink {
         id: &str,
     ) -> Result<Option<QuarantineEntry>, SinkError> {
         let sql = format!("{ENTRY_COLUMNS} WHERE message_id = $1");
-        let result = self.client().await?.query_opt(&sql, &[&id]).await;
-        Ok(result.map_err(|e| self.on_error(e))?.as_ref().map(entry))
+        Ok(self.query_opt(&sql, &[&id]).await?.as_ref().map(entry))
     }
 
     /// The privileges `run` needs, each granted or not, and the one it should not have.
@@ -185,8 +185,7 @@ impl PgSink {
             .chain([EXTRA.1])
             .collect();
         let sql = format!("SELECT {}", checks.join(", "));
-        let result = self.client().await?.query_one(&sql, &[]).await;
-        let row = result.map_err(|e| self.on_error(e))?;
+        let row = self.query_one(&sql, &[]).await?;
         let needed = NEEDED
             .iter()
             .enumerate()

@@ -1,0 +1,56 @@
+//! `report keys` and `retire-key`: which key ids still mask which rows (and quarantine entries).
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use super::super::{PgSink, SinkError};
+
+/// Rows per key id in one column, with the dates they span.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyUsage {
+    /// `masked_ip`, `masked_device_id`, `masked_ip_network` or `quarantined_messages`.
+    pub column: String,
+    /// The key id masks start with (`none` for unkeyed sha256 masks).
+    pub key_id: String,
+    /// Rows (or quarantine entries) using it.
+    pub rows: i64,
+    /// First `create_date` (quarantine: `received_at`'s date).
+    pub first: Option<NaiveDate>,
+    /// Last such date.
+    pub last: Option<NaiveDate>,
+}
+
+impl PgSink {
+    /// Per column and key id: how many rows, from which date to which. An old key can be retired
+    /// once it has no rows left here.
+    pub async fn key_usage(&mut self) -> Result<Vec<KeyUsage>, SinkError> {
+        let per_column = |column: &str| {
+            format!(
+                "SELECT '{column}', CASE WHEN {column} LIKE '%:%' THEN split_part({column}, ':', 1) ELSE 'none' END,
+                        count(*), min(create_date), max(create_date)
+                 FROM user_logins WHERE {column} IS NOT NULL GROUP BY 2"
+            )
+        };
+        let sql = format!(
+            "{} UNION ALL {} UNION ALL {} UNION ALL
+             SELECT 'quarantined_messages', key_id, count(*),
+                    min(received_at)::date, max(received_at)::date
+             FROM quarantined_messages WHERE key_id IS NOT NULL GROUP BY 2
+             ORDER BY 1, 2",
+            per_column("masked_ip"),
+            per_column("masked_device_id"),
+            per_column("masked_ip_network"),
+        );
+        let rows = self.query(&sql, &[]).await?;
+        Ok(rows
+            .iter()
+            .map(|r| KeyUsage {
+                column: r.get(0),
+                key_id: r.get(1),
+                rows: r.get(2),
+                first: r.get(3),
+                last: r.get(4),
+            })
+            .collect())
+    }
+}

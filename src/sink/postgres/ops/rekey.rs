@@ -1,0 +1,160 @@
+//! `rekey`: the rows whose reversible masks are under an older key, in locked batches, and the
+//! write of each re-encrypted batch with its share of the run's audit row.
+
+use super::super::{PgSink, SinkError};
+use super::audit::{audit, Accountable};
+use crate::mask::sql_is_hmac_mask;
+
+/// A row whose reversible masks are under another key than the target.
+#[derive(Debug, Clone)]
+pub struct RekeyRow {
+    pub(crate) table: u32,
+    pub(crate) ctid: String,
+    /// aes-siv `masked_ip`, if under an old key.
+    pub masked_ip: Option<String>,
+    /// aes-siv `masked_device_id`, if under an old key.
+    pub masked_device_id: Option<String>,
+    /// ipcrypt-pfx `masked_ip_network`, if under an old key.
+    pub masked_ip_network: Option<String>,
+}
+
+/// Whether a mask is under `key` (and, with `from`, under that one only).
+const OLD_KEY: &str =
+    "(split_part({c}, ':', 1) <> $1 AND ($2::text IS NULL OR split_part({c}, ':', 1) = $2) \
+                       AND {c} LIKE '%:%' AND {reversible})";
+
+fn old_key(column: &str, reversible: &str) -> String {
+    OLD_KEY
+        .replace("{reversible}", reversible)
+        .replace("{c}", column)
+}
+
+/// aes-siv masks: keyed (`<id>:…`) and not hmac ones (`mask::strategy_of` decides).
+fn siv(column: &str) -> String {
+    format!("NOT {}", sql_is_hmac_mask(column))
+}
+/// ipcrypt-pfx network masks are `<id>:pfx:<address>`.
+const PFX: &str = "({c} LIKE '%:pfx:%')";
+
+impl PgSink {
+    /// Up to `batch` rows with a reversible mask under another key than `to` (and, with `from`,
+    /// under that key), locked until [`rekey_commit`](Self::rekey_commit) in the same
+    /// transaction: see `commands::rekey`.
+    pub async fn rekey_batch(
+        &mut self,
+        to: &str,
+        from: Option<&str>,
+        batch: i64,
+    ) -> Result<(tokio_postgres::Transaction<'_>, Vec<RekeyRow>), SinkError> {
+        let target = self.target.clone();
+        let pg = |e: tokio_postgres::Error| super::super::error::classify(e, &target);
+        let siv = |c: &str| old_key(c, &siv(c));
+        let pfx = old_key(
+            "masked_ip_network",
+            &PFX.replace("{c}", "masked_ip_network"),
+        );
+        let sql = format!(
+            "SELECT tableoid::oid, ctid::text,
+                    CASE WHEN {ip} THEN masked_ip END,
+                    CASE WHEN {device} THEN masked_device_id END,
+                    CASE WHEN {pfx} THEN masked_ip_network END
+             FROM user_logins WHERE {ip} OR {device} OR {pfx}
+             LIMIT $3 FOR UPDATE SKIP LOCKED",
+            ip = siv("masked_ip"),
+            device = siv("masked_device_id"),
+        );
+        let client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let rows = tx
+            .query(&sql, &[&to, &from, &batch])
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(|r| RekeyRow {
+                table: r.get(0),
+                ctid: r.get(1),
+                masked_ip: r.get(2),
+                masked_device_id: r.get(3),
+                masked_ip_network: r.get(4),
+            })
+            .collect();
+        Ok((tx, rows))
+    }
+
+    /// How many hmac-sha256 masks are under another key than `to`: they cannot be re-keyed
+    /// without the raw values.
+    pub async fn one_way_masks_not_under(&mut self, to: &str) -> Result<i64, SinkError> {
+        let hmac = |c: &str| {
+            format!(
+                "({} AND split_part({c}, ':', 1) <> $1)",
+                sql_is_hmac_mask(c)
+            )
+        };
+        let sql = format!(
+            "SELECT count(*) FILTER (WHERE {}) + count(*) FILTER (WHERE {})
+                  + count(*) FILTER (WHERE {}) FROM user_logins",
+            hmac("masked_ip"),
+            hmac("masked_device_id"),
+            hmac("masked_ip_network"),
+        );
+        Ok(self.query_one(&sql, &[&to]).await?.get(0))
+    }
+}
+
+/// Write a re-keyed batch and add it to the audit row `audit_id` (created by [`start_rekey`]),
+/// then commit: a batch is re-keyed and counted entirely or not at all.
+pub async fn rekey_commit(
+    tx: tokio_postgres::Transaction<'_>,
+    rows: &[RekeyRow],
+    audit_id: i64,
+) -> Result<(), SinkError> {
+    let pg = |e: tokio_postgres::Error| super::super::error::classify(e, "the database");
+    for row in rows {
+        tx.execute(
+            "UPDATE user_logins SET
+                 masked_ip = coalesce($3, masked_ip),
+                 masked_device_id = coalesce($4, masked_device_id),
+                 masked_ip_network = coalesce($5, masked_ip_network)
+             WHERE tableoid = $1 AND ctid = $2::text::tid",
+            &[
+                &row.table,
+                &row.ctid,
+                &row.masked_ip,
+                &row.masked_device_id,
+                &row.masked_ip_network,
+            ],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    tx.execute(
+        "UPDATE privacy_operations SET rows = rows + $2 WHERE id = $1",
+        &[&audit_id, &(rows.len() as i64)],
+    )
+    .await
+    .map_err(pg)?;
+    tx.commit().await.map_err(pg)
+}
+
+impl PgSink {
+    /// The audit row a re-keying run adds its batches to.
+    pub async fn start_rekey(
+        &mut self,
+        who: &Accountable,
+        to: &str,
+        from: Option<&str>,
+    ) -> Result<i64, SinkError> {
+        let target = self.target.clone();
+        let pg = |e: tokio_postgres::Error| super::super::error::classify(e, &target);
+        let result = async {
+            let client = self.client().await?;
+            let tx = client.transaction().await.map_err(pg)?;
+            let detail = serde_json::json!({ "to": to, "from": from });
+            let id = audit(&tx, "rekey", who, 0, 0, detail).await.map_err(pg)?;
+            tx.commit().await.map_err(pg)?;
+            Ok(id)
+        }
+        .await;
+        result.inspect_err(|_| self.client = None)
+    }
+}
