@@ -4,7 +4,6 @@
 # partitioned by month at N rows (default 5,000,000): load, duplicates report, removing a month.
 # Usage: scripts/bench-growth.sh [--rows N]      (5M rows: about 10 minutes on 2 cores)
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
+source "$(dirname "$0")/lib.sh"
 scripts/stack-up.sh
 cargo bench --locked --bench growth -- "$@"

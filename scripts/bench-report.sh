@@ -3,15 +3,13 @@
 # loaded, then the report is timed with migration 3's indexes and without them, in one run.
 # Usage: scripts/bench-report.sh [N]
 set -euo pipefail
-export AWS_EC2_METADATA_DISABLED=true
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
+source "$(dirname "$0")/lib.sh"
 rows=${1:-1000000}
 scripts/stack-up.sh >/dev/null
 cargo build --quiet --locked
 bin=$root/target/debug/login-etl
 db=login_etl_report_bench
-psql -X -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+fresh_database "$db"
 export LOGIN_ETL_DATABASE_URL=postgres://postgres@127.0.0.1:5432/$db
 "$bin" migrate >/dev/null 2>&1
 # Devices and addresses drawn from pools a third of the row count, so many are shared.

@@ -5,11 +5,7 @@
 # Running it again adds nothing: the sample is loaded only into an empty database (use --reset to
 # start over with a fresh database and queue).
 set -euo pipefail
-# Local runs never need EC2 instance metadata; don't let the AWS SDK go looking for it.
-export AWS_EC2_METADATA_DISABLED=true
-
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
+source "$(dirname "$0")/lib.sh"
 reset=0
 for arg in "$@"; do
   case "$arg" in
@@ -46,7 +42,7 @@ key_file=$root/.stack/dev-mask.key
 if [ -z "${LOGIN_ETL_MASK_KEY:-}" ] && [ -z "${LOGIN_ETL_MASK_KEY_FILE:-}" ]; then
   if [ ! -s "$key_file" ]; then
     mkdir -p "$(dirname "$key_file")"
-    (umask 077 && python3 -c 'import secrets; print(secrets.token_hex(32))' >"$key_file")
+    (umask 077 && random_key >"$key_file")
     echo "==> created a local development masking key in $key_file (demo only: production keys come from a secret store)"
   fi
   export LOGIN_ETL_MASK_KEY_FILE=$key_file

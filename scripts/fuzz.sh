@@ -4,10 +4,9 @@
 # Needs cargo-fuzz (installed here if missing). On a stable toolchain, RUSTC_BOOTSTRAP=1 lets
 # cargo-fuzz use the sanitizer flags it needs.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
+source "$(dirname "$0")/lib.sh"
 seconds=${1:-600}
-command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2 --locked
 export RUSTC_BOOTSTRAP=1
 mkdir -p fuzz/corpus/decode_mask
 cargo fuzz run decode_mask fuzz/corpus/decode_mask fuzz/seeds -- -max_total_time="$seconds" -max_len=300000 -timeout=10

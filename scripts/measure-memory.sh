@@ -3,17 +3,17 @@
 # first, then drained by the release binary into a scratch database.
 # Usage: scripts/measure-memory.sh [N]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
+source "$(dirname "$0")/lib.sh"
 count=${1:-100000}
 scripts/stack-up.sh
 cargo build --release --locked --quiet
 bin=$root/target/release/login-etl
 db=login_etl_memory
-psql -X -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+fresh_database "$db"
 export LOGIN_ETL_SQS_ENDPOINT=http://127.0.0.1:4566 LOGIN_ETL_QUEUE_NAME=login-etl-memory
 export LOGIN_ETL_DATABASE_URL=postgres://postgres@127.0.0.1:5432/$db
-export LOGIN_ETL_MASK_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+LOGIN_ETL_MASK_KEY=$(random_key)
+export LOGIN_ETL_MASK_KEY
 "$bin" send-sample --create-queue --count 0 >/dev/null   # creates the queue, sends nothing
 "$bin" purge-queue --yes >/dev/null || true                # leftovers of an interrupted run
 echo "queueing $count messages..."

@@ -10,36 +10,14 @@
 # Environment (all optional):
 #   LOGIN_ETL_STACK_DIR  where the venvs, state and logs live (default ./.stack)
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-stack_dir=${LOGIN_ETL_STACK_DIR:-$root/.stack}
 locks=$root/scripts/query-sqs
 ls_port=4567
 moto_port=4568
 mkdir -p "$stack_dir"
 
-say() { printf '[query-sqs-up] %s\n' "$*" >&2; }
-die() { printf '[query-sqs-up] error: %s\n' "$*" >&2; exit 1; }
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 listening() { curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$1/"; }
-
-# Build venv $1 with python $2 from lock $3 (only when the lock changed since the last build).
-install_venv() {
-  local venv=$1 python=$2 lock=$3
-  cmp -s "$lock" "$venv/.installed-lock" 2>/dev/null && return
-  say "installing $(basename "$lock" .lock) into $venv"
-  rm -rf "$venv"
-  "$python" -m venv "$venv"
-  # PyYAML 5.4.1 (LocalStack 1.4) builds only with Cython < 3, without build isolation.
-  local pyyaml
-  pyyaml=$(grep -i '^pyyaml==' "$lock" || true)
-  if [ -n "$pyyaml" ]; then
-    "$venv/bin/pip" install -q --disable-pip-version-check "cython<3" wheel
-    "$venv/bin/pip" install -q --disable-pip-version-check --no-build-isolation "$pyyaml"
-  fi
-  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -r "$lock"
-  cp "$lock" "$venv/.installed-lock"
-}
 
 start_localstack_1_4() {
   if curl -fs --max-time 2 "http://127.0.0.1:$ls_port/_localstack/health" | grep -q '"sqs"'; then
@@ -48,16 +26,20 @@ start_localstack_1_4() {
   fi
   listening "$ls_port" && die "something else answers on 127.0.0.1:$ls_port; stop it"
   local python
-  python=$(ls -d /root/.pyenv/versions/3.10*/bin/python 2>/dev/null | sort -V | tail -n 1 || true)
-  [ -n "$python" ] || python=$(command -v python3.10 || true)
+  python=$(python_for 10)
   [ -n "$python" ] || die "LocalStack 1.4 needs Python 3.10 (pyenv install 3.10, or apt-get install python3.10-venv)"
   # The sasl package in LocalStack 1.4's runtime extra compiles against Cyrus SASL.
   if [ ! -f /usr/include/sasl/sasl.h ]; then
     say "installing libsasl2-dev (needed to build LocalStack 1.4's sasl dependency)"
-    as_root apt-get install -y -qq libsasl2-dev >/dev/null 2>&1 \
-      || { as_root apt-get update -qq && as_root apt-get install -y -qq libsasl2-dev >/dev/null; }
+    apt_install libsasl2-dev
   fi
-  install_venv "$stack_dir/ls14-venv" "$python" "$locks/localstack-1.4.lock"
+  # PyYAML 5.4.1 builds only with Cython < 3 and without build isolation: the build tools first,
+  # then PyYAML (its hashed entry taken from the lock), then the rest.
+  local pyyaml=$stack_dir/ls14-pyyaml.req
+  awk 'tolower($0) ~ /^pyyaml==/ { on = 1 } on { print } on && !/\\$/ { on = 0 }' \
+    "$locks/localstack-1.4.lock" >"$pyyaml"
+  install_venv "$stack_dir/ls14-venv" "$python" "$locks/localstack-1.4.lock" \
+    "$locks/localstack-1.4-build.lock" "$pyyaml"
   local state=$stack_dir/ls14
   mkdir -p "$state/home" "$state/tmp" "$state/volume"
   say "starting LocalStack 1.4 (host mode, SQS only) on 127.0.0.1:$ls_port"
@@ -82,7 +64,8 @@ start_moto() {
   fi
   listening "$moto_port" && die "something else answers on 127.0.0.1:$moto_port; stop it"
   local python
-  python=$(command -v python3.11 || command -v python3 || true)
+  python=$(python_for 11)
+  [ -n "$python" ] || python=$(command -v python3 || true)
   [ -n "$python" ] || die "moto needs Python 3 (apt-get install python3-venv)"
   install_venv "$stack_dir/moto-venv" "$python" "$locks/moto-4.1.10.lock"
   say "starting moto 4.1.10 server on 127.0.0.1:$moto_port"
@@ -97,6 +80,6 @@ start_moto() {
   say "moto 4.1.10 (query-protocol SQS) is running on 127.0.0.1:$moto_port"
 }
 
-command -v curl >/dev/null || { as_root apt-get update -qq && as_root apt-get install -y -qq curl >/dev/null; }
+command -v curl >/dev/null || apt_install curl
 start_localstack_1_4
 start_moto

@@ -6,9 +6,7 @@
 # Usage: scripts/soak.sh [--messages N] [--kill-every SECONDS] [--duration SECONDS]
 #                        [--consumers C] [--visibility SECONDS] [--max-receives M]
 set -euo pipefail
-export AWS_EC2_METADATA_DISABLED=true
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
+source "$(dirname "$0")/lib.sh"
 messages=100000 kill_every=1 duration=600 consumers=3 visibility=2 max_receives=5
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -29,11 +27,19 @@ cargo build --release --locked --quiet
 bin=$root/target/release/login-etl
 db=login_etl_soak queue=login-etl-soak
 work=$(mktemp -d)
+pids=()
+# Whatever happens (a failure, Ctrl-C), no consumer is left running and no scratch files stay.
+cleanup() {
+  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
 psql_db() { psql -X -qAt -h 127.0.0.1 -U postgres -d "$db" -c "$1"; }
-psql -X -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+fresh_database "$db"
 export LOGIN_ETL_SQS_ENDPOINT=http://127.0.0.1:4566 LOGIN_ETL_QUEUE_NAME=$queue
 export LOGIN_ETL_DATABASE_URL=postgres://postgres@127.0.0.1:5432/$db
-export LOGIN_ETL_MASK_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+LOGIN_ETL_MASK_KEY=$(random_key)
+export LOGIN_ETL_MASK_KEY
 export LOGIN_ETL_MAX_RECEIVES=$max_receives LOGIN_ETL_WAIT_TIME_SECONDS=1 LOGIN_ETL_BATCH_SIZE=200
 
 # LocalStack takes unsigned JSON-protocol calls: create the queue with the short visibility timeout.
@@ -43,7 +49,7 @@ sqs() {
 }
 "$bin" migrate >/dev/null
 sqs CreateQueue "{\"QueueName\":\"$queue\"}"
-url=$("$bin" status 2>/dev/null | sed -n 's/^queue \([^:]*:[^:]*:[^:]*\): .*/\1/p')
+url=$("$bin" status --format json | python3 -c 'import json, sys; print(json.load(sys.stdin)["queue"]["url"])')
 sqs SetQueueAttributes "{\"QueueUrl\":\"$url\",\"Attributes\":{\"VisibilityTimeout\":\"$visibility\"}}"
 "$bin" purge-queue --yes >/dev/null || true
 sleep 1
@@ -54,10 +60,12 @@ bad=$(( (messages + 500) / 1000 ))
 
 # Started in this shell (not in a command substitution) so that `wait` can collect them.
 start() { LOGIN_ETL_LOG=warn "$bin" run >>"$work/consumer-$1.log" 2>&1 & pids[$(($1 - 1))]=$!; }
-pids=()
 for i in $(seq 1 "$consumers"); do start "$i"; done
 started=$(date +%s) kills=0
-remaining() { "$bin" status 2>/dev/null | sed -n 's/.*: \([0-9]*\) visible, \([0-9]*\) in flight/\1 \2/p' | awk '{print $1 + $2}'; }
+remaining() {
+  "$bin" status --format json 2>/dev/null | python3 -c \
+    'import json, sys; d = json.load(sys.stdin)["queue"]["depth"]; print(d["visible"] + d["in_flight"])'
+}
 while [ $(( $(date +%s) - started )) -lt "$duration" ] && [ "$(remaining)" != 0 ]; do
   sleep "$kill_every"
   kill -9 "${pids[0]}" 2>/dev/null || true
@@ -84,7 +92,6 @@ poison=$(psql_db "SELECT count(*) FROM quarantined_messages WHERE reason_code = 
 echo "soak: $messages messages ($bad bad), $consumers consumers, visibility ${visibility}s, --max-receives $max_receives"
 echo "      $kills SIGKILLs over ${chaos}s of chaos (one every ${kill_every}s)"
 echo "rows $rows (expected $((messages - bad))), quarantined: $reasons (expected $bad), ledger $ledger (expected $messages), queue left $(remaining)"
-rm -rf "$work"
 if [ "$rows" = $((messages - bad)) ] && [ "$ledger" = "$messages" ] && [ "$poison" = 0 ]; then
   echo "exact: every valid login is a row, no valid login was quarantined as too_many_receives"
 else

@@ -7,15 +7,10 @@
 #   LOGIN_ETL_LOCALSTACK_PORT  LocalStack port (default 4566)
 #   LOGIN_ETL_STACK_DIR        where the LocalStack venv, logs and pid files live (default ./.stack)
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-stack_dir=${LOGIN_ETL_STACK_DIR:-$root/.stack}
 ls_port=${LOGIN_ETL_LOCALSTACK_PORT:-4566}
 mkdir -p "$stack_dir"
-
-say() { printf '[stack-up] %s\n' "$*" >&2; }
-die() { printf '[stack-up] error: %s\n' "$*" >&2; exit 1; }
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # --- PostgreSQL -------------------------------------------------------------------------------
 pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
@@ -28,8 +23,7 @@ ensure_postgres() {
   local fresh_install=0
   if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
     say "PostgreSQL is not installed: installing it with apt-get"
-    as_root apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq postgresql >/dev/null
+    apt_install postgresql
     fresh_install=1
   fi
   local version
@@ -61,19 +55,14 @@ ls_healthy() {
 # when a LocalStack is already running (started from another checkout, or by hand).
 ensure_localstack_venv() {
   local venv=$stack_dir/localstack-venv lock=$root/scripts/localstack-requirements.lock
-  # Reinstall when the lock file changed since the venv was built.
-  if ! cmp -s "$lock" "$venv/.installed-lock" 2>/dev/null; then
-    local python
-    python=$(command -v python3.11 || command -v python3 || true)
-    [ -n "$python" ] || die "python3.11 is required for LocalStack (apt-get install python3.11 python3.11-venv)"
-    "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
-      || die "LocalStack 4.10 with the pinned dependencies needs Python 3.11; found $("$python" --version)"
-    say "installing LocalStack (pinned in scripts/localstack-requirements.lock) into $venv"
-    rm -rf "$venv"
-    "$python" -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -r "$lock"
-    cp "$lock" "$venv/.installed-lock"
-  fi
+  cmp -s "$lock" "$venv/.installed-lock" 2>/dev/null && return
+  local python
+  python=$(python_for 11)
+  [ -n "$python" ] || python=$(command -v python3 || true)
+  [ -n "$python" ] || die "python3.11 is required for LocalStack (apt-get install python3.11 python3.11-venv)"
+  "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
+    || die "LocalStack 4.10 with the pinned dependencies needs Python 3.11; found $("$python" --version)"
+  install_venv "$venv" "$python" "$lock"
 }
 
 ensure_localstack() {
@@ -101,7 +90,7 @@ ensure_localstack() {
   say "LocalStack SQS+KMS+CloudFormation is running on 127.0.0.1:$ls_port"
 }
 
-command -v curl >/dev/null || { as_root apt-get update -qq && as_root apt-get install -y -qq curl >/dev/null; }
+command -v curl >/dev/null || apt_install curl
 ensure_postgres
 ensure_localstack_venv
 ensure_localstack

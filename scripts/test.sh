@@ -5,10 +5,7 @@
 # Extra arguments go to `cargo test`, e.g. `scripts/test.sh --test it pipeline::` (one area of
 # the integration tests) or `scripts/test.sh --lib` (unit and property tests only).
 set -euo pipefail
-# Local runs never need EC2 instance metadata; don't let the AWS SDK go looking for it.
-export AWS_EC2_METADATA_DISABLED=true
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
+source "$(dirname "$0")/lib.sh"
 scripts/stack-up.sh
 # SQS emulators that speak only the query protocol (the take-home's image), for tests/it/query_protocol.rs.
 scripts/query-sqs-up.sh

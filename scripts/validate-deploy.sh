@@ -12,15 +12,10 @@
 # The Compose and KEDA schemas are read from the shared schema folder, not copied into the repo:
 # LOGIN_ETL_SCHEMAS, else ../shared/schemas beside the checkout, else /work/shared/schemas.
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-stack_dir=${LOGIN_ETL_STACK_DIR:-$root/.stack}
 venv=$stack_dir/validators-venv
 lock=$root/scripts/validators.lock
-
-say() { printf '[validate-deploy] %s\n' "$*" >&2; }
-die() { printf '[validate-deploy] error: %s\n' "$*" >&2; exit 1; }
 
 schemas=${LOGIN_ETL_SCHEMAS:-}
 for candidate in "$root/../shared/schemas" /work/shared/schemas; do
@@ -30,15 +25,10 @@ done
 [ -n "$schemas" ] && [ -f "$schemas/compose-spec.json" ] \
   || die "the Compose/KEDA schemas were not found; set LOGIN_ETL_SCHEMAS to the folder holding compose-spec.json"
 
-if ! cmp -s "$lock" "$venv/.installed-lock" 2>/dev/null; then
-  python=$(command -v python3.11 || command -v python3 || true)
-  [ -n "$python" ] || die "python3 is required for the validators (apt-get install python3-venv)"
-  say "installing the validators (pinned in scripts/validators.lock) into $venv"
-  rm -rf "$venv"
-  "$python" -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -r "$lock"
-  cp "$lock" "$venv/.installed-lock"
-fi
+python=$(python_for 11)
+[ -n "$python" ] || python=$(command -v python3 || true)
+[ -n "$python" ] || die "python3 is required for the validators (apt-get install python3-venv)"
+install_venv "$venv" "$python" "$lock"
 bin=$venv/bin
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT

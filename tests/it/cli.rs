@@ -25,12 +25,9 @@ fn help_explains_every_subcommand_and_shows_no_secrets() {
         .next()
         .unwrap()
         .lines()
-        .filter_map(|l| {
-            l.strip_prefix("  ")?
-                .split_whitespace()
-                .next()
-                .map(String::from)
-        })
+        // A command's line starts with two spaces; a wrapped description with more.
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
         .filter(|c| c != "help")
         .collect();
     assert!(commands.len() >= 13, "{commands:?}");
