@@ -57,6 +57,8 @@ pub(crate) enum SdkFailure {
     Unreadable { status: u16 },
     /// Network, timeout or request-building trouble (the transport's own error chain).
     Transport(String),
+    /// The endpoint is not an SQS at all (its reply, or its silence, said so).
+    NotSqs(String),
 }
 
 impl SdkFailure {
@@ -69,6 +71,9 @@ impl SdkFailure {
                 .is_some()
         }) {
             return SdkFailure::NoCredentials;
+        }
+        if let Some(not_sqs) = chain(err).find_map(|e| e.downcast_ref::<NotSqs>()) {
+            return SdkFailure::NotSqs(not_sqs.to_string());
         }
         if let Some(raw) = err.raw_response() {
             let status = raw.status().as_u16();
@@ -114,7 +119,7 @@ impl std::fmt::Display for SdkFailure {
             SdkFailure::Unreadable { status } => {
                 write!(f, "a reply that is not an AWS response (HTTP {status})")
             }
-            SdkFailure::Transport(text) => f.write_str(text),
+            SdkFailure::Transport(text) | SdkFailure::NotSqs(text) => f.write_str(text),
         }
     }
 }
@@ -131,10 +136,48 @@ pub(crate) fn foreign_protocol(body: &[u8]) -> Option<&'static str> {
     let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
     if text.contains("Missing Action") || text.contains("Operation detection failed") {
         Some("\"Missing Action\": an SQS that speaks only the older query protocol (such as LocalStack before 3.0)")
-    } else if text.trim_start().starts_with('<') {
+    } else if xml_root(&text).is_some_and(|root| root.ends_with("Response")) {
         Some("XML: an SQS that speaks only the older query protocol (such as LocalStack before 3.0 or moto before 4.1.11)")
     } else {
         None
+    }
+}
+
+/// A reply (or a silence) that no SQS gives. Its text shows the start of the body with digits
+/// replaced by `#`, so no address or device id is quoted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NotSqs {
+    /// The endpoint as configured.
+    pub(crate) endpoint: String,
+    /// What came back.
+    pub(crate) what: String,
+}
+
+impl std::fmt::Display for NotSqs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} does not answer like SQS: {}; check --sqs-endpoint / LOGIN_ETL_SQS_ENDPOINT",
+            self.endpoint, self.what
+        )
+    }
+}
+
+impl std::error::Error for NotSqs {}
+
+/// The name of the root element of an XML document (after any `<?xml …?>`, comments and
+/// doctype), if the text looks like one. SQS query-protocol replies are `<ActionResponse>` or
+/// `<ErrorResponse>`; HTML and other services' documents are not.
+pub(crate) fn xml_root(text: &str) -> Option<&str> {
+    let mut rest = text.trim_start();
+    loop {
+        rest = rest.strip_prefix('<')?;
+        if rest.starts_with('?') || rest.starts_with('!') {
+            rest = rest[rest.find('>')? + 1..].trim_start();
+            continue;
+        }
+        let end = rest.find(|c: char| c.is_whitespace() || c == '>' || c == '/')?;
+        return Some(&rest[..end]).filter(|name| !name.is_empty());
     }
 }
 

@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod config_faults;
 mod deploy;
+mod endpoints;
 mod fail_closed;
 mod fail_closed_ops;
 mod hostile;

@@ -35,6 +35,9 @@ pub enum SourceError {
         /// What the reply looked like.
         looks_like: String,
     },
+    /// The endpoint is not an SQS: it answers with something else, or closes the connection.
+    #[error("{0}")]
+    NotSqs(String),
     /// Settings that can't work (a missing region, a malformed URL).
     #[error("{0}")]
     Config(String),
@@ -90,6 +93,7 @@ impl SourceError {
             SdkFailure::Service { code, .. } if AUTH_CODES.iter().any(|c| code.contains(c)) => {
                 SourceError::Auth { code }
             }
+            SdkFailure::NotSqs(text) => SourceError::NotSqs(text),
             SdkFailure::Unreadable { status } => SourceError::WrongProtocol {
                 endpoint: endpoint_text(),
                 looks_like: format!("a reply that is not an SQS response (HTTP {status})"),

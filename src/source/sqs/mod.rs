@@ -113,6 +113,25 @@ fn looks_like_aws_region(region: &str) -> bool {
     }
 }
 
+/// A queue URL is used only if it is one: http(s), a host, a path. An empty or malformed one (a
+/// configuration mistake, or an endpoint that is not an SQS) stops at once.
+fn check_queue_url(url: &str, endpoint: Option<&str>) -> Result<(), SourceError> {
+    let fine = url::Url::parse(url).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host_str().is_some_and(|h| !h.is_empty())
+            && u.path().trim_matches('/').len() > 0
+    });
+    if fine {
+        return Ok(());
+    }
+    let shown: String = crate::safe_text::escape(url).chars().take(80).collect();
+    Err(SourceError::Config(format!(
+        "the queue URL `{shown}` is not a URL of a queue (http(s)://host/account/name){}; fix \
+         --queue-url, or check that --sqs-endpoint is an SQS",
+        endpoint.map(|e| format!(" (from {e})")).unwrap_or_default()
+    )))
+}
+
 impl SqsSettings {
     /// Settings that can't work, found before any call.
     fn check(&self) -> Result<(), SourceError> {
@@ -151,6 +170,7 @@ impl SqsSource {
                 .queue_url
                 .unwrap_or_default(),
         };
+        check_queue_url(&queue_url, endpoint.as_deref())?;
         let mut source = Self {
             client,
             queue_url,
@@ -294,6 +314,22 @@ impl SqsSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_queue_urls_are_used() {
+        assert!(check_queue_url("http://127.0.0.1:4566/000000000000/q", None).is_ok());
+        assert!(check_queue_url("https://sqs.eu-west-1.amazonaws.com/1/q", None).is_ok());
+        for bad in [
+            "",
+            "q",
+            "http://",
+            "http://host",
+            "http://host/",
+            "ftp://h/1/q",
+        ] {
+            assert!(check_queue_url(bad, Some("http://x")).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn region_names_are_checked_by_shape() {

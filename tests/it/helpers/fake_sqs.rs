@@ -58,11 +58,13 @@ async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<String> {
         let n = stream.read(&mut buf).await.ok().filter(|n| *n > 0)?;
         data.extend_from_slice(&buf[..n]);
     };
-    let head = String::from_utf8_lossy(&data[..header_end]).to_lowercase();
+    // Header names in any case; values as sent (the operation name keeps its case).
+    let head = String::from_utf8_lossy(&data[..header_end]).into_owned();
     let header = |name: &str| {
         head.lines().find_map(|l| {
-            l.strip_prefix(&format!("{name}:"))
-                .map(|v| v.trim().to_string())
+            let (key, value) = l.split_once(':')?;
+            key.eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_string())
         })
     };
     let length: usize = header("content-length")

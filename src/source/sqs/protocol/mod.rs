@@ -13,6 +13,7 @@
 //! Real AWS (no endpoint, or an `amazonaws.com` one) is never switched.
 
 mod from_xml;
+pub(crate) mod shape;
 mod to_query;
 
 use std::collections::BTreeSet;
@@ -150,19 +151,36 @@ impl QueryCompatibleConnector {
         if translator.speaks_query {
             return self.call_in_query(&translator, request).await;
         }
+        let action = action_of(&request).unwrap_or_default().to_string();
         let copy = request.try_clone();
-        let mut response = self.inner.call(request).await?;
-        if !might_be_query_only(&response) {
+        let mut response = self
+            .inner
+            .call(request)
+            .await
+            .map_err(|e| closed_without_reply(&translator, &action, e))?;
+        let foreign = might_be_query_only(&response);
+        // Only replies that may be foreign and the start-up calls (rare) are read here: the
+        // receive/delete path passes through untouched.
+        if !foreign && !shape::START_UP_ACTIONS.contains(&action.as_str()) {
             return Ok(response);
         }
         let body = buffer(&mut response).await?;
-        match (crate::aws::foreign_protocol(&body), copy) {
-            (Some(looks_like), Some(copy)) => {
+        if foreign {
+            if let (Some(looks_like), Some(copy)) = (crate::aws::foreign_protocol(&body), copy) {
                 self.switch_to_query(looks_like);
-                self.call_in_query(&translator, copy).await
+                return self.call_in_query(&translator, copy).await;
             }
-            _ => Ok(response),
         }
+        let header = |name: &str| response.headers().get(name).map(str::to_string);
+        shape::check_json(
+            &action,
+            response.status().as_u16(),
+            header("content-type").as_deref(),
+            header("x-amzn-query-error").is_some(),
+            &body,
+        )
+        .map_err(|what| not_sqs(&translator, what))?;
+        Ok(response)
     }
 
     fn switch_to_query(&self, looks_like: &str) {
@@ -184,10 +202,7 @@ impl QueryCompatibleConnector {
         translator: &Translator,
         request: HttpRequest,
     ) -> Result<HttpResponse, ConnectorError> {
-        let action = request
-            .headers()
-            .get("x-amz-target")
-            .and_then(|target| target.strip_prefix("AmazonSQS."))
+        let action = action_of(&request)
             .ok_or_else(|| failure("a request without an SQS X-Amz-Target header"))?
             .to_string();
         let input: serde_json::Value = match request.body().bytes() {
@@ -197,10 +212,71 @@ impl QueryCompatibleConnector {
         };
         let body = to_query::encode(&to_query::form_params(&action, &input));
         let signed = translator.signed_request(request.uri(), body).await?;
-        let mut response = self.inner.call(signed).await?;
+        let mut response = self
+            .inner
+            .call(signed)
+            .await
+            .map_err(|e| closed_without_reply(translator, &action, e))?;
         let reply = buffer(&mut response).await?;
-        json_response(&action, response.status().as_u16(), &reply)
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) && !query_reply_to(&action, &reply) {
+            let content_type = response.headers().get("content-type");
+            return Err(not_sqs(
+                translator,
+                shape::describe(status, content_type, &reply),
+            ));
+        }
+        json_response(&action, status, &reply)
     }
+}
+
+/// The SQS action of a JSON-protocol request (`X-Amz-Target: AmazonSQS.<Action>`).
+fn action_of(request: &HttpRequest) -> Option<&str> {
+    request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|target| target.strip_prefix("AmazonSQS."))
+}
+
+/// Whether a successful query-protocol reply is the one `action` gets: `<ActionResponse>`.
+fn query_reply_to(action: &str, reply: &[u8]) -> bool {
+    std::str::from_utf8(reply)
+        .ok()
+        .and_then(crate::aws::xml_root)
+        .is_some_and(|root| root == format!("{action}Response"))
+}
+
+/// A reply no SQS gives: the run stops with one line (never retried: nothing will change).
+fn not_sqs(translator: &Translator, what: String) -> ConnectorError {
+    let error = shape::NotSqs {
+        endpoint: translator.endpoint.clone(),
+        what,
+    };
+    ConnectorError::other(Box::new(error), None)
+}
+
+/// A connection closed without a reply to a start-up call is a port that is not an SQS (the
+/// SDK still retries it as the I/O error it is); anything else is passed on as it was.
+fn closed_without_reply(
+    translator: &Translator,
+    action: &str,
+    err: ConnectorError,
+) -> ConnectorError {
+    let closed = std::iter::successors(Some(&err as &(dyn std::error::Error + 'static)), |e| {
+        e.source()
+    })
+    .any(|e| {
+        e.to_string()
+            .contains("connection closed before message completed")
+    });
+    if closed && shape::START_UP_ACTIONS.contains(&action) {
+        let error = shape::NotSqs {
+            endpoint: translator.endpoint.clone(),
+            what: "it closed the connection without answering".into(),
+        };
+        return ConnectorError::io(Box::new(error));
+    }
+    err
 }
 
 impl Translator {
