@@ -119,7 +119,7 @@ fn check_queue_url(url: &str, endpoint: Option<&str>) -> Result<(), SourceError>
     let fine = url::Url::parse(url).is_ok_and(|u| {
         matches!(u.scheme(), "http" | "https")
             && u.host_str().is_some_and(|h| !h.is_empty())
-            && u.path().trim_matches('/').len() > 0
+            && !u.path().trim_matches('/').is_empty()
     });
     if fine {
         return Ok(());
