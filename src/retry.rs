@@ -43,6 +43,11 @@ pub(crate) enum Disposition {
 /// Errors that know their [`Disposition`].
 pub(crate) trait Classify {
     fn disposition(&self) -> Disposition;
+    /// The longest wait before the next attempt, when this error should be retried sooner than
+    /// the usual backoff allows (a failover: the new writer is usually there within seconds).
+    fn max_wait(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// How long a retry loop may go on.
@@ -101,7 +106,10 @@ impl<'a> Retry<'a> {
         if error.disposition() != Disposition::Retry || self.shutdown.is_cancelled() {
             return Err(error);
         }
-        let delay = self.backoff.next_delay();
+        let delay = match error.max_wait() {
+            Some(cap) => self.backoff.next_delay().min(cap),
+            None => self.backoff.next_delay(),
+        };
         let spent = match self.budget {
             Budget::Time(budget) => self.started.elapsed() + delay > budget,
             Budget::Attempts(most) => self.backoff.attempts() > most,

@@ -8,6 +8,7 @@ mod commands;
 mod config_faults;
 mod deploy;
 mod endpoints;
+mod failover;
 mod fail_closed;
 mod fail_closed_ops;
 mod hostile;

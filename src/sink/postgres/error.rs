@@ -29,6 +29,15 @@ pub enum SinkError {
         /// SQLSTATE, condition and constraint/column names; never values.
         reason: String,
     },
+    /// The server is read-only, shutting down or not accepting connections, or the connection
+    /// broke: the connection is dropped and a new one (resolving the name afresh) tried soon.
+    #[error("PostgreSQL error on {target}: {message}")]
+    Failover {
+        /// user@host:port/db, without password.
+        target: String,
+        /// What the server said.
+        message: String,
+    },
     /// Connection lost, server down, serialization failure and the like.
     #[error("PostgreSQL error on {target}: {message}")]
     Transient {
@@ -39,10 +48,18 @@ pub enum SinkError {
     },
 }
 
+/// How long a failover may make a write wait between attempts: Aurora promotes a reader in
+/// seconds, and each attempt is one cheap connection.
+const FAILOVER_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Classify for SinkError {
+    fn max_wait(&self) -> Option<std::time::Duration> {
+        matches!(self, SinkError::Failover { .. }).then_some(FAILOVER_MAX_WAIT)
+    }
+
     fn disposition(&self) -> Disposition {
         match self {
-            SinkError::Transient { .. } => Disposition::Retry,
+            SinkError::Transient { .. } | SinkError::Failover { .. } => Disposition::Retry,
             SinkError::Rejected { .. } => Disposition::Isolate,
             SinkError::InvalidUrl(_) | SinkError::Fatal { .. } | SinkError::Schema(_) => {
                 Disposition::Stop
@@ -53,6 +70,16 @@ impl Classify for SinkError {
 
 fn causes(err: &tokio_postgres::Error) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
     std::iter::successors(std::error::Error::source(err), |e| e.source())
+}
+
+/// Whether a connection that gave this error must be dropped: 25006 (read-only transaction: a
+/// standby, or a writer demoted by failover), 57P01/57P02/57P03 (shutting down, crashed, not
+/// accepting connections yet) and any connection exception (class 08).
+pub(super) fn needs_new_connection(err: &tokio_postgres::Error) -> bool {
+    err.code().is_some_and(|code| {
+        let code = code.code();
+        code == "25006" || code.starts_with("57P0") || code.starts_with("08")
+    })
 }
 
 /// Classify a driver error for the database `target` (user@host:port/db).
@@ -84,6 +111,11 @@ pub(super) fn classify(err: tokio_postgres::Error, target: &str) -> SinkError {
     // tokio-postgres says so in a cause of its own TLS error kind (not a rustls error).
     let no_tls_offered = causes(&err).any(|e| e.to_string() == "server does not support TLS");
     let message = match (err.as_db_error(), tls_error) {
+        (Some(db), _) if db.code().code() == "25006" => format!(
+            "the server is read-only (a standby, or a writer demoted by failover): {} (25006); \
+             reconnecting to find the writer",
+            db.message()
+        ),
         (Some(db), _) => format!("{} ({})", db.message(), db.code().code()),
         (
             None,
@@ -113,6 +145,8 @@ pub(super) fn classify(err: tokio_postgres::Error, target: &str) -> SinkError {
     let target = target.to_string();
     if fatal {
         SinkError::Fatal { target, message }
+    } else if needs_new_connection(&err) {
+        SinkError::Failover { target, message }
     } else {
         SinkError::Transient { target, message }
     }

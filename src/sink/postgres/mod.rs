@@ -191,9 +191,18 @@ impl PgSink {
         result.map_err(|e| self.on_error(e))
     }
 
-    /// Classify a failure, forgetting a connection that broke so the next call reconnects.
+    /// Drop the connection: the next call connects anew.
+    pub(super) fn forget_connection(&mut self) {
+        self.client = None;
+    }
+
+    /// Classify a failure, forgetting a connection that must not be used again so the next
+    /// call reconnects (resolving the host name afresh): one that broke, and one to a server
+    /// that is read-only, shutting down or not accepting connections — after an Aurora-style
+    /// failover the old writer answers as a reader, and only a new connection reaches the new
+    /// writer.
     fn on_error(&mut self, err: tokio_postgres::Error) -> SinkError {
-        if err.is_closed() || err.as_db_error().is_none() {
+        if err.is_closed() || err.as_db_error().is_none() || error::needs_new_connection(&err) {
             self.client = None;
         }
         error::classify(err, &self.target)

@@ -134,6 +134,43 @@ impl TempCluster {
         cluster
     }
 
+    /// A streaming standby of `primary` (`pg_basebackup -R`), started on its own port.
+    pub(crate) fn standby_of(primary: &TempCluster) -> Self {
+        let dir = std::env::temp_dir().join(unique("login-etl-pg-standby"));
+        let out = pg_command("pg_basebackup")
+            .args(["-h", "127.0.0.1", "-p", &primary.port.to_string()])
+            .args(["-U", "postgres", "-R", "-X", "stream", "--no-sync", "-D"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_basebackup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let standby = Self {
+            dir,
+            port: free_port(),
+        };
+        standby.start();
+        standby
+    }
+
+    /// Promote a standby to a primary and wait until it accepts writes.
+    pub(crate) fn promote(&self) {
+        let out = pg_command("pg_ctl")
+            .args(["-w", "-t", "30", "-D"])
+            .arg(&self.dir)
+            .arg("promote")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl promote: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub(crate) fn url(&self, db: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
     }

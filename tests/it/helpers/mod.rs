@@ -25,7 +25,7 @@ pub(crate) use fake_sqs::{FakeSqs, Reply};
 use login_etl::mask::{KeyRing, Masker};
 pub(crate) use pii::*;
 pub(crate) use process::*;
-pub(crate) use proxy::SqsProxy;
+pub(crate) use proxy::{PgProxy, SqsProxy};
 pub(crate) use queue::*;
 pub(crate) use scenarios::*;
 

@@ -1,4 +1,6 @@
-//! A TCP proxy to LocalStack that a test can cut, as when the network to SQS fails.
+//! TCP proxies a test controls: one to LocalStack that can be cut, as when the network to SQS
+//! fails, and one to PostgreSQL whose target can be switched, as a cluster DNS name moves to a
+//! new writer.
 
 use super::sqs_endpoint;
 
@@ -45,5 +47,38 @@ impl SqsProxy {
 
     pub(crate) fn set_up(&self, up: bool) {
         self.up.send_replace(up);
+    }
+}
+
+/// A TCP proxy playing a database cluster's DNS name: new connections go to the current target
+/// port; connections already open stay where they are (as DNS does).
+pub(crate) struct PgProxy {
+    pub port: u16,
+    target: tokio::sync::watch::Sender<u16>,
+}
+
+impl PgProxy {
+    pub(crate) async fn start(target: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = tokio::sync::watch::channel(target);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = *rx.borrow();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                });
+            }
+        });
+        Self { port, target: tx }
+    }
+
+    /// Send new connections to `port` from now on.
+    pub(crate) fn switch_to(&self, port: u16) {
+        self.target.send_replace(port);
     }
 }

@@ -80,9 +80,22 @@ const SHARED_IPS: &str = "SELECT masked_ip, count(DISTINCT user_id), \
 
 impl PgSink {
     /// Whether the database answers (`/readyz`).
+    /// A read-only server (a standby, or a demoted writer) answers but can't take writes: that
+    /// is not ready either, and the connection is dropped so the next probe follows the writer.
     pub(crate) async fn ping(&mut self) -> Result<(), SinkError> {
-        let result = self.client().await?.simple_query("SELECT 1").await;
-        result.map(|_| ()).map_err(|e| self.on_error(e))
+        let row = self
+            .query_one("SELECT current_setting('transaction_read_only') = 'on'", &[])
+            .await?;
+        if row.get::<_, bool>(0) {
+            self.forget_connection();
+            return Err(SinkError::Failover {
+                target: self.target().to_string(),
+                message: "connected to a read-only server (a standby, or a writer demoted by \
+                          failover)"
+                    .into(),
+            });
+        }
+        Ok(())
     }
 
     /// Count what has landed (exact counts: meant for checks and small tables, not dashboards).

@@ -1,0 +1,153 @@
+//! Aurora-style failover with real servers: primary A streams to standby B (pg_basebackup -R);
+//! login-etl writes through a TCP proxy that plays the cluster's DNS name. Mid-drain A turns
+//! read-only and drops its sessions, new connections still reach A for 10 s, then B is promoted
+//! and the name moves to B. Every message lands exactly once in B, soon after the promotion.
+//! And a server that stays read-only ends the run after the write budget, saying so.
+
+use std::time::{Duration, Instant};
+
+use crate::helpers::*;
+
+const DB: &str = "logins";
+
+async fn client(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+async fn count(url: &str, sql: &str) -> i64 {
+    client(url).await.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+/// Make the server read-only for new transactions and drop every session of `DB`.
+async fn demote(cluster: &TempCluster) {
+    let admin = client(&cluster.url("postgres")).await;
+    // One statement each: ALTER SYSTEM refuses to run inside a (multi-statement) transaction.
+    for sql in [
+        "ALTER SYSTEM SET default_transaction_read_only = on",
+        "SELECT pg_reload_conf()",
+    ] {
+        admin.batch_execute(sql).await.unwrap();
+    }
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            &[&DB],
+        )
+        .await
+        .unwrap();
+}
+
+/// A primary with the schema applied through `proxy`.
+async fn primary_with_schema(queue: &TestQueue) -> (TempCluster, PgProxy) {
+    let primary = TempCluster::new();
+    client(&primary.url("postgres"))
+        .await
+        .batch_execute(&format!("CREATE DATABASE {DB}"))
+        .await
+        .unwrap();
+    let proxy = PgProxy::start(primary.port).await;
+    let through_proxy = format!("postgres://postgres@127.0.0.1:{}/{DB}", proxy.port);
+    run_ok(binary_for(queue, &through_proxy).arg("migrate"));
+    (primary, proxy)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failover_lands_every_message_once_in_the_new_writer() {
+    let queue = TestQueue::new(30).await;
+    let (primary, proxy) = primary_with_schema(&queue).await;
+    let standby = TempCluster::standby_of(&primary);
+    let bodies = synthetic(20_000, 61);
+    let valid = valid_count(&bodies);
+    queue.send(&bodies).await;
+    let through_proxy = format!("postgres://postgres@127.0.0.1:{}/{DB}", proxy.port);
+    let mut run = Spawned::new(
+        binary_for(&queue, &through_proxy)
+            .env("LOGIN_ETL_LOG", "info")
+            .args(["run", "--drain", "--write-retry-seconds", "240"]),
+    );
+    let a = primary.url(DB);
+    wait_until("a quarter committed on A", Duration::from_secs(120), || async {
+        count(&a, "SELECT count(*) FROM processed_messages").await >= 5_000
+    })
+    .await;
+    demote(&primary).await;
+    // DNS lag: for 10 s new connections still reach the old writer, now read-only.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let on_a = count(&a, "SELECT count(*) FROM processed_messages").await;
+    standby.promote();
+    proxy.switch_to(standby.port);
+    let promoted = Instant::now();
+    let b = standby.url(DB);
+    wait_until("the first commit on B", Duration::from_secs(60), || async {
+        count(&b, "SELECT count(*) FROM processed_messages").await > on_a
+    })
+    .await;
+    let resumed = promoted.elapsed();
+    assert!(resumed < Duration::from_secs(10), "writes resumed {resumed:?} after the promotion");
+    let status = run.wait(Duration::from_secs(180)).await;
+    let after_promotion = promoted.elapsed();
+    let log = run.log();
+    assert!(status.success(), "{log}");
+    assert!(
+        after_promotion < Duration::from_secs(60),
+        "the drain ended {after_promotion:?} after the promotion"
+    );
+    assert!(log.contains("read-only"), "the read-only writer was not noticed: {log}");
+    let (rows, quarantined, ledger) = (
+        count(&b, "SELECT count(*) FROM user_logins").await,
+        count(&b, "SELECT count(*) FROM quarantined_messages").await,
+        count(&b, "SELECT count(*) FROM processed_messages").await,
+    );
+    assert_eq!((rows, quarantined, ledger), (valid, 20_000 - valid, 20_000));
+    assert!(on_a < 20_000, "the failover happened mid-drain ({on_a} committed on A)");
+    assert_eq!(queue.remaining().await, 0);
+    eprintln!(
+        "failover: {on_a} messages on A before it turned read-only, the rest on B; writes resumed {resumed:?} and the drain ended {after_promotion:?} after the promotion"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_stays_read_only_ends_the_run_after_the_budget() {
+    let queue = TestQueue::new(30).await;
+    let (primary, proxy) = primary_with_schema(&queue).await;
+    demote(&primary).await;
+    queue.send(&sample_bodies()[..10]).await;
+    let through_proxy = format!("postgres://postgres@127.0.0.1:{}/{DB}", proxy.port);
+    let started = Instant::now();
+    let out = run_binary(
+        binary_for(&queue, &through_proxy).args(["run", "--drain", "--write-retry-seconds", "5"]),
+    );
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("error:") && last.contains("read-only"), "{last}");
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    assert_eq!(queue.remaining().await, 10, "nothing was deleted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn several_hosts_with_target_session_attrs_reach_the_writer() {
+    let queue = TestQueue::new(30).await;
+    let (reader, _proxy) = primary_with_schema(&queue).await;
+    demote(&reader).await;
+    let writer = TempCluster::new();
+    client(&writer.url("postgres"))
+        .await
+        .batch_execute(&format!("CREATE DATABASE {DB}"))
+        .await
+        .unwrap();
+    // The read-only server first: libpq's target_session_attrs=read-write skips it.
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/{DB}?target_session_attrs=read-write",
+        reader.port, writer.port
+    );
+    queue.send(&sample_bodies()).await;
+    run_ok(binary_for(&queue, &url).args(["run", "--drain"]));
+    assert_eq!(count(&writer.url(DB), "SELECT count(*) FROM user_logins").await, 99);
+    assert_eq!(count(&reader.url(DB), "SELECT count(*) FROM user_logins").await, 0);
+}
