@@ -123,15 +123,25 @@ pub struct DbArgs {
     /// URL wins. Without `sslmode` in the URL, a host off this machine is verified in full.
     #[arg(long, env = "LOGIN_ETL_DATABASE_CA_FILE")]
     pub database_ca_file: Option<PathBuf>,
+    /// Authenticate to RDS/Aurora with IAM instead of a password: each new connection gets a
+    /// fresh 15-minute token for the URL's host, port and user, signed with the AWS credentials
+    /// (the same chain as SQS) for AWS_REGION. Needs TLS (verify-full unless the URL says
+    /// otherwise) and `rds-db:connect` on the user; see docs/deploy.md.
+    #[arg(long, env = "LOGIN_ETL_DATABASE_IAM_AUTH")]
+    pub database_iam_auth: bool,
 }
 
 impl DbArgs {
     /// A sink for this database (no connection yet).
     pub fn sink(&self) -> Result<crate::sink::PgSink, crate::sink::SinkError> {
-        crate::sink::PgSink::with_ca_file(
+        let sink = crate::sink::PgSink::with_ca_file(
             self.database_url.expose(),
             self.database_ca_file.as_deref(),
-        )
+        )?;
+        if self.database_iam_auth {
+            return sink.with_iam_auth(None);
+        }
+        Ok(sink)
     }
 }
 

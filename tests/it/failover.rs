@@ -70,9 +70,11 @@ async fn a_failover_lands_every_message_once_in_the_new_writer() {
             .args(["run", "--drain", "--write-retry-seconds", "240"]),
     );
     let a = primary.url(DB);
-    wait_until("a quarter committed on A", Duration::from_secs(120), || async {
-        count(&a, "SELECT count(*) FROM processed_messages").await >= 5_000
-    })
+    wait_until(
+        "a quarter committed on A",
+        Duration::from_secs(120),
+        || async { count(&a, "SELECT count(*) FROM processed_messages").await >= 5_000 },
+    )
     .await;
     demote(&primary).await;
     // DNS lag: for 10 s new connections still reach the old writer, now read-only.
@@ -87,7 +89,10 @@ async fn a_failover_lands_every_message_once_in_the_new_writer() {
     })
     .await;
     let resumed = promoted.elapsed();
-    assert!(resumed < Duration::from_secs(10), "writes resumed {resumed:?} after the promotion");
+    assert!(
+        resumed < Duration::from_secs(10),
+        "writes resumed {resumed:?} after the promotion"
+    );
     let status = run.wait(Duration::from_secs(180)).await;
     let after_promotion = promoted.elapsed();
     let log = run.log();
@@ -96,14 +101,20 @@ async fn a_failover_lands_every_message_once_in_the_new_writer() {
         after_promotion < Duration::from_secs(60),
         "the drain ended {after_promotion:?} after the promotion"
     );
-    assert!(log.contains("read-only"), "the read-only writer was not noticed: {log}");
+    assert!(
+        log.contains("read-only"),
+        "the read-only writer was not noticed: {log}"
+    );
     let (rows, quarantined, ledger) = (
         count(&b, "SELECT count(*) FROM user_logins").await,
         count(&b, "SELECT count(*) FROM quarantined_messages").await,
         count(&b, "SELECT count(*) FROM processed_messages").await,
     );
     assert_eq!((rows, quarantined, ledger), (valid, 20_000 - valid, 20_000));
-    assert!(on_a < 20_000, "the failover happened mid-drain ({on_a} committed on A)");
+    assert!(
+        on_a < 20_000,
+        "the failover happened mid-drain ({on_a} committed on A)"
+    );
     assert_eq!(queue.remaining().await, 0);
     eprintln!(
         "failover: {on_a} messages on A before it turned read-only, the rest on B; writes resumed {resumed:?} and the drain ended {after_promotion:?} after the promotion"
@@ -118,14 +129,20 @@ async fn a_server_that_stays_read_only_ends_the_run_after_the_budget() {
     queue.send(&sample_bodies()[..10]).await;
     let through_proxy = format!("postgres://postgres@127.0.0.1:{}/{DB}", proxy.port);
     let started = Instant::now();
-    let out = run_binary(
-        binary_for(&queue, &through_proxy).args(["run", "--drain", "--write-retry-seconds", "5"]),
-    );
+    let out = run_binary(binary_for(&queue, &through_proxy).args([
+        "run",
+        "--drain",
+        "--write-retry-seconds",
+        "5",
+    ]));
     let took = started.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     let last = stderr.lines().last().unwrap_or_default();
-    assert!(last.starts_with("error:") && last.contains("read-only"), "{last}");
+    assert!(
+        last.starts_with("error:") && last.contains("read-only"),
+        "{last}"
+    );
     assert!(took < Duration::from_secs(30), "took {took:?}");
     assert_eq!(queue.remaining().await, 10, "nothing was deleted");
 }
@@ -148,6 +165,12 @@ async fn several_hosts_with_target_session_attrs_reach_the_writer() {
     );
     queue.send(&sample_bodies()).await;
     run_ok(binary_for(&queue, &url).args(["run", "--drain"]));
-    assert_eq!(count(&writer.url(DB), "SELECT count(*) FROM user_logins").await, 99);
-    assert_eq!(count(&reader.url(DB), "SELECT count(*) FROM user_logins").await, 0);
+    assert_eq!(
+        count(&writer.url(DB), "SELECT count(*) FROM user_logins").await,
+        99
+    );
+    assert_eq!(
+        count(&reader.url(DB), "SELECT count(*) FROM user_logins").await,
+        0
+    );
 }

@@ -4,14 +4,14 @@ use crate::helpers::*;
 use login_etl::sink::PgSink;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 
-struct Pki {
-    ca_pem: String,
-    server_cert_pem: String,
-    server_key_pem: String,
+pub(crate) struct Pki {
+    pub(crate) ca_pem: String,
+    pub(crate) server_cert_pem: String,
+    pub(crate) server_key_pem: String,
 }
 
 /// A CA and a server certificate for `localhost` only (not for 127.0.0.1).
-fn make_pki(ca_name: &str) -> Pki {
+pub(crate) fn make_pki(ca_name: &str) -> Pki {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params

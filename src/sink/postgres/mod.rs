@@ -5,6 +5,7 @@
 
 mod attempts;
 mod error;
+mod iam;
 mod migrate;
 mod ops;
 mod tls;
@@ -15,6 +16,7 @@ use tokio_postgres::{Client, Config, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub use error::SinkError;
+pub use iam::auth_token as rds_auth_token;
 pub use ops::{
     rekey_commit, Accountable, Conversion, DbStatus, Erased, KeyUsage, MaskedRow, QuarantineEntry,
     RekeyRow, RevealRequest, SharedDevice, SharedIp, SharedNetwork, TableCounts, PRUNE_BATCH,
@@ -50,6 +52,8 @@ pub struct PgSink {
     config: Config,
     tls: MakeRustlsConnect,
     tls_options: tls::TlsOptions,
+    /// RDS IAM authentication: a fresh token as the password of every new connection.
+    iam: Option<iam::IamAuth>,
     target: String,
     client: Option<Client>,
 }
@@ -112,8 +116,31 @@ impl PgSink {
             config,
             tls,
             tls_options,
+            iam: None,
             client: None,
         })
+    }
+
+    /// Authenticate with RDS IAM tokens (`region`: the database's; `None`, the AWS chain's)
+    /// instead of a password. A token is a bearer credential, so TLS is required: without
+    /// `sslmode` in the URL it becomes `verify-full`, and an `sslmode` that allows plaintext is
+    /// refused.
+    pub fn with_iam_auth(mut self, region: Option<String>) -> Result<Self, SinkError> {
+        if self.tls_options.explicit && self.tls_options.may_be_plaintext() {
+            return Err(SinkError::InvalidUrl(
+                "IAM database authentication sends a token as the password, so it needs TLS: \
+                 remove sslmode from the URL or set sslmode=verify-full"
+                    .into(),
+            ));
+        }
+        if !self.tls_options.explicit {
+            self.tls_options.mode = tokio_postgres::config::SslMode::Require;
+            self.tls_options.verify = tls::Verify::Full;
+            self.config.ssl_mode(self.tls_options.mode);
+            self.tls = tls::connector(&self.tls_options).map_err(SinkError::InvalidUrl)?;
+        }
+        self.iam = Some(iam::IamAuth::new(region));
+        Ok(self)
     }
 
     /// Why the connection could carry PII in the clear over a network, if it could: a host off
@@ -139,6 +166,23 @@ impl PgSink {
             self.client = None;
         }
         if self.client.is_none() {
+            if let Some(iam) = &self.iam {
+                let host = match self.config.get_hosts().first() {
+                    Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+                    _ => {
+                        return Err(SinkError::InvalidUrl(
+                            "IAM database authentication needs a host name, not a socket".into(),
+                        ))
+                    }
+                };
+                let port = self.config.get_ports().first().copied().unwrap_or(5432);
+                let user = self.config.get_user().unwrap_or_default().to_string();
+                let token = iam
+                    .token(&host, port, &user)
+                    .await
+                    .map_err(SinkError::InvalidUrl)?;
+                self.config.password(token);
+            }
             let (client, connection) = self
                 .config
                 .connect(self.tls.clone())

@@ -66,7 +66,8 @@ impl PgProxy {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 let target = *rx.borrow();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
                     else {
                         return;
                     };

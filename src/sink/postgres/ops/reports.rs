@@ -84,7 +84,10 @@ impl PgSink {
     /// is not ready either, and the connection is dropped so the next probe follows the writer.
     pub(crate) async fn ping(&mut self) -> Result<(), SinkError> {
         let row = self
-            .query_one("SELECT current_setting('transaction_read_only') = 'on'", &[])
+            .query_one(
+                "SELECT current_setting('transaction_read_only') = 'on'",
+                &[],
+            )
             .await?;
         if row.get::<_, bool>(0) {
             self.forget_connection();
