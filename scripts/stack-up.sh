@@ -92,5 +92,7 @@ ensure_localstack() {
 
 command -v curl >/dev/null || apt_install curl
 ensure_postgres
+# PgBouncer for the pooler test (tests/it/poolers.rs); started by the test on its own port.
+[ -x /usr/sbin/pgbouncer ] || { say "installing PgBouncer (Debian's package)"; apt_install pgbouncer; }
 ensure_localstack_venv
 ensure_localstack

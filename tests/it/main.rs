@@ -19,6 +19,7 @@ mod operability;
 mod partitions;
 mod pipeline;
 mod poison;
+mod poolers;
 mod privacy;
 mod privacy_ops;
 mod query_protocol;

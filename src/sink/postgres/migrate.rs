@@ -84,6 +84,17 @@ async fn applied(
     Ok(Some(rows.iter().map(|r| (r.get(0), r.get(1))).collect()))
 }
 
+/// [`applied`] in a transaction of its own: its statements stay on one server connection behind
+/// a transaction-mode pooler (PgBouncer, RDS Proxy).
+async fn applied_in_transaction(
+    client: &mut Client,
+) -> Result<Option<HashMap<i32, Option<String>>>, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    let applied = applied(&tx).await?;
+    tx.commit().await?;
+    Ok(applied)
+}
+
 /// Refuse a migration whose file changed since it was applied.
 fn verify(applied: &HashMap<i32, Option<String>>) -> Result<(), SinkError> {
     for (version, name, sql) in MIGRATIONS {
@@ -109,7 +120,7 @@ fn current(applied: &HashMap<i32, Option<String>>) -> bool {
 impl PgSink {
     /// How many migrations this version would apply (read-only; for `check`).
     pub(crate) async fn pending_migrations(&mut self) -> Result<usize, SinkError> {
-        let result = applied(self.client().await?).await;
+        let result = applied_in_transaction(self.client().await?).await;
         let applied = result.map_err(|e| self.on_error(e))?.unwrap_or_default();
         verify(&applied)?;
         Ok(MIGRATIONS
@@ -131,7 +142,7 @@ impl PgSink {
 async fn migrate_with(
     client: &mut Client,
 ) -> Result<Result<usize, SinkError>, tokio_postgres::Error> {
-    if let Some(applied) = applied(client).await? {
+    if let Some(applied) = applied_in_transaction(client).await? {
         if let Err(e) = verify(&applied) {
             return Ok(Err(e));
         }

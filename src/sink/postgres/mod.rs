@@ -23,6 +23,22 @@ pub use ops::{
 };
 pub use write::WriteReport;
 
+/// Run `statement` inside a transaction on `client`, so that its prepare and execute round
+/// trips stay on one server connection behind a transaction-mode pooler.
+async fn pinned<'a, T>(
+    client: &'a mut Client,
+    statement: impl for<'t> FnOnce(
+        &'t tokio_postgres::Transaction<'a>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<T, tokio_postgres::Error>> + Send + 't>,
+    >,
+) -> Result<T, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    let result = statement(&tx).await?;
+    tx.commit().await?;
+    Ok(result)
+}
+
 /// A database URL, which may hold a password: it never prints, in `Debug` or anywhere else.
 #[derive(Clone)]
 pub struct DatabaseUrl(String);
@@ -200,12 +216,15 @@ impl PgSink {
     }
 
     /// One statement's rows; a broken connection is forgotten, so the next call reconnects.
+    /// Every statement with parameters runs in a transaction of its own: tokio-postgres
+    /// prepares a named statement and executes it in two round trips, which a pooler in
+    /// transaction mode (PgBouncer, RDS Proxy) could send to two different server connections.
     pub(super) async fn query(
         &mut self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, SinkError> {
-        let result = self.client().await?.query(sql, params).await;
+        let result = pinned(self.client().await?, |tx| Box::pin(tx.query(sql, params))).await;
         result.map_err(|e| self.on_error(e))
     }
 
@@ -215,7 +234,10 @@ impl PgSink {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Row, SinkError> {
-        let result = self.client().await?.query_one(sql, params).await;
+        let result = pinned(self.client().await?, |tx| {
+            Box::pin(tx.query_one(sql, params))
+        })
+        .await;
         result.map_err(|e| self.on_error(e))
     }
 
@@ -225,11 +247,25 @@ impl PgSink {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>, SinkError> {
-        let result = self.client().await?.query_opt(sql, params).await;
+        let result = pinned(self.client().await?, |tx| {
+            Box::pin(tx.query_opt(sql, params))
+        })
+        .await;
         result.map_err(|e| self.on_error(e))
     }
 
-    /// Statements without parameters or results.
+    /// One statement's count of affected rows.
+    pub(super) async fn execute(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, SinkError> {
+        let result = pinned(self.client().await?, |tx| Box::pin(tx.execute(sql, params))).await;
+        result.map_err(|e| self.on_error(e))
+    }
+
+    /// Statements without parameters or results (the simple protocol: one message, safe
+    /// behind any pooler).
     pub(super) async fn batch_execute(&mut self, sql: &str) -> Result<(), SinkError> {
         let result = self.client().await?.batch_execute(sql).await;
         result.map_err(|e| self.on_error(e))

@@ -9,6 +9,7 @@
 mod cluster;
 mod db;
 mod fake_sqs;
+mod pgbouncer;
 mod pii;
 mod process;
 mod proxy;
@@ -23,6 +24,7 @@ pub(crate) use db::{
 };
 pub(crate) use fake_sqs::{FakeSqs, Reply};
 use login_etl::mask::{KeyRing, Masker};
+pub(crate) use pgbouncer::PgBouncer;
 pub(crate) use pii::*;
 pub(crate) use process::*;
 pub(crate) use proxy::{PgProxy, SqsProxy};

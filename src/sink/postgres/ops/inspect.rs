@@ -125,14 +125,8 @@ impl PgSink {
             quarantined_by_code,
             processed,
         } = self.counts().await?;
-        let client = self.client().await?;
-        let result = async {
-            let row = client.query_one(STATUS, &[]).await?;
-            let keys = client.query(KEY_IDS, &[]).await?;
-            Ok((row, keys))
-        }
-        .await;
-        let (row, keys) = result.map_err(|e| self.on_error(e))?;
+        let row = self.query_one(STATUS, &[]).await?;
+        let keys = self.query(KEY_IDS, &[]).await?;
         Ok(DbStatus {
             rows,
             quarantined_by_code: quarantined_by_code.into_iter().collect(),
@@ -154,16 +148,10 @@ impl PgSink {
             "{ENTRY_COLUMNS} WHERE ($1::text IS NULL OR reason_code = $1) \
              AND ($2::timestamptz IS NULL OR received_at >= $2) ORDER BY received_at DESC LIMIT $3"
         );
-        let result = self
-            .client()
-            .await?
+        let rows = self
             .query(&sql, &[&reason, &since, &i64::from(limit)])
-            .await;
-        Ok(result
-            .map_err(|e| self.on_error(e))?
-            .iter()
-            .map(entry)
-            .collect())
+            .await?;
+        Ok(rows.iter().map(entry).collect())
     }
 
     /// One quarantine entry by message id.

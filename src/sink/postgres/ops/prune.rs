@@ -27,20 +27,16 @@ impl PgSink {
         cutoff: DateTime<Utc>,
         batch: i64,
     ) -> Result<u64, SinkError> {
-        let result = self
-            .client()
-            .await?
-            .execute(
-                "DELETE FROM processed_messages WHERE message_id IN (
+        self.execute(
+            "DELETE FROM processed_messages WHERE message_id IN (
                      SELECT message_id FROM processed_messages
                      WHERE processed_at < $1
                      ORDER BY processed_at
                      LIMIT $2
                      FOR UPDATE SKIP LOCKED)",
-                &[&cutoff, &batch],
-            )
-            .await;
-        result.map_err(|e| self.on_error(e))
+            &[&cutoff, &batch],
+        )
+        .await
     }
 
     /// Delete every ledger id processed before `cutoff`, batch after batch, until none is left or

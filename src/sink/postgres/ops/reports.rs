@@ -103,23 +103,18 @@ impl PgSink {
 
     /// Count what has landed (exact counts: meant for checks and small tables, not dashboards).
     pub async fn counts(&mut self) -> Result<TableCounts, SinkError> {
-        let client = self.client().await?;
-        let result = async {
-            let totals = client.query_one(COUNT_TOTALS, &[]).await?;
-            let quarantined_by_code = client
-                .query(COUNT_QUARANTINE, &[])
-                .await?
-                .iter()
-                .map(|row| (row.get(0), row.get(1)))
-                .collect();
-            Ok(TableCounts {
-                rows: totals.get(0),
-                quarantined_by_code,
-                processed: totals.get(1),
-            })
-        }
-        .await;
-        result.map_err(|e| self.on_error(e))
+        let totals = self.query_one(COUNT_TOTALS, &[]).await?;
+        let quarantined_by_code = self
+            .query(COUNT_QUARANTINE, &[])
+            .await?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        Ok(TableCounts {
+            rows: totals.get(0),
+            quarantined_by_code,
+            processed: totals.get(1),
+        })
     }
 
     /// Masked device ids used by more than one user, most users first.

@@ -64,7 +64,9 @@ impl PgSink {
         }
         let result = async {
             let client = self.client().await?;
-            let whole_months = client
+            // Read in a transaction: one server connection behind a pooler.
+            let read = client.transaction().await.map_err(pg)?;
+            let whole_months = read
                 .query(
                     "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
                      WHERE i.inhparent = 'user_logins'::regclass AND c.relname ~ '^user_logins_y[0-9]{4}m[0-9]{2}$'
@@ -74,6 +76,7 @@ impl PgSink {
                 )
                 .await
                 .map_err(pg)?;
+            read.commit().await.map_err(pg)?;
             let mut dropped = 0;
             for partition in whole_months {
                 let name: String = partition.get(0);
