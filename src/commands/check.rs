@@ -41,6 +41,12 @@ pub(super) async fn execute(args: RunArgs, _: Ctx) -> anyhow::Result<()> {
                 "SQS: credentials resolve, queue {} answers",
                 source.queue_url()
             ));
+            if source.is_fifo() {
+                lines.bad(
+                    format!("{} is a FIFO queue: run refuses FIFO sources", source.queue_url()),
+                    "consume a standard queue (a FIFO dead-letter queue is fine)",
+                );
+            }
             check_queue(&args, &source, &mut lines).await;
         }
         Err(e) => lines.bad(format!("SQS: {e}"), "see the message"),

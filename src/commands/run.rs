@@ -172,6 +172,13 @@ pub(super) async fn execute(args: RunArgs, ctx: Ctx) -> anyhow::Result<()> {
     let budget = Duration::from_secs(args.write_retry_seconds);
     let sink = connect_sink(&args.db, budget, &shutdown).await?;
     let source = connect_source(&SqsSettings::from(&args.sqs), budget, &shutdown).await?;
+    anyhow::ensure!(
+        !source.is_fifo(),
+        "{} is a FIFO queue: login-etl consumes in parallel batches and keeps no per-group \
+         order, so it refuses FIFO sources; point it at a standard queue (the dead-letter \
+         queue may be FIFO)",
+        source.queue_url()
+    );
     let ledger_retention = ledger_retention(&args, &source).await?;
     tokio::spawn(crate::service::maintenance_loop(
         args.db.sink()?,

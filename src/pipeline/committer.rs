@@ -233,13 +233,18 @@ impl<S: Store> Committer<S> {
             budget,
             &self.shutdown,
         );
-        loop {
+        let report = loop {
             match dead_letter.forward(&messages).await {
-                Ok(()) => break,
+                Ok(report) => break report,
                 Err(e) => retry.after(e).await?,
             }
+        };
+        crate::telemetry::metrics::dead_letters(report.forwarded);
+        // Said once each, never retried: such a message stays in quarantine only.
+        for (message_id, why) in &report.not_forwarded {
+            tracing::warn!(%message_id, why, "not forwarded to the dead-letter queue; it stays in quarantine");
         }
-        crate::telemetry::metrics::dead_letters(messages.len());
+        crate::telemetry::metrics::dead_letters_not_forwarded(report.not_forwarded.len());
         forwarded.extend(messages.iter().map(|m| m.message_id.clone()));
         Ok(())
     }

@@ -13,6 +13,7 @@ pub(crate) const DUPLICATES: &str = "login_etl_duplicates_skipped_total";
 pub(crate) const DELETED: &str = "login_etl_deletes_total";
 pub(crate) const DELETE_FAILURES: &str = "login_etl_delete_failures_total";
 pub(crate) const DEAD_LETTERS: &str = "login_etl_dead_letters_forwarded_total";
+pub(crate) const DEAD_LETTERS_NOT_FORWARDED: &str = "login_etl_dead_letters_not_forwarded_total";
 pub(crate) const RETRIES: &str = "login_etl_retries_total";
 pub(crate) const BATCHES: &str = "login_etl_batches_committed_total";
 pub(crate) const BATCH_SIZE: &str = "login_etl_batch_size_messages";
@@ -66,6 +67,10 @@ fn describe() {
     describe_counter!(
         DEAD_LETTERS,
         "Quarantined messages forwarded to the dead-letter queue."
+    );
+    describe_counter!(
+        DEAD_LETTERS_NOT_FORWARDED,
+        "Quarantined messages that could not be forwarded (too large, refused by SQS); they stay in quarantine."
     );
     describe_counter!(RETRIES, "Retries after a transient failure, by kind.");
     describe_counter!(BATCHES, "Batches committed.");
@@ -147,6 +152,11 @@ pub(crate) fn ledger_pruned(ids: u64) {
 
 pub(crate) fn dead_letters(forwarded: usize) {
     counter!(DEAD_LETTERS).increment(forwarded as u64);
+}
+
+/// Quarantined messages that could not be forwarded (too large, refused): they stay in quarantine.
+pub(crate) fn dead_letters_not_forwarded(messages: usize) {
+    counter!(DEAD_LETTERS_NOT_FORWARDED).increment(messages as u64);
 }
 
 pub(crate) fn retry(kind: &'static str) {

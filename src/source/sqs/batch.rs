@@ -9,20 +9,20 @@ use aws_sdk_sqs::types::{
 };
 use futures::stream::{self, StreamExt, TryStreamExt};
 
-use super::{Forwarded, MessageId, ReceiptHandle, SourceError, SqsSource, SQS_BATCH_MAX};
+use super::{MessageId, ReceiptHandle, SourceError, SqsSource, SQS_BATCH_MAX};
 
 /// Run batch calls (one per chunk of ten), eight at a time, results in call order.
 ///
 /// The futures are built into a `Vec` by the caller first: a lazy `map(|chunk| ..)` inside the
 /// stream would make the resulting future not `Send` (rust-lang/rust#64552), and callers spawn it.
-async fn in_parallel<T, F>(calls: Vec<F>) -> Result<Vec<T>, SourceError>
+pub(super) async fn in_parallel<T, F>(calls: Vec<F>) -> Result<Vec<T>, SourceError>
 where
     F: std::future::Future<Output = Result<T, SourceError>>,
 {
     stream::iter(calls).buffered(8).try_collect().await
 }
 
-fn text_attribute(value: &str) -> MessageAttributeValue {
+pub(super) fn text_attribute(value: &str) -> MessageAttributeValue {
     MessageAttributeValue::builder()
         .data_type("String")
         .string_value(value)
@@ -108,38 +108,6 @@ impl SqsSource {
         Ok(out.failed.len())
     }
 
-    /// Forward rejected messages, raw, to this (dead-letter) queue, tagged with why and where they
-    /// came from, so they can be redriven after a fix.
-    pub(crate) async fn forward(&self, messages: &[Forwarded<'_>]) -> Result<(), SourceError> {
-        let calls: Vec<_> = messages
-            .chunks(SQS_BATCH_MAX)
-            .map(|chunk| {
-                let entries = chunk
-                    .iter()
-                    .enumerate()
-                    .map(|(i, m)| {
-                        SendMessageBatchRequestEntry::builder()
-                            .id(i.to_string())
-                            .message_body(m.body)
-                            .message_attributes(
-                                "login-etl-reason-code",
-                                text_attribute(m.reason_code),
-                            )
-                            .message_attributes(
-                                "login-etl-source-message-id",
-                                text_attribute(m.message_id.as_str()),
-                            )
-                            .build()
-                            .expect("id and body are set")
-                    })
-                    .collect();
-                self.send_entries(entries)
-            })
-            .collect();
-        in_parallel(calls).await?;
-        Ok(())
-    }
-
     /// Send bodies. Returns the SQS MessageIds in input order; fails if SQS rejects any entry.
     pub async fn send(&self, bodies: &[String]) -> Result<Vec<MessageId>, SourceError> {
         let calls: Vec<_> = bodies
@@ -149,17 +117,29 @@ impl SqsSource {
                     .iter()
                     .enumerate()
                     .map(|(i, body)| {
-                        SendMessageBatchRequestEntry::builder()
+                        let entry = SendMessageBatchRequestEntry::builder()
                             .id(i.to_string())
-                            .message_body(body)
-                            .build()
-                            .expect("id and body are set")
+                            .message_body(body);
+                        // A FIFO queue needs a group and a deduplication id per message.
+                        let entry = if self.is_fifo() {
+                            entry
+                                .message_group_id("login-etl")
+                                .message_deduplication_id(uuid::Uuid::new_v4().to_string())
+                        } else {
+                            entry
+                        };
+                        entry.build().expect("id and body are set")
                     })
                     .collect();
                 self.send_entries(entries)
             })
             .collect();
         Ok(in_parallel(calls).await?.into_iter().flatten().collect())
+    }
+
+    /// Whether this is a FIFO queue (its URL ends in `.fifo`, as SQS requires of the name).
+    pub(crate) fn is_fifo(&self) -> bool {
+        self.queue_url.ends_with(".fifo")
     }
 
     /// One SendMessageBatch call; message ids in entry order. Fails if SQS rejects any entry.

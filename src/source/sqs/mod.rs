@@ -8,6 +8,7 @@
 mod batch;
 mod envelope;
 mod error;
+mod forward;
 mod protocol;
 mod receive;
 

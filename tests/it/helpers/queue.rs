@@ -45,18 +45,35 @@ impl TestQueue {
         }
     }
 
+    /// A FIFO queue on the current LocalStack.
+    pub(crate) async fn fifo() -> Self {
+        require_stack();
+        Self::create(&sqs_endpoint(), 30, true).await
+    }
+
     /// A queue on the given endpoint.
     pub(crate) async fn at(endpoint: &str, visibility_timeout_secs: u32) -> Self {
-        let name = unique("login-etl-test").replace('_', "-");
+        Self::create(endpoint, visibility_timeout_secs, false).await
+    }
+
+    async fn create(endpoint: &str, visibility_timeout_secs: u32, fifo: bool) -> Self {
+        let mut name = unique("login-etl-test").replace('_', "-");
+        if fifo {
+            name.push_str(".fifo");
+        }
         let settings = Self::settings_for(endpoint, &name);
-        login_etl::source::sqs::client(&settings)
+        let mut create = login_etl::source::sqs::client(&settings)
             .await
             .create_queue()
             .queue_name(&name)
             .attributes(
                 QueueAttributeName::VisibilityTimeout,
                 visibility_timeout_secs.to_string(),
-            )
+            );
+        if fifo {
+            create = create.attributes(QueueAttributeName::FifoQueue, "true");
+        }
+        create
             .send()
             .await
             .expect("the SQS emulator is not reachable: run scripts/test.sh, which starts it");
