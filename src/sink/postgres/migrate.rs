@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use sha2::{Digest, Sha256};
 use tokio_postgres::{Client, GenericClient};
 
+use super::begin;
 use super::{PgSink, SinkError};
 
 /// (version, name, SQL), in order.
@@ -89,7 +90,7 @@ async fn applied(
 async fn applied_in_transaction(
     client: &mut Client,
 ) -> Result<Option<HashMap<i32, Option<String>>>, tokio_postgres::Error> {
-    let tx = client.transaction().await?;
+    let tx = begin(client).await?;
     let applied = applied(&tx).await?;
     tx.commit().await?;
     Ok(applied)
@@ -150,7 +151,7 @@ async fn migrate_with(
             return Ok(Ok(0));
         }
     }
-    let tx = client.transaction().await?;
+    let tx = begin(client).await?;
     // "already exists, skipping" notices are expected on every start; keep them out of the logs.
     tx.batch_execute("SET LOCAL client_min_messages = warning")
         .await?;

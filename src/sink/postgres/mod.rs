@@ -23,6 +23,19 @@ pub use ops::{
 };
 pub use write::WriteReport;
 
+/// Begin a transaction. Behind a pooler in transaction mode (PgBouncer, RDS Proxy) the server
+/// connection may have served other clients, whose prepared statements can outlive them there
+/// (tokio-postgres names statements `s0`, `s1`, … in every process); `DEALLOCATE ALL` first
+/// makes ours never collide with theirs. Every statement login-etl prepares lives inside one
+/// transaction, so nothing of ours is lost; on a direct connection it costs one round trip.
+pub(super) async fn begin(
+    client: &mut Client,
+) -> Result<tokio_postgres::Transaction<'_>, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    tx.batch_execute("DEALLOCATE ALL").await?;
+    Ok(tx)
+}
+
 /// Run `statement` inside a transaction on `client`, so that its prepare and execute round
 /// trips stay on one server connection behind a transaction-mode pooler.
 async fn pinned<'a, T>(
@@ -33,7 +46,7 @@ async fn pinned<'a, T>(
         Box<dyn std::future::Future<Output = Result<T, tokio_postgres::Error>> + Send + 't>,
     >,
 ) -> Result<T, tokio_postgres::Error> {
-    let tx = client.transaction().await?;
+    let tx = begin(client).await?;
     let result = statement(&tx).await?;
     tx.commit().await?;
     Ok(result)

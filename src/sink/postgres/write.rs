@@ -11,6 +11,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Transaction;
 
+use super::begin;
 use super::{PgSink, SinkError};
 use crate::message::{Outcome, OutcomeKind, QuarantineRecord};
 
@@ -94,7 +95,7 @@ async fn write<O: Borrow<Outcome> + Sync>(
     outcomes: &[O],
     clear_attempts: bool,
 ) -> Result<WriteReport, tokio_postgres::Error> {
-    let tx = client.transaction().await?;
+    let tx = begin(client).await?;
     if clear_attempts {
         let ids: Vec<&str> = outcomes
             .iter()

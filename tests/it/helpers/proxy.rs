@@ -23,7 +23,12 @@ impl SqsProxy {
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if !*rx.borrow() {
-                    continue; // dropped: the client sees the connection closed
+                    // Reset, as a broken network path does (a clean close without a word is
+                    // what a port that is not SQS does, and is refused at start).
+                    // A zero linger does not block the drop: the reset is sent at once.
+                    #[allow(deprecated)]
+                    let _ = inbound.set_linger(Some(std::time::Duration::ZERO));
+                    continue;
                 }
                 let mut down = rx.clone();
                 let target = target.clone();

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::super::begin;
 use super::super::{PgSink, SinkError};
 use super::audit::{audit, Accountable};
 
@@ -47,7 +48,7 @@ impl PgSink {
         let pg = |e: tokio_postgres::Error| super::super::error::classify(e, &target);
         let result = async {
             let client = self.client().await?;
-            let tx = client.transaction().await.map_err(pg)?;
+            let tx = begin(client).await.map_err(pg)?;
             // Entries whose user id looked like PII hold its fingerprint instead.
             let fingerprinted: Vec<String> = subjects
                 .iter()

@@ -9,6 +9,7 @@
 
 use chrono::{Datelike, NaiveDate, Utc};
 
+use super::super::begin;
 use super::super::{PgSink, SinkError};
 
 /// Partitions created ahead of the current month.
@@ -115,7 +116,7 @@ impl PgSink {
 }
 
 async fn convert(client: &mut tokio_postgres::Client) -> Result<u64, tokio_postgres::Error> {
-    let tx = client.transaction().await?;
+    let tx = begin(client).await?;
     tx.batch_execute(
         "LOCK TABLE user_logins IN ACCESS EXCLUSIVE MODE;
          ALTER TABLE user_logins RENAME TO user_logins_unpartitioned;

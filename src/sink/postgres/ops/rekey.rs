@@ -1,6 +1,7 @@
 //! `rekey`: the rows whose reversible masks are under an older key, in locked batches, and the
 //! write of each re-encrypted batch with its share of the run's audit row.
 
+use super::super::begin;
 use super::super::{PgSink, SinkError};
 use super::audit::{audit, Accountable};
 use crate::mask::sql_is_hmac_mask;
@@ -64,7 +65,7 @@ impl PgSink {
             device = siv("masked_device_id"),
         );
         let client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg)?;
+        let tx = begin(client).await.map_err(pg)?;
         let rows = tx
             .query(&sql, &[&to, &from, &batch])
             .await
@@ -148,7 +149,7 @@ impl PgSink {
         let pg = |e: tokio_postgres::Error| super::super::error::classify(e, &target);
         let result = async {
             let client = self.client().await?;
-            let tx = client.transaction().await.map_err(pg)?;
+            let tx = begin(client).await.map_err(pg)?;
             let detail = serde_json::json!({ "to": to, "from": from });
             let id = audit(&tx, "rekey", who, 0, 0, detail).await.map_err(pg)?;
             tx.commit().await.map_err(pg)?;

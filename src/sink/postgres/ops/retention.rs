@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use super::super::begin;
 use super::super::{PgSink, SinkError};
 use super::audit::{audit, Accountable};
 
@@ -24,7 +25,7 @@ impl PgSink {
         loop {
             let result = async {
                 let client = self.client().await?;
-                let tx = client.transaction().await.map_err(pg)?;
+                let tx = begin(client).await.map_err(pg)?;
                 let n = tx
                     .execute(
                         "DELETE FROM user_logins WHERE (tableoid, ctid) IN (
@@ -65,7 +66,7 @@ impl PgSink {
         let result = async {
             let client = self.client().await?;
             // Read in a transaction: one server connection behind a pooler.
-            let read = client.transaction().await.map_err(pg)?;
+            let read = begin(client).await.map_err(pg)?;
             let whole_months = read
                 .query(
                     "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
@@ -80,7 +81,7 @@ impl PgSink {
             let mut dropped = 0;
             for partition in whole_months {
                 let name: String = partition.get(0);
-                let tx = client.transaction().await.map_err(pg)?;
+                let tx = begin(client).await.map_err(pg)?;
                 let count: i64 = tx
                     .query_one(&format!("SELECT count(*) FROM {name}"), &[])
                     .await
@@ -150,7 +151,7 @@ impl PgSink {
         loop {
             let result = async {
                 let client = self.client().await?;
-                let tx = client.transaction().await.map_err(pg)?;
+                let tx = begin(client).await.map_err(pg)?;
                 let n = if delete.starts_with("DELETE") {
                     tx.execute(delete, &[&cutoff, &batch]).await.map_err(pg)?
                 } else {

@@ -3,6 +3,7 @@
 
 use tokio_postgres::Client;
 
+use super::super::begin;
 use super::super::{PgSink, SinkError};
 use super::audit::Accountable;
 use crate::mask::Field;
@@ -96,7 +97,7 @@ async fn reveal(
     audit: &Accountable,
     subject: Option<&str>,
 ) -> Result<Vec<MaskedRow>, tokio_postgres::Error> {
-    let tx = client.transaction().await?;
+    let tx = begin(client).await?;
     let select =
         |column: &str| format!("{COLUMNS} WHERE {column} = $1 ORDER BY create_date LIMIT $2");
     let rows = match request {
