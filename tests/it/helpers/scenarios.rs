@@ -55,8 +55,9 @@ pub(crate) async fn binary_drains_the_sample(
         100 + duplicates,
         "every extra delivery skipped: {stdout}"
     );
+    let delete_failures = number("delete failures ");
     if redeliveries == Redeliveries::None {
-        assert_eq!(duplicates, 0, "summary: {stdout}");
+        assert_eq!((duplicates, delete_failures), (0, 0), "summary: {stdout}");
     }
 
     let counts = db.counts().await;
@@ -66,7 +67,13 @@ pub(crate) async fn binary_drains_the_sample(
         vec![("invalid_fields".to_string(), 1)]
     );
     assert_eq!(counts.processed, 100);
-    assert_eq!(queue.remaining().await, 0, "queue drained");
+    // moto may hand one message to two receives and then refuse the delete of the older receipt:
+    // such a message stays in the queue, its id in the ledger, so a redelivery is skipped. Only
+    // those may remain.
+    assert!(
+        queue.remaining().await <= delete_failures,
+        "queue not drained beyond refused deletes: {stdout}"
+    );
 
     // Masks are the keyed HMAC of the canonical values, so a given device is findable.
     let client = db.client().await;
