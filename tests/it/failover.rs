@@ -174,3 +174,31 @@ async fn several_hosts_with_target_session_attrs_reach_the_writer() {
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_says_when_the_database_is_read_only() {
+    let queue = TestQueue::new(30).await;
+    let (primary, proxy) = primary_with_schema(&queue).await;
+    let through_proxy = format!("postgres://postgres@127.0.0.1:{}/{DB}", proxy.port);
+    let port = free_port();
+    let mut run = Spawned::new(
+        binary_for(&queue, &through_proxy)
+            .env("LOGIN_ETL_METRICS_ADDR", format!("127.0.0.1:{port}"))
+            .arg("run"),
+    );
+    wait_until("ready", Duration::from_secs(30), || async {
+        http_get(port, "/readyz")
+            .await
+            .is_some_and(|(status, _)| status == 200)
+    })
+    .await;
+    demote(&primary).await;
+    wait_until("not ready: read-only", Duration::from_secs(30), || async {
+        http_get(port, "/readyz")
+            .await
+            .is_some_and(|(status, body)| status == 503 && body.contains("read-only server"))
+    })
+    .await;
+    run.sigterm();
+    run.wait(Duration::from_secs(30)).await;
+}
