@@ -10,6 +10,14 @@ use super::super::begin;
 use super::super::{PgSink, SinkError};
 use super::audit::{audit, Accountable};
 
+/// Which count column of the audit row a deletion adds to (`rows` for login rows, `quarantined`
+/// for everything else).
+#[derive(Debug, Clone, Copy)]
+enum Counted {
+    Rows,
+    Quarantined,
+}
+
 impl PgSink {
     /// Delete rows whose `create_date` is before `cutoff`, at most `batch` per transaction (each
     /// audited); returns how many went. Partitioned tables lose whole months first.
@@ -19,37 +27,13 @@ impl PgSink {
         batch: i64,
         who: &Accountable,
     ) -> Result<u64, SinkError> {
-        let target = self.target.clone();
-        let pg = |e: tokio_postgres::Error| super::super::error::classify(e, &target);
-        let mut total = self.drop_partitions_before(cutoff, who).await?;
-        loop {
-            let result = async {
-                let client = self.client().await?;
-                let tx = begin(client).await.map_err(pg)?;
-                let n = tx
-                    .execute(
-                        "DELETE FROM user_logins WHERE (tableoid, ctid) IN (
-                             SELECT tableoid, ctid FROM user_logins WHERE create_date < $1 LIMIT $2)",
-                        &[&cutoff, &batch],
-                    )
-                    .await
-                    .map_err(pg)?;
-                if n > 0 {
-                    let detail = serde_json::json!({ "before": cutoff.to_string() });
-                    audit(&tx, "retention", who, n, 0, detail)
-                        .await
-                        .map_err(pg)?;
-                }
-                tx.commit().await.map_err(pg)?;
-                Ok(n)
-            }
-            .await;
-            let n = result.inspect_err(|_| self.client = None)?;
-            total += n;
-            if n < batch as u64 {
-                return Ok(total);
-            }
-        }
+        const DELETE: &str = "DELETE FROM user_logins WHERE (tableoid, ctid) IN (
+             SELECT tableoid, ctid FROM user_logins WHERE create_date < $1 LIMIT $2)";
+        let dropped = self.drop_partitions_before(cutoff, who).await?;
+        let deleted = self
+            .delete_in_batches(DELETE, "retention", Counted::Rows, &cutoff, batch, who)
+            .await?;
+        Ok(dropped + deleted)
     }
 
     /// Drop the monthly partitions that end on or before `cutoff` (audited); rows dropped.
@@ -114,8 +98,15 @@ impl PgSink {
     ) -> Result<u64, SinkError> {
         const DELETE: &str = "DELETE FROM quarantined_messages WHERE message_id IN (
              SELECT message_id FROM quarantined_messages WHERE received_at < $1 LIMIT $2)";
-        self.delete_in_batches(DELETE, "quarantine_retention", cutoff, batch, who)
-            .await
+        self.delete_in_batches(
+            DELETE,
+            "quarantine_retention",
+            Counted::Quarantined,
+            &cutoff,
+            batch,
+            who,
+        )
+        .await
     }
 
     /// Delete audit rows (reveals, privacy operations) from before `cutoff`, `batch` per audited
@@ -131,20 +122,32 @@ impl PgSink {
              p AS (DELETE FROM privacy_operations WHERE id IN (
                  SELECT id FROM privacy_operations WHERE at < $1 LIMIT $2) RETURNING 1)
              SELECT (SELECT count(*) FROM r) + (SELECT count(*) FROM p)";
-        self.delete_in_batches(DELETE, "audit_retention", cutoff, batch, who)
-            .await
+        self.delete_in_batches(
+            DELETE,
+            "audit_retention",
+            Counted::Quarantined,
+            &cutoff,
+            batch,
+            who,
+        )
+        .await
     }
 
     /// Run `delete` (`$1` cutoff, `$2` batch; a DELETE, or a SELECT returning the count) until a
-    /// round deletes less than `batch`, each round audited as `operation` in its transaction.
-    async fn delete_in_batches(
+    /// round deletes less than `batch`, each round audited as `operation` in its transaction,
+    /// its count in the audit row's `counted` column.
+    async fn delete_in_batches<C>(
         &mut self,
         delete: &str,
         operation: &str,
-        cutoff: DateTime<Utc>,
+        counted: Counted,
+        cutoff: &C,
         batch: i64,
         who: &Accountable,
-    ) -> Result<u64, SinkError> {
+    ) -> Result<u64, SinkError>
+    where
+        C: tokio_postgres::types::ToSql + Sync + std::fmt::Display,
+    {
         let target = self.target.clone();
         let pg = |e: tokio_postgres::Error| super::super::error::classify(e, &target);
         let mut total = 0;
@@ -153,18 +156,24 @@ impl PgSink {
                 let client = self.client().await?;
                 let tx = begin(client).await.map_err(pg)?;
                 let n = if delete.starts_with("DELETE") {
-                    tx.execute(delete, &[&cutoff, &batch]).await.map_err(pg)?
+                    tx.execute(delete, &[cutoff, &batch]).await.map_err(pg)?
                 } else {
                     let n: i64 = tx
-                        .query_one(delete, &[&cutoff, &batch])
+                        .query_one(delete, &[cutoff, &batch])
                         .await
                         .map_err(pg)?
                         .get(0);
                     n as u64
                 };
                 if n > 0 {
-                    let detail = serde_json::json!({ "before": cutoff.to_rfc3339() });
-                    audit(&tx, operation, who, 0, n, detail).await.map_err(pg)?;
+                    let detail = serde_json::json!({ "before": cutoff.to_string() });
+                    let (rows, quarantined) = match counted {
+                        Counted::Rows => (n, 0),
+                        Counted::Quarantined => (0, n),
+                    };
+                    audit(&tx, operation, who, rows, quarantined, detail)
+                        .await
+                        .map_err(pg)?;
                 }
                 tx.commit().await.map_err(pg)?;
                 Ok(n)
