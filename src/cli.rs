@@ -14,7 +14,9 @@ use crate::sink::DatabaseUrl;
 use crate::source::SqsSettings;
 
 mod values;
-pub use values::{FieldArg, NetworkMaskArg, ReportFormat, SqsProtocolArg, StrategyArg};
+pub use values::{
+    EnvelopeArg, FieldArg, NetworkMaskArg, ReportFormat, SqsProtocolArg, StrategyArg,
+};
 
 /// Read user-login events from SQS, validate them, mask their PII (ip, device_id) and write them to
 /// PostgreSQL in batches. Bad messages go to a quarantine table with a reason; nothing is dropped.

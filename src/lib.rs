@@ -27,3 +27,4 @@ mod telemetry;
 #[cfg(feature = "test-hooks")]
 mod test_hooks;
 pub mod transform;
+pub mod unwrap;

@@ -52,6 +52,10 @@ pub struct Outcome {
     pub message_id: MessageId,
     /// Row or quarantine entry.
     pub kind: OutcomeKind,
+    /// What the login was wrapped in (for the metrics).
+    pub envelope: crate::unwrap::EnvelopeKind,
+    /// Whether it arrived as base64 of gzip.
+    pub compressed: bool,
 }
 
 /// The two destinations of a message.
@@ -63,6 +67,8 @@ pub enum OutcomeKind {
         login: MaskedLogin,
         /// UTC date of the message's SentTimestamp: stable across reprocessing.
         create_date: NaiveDate,
+        /// When the login was sent: its envelope's timestamp, else the SQS SentTimestamp.
+        sent_at: DateTime<Utc>,
     },
     /// An entry for `quarantined_messages`.
     Quarantine(QuarantineRecord),

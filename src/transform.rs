@@ -9,24 +9,62 @@ use crate::event::{self, RejectCode, Rejection};
 use crate::mask::Masker;
 use crate::message::Message;
 pub use crate::message::{Outcome, OutcomeKind, QuarantineRecord};
+use crate::unwrap::{self, Decoding, EnvelopeKind};
 
-/// Decide what a message becomes: a masked row, or a quarantine entry with the reason.
+/// Decide what a message becomes: a masked row, or a quarantine entry with the reason, with the
+/// default decoding (envelopes recognised, base64+gzip up to 1 MiB).
 pub fn process<'a>(
     message: impl Into<Message<'a>>,
     masker: &Masker,
     received_at: DateTime<Utc>,
 ) -> Outcome {
+    process_with(message, masker, &Decoding::default(), received_at)
+}
+
+/// [`process`] with the run's `--envelope` and `--max-decompressed-bytes`: wrappers come off
+/// first ([`crate::unwrap`]), then the login is validated and masked. A refused login in an
+/// envelope says which in its reason; quarantine keeps the decompressed body, scrubbed.
+pub fn process_with<'a>(
+    message: impl Into<Message<'a>>,
+    masker: &Masker,
+    decoding: &Decoding,
+    received_at: DateTime<Utc>,
+) -> Outcome {
     let message = message.into();
-    match event::decode(message.body) {
+    let unwrapped = match unwrap::unwrap(message.body, decoding) {
+        Ok(unwrapped) => unwrapped,
+        Err(rejection) => return quarantine(message, masker, rejection, received_at),
+    };
+    let mut outcome = match event::decode(&unwrapped.login) {
         Ok(event) => Outcome {
             message_id: message.id.clone(),
             kind: OutcomeKind::Row {
                 login: masker.mask_event(event),
                 create_date: message.sent_at.date_naive(),
+                sent_at: unwrapped.sent_at.unwrap_or(message.sent_at),
             },
+            envelope: unwrapped.envelope,
+            compressed: unwrapped.compressed,
         },
-        Err(rejection) => quarantine(message, masker, rejection, received_at),
-    }
+        Err(mut rejection) => {
+            if unwrapped.envelope != EnvelopeKind::None {
+                rejection.message = format!(
+                    "{} envelope: {}: {}",
+                    unwrapped.envelope.as_str(),
+                    rejection.code,
+                    rejection.message
+                );
+            }
+            let body = Message {
+                body: &unwrapped.body,
+                ..message
+            };
+            quarantine(body, masker, rejection, received_at)
+        }
+    };
+    outcome.envelope = unwrapped.envelope;
+    outcome.compressed = unwrapped.compressed;
+    outcome
 }
 
 /// The outcome of a poison message: one that was processed alone `solo_attempts` times, more
@@ -72,6 +110,8 @@ pub fn quarantine<'a>(
             user_id: scrubbed.user_id,
             key_id: masker.key_id().map(String::from),
         }),
+        envelope: EnvelopeKind::None,
+        compressed: false,
     }
 }
 
@@ -101,7 +141,10 @@ mod tests {
     fn good_message_becomes_a_masked_row_dated_by_sent_timestamp() {
         let body = r#"{"user_id":"u","device_type":"ios","ip":"10.0.0.1","device_id":"593-47-5928","locale":null,"app_version":"0.96"}"#;
         let outcome = process(&envelope(body, 1), &masker(), Utc::now());
-        let OutcomeKind::Row { login, create_date } = outcome.kind else {
+        let OutcomeKind::Row {
+            login, create_date, ..
+        } = outcome.kind
+        else {
             panic!("expected a row")
         };
         assert_eq!(create_date, NaiveDate::from_ymd_opt(2025, 3, 4).unwrap());

@@ -92,6 +92,31 @@ impl From<FieldArg> for Field {
     }
 }
 
+/// `--envelope`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EnvelopeArg {
+    /// SNS notifications and EventBridge events, recognised by their shape.
+    Auto,
+    /// None: every body is a login.
+    None,
+    /// Only SNS notifications.
+    Sns,
+    /// Only EventBridge events.
+    Eventbridge,
+}
+
+impl From<EnvelopeArg> for crate::unwrap::EnvelopeMode {
+    fn from(arg: EnvelopeArg) -> Self {
+        use crate::unwrap::EnvelopeMode;
+        match arg {
+            EnvelopeArg::Auto => EnvelopeMode::Auto,
+            EnvelopeArg::None => EnvelopeMode::None,
+            EnvelopeArg::Sns => EnvelopeMode::Sns,
+            EnvelopeArg::Eventbridge => EnvelopeMode::EventBridge,
+        }
+    }
+}
+
 /// Output formats of reports and listings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {

@@ -2,7 +2,7 @@
 
 use clap::Args;
 use super::Context as Ctx;
-use crate::cli::{DbArgs, KeyArgs, LogFormat, NetworkArgs, SqsArgs, StrategyArg};
+use crate::cli::{DbArgs, EnvelopeArg, KeyArgs, LogFormat, NetworkArgs, SqsArgs, StrategyArg};
 use std::time::Duration;
 
 
@@ -95,6 +95,17 @@ pub struct RunArgs {
     #[arg(long, env = "LOGIN_ETL_AUDIT_RETENTION_DAYS",
           value_parser = clap::value_parser!(u32).range(1..=36500))]
     pub audit_retention_days: Option<u32>,
+    /// What logins may arrive wrapped in: `auto` takes off SNS notifications (the login is the
+    /// JSON text of `Message`) and EventBridge events (the login is `detail`), recognised by
+    /// their shape; `none` validates every body as it is. Base64 of gzip (`H4sI…`) is always
+    /// decoded first.
+    #[arg(long, env = "LOGIN_ETL_ENVELOPE", value_enum, default_value_t = EnvelopeArg::Auto)]
+    pub envelope: EnvelopeArg,
+    /// Largest body accepted after decompressing base64+gzip; a larger one (a zip bomb) is
+    /// quarantined without being inflated.
+    #[arg(long, env = "LOGIN_ETL_MAX_DECOMPRESSED_BYTES", default_value_t = 1 << 20,
+          value_parser = clap::value_parser!(u64).range(1024..=268_435_456))]
+    pub max_decompressed_bytes: u64,
 }
 
 impl RunArgs {
@@ -107,6 +118,10 @@ impl RunArgs {
 impl From<&RunArgs> for PipelineSettings {
     fn from(args: &RunArgs) -> Self {
         PipelineSettings {
+            decoding: crate::unwrap::Decoding {
+                envelope: args.envelope.into(),
+                max_decompressed_bytes: args.max_decompressed_bytes as usize,
+            },
             batch_size: args.batch_size as usize,
             batch_max_wait: Duration::from_millis(args.batch_max_wait_ms),
             receivers: args.receivers as usize,

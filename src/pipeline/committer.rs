@@ -51,6 +51,7 @@ struct Item {
 pub(super) struct Committer<S> {
     store: S,
     masker: Masker,
+    decoding: crate::unwrap::Decoding,
     dead_letter: Option<SqsSource>,
     max_receives: u32,
     write_retry_timeout: std::time::Duration,
@@ -68,11 +69,19 @@ impl<S: Store> Committer<S> {
         Self {
             store,
             masker,
+            decoding: settings.decoding,
             dead_letter,
             max_receives: settings.max_receives,
             write_retry_timeout: settings.write_retry_timeout,
             shutdown,
         }
+    }
+
+    /// One message's outcome, counted by its shape in the metrics.
+    fn transform(&self, envelope: &Envelope, received_at: chrono::DateTime<Utc>) -> Outcome {
+        let outcome = transform::process_with(envelope, &self.masker, &self.decoding, received_at);
+        crate::telemetry::metrics::message_shape(outcome.envelope.as_str(), outcome.compressed);
+        outcome
     }
 
     /// Transform and commit one batch: the ordinary messages together, then each suspect alone.
@@ -89,7 +98,7 @@ impl<S: Store> Committer<S> {
         let items = ordinary
             .into_iter()
             .map(|envelope| Item {
-                outcome: transform::process(&envelope, &self.masker, received_at),
+                outcome: self.transform(&envelope, received_at),
                 envelope,
             })
             .collect();
@@ -130,7 +139,7 @@ impl<S: Store> Committer<S> {
             tracing::info!(message_id = %envelope.message_id, receive_count = envelope.receive_count, solo_attempt = attempts, "processing a much-redelivered message alone");
             #[cfg(feature = "test-hooks")]
             crate::test_hooks::before_commit(std::iter::once(envelope.body.as_str()));
-            transform::process(&envelope, &self.masker, received_at)
+            self.transform(&envelope, received_at)
         };
         self.commit_items(vec![Item { envelope, outcome }], true)
             .await

@@ -67,6 +67,8 @@ pub struct PipelineSettings {
     pub dead_letter_queue: Option<String>,
     /// Show a progress bar on stderr (a terminal, `run --drain`) instead of periodic log lines.
     pub progress_bar: bool,
+    /// Envelopes and compression taken off before validation.
+    pub decoding: crate::unwrap::Decoding,
 }
 
 impl Default for PipelineSettings {
@@ -81,6 +83,7 @@ impl Default for PipelineSettings {
             write_retry_timeout: Duration::from_secs(defaults::WRITE_RETRY_SECONDS),
             dead_letter_queue: None,
             progress_bar: false,
+            decoding: crate::unwrap::Decoding::default(),
         }
     }
 }

@@ -13,6 +13,8 @@ pub(crate) const DUPLICATES: &str = "login_etl_duplicates_skipped_total";
 pub(crate) const DELETED: &str = "login_etl_deletes_total";
 pub(crate) const DELETE_FAILURES: &str = "login_etl_delete_failures_total";
 pub(crate) const DEAD_LETTERS: &str = "login_etl_dead_letters_forwarded_total";
+pub(crate) const MESSAGES_BY_ENVELOPE: &str = "login_etl_messages_by_envelope_total";
+pub(crate) const DECOMPRESSED: &str = "login_etl_decompressed_messages_total";
 pub(crate) const DEAD_LETTERS_NOT_FORWARDED: &str = "login_etl_dead_letters_not_forwarded_total";
 pub(crate) const RETRIES: &str = "login_etl_retries_total";
 pub(crate) const BATCHES: &str = "login_etl_batches_committed_total";
@@ -67,6 +69,14 @@ fn describe() {
     describe_counter!(
         DEAD_LETTERS,
         "Quarantined messages forwarded to the dead-letter queue."
+    );
+    describe_counter!(
+        MESSAGES_BY_ENVELOPE,
+        "Messages by what the login came wrapped in: none, sns, eventbridge."
+    );
+    describe_counter!(
+        DECOMPRESSED,
+        "Messages that arrived as base64 of gzip and were decompressed."
     );
     describe_counter!(
         DEAD_LETTERS_NOT_FORWARDED,
@@ -152,6 +162,15 @@ pub(crate) fn ledger_pruned(ids: u64) {
 
 pub(crate) fn dead_letters(forwarded: usize) {
     counter!(DEAD_LETTERS).increment(forwarded as u64);
+}
+
+/// One message's shape: what it was wrapped in (`none`, `sns`, `eventbridge`), and whether it
+/// arrived as base64 of gzip.
+pub(crate) fn message_shape(envelope: &'static str, compressed: bool) {
+    counter!(MESSAGES_BY_ENVELOPE, "envelope" => envelope).increment(1);
+    if compressed {
+        counter!(DECOMPRESSED).increment(1);
+    }
 }
 
 /// Quarantined messages that could not be forwarded (too large, refused): they stay in quarantine.

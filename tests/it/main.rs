@@ -12,6 +12,7 @@ mod endpoints;
 mod fail_closed;
 mod fail_closed_ops;
 mod failover;
+mod formats;
 mod hostile;
 mod iam;
 mod ledger;

@@ -51,6 +51,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "fail_closed_privacy",
         include_str!("../../../migrations/0007_fail_closed_privacy.sql"),
     ),
+    (
+        8,
+        "sent_at",
+        include_str!("../../../migrations/0008_sent_at.sql"),
+    ),
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock`: "loginetl".

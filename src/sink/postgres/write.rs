@@ -19,8 +19,9 @@ const CLAIM_IDS: &str = "INSERT INTO processed_messages (message_id, outcome) \
                          SELECT * FROM unnest($1::text[], $2::text[]) \
                          ON CONFLICT (message_id) DO NOTHING RETURNING message_id";
 const COPY_ROWS: &str = "COPY user_logins (user_id, device_type, masked_ip, masked_device_id, \
-                         locale, app_version, create_date, masked_ip_network) FROM STDIN (FORMAT binary)";
-const COPY_TYPES: [Type; 8] = [
+                         locale, app_version, create_date, masked_ip_network, sent_at) \
+                         FROM STDIN (FORMAT binary)";
+const COPY_TYPES: [Type; 9] = [
     Type::VARCHAR,
     Type::VARCHAR,
     Type::VARCHAR,
@@ -29,6 +30,7 @@ const COPY_TYPES: [Type; 8] = [
     Type::VARCHAR,
     Type::DATE,
     Type::VARCHAR,
+    Type::TIMESTAMPTZ,
 ];
 const CLEAR_ATTEMPTS: &str = "DELETE FROM poison_attempts WHERE message_id = ANY($1)";
 const INSERT_QUARANTINE: &str = "INSERT INTO quarantined_messages (message_id, reason_code, reason, \
@@ -156,8 +158,13 @@ async fn copy_rows(tx: &Transaction<'_>, fresh: &[&Outcome]) -> Result<u64, toki
     pin_mut!(writer);
     let mut rows = 0;
     for outcome in fresh {
-        if let OutcomeKind::Row { login, create_date } = &outcome.kind {
-            let row: [&(dyn ToSql + Sync); 8] = [
+        if let OutcomeKind::Row {
+            login,
+            create_date,
+            sent_at,
+        } = &outcome.kind
+        {
+            let row: [&(dyn ToSql + Sync); 9] = [
                 &login.user_id,
                 &login.device_type,
                 &login.masked_ip,
@@ -166,6 +173,7 @@ async fn copy_rows(tx: &Transaction<'_>, fresh: &[&Outcome]) -> Result<u64, toki
                 &login.app_version,
                 create_date,
                 &login.masked_ip_network,
+                sent_at,
             ];
             writer.as_mut().write(&row).await?;
             rows += 1;

@@ -140,6 +140,7 @@ pub(crate) fn drain_settings() -> PipelineSettings {
         write_retry_timeout: Duration::from_secs(5),
         dead_letter_queue: None,
         progress_bar: false,
+        ..PipelineSettings::default()
     }
 }
 

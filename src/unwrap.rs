@@ -1,0 +1,231 @@
+//! What a login arrives wrapped in, taken off before validation: base64 of gzip (producers that
+//! pay per request), an SNS notification (a topic fanned out to SQS without raw delivery), an
+//! EventBridge event (a rule targeting SQS). Only these shapes are unwrapped; anything else is
+//! validated as it is. The envelope's own timestamp becomes the login's `sent_at`.
+
+use std::borrow::Cow;
+use std::io::Read;
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::event::{RejectCode, Rejection};
+
+/// Which envelopes are taken off (`--envelope`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EnvelopeMode {
+    /// SNS notifications and EventBridge events, recognised by their shape.
+    #[default]
+    Auto,
+    /// None: every body is a login (the behaviour before envelopes were known).
+    None,
+    /// Only SNS notifications.
+    Sns,
+    /// Only EventBridge events.
+    EventBridge,
+}
+
+/// What a message was wrapped in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EnvelopeKind {
+    /// Nothing: the body is the login.
+    #[default]
+    None,
+    /// An SNS notification; the login is the JSON text of its `Message`.
+    Sns,
+    /// An EventBridge event; the login is its `detail`.
+    EventBridge,
+}
+
+impl EnvelopeKind {
+    /// The label used in metrics and reasons.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnvelopeKind::None => "none",
+            EnvelopeKind::Sns => "sns",
+            EnvelopeKind::EventBridge => "eventbridge",
+        }
+    }
+}
+
+/// How bodies are decoded before validation.
+#[derive(Debug, Clone, Copy)]
+pub struct Decoding {
+    /// Which envelopes to take off.
+    pub envelope: EnvelopeMode,
+    /// Largest decompressed body accepted from base64+gzip (a zip bomb stops here).
+    pub max_decompressed_bytes: usize,
+}
+
+impl Default for Decoding {
+    fn default() -> Self {
+        Self {
+            envelope: EnvelopeMode::Auto,
+            max_decompressed_bytes: 1 << 20,
+        }
+    }
+}
+
+/// A body with its wrappers taken off.
+#[derive(Debug, Clone)]
+pub struct Unwrapped<'a> {
+    /// The login text to validate.
+    pub login: Cow<'a, str>,
+    /// The decompressed body (what quarantine keeps, scrubbed), or the body as received.
+    pub body: Cow<'a, str>,
+    /// What it was wrapped in.
+    pub envelope: EnvelopeKind,
+    /// Whether it arrived as base64 of gzip.
+    pub compressed: bool,
+    /// The envelope's timestamp (SNS `Timestamp`, EventBridge `time`), if it had one.
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// gzip's magic bytes, base64-encoded: every base64+gzip body starts so.
+const GZIP_BASE64: &str = "H4sI";
+
+/// Take off compression, then an envelope. A failure is a rejection (never an input value).
+pub fn unwrap<'a>(body: &'a str, decoding: &Decoding) -> Result<Unwrapped<'a>, Rejection> {
+    let trimmed = body.trim();
+    let (text, compressed): (Cow<'a, str>, bool) = if trimmed.starts_with(GZIP_BASE64) {
+        (
+            Cow::Owned(decompress(trimmed, decoding.max_decompressed_bytes)?),
+            true,
+        )
+    } else {
+        (Cow::Borrowed(body), false)
+    };
+    let (envelope, login, sent_at) = match envelope_of(&text, decoding.envelope) {
+        Some((kind, login, sent_at)) => (kind, Cow::Owned(login), sent_at),
+        None => (EnvelopeKind::None, text.clone(), None),
+    };
+    Ok(Unwrapped {
+        login,
+        body: text,
+        envelope,
+        compressed,
+        sent_at,
+    })
+}
+
+fn decompress(text: &str, cap: usize) -> Result<String, Rejection> {
+    let reject = |what: String| Rejection::new(RejectCode::InvalidJson, format!("gzip: {what}"));
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|_| reject("the body starts like base64 of gzip but is not base64".into()))?;
+    let mut out = Vec::new();
+    // Read one byte past the cap: a bomb is refused without ever being inflated.
+    flate2::read::GzDecoder::new(bytes.as_slice())
+        .take(cap as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|_| reject("the body is not valid gzip".into()))?;
+    if out.len() > cap {
+        return Err(reject(format!(
+            "decompressed, the body is larger than --max-decompressed-bytes ({cap})"
+        )));
+    }
+    String::from_utf8(out).map_err(|_| reject("the decompressed body is not UTF-8".into()))
+}
+
+/// The login inside an SNS notification or EventBridge event, if `text` is one (and `mode`
+/// takes it off).
+fn envelope_of(
+    text: &str,
+    mode: EnvelopeMode,
+) -> Option<(EnvelopeKind, String, Option<DateTime<Utc>>)> {
+    let maybe_sns =
+        matches!(mode, EnvelopeMode::Auto | EnvelopeMode::Sns) && text.contains("\"TopicArn\"");
+    let maybe_eb = matches!(mode, EnvelopeMode::Auto | EnvelopeMode::EventBridge)
+        && text.contains("\"detail-type\"");
+    if !maybe_sns && !maybe_eb {
+        return None;
+    }
+    let value: Value = serde_json::from_str(text).ok()?;
+    let object = value.as_object()?;
+    let string = |key: &str| object.get(key).and_then(Value::as_str);
+    let time = |key: &str| {
+        string(key)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    if maybe_sns
+        && string("Type") == Some("Notification")
+        && string("TopicArn").is_some()
+        && string("MessageId").is_some()
+    {
+        let message = string("Message")?;
+        return Some((EnvelopeKind::Sns, message.to_string(), time("Timestamp")));
+    }
+    let is_event = ["version", "id", "detail-type", "source", "time"]
+        .iter()
+        .all(|k| string(k).is_some());
+    if maybe_eb && is_event {
+        let detail = object.get("detail").filter(|d| d.is_object())?;
+        return Some((EnvelopeKind::EventBridge, detail.to_string(), time("time")));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    const LOGIN: &str = r#"{"user_id":"u","device_type":"ios","ip":"10.0.0.1","device_id":"d-1"}"#;
+
+    fn gzip_base64(text: &[u8]) -> String {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(text).unwrap();
+        base64::engine::general_purpose::STANDARD.encode(encoder.finish().unwrap())
+    }
+
+    #[test]
+    fn sns_and_eventbridge_are_taken_off_with_their_time() {
+        let sns = serde_json::json!({"Type": "Notification", "MessageId": "m", "TopicArn": "arn:aws:sns:eu-west-1:1:t",
+            "Message": LOGIN, "Timestamp": "2026-12-01T04:05:06.789Z"}).to_string();
+        let u = unwrap(&sns, &Decoding::default()).unwrap();
+        assert_eq!((u.envelope, u.login.as_ref()), (EnvelopeKind::Sns, LOGIN));
+        assert_eq!(
+            u.sent_at.unwrap().to_rfc3339(),
+            "2026-12-01T04:05:06.789+00:00"
+        );
+        let event = serde_json::json!({"version": "0", "id": "e", "detail-type": "login", "source": "app",
+            "time": "2026-12-01T04:05:06Z", "detail": serde_json::from_str::<Value>(LOGIN).unwrap()}).to_string();
+        let u = unwrap(&event, &Decoding::default()).unwrap();
+        assert_eq!(u.envelope, EnvelopeKind::EventBridge);
+        assert_eq!(
+            serde_json::from_str::<Value>(&u.login).unwrap(),
+            serde_json::from_str::<Value>(LOGIN).unwrap()
+        );
+        let none = Decoding {
+            envelope: EnvelopeMode::None,
+            ..Decoding::default()
+        };
+        assert_eq!(unwrap(&sns, &none).unwrap().envelope, EnvelopeKind::None);
+        let only_eb = Decoding {
+            envelope: EnvelopeMode::EventBridge,
+            ..Decoding::default()
+        };
+        assert_eq!(unwrap(&sns, &only_eb).unwrap().envelope, EnvelopeKind::None);
+        // A login that merely has such a field is not an envelope.
+        let plain = r#"{"user_id":"u","TopicArn":"x","device_type":"ios"}"#;
+        assert_eq!(
+            unwrap(plain, &Decoding::default()).unwrap().envelope,
+            EnvelopeKind::None
+        );
+    }
+
+    #[test]
+    fn gzip_is_decoded_and_a_bomb_refused_without_inflating_it() {
+        let compressed = gzip_base64(LOGIN.as_bytes());
+        let u = unwrap(&compressed, &Decoding::default()).unwrap();
+        assert!(u.compressed);
+        assert_eq!(u.login, LOGIN);
+        let bomb = gzip_base64(&vec![b' '; 64 << 20]);
+        assert!(bomb.len() < 256 << 10, "{}", bomb.len());
+        let err = unwrap(&bomb, &Decoding::default()).unwrap_err();
+        assert!(err.message.contains("--max-decompressed-bytes"), "{err}");
+        assert!(unwrap("H4sI!!!", &Decoding::default()).is_err());
+    }
+}

@@ -1,0 +1,176 @@
+//! Messages as AWS delivers them: the sample sent as SNS notifications, as EventBridge events and
+//! as base64 of gzip lands as the same 99 rows + 1 quarantined as a plain drain (the same masks),
+//! one ledger entry per message, `sent_at` is the envelope's timestamp; a gzip bomb is one
+//! quarantine entry; `--envelope none` keeps the old behaviour.
+
+use std::io::Write;
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+/// Wraps the `i`th sample body as a producer would.
+type Wrap = fn(&str, usize) -> String;
+/// A landed row: user, masks, sent_at.
+type Landed = (
+    String,
+    String,
+    String,
+    Option<chrono::DateTime<chrono::Utc>>,
+);
+
+const SNS_TIME: &str = "2026-11-30T10:11:12.345Z";
+const EVENT_TIME: &str = "2026-11-29T08:09:10Z";
+
+fn sns(body: &str, i: usize) -> String {
+    json!({"Type": "Notification", "MessageId": format!("sns-{i}"),
+           "TopicArn": "arn:aws:sns:eu-west-1:123456789012:logins", "Message": body,
+           "Timestamp": SNS_TIME, "SignatureVersion": "1"})
+    .to_string()
+}
+
+fn eventbridge(body: &str, i: usize) -> String {
+    // The take-home's junk message is a JSON object too: it goes in `detail` like the rest.
+    let detail: Value = serde_json::from_str(body).unwrap();
+    json!({"version": "0", "id": format!("ev-{i}"), "detail-type": "UserLogin", "source": "app.auth",
+           "account": "123456789012", "time": EVENT_TIME, "region": "eu-west-1", "resources": [],
+           "detail": detail})
+    .to_string()
+}
+
+fn gzip(body: &str, _: usize) -> String {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(body.as_bytes()).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(encoder.finish().unwrap())
+}
+
+/// (user_id, masked_ip, masked_device_id, sent_at) of every row, sorted.
+async fn rows(
+    db: &TestDb,
+) -> Vec<(
+    String,
+    String,
+    String,
+    Option<chrono::DateTime<chrono::Utc>>,
+)> {
+    db.client()
+        .await
+        .query(
+            "SELECT user_id, masked_ip, masked_device_id, sent_at FROM user_logins ORDER BY 1, 2, 3",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sample_lands_the_same_in_every_shape_aws_delivers() {
+    let bodies = sample_bodies();
+    let (plain_db, plain_queue) = (TestDb::new().await, TestQueue::new(30).await);
+    plain_queue.send(&bodies).await;
+    let sent = chrono::Utc::now();
+    run_drain(&plain_queue, &plain_db, &[]);
+    let plain = rows(&plain_db).await;
+    assert_eq!(plain.len(), 99);
+    for (_, _, _, sent_at) in &plain {
+        let delta = (sent_at.unwrap() - sent).num_milliseconds().abs();
+        assert!(
+            delta < 5_000,
+            "plain sent_at is the SQS send time ({delta} ms)"
+        );
+    }
+    let shapes: [(&str, Wrap, Option<&str>); 3] = [
+        ("sns", sns, Some(SNS_TIME)),
+        ("eventbridge", eventbridge, Some(EVENT_TIME)),
+        ("gzip", gzip, None),
+    ];
+    for (name, wrap, time) in shapes {
+        let wrapped: Vec<String> = bodies.iter().enumerate().map(|(i, b)| wrap(b, i)).collect();
+        let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+        queue.send(&wrapped).await;
+        run_drain(&queue, &db, &[]);
+        let counts = db.counts().await;
+        assert_eq!((counts.rows, counts.quarantined()), (99, 1), "{name}");
+        let landed = rows(&db).await;
+        let masks = |r: &[(
+            String,
+            String,
+            String,
+            Option<chrono::DateTime<chrono::Utc>>,
+        )]| {
+            r.iter()
+                .map(|(u, i, d, _)| (u.clone(), i.clone(), d.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            masks(&landed),
+            masks(&plain),
+            "{name}: the same rows and masks"
+        );
+        if let Some(time) = time {
+            let expected = chrono::DateTime::parse_from_rfc3339(time).unwrap();
+            assert!(
+                landed.iter().all(|r| r.3 == Some(expected.into())),
+                "{name}: sent_at"
+            );
+        }
+        let reason: String = db
+            .client()
+            .await
+            .query_one("SELECT reason FROM quarantined_messages", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if name != "gzip" {
+            assert!(
+                reason.starts_with(&format!("{name} envelope: invalid_fields:")),
+                "{reason}"
+            );
+        }
+        // One ledger entry per SQS message: a redelivered envelope is skipped like any message.
+        assert_eq!(counts.processed, 100, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gzip_bomb_is_one_quarantine_entry_and_envelope_none_keeps_the_old_behaviour() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    let bomb = gzip(&" ".repeat(64 << 20), 0);
+    assert!(
+        bomb.len() < 200 << 10,
+        "the bomb fits in a message ({} bytes)",
+        bomb.len()
+    );
+    queue.send(&[bomb]).await;
+    run_drain(&queue, &db, &[]);
+    let reason: String = db
+        .client()
+        .await
+        .query_one("SELECT reason FROM quarantined_messages", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        reason.contains("--max-decompressed-bytes (1048576)"),
+        "{reason}"
+    );
+
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    let wrapped: Vec<String> = sample_bodies()
+        .iter()
+        .enumerate()
+        .map(|(i, b)| sns(b, i))
+        .collect();
+    queue.send(&wrapped).await;
+    run_drain(&queue, &db, &["--envelope", "none"]);
+    let counts = db.counts().await;
+    assert_eq!(
+        (counts.rows, counts.quarantined()),
+        (0, 100),
+        "every notification refused as before"
+    );
+}
