@@ -46,14 +46,7 @@ fn gzip(body: &str, _: usize) -> String {
 }
 
 /// (user_id, masked_ip, masked_device_id, sent_at) of every row, sorted.
-async fn rows(
-    db: &TestDb,
-) -> Vec<(
-    String,
-    String,
-    String,
-    Option<chrono::DateTime<chrono::Utc>>,
-)> {
+async fn rows(db: &TestDb) -> Vec<Landed> {
     db.client()
         .await
         .query(
@@ -96,12 +89,7 @@ async fn the_sample_lands_the_same_in_every_shape_aws_delivers() {
         let counts = db.counts().await;
         assert_eq!((counts.rows, counts.quarantined()), (99, 1), "{name}");
         let landed = rows(&db).await;
-        let masks = |r: &[(
-            String,
-            String,
-            String,
-            Option<chrono::DateTime<chrono::Utc>>,
-        )]| {
+        let masks = |r: &[Landed]| {
             r.iter()
                 .map(|(u, i, d, _)| (u.clone(), i.clone(), d.clone()))
                 .collect::<Vec<_>>()
