@@ -8,7 +8,7 @@ use anyhow::bail;
 use super::load_keys;
 use super::run::RunArgs;
 use super::Context as Ctx;
-use crate::mask::{Masker, StrategyName};
+use crate::mask::{KeyError, Masker, StrategyName};
 use crate::source::{SqsSettings, SqsSource};
 
 /// Time allowed for one commit on top of the batch window, when judging the visibility timeout.
@@ -70,10 +70,15 @@ async fn check_keys(args: &RunArgs, lines: &mut Lines) {
             masker.strategy(),
             masker.key_id().unwrap_or("none")
         )),
-        Err(e) => lines.bad(
-            format!("masking keys: {e}"),
-            "set LOGIN_ETL_MASK_KEY or --mask-key-file (`login-etl keygen` makes a key)",
-        ),
+        Err(e) => {
+            let fix = match &e {
+                KeyError::FileMode { path, .. } => format!("chmod 600 {path}"),
+                KeyError::FileOwner { path, me, .. } => format!("chown {me} {path}"),
+                _ => "set LOGIN_ETL_MASK_KEY or --mask-key-file (`login-etl keygen` makes a key)"
+                    .to_string(),
+            };
+            lines.bad(format!("masking keys: {e}"), fix)
+        }
     }
 }
 
