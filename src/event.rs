@@ -47,7 +47,13 @@ pub struct LoginEvent {
     pub locale: Option<String>,
     /// Optional version text such as `2.3.0` or `0.96` (not a number, hence `varchar`).
     pub app_version: Option<String>,
+    /// Names of top-level fields nobody asked for (at most [`MAX_UNKNOWN_FIELDS`]), for the
+    /// metrics: producers add fields, and an operator should see which.
+    pub unknown_fields: Vec<String>,
 }
+
+/// Unknown field names kept per message.
+pub const MAX_UNKNOWN_FIELDS: usize = 32;
 
 /// Why a message cannot become a row. The `code` is stable (for counting and alerting); the
 /// `message` explains it to a human and never quotes the offending value.
@@ -122,6 +128,7 @@ struct RawFields {
     ip: Option<Value>,
     locale: Option<Value>,
     device_id: Option<Value>,
+    unknown: Vec<String>,
 }
 
 /// Marker put into serde's custom error so a duplicate key can be told apart from other data errors.
@@ -149,6 +156,9 @@ impl<'de> Deserialize<'de> for RawFields {
                         "locale" => &mut fields.locale,
                         "device_id" => &mut fields.device_id,
                         _ => {
+                            if fields.unknown.len() < MAX_UNKNOWN_FIELDS {
+                                fields.unknown.push(key.to_string());
+                            }
                             map.next_value::<IgnoredAny>()?;
                             continue;
                         }
@@ -228,6 +238,7 @@ pub fn decode(body: &str) -> Result<LoginEvent, Rejection> {
             device_id: device_id.trim().to_string(),
             locale,
             app_version,
+            unknown_fields: fields.unknown,
         }),
         _ => Err(Rejection::new(
             RejectCode::InvalidFields,

@@ -56,6 +56,9 @@ pub struct Outcome {
     pub envelope: crate::unwrap::EnvelopeKind,
     /// Whether it arrived as base64 of gzip.
     pub compressed: bool,
+    /// Top-level fields of a valid login nobody asked for, by name (`other` for a name that could
+    /// be a value), for the metrics.
+    pub unknown_fields: Vec<String>,
 }
 
 /// The two destinations of a message.

@@ -36,8 +36,9 @@ pub fn process_with<'a>(
         Err(rejection) => return quarantine(message, masker, rejection, received_at),
     };
     let mut outcome = match event::decode(&unwrapped.login) {
-        Ok(event) => Outcome {
+        Ok(mut event) => Outcome {
             message_id: message.id.clone(),
+            unknown_fields: unknown_field_labels(&mut event),
             kind: OutcomeKind::Row {
                 login: masker.mask_event(event),
                 create_date: message.sent_at.date_naive(),
@@ -112,7 +113,24 @@ pub fn quarantine<'a>(
         }),
         envelope: EnvelopeKind::None,
         compressed: false,
+        unknown_fields: Vec::new(),
     }
+}
+
+/// The unknown field names of a valid login as metric labels: a name that could be a value (not
+/// plain, or equal to the login's own device id) is `other`.
+fn unknown_field_labels(event: &mut crate::event::LoginEvent) -> Vec<String> {
+    let device = event.device_id.to_lowercase();
+    std::mem::take(&mut event.unknown_fields)
+        .into_iter()
+        .map(|name| {
+            if crate::mask::is_plain_name(&name) && name.to_lowercase() != device {
+                name
+            } else {
+                "other".to_string()
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -184,6 +202,17 @@ mod tests {
             q.body_masked
         );
         assert_eq!(q.rejection.code, RejectCode::InvalidJson);
+    }
+
+    #[test]
+    fn unknown_fields_become_labels_unless_they_could_be_values() {
+        let body = r#"{"user_id":"u","device_type":"ios","ip":"10.0.0.1","device_id":"abcdef","campaign":1,"Abcdef":2,"dev-207":3,"10.0.0.9":4}"#;
+        let outcome = process(&envelope(body, 1), &masker(), Utc::now());
+        assert!(matches!(outcome.kind, OutcomeKind::Row { .. }));
+        assert_eq!(
+            outcome.unknown_fields,
+            ["campaign", "other", "other", "other"]
+        );
     }
 
     #[test]

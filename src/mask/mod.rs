@@ -28,7 +28,7 @@ pub(crate) use keys::MaskKey;
 pub use keys::{KeyError, KeyRing};
 pub use network::{NetworkMaskMode, NetworkMasker, NetworkPrefixes};
 pub use rekey::Rekeyer;
-pub use scrub::{contains_ip, ScrubbedBody, USER_FINGERPRINT};
+pub use scrub::{contains_ip, is_plain_name, ScrubbedBody, USER_FINGERPRINT};
 
 use crate::event::LoginEvent;
 

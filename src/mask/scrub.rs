@@ -116,6 +116,15 @@ pub fn contains_ip(text: &str) -> bool {
     })
 }
 
+/// Whether a field name can be shown as it is: 1 to 64 ASCII letters and `_ - . $ @`, no digit
+/// (addresses and most device ids have digits). Used for quarantine bodies and metric labels.
+pub fn is_plain_name(name: &str) -> bool {
+    (1..=MAX_KEY).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphabetic() || b"_-.$@".contains(&b))
+}
+
 struct Scrubber<'a> {
     masker: &'a Masker,
     /// Lower-cased PII values of this message (values under PII-like names, IP addresses).
@@ -260,11 +269,7 @@ impl Scrubber<'_> {
     }
 
     fn key(&self, name: &str, in_pii: bool) -> String {
-        let plain = (1..=MAX_KEY).contains(&name.len())
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphabetic() || b"_-.$@".contains(&b));
-        if !in_pii && plain && !self.is_known(name) {
+        if !in_pii && is_plain_name(name) && !self.is_known(name) {
             return name.to_string();
         }
         format!("#key {}", self.fingerprint("key", name))

@@ -81,6 +81,7 @@ impl<S: Store> Committer<S> {
     fn transform(&self, envelope: &Envelope, received_at: chrono::DateTime<Utc>) -> Outcome {
         let outcome = transform::process_with(envelope, &self.masker, &self.decoding, received_at);
         crate::telemetry::metrics::message_shape(outcome.envelope.as_str(), outcome.compressed);
+        crate::telemetry::metrics::unknown_fields(&outcome.unknown_fields);
         outcome
     }
 

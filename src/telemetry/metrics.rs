@@ -14,6 +14,7 @@ pub(crate) const DELETED: &str = "login_etl_deletes_total";
 pub(crate) const DELETE_FAILURES: &str = "login_etl_delete_failures_total";
 pub(crate) const DEAD_LETTERS: &str = "login_etl_dead_letters_forwarded_total";
 pub(crate) const MESSAGES_BY_ENVELOPE: &str = "login_etl_messages_by_envelope_total";
+pub(crate) const UNKNOWN_FIELDS: &str = "login_etl_unknown_fields_total";
 pub(crate) const DECOMPRESSED: &str = "login_etl_decompressed_messages_total";
 pub(crate) const DEAD_LETTERS_NOT_FORWARDED: &str = "login_etl_dead_letters_not_forwarded_total";
 pub(crate) const RETRIES: &str = "login_etl_retries_total";
@@ -73,6 +74,10 @@ fn describe() {
     describe_counter!(
         MESSAGES_BY_ENVELOPE,
         "Messages by what the login came wrapped in: none, sns, eventbridge."
+    );
+    describe_counter!(
+        UNKNOWN_FIELDS,
+        "Top-level fields of valid logins nobody asked for, by name (the first 32 names seen, then other)."
     );
     describe_counter!(
         DECOMPRESSED,
@@ -170,6 +175,30 @@ pub(crate) fn message_shape(envelope: &'static str, compressed: bool) {
     counter!(MESSAGES_BY_ENVELOPE, "envelope" => envelope).increment(1);
     if compressed {
         counter!(DECOMPRESSED).increment(1);
+    }
+}
+
+/// Distinct field names used as labels, at most [`MAX_FIELD_LABELS`]; later ones count as `other`.
+static FIELD_LABELS: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+/// The label set of the unknown-field counter is bounded: the first names seen, then `other`.
+const MAX_FIELD_LABELS: usize = 32;
+
+/// Unknown top-level fields of valid logins, by name (already vetted as names, not values).
+pub(crate) fn unknown_fields(names: &[String]) {
+    if names.is_empty() {
+        return;
+    }
+    let mut seen = FIELD_LABELS.lock().unwrap_or_else(|e| e.into_inner());
+    for name in names {
+        let label = if seen.contains(name)
+            || (seen.len() < MAX_FIELD_LABELS && seen.insert(name.clone()))
+        {
+            name.clone()
+        } else {
+            "other".to_string()
+        };
+        counter!(UNKNOWN_FIELDS, "field" => label).increment(1);
     }
 }
 

@@ -162,3 +162,36 @@ async fn a_gzip_bomb_is_one_quarantine_entry_and_envelope_none_keeps_the_old_beh
         "every notification refused as before"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_fields_are_counted_by_name_and_never_by_value() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    db.sink().migrate().await.unwrap();
+    let body = r#"{"user_id":"u","device_type":"ios","ip":"198.51.100.4","device_id":"zyxwvu","campaign":"spring","zyxwvu":1,"198.51.100.4":true}"#;
+    queue.send(&[body.to_string()]).await;
+    let port = free_port();
+    let mut run = Spawned::new(
+        binary(&queue, &db)
+            .env("LOGIN_ETL_METRICS_ADDR", format!("127.0.0.1:{port}"))
+            .arg("run"),
+    );
+    wait_until(
+        "the login landed",
+        std::time::Duration::from_secs(30),
+        || async { db.counts().await.rows == 1 },
+    )
+    .await;
+    let (_, metrics) = http_get(port, "/metrics").await.expect("metrics served");
+    run.sigterm();
+    run.wait(std::time::Duration::from_secs(30)).await;
+    assert!(
+        metrics.contains(r#"login_etl_unknown_fields_total{field="campaign"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"login_etl_unknown_fields_total{field="other"} 2"#),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("zyxwvu") && !metrics.contains("198.51.100.4"));
+    assert!(metrics.contains(r#"login_etl_messages_by_envelope_total{envelope="none"} 1"#));
+}
