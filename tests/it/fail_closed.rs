@@ -194,6 +194,20 @@ async fn operator_outputs(queue: &TestQueue, db: &TestDb) -> String {
     all
 }
 
+/// No raw value in `pg_dump`, the logs, `/metrics` or anything an operator can print.
+async fn assert_nothing_leaked(
+    queue: &TestQueue,
+    db: &TestDb,
+    logs: &str,
+    metrics: &str,
+    raw: &[String],
+) {
+    assert_none_in(&pg_dump(db), raw, "pg_dump");
+    assert_none_in(logs, raw, "the trace logs");
+    assert_none_in(metrics, raw, "/metrics");
+    assert_none_in(&operator_outputs(queue, db).await, raw, "operator outputs");
+}
+
 /// Drain `bodies` through a real `run` with metrics on; the logs and the last `/metrics`.
 async fn drain_with_metrics(queue: &TestQueue, db: &TestDb, bodies: &[String]) -> (String, String) {
     db.sink().migrate().await.unwrap();
@@ -230,14 +244,7 @@ async fn generated_pii_reaches_no_table_log_output_or_metric() {
         quarantined >= 100,
         "most generated bodies are not logins ({quarantined})"
     );
-    assert_none_in(&pg_dump(&db), &raw, "pg_dump");
-    assert_none_in(&logs, &raw, "the trace logs");
-    assert_none_in(&metrics, &raw, "/metrics");
-    assert_none_in(
-        &operator_outputs(&queue, &db).await,
-        &raw,
-        "operator outputs",
-    );
+    assert_nothing_leaked(&queue, &db, &logs, &metrics, &raw).await;
     // Every stored body can be read as jsonb, and every user id is NUL-free.
     let client = db.client().await;
     let castable: i64 = client
@@ -298,14 +305,7 @@ async fn the_corpus_of_the_privacy_issue_stays_masked() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
     let (logs, metrics) = drain_with_metrics(&queue, &db, &bodies).await;
     assert_eq!(db.counts().await.processed, CORPUS.len() as i64);
-    assert_none_in(&pg_dump(&db), &raw, "pg_dump");
-    assert_none_in(&logs, &raw, "the trace logs");
-    assert_none_in(&metrics, &raw, "/metrics");
-    assert_none_in(
-        &operator_outputs(&queue, &db).await,
-        &raw,
-        "operator outputs",
-    );
+    assert_nothing_leaked(&queue, &db, &logs, &metrics, &raw).await;
     // Diagnosis stays useful: the SNS entry shows its kind, the inner login's names and user.
     let sns: String = db
         .client()

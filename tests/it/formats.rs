@@ -45,6 +45,16 @@ fn gzip(body: &str, _: usize) -> String {
     base64::engine::general_purpose::STANDARD.encode(encoder.finish().unwrap())
 }
 
+/// The reason of the one quarantine entry.
+async fn quarantine_reason(db: &TestDb) -> String {
+    db.client()
+        .await
+        .query_one("SELECT reason FROM quarantined_messages", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
 /// (user_id, masked_ip, masked_device_id, sent_at) of every row, sorted.
 async fn rows(db: &TestDb) -> Vec<Landed> {
     db.client()
@@ -106,13 +116,7 @@ async fn the_sample_lands_the_same_in_every_shape_aws_delivers() {
                 "{name}: sent_at"
             );
         }
-        let reason: String = db
-            .client()
-            .await
-            .query_one("SELECT reason FROM quarantined_messages", &[])
-            .await
-            .unwrap()
-            .get(0);
+        let reason = quarantine_reason(&db).await;
         if name != "gzip" {
             assert!(
                 reason.starts_with(&format!("{name} envelope: invalid_fields:")),
@@ -135,13 +139,7 @@ async fn a_gzip_bomb_is_one_quarantine_entry_and_envelope_none_keeps_the_old_beh
     );
     queue.send(&[bomb]).await;
     run_drain(&queue, &db, &[]);
-    let reason: String = db
-        .client()
-        .await
-        .query_one("SELECT reason FROM quarantined_messages", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let reason = quarantine_reason(&db).await;
     assert!(
         reason.contains("--max-decompressed-bytes (1048576)"),
         "{reason}"
