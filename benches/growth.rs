@@ -70,7 +70,7 @@ fn outcomes(masker: &Masker, tag: &str, start: usize, count: usize, months: i64)
     bodies
         .iter()
         .enumerate()
-        .map(|(i, body)| {
+        .flat_map(|(i, body)| {
             let n = start + i;
             let days_ago = if months > 0 {
                 (n as i64 * 7) % (months * 30)

@@ -119,7 +119,7 @@ async fn main() {
     let started = Instant::now();
     let outcomes: Vec<_> = envelopes
         .iter()
-        .map(|e| transform::process(e, &masker, now))
+        .flat_map(|e| transform::process(e, &masker, now))
         .collect();
     let transform_rate = rate(outcomes.len(), started.elapsed());
 

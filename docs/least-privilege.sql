@@ -15,7 +15,7 @@ GRANT INSERT, SELECT (message_id) ON processed_messages TO login_etl_writer;
 -- Ledger pruning past --ledger-retention-days (src/sink/postgres/prune.rs): DELETE, and the
 -- `FOR UPDATE SKIP LOCKED` that keeps it off the writers' rows needs UPDATE on a column.
 GRANT DELETE, SELECT (processed_at), UPDATE (processed_at) ON processed_messages TO login_etl_writer;
-GRANT INSERT, SELECT (message_id, reason_code) ON quarantined_messages TO login_etl_writer;
+GRANT INSERT, SELECT (message_id, element, reason_code) ON quarantined_messages TO login_etl_writer;
 -- Solo attempts of suspect messages (ids and counters only): recorded, counted, cleared on commit.
 GRANT INSERT, UPDATE, DELETE, SELECT (message_id, attempts) ON poison_attempts TO login_etl_writer;
 -- Optional, only with `run --retain-days` on a plain (unpartitioned) table: the background

@@ -80,6 +80,8 @@ pub enum RejectCode {
     TooManyReceives,
     /// Valid by our rules, but PostgreSQL refused the row (e.g. a constraint added to the table).
     RejectedByDatabase,
+    /// A JSON array or NDJSON body with more logins than `--max-logins-per-message`.
+    TooManyLogins,
 }
 
 impl RejectCode {
@@ -92,6 +94,7 @@ impl RejectCode {
             RejectCode::InvalidFields => "invalid_fields",
             RejectCode::TooManyReceives => "too_many_receives",
             RejectCode::RejectedByDatabase => "rejected_by_database",
+            RejectCode::TooManyLogins => "too_many_logins",
         }
     }
 }

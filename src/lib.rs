@@ -13,6 +13,7 @@
 mod aws;
 pub mod cli;
 pub mod commands;
+pub mod elements;
 pub mod event;
 pub mod mask;
 pub mod message;

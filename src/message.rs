@@ -45,13 +45,16 @@ pub struct Message<'a> {
     pub receive_count: u32,
 }
 
-/// What one message becomes. Carries the message id so the sink can deduplicate redeliveries.
+/// What one login of a message becomes (a message of several logins has one per login). Carries
+/// the message id so the sink can deduplicate redeliveries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     /// SQS MessageId.
     pub message_id: MessageId,
     /// Row or quarantine entry.
     pub kind: OutcomeKind,
+    /// Which login of a JSON array or NDJSON body (from 0); `None` for a body of one login.
+    pub element: Option<u32>,
     /// What the login was wrapped in (for the metrics).
     pub envelope: crate::unwrap::EnvelopeKind,
     /// Whether it arrived as base64 of gzip.

@@ -23,3 +23,12 @@ pub(crate) fn before_commit<'a>(mut bodies: impl Iterator<Item = &'a str>) {
         }
     }
 }
+
+/// `LOGIN_ETL_TEST_STALL_AFTER_COMMIT=1`: after a batch commits, the committer stalls for an
+/// hour before the batch can be deleted, so a test can SIGKILL the process in exactly that gap.
+pub(crate) fn after_commit() {
+    if std::env::var_os("LOGIN_ETL_TEST_STALL_AFTER_COMMIT").is_some() {
+        eprintln!("test hook: committed; stalling before the delete");
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}

@@ -18,7 +18,8 @@ pub enum EnvelopeMode {
     /// SNS notifications and EventBridge events, recognised by their shape.
     #[default]
     Auto,
-    /// None: every body is a login (the behaviour before envelopes were known).
+    /// None: every body is one login as it arrives (nothing decompressed, unwrapped or split):
+    /// the behaviour before any of these shapes were known.
     None,
     /// Only SNS notifications.
     Sns,
@@ -56,6 +57,8 @@ pub struct Decoding {
     pub envelope: EnvelopeMode,
     /// Largest decompressed body accepted from base64+gzip (a zip bomb stops here).
     pub max_decompressed_bytes: usize,
+    /// Most logins one JSON array or NDJSON body may hold ([`crate::elements`]).
+    pub max_logins_per_message: usize,
 }
 
 impl Default for Decoding {
@@ -63,6 +66,7 @@ impl Default for Decoding {
         Self {
             envelope: EnvelopeMode::Auto,
             max_decompressed_bytes: 1 << 20,
+            max_logins_per_message: 1000,
         }
     }
 }
@@ -88,7 +92,8 @@ const GZIP_BASE64: &str = "H4sI";
 /// Take off compression, then an envelope. A failure is a rejection (never an input value).
 pub fn unwrap<'a>(body: &'a str, decoding: &Decoding) -> Result<Unwrapped<'a>, Rejection> {
     let trimmed = body.trim();
-    let (text, compressed): (Cow<'a, str>, bool) = if trimmed.starts_with(GZIP_BASE64) {
+    let raw = decoding.envelope == EnvelopeMode::None;
+    let (text, compressed): (Cow<'a, str>, bool) = if !raw && trimmed.starts_with(GZIP_BASE64) {
         (
             Cow::Owned(decompress(trimmed, decoding.max_decompressed_bytes)?),
             true,

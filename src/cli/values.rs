@@ -97,7 +97,7 @@ impl From<FieldArg> for Field {
 pub enum EnvelopeArg {
     /// SNS notifications and EventBridge events, recognised by their shape.
     Auto,
-    /// None: every body is a login.
+    /// Nothing: every body is one login as it arrives (no gzip, envelope or array).
     None,
     /// Only SNS notifications.
     Sns,

@@ -72,11 +72,12 @@ async fn list(args: QuarantineListArgs) -> anyhow::Result<()> {
     match args.format {
         ReportFormat::Json => println!("{}", escape_json(&serde_json::to_string_pretty(&entries)?)),
         ReportFormat::Csv => {
-            println!("message_id,reason_code,received_at,receive_count,body_bytes,reason");
+            println!("message_id,element,reason_code,received_at,receive_count,body_bytes,reason");
             for e in &entries {
                 println!(
-                    "{},{},{},{},{},\"{}\"",
+                    "{},{},{},{},{},{},\"{}\"",
                     escape(&e.message_id),
+                    e.element.map(|i| i.to_string()).unwrap_or_default(),
                     escape(&e.reason_code),
                     e.received_at.to_rfc3339(),
                     e.receive_count,
@@ -104,25 +105,37 @@ async fn list(args: QuarantineListArgs) -> anyhow::Result<()> {
 
 async fn show(args: QuarantineShowArgs) -> anyhow::Result<()> {
     let mut sink = args.db.sink()?;
-    let Some(e): Option<QuarantineEntry> = sink
-        .quarantine_entry(&args.message_id)
+    let entries: Vec<QuarantineEntry> = sink
+        .quarantine_entries_of(&args.message_id)
         .await
-        .with_context(|| format!("cannot read quarantined_messages in {}", sink.target()))?
-    else {
+        .with_context(|| format!("cannot read quarantined_messages in {}", sink.target()))?;
+    if entries.is_empty() {
         bail!(
             "no quarantined message with id `{}`",
             escape(&args.message_id)
         );
-    };
+    }
+    for (i, e) in entries.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        print_entry(e);
+    }
+    Ok(())
+}
+
+fn print_entry(e: &QuarantineEntry) {
     println!("message_id:    {}", escape(&e.message_id));
+    if let Some(element) = e.element {
+        println!("element:       {element}");
+    }
     println!("reason_code:   {}", escape(&e.reason_code));
     println!("reason:        {}", escape(&e.reason));
     println!("received_at:   {}", e.received_at.to_rfc3339());
     println!("sent_at:       {}", e.sent_at.to_rfc3339());
     println!("receive_count: {}", e.receive_count);
     println!("body_bytes:    {}", e.body_bytes);
-    println!("body_masked:   {}", body(&e));
-    Ok(())
+    println!("body_masked:   {}", body(e));
 }
 
 /// The stored body for a terminal (entries from before 0.2 may have none).

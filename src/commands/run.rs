@@ -97,8 +97,9 @@ pub struct RunArgs {
     pub audit_retention_days: Option<u32>,
     /// What logins may arrive wrapped in: `auto` takes off SNS notifications (the login is the
     /// JSON text of `Message`) and EventBridge events (the login is `detail`), recognised by
-    /// their shape; `none` validates every body as it is. Base64 of gzip (`H4sI…`) is always
-    /// decoded first.
+    /// their shape; `sns` / `eventbridge` take off only that one. Base64 of gzip (`H4sI…`) is
+    /// decoded first, and a JSON array or NDJSON body is split into its logins. `none` turns all
+    /// of this off: every body is one login, validated as it arrives.
     #[arg(long, env = "LOGIN_ETL_ENVELOPE", value_enum, default_value_t = EnvelopeArg::Auto)]
     pub envelope: EnvelopeArg,
     /// Largest body accepted after decompressing base64+gzip; a larger one (a zip bomb) is
@@ -106,6 +107,11 @@ pub struct RunArgs {
     #[arg(long, env = "LOGIN_ETL_MAX_DECOMPRESSED_BYTES", default_value_t = 1 << 20,
           value_parser = clap::value_parser!(u64).range(1024..=268_435_456))]
     pub max_decompressed_bytes: u64,
+    /// Most logins one message may hold as a JSON array or NDJSON; a message with more is
+    /// quarantined whole (`too_many_logins`, with the count).
+    #[arg(long, env = "LOGIN_ETL_MAX_LOGINS_PER_MESSAGE", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_logins_per_message: u32,
 }
 
 impl RunArgs {
@@ -121,6 +127,7 @@ impl From<&RunArgs> for PipelineSettings {
             decoding: crate::unwrap::Decoding {
                 envelope: args.envelope.into(),
                 max_decompressed_bytes: args.max_decompressed_bytes as usize,
+                max_logins_per_message: args.max_logins_per_message as usize,
             },
             batch_size: args.batch_size as usize,
             batch_max_wait: Duration::from_millis(args.batch_max_wait_ms),

@@ -17,7 +17,6 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use super::{PipelineError, PipelineSettings};
-use crate::event::{RejectCode, Rejection};
 use crate::mask::Masker;
 use crate::retry::{Budget, Retry};
 use crate::sink::{PgSink, SinkError, WriteReport};
@@ -28,6 +27,9 @@ use crate::transform::{self, Outcome, OutcomeKind};
 pub(super) trait Store {
     /// Commit outcomes in one transaction; `solo`: also clear their recorded solo attempts.
     async fn write(&mut self, outcomes: &[&Outcome], solo: bool) -> Result<WriteReport, SinkError>;
+    /// Write outcomes and roll back: would the database take them? (Finding the refused login
+    /// of a message of several, whose logins must commit together.)
+    async fn probe(&mut self, outcomes: &[&Outcome]) -> Result<(), SinkError>;
     /// Record one more solo attempt (committed at once); how many there have been.
     async fn record_solo_attempt(&mut self, id: &MessageId) -> Result<u32, SinkError>;
 }
@@ -40,12 +42,16 @@ impl Store for PgSink {
     async fn record_solo_attempt(&mut self, id: &MessageId) -> Result<u32, SinkError> {
         PgSink::record_solo_attempt(self, id).await
     }
+
+    async fn probe(&mut self, outcomes: &[&Outcome]) -> Result<(), SinkError> {
+        self.probe_outcomes(outcomes).await
+    }
 }
 
-/// A message and what it became, kept together so nothing has to be matched up again.
+/// A message and what its logins became, kept together so nothing has to be matched up again.
 struct Item {
     envelope: Envelope,
-    outcome: Outcome,
+    outcomes: Vec<Outcome>,
 }
 
 pub(super) struct Committer<S> {
@@ -77,12 +83,20 @@ impl<S: Store> Committer<S> {
         }
     }
 
-    /// One message's outcome, counted by its shape in the metrics.
-    fn transform(&self, envelope: &Envelope, received_at: chrono::DateTime<Utc>) -> Outcome {
-        let outcome = transform::process_with(envelope, &self.masker, &self.decoding, received_at);
-        crate::telemetry::metrics::message_shape(outcome.envelope.as_str(), outcome.compressed);
-        crate::telemetry::metrics::unknown_fields(&outcome.unknown_fields);
-        outcome
+    /// One message's outcomes, counted by its shape in the metrics.
+    fn transform(&self, envelope: &Envelope, received_at: chrono::DateTime<Utc>) -> Vec<Outcome> {
+        let outcomes = transform::process_with(envelope, &self.masker, &self.decoding, received_at);
+        if let Some(first) = outcomes.first() {
+            crate::telemetry::metrics::message_shape(
+                first.envelope.as_str(),
+                first.compressed,
+                outcomes.len(),
+            );
+        }
+        for outcome in &outcomes {
+            crate::telemetry::metrics::unknown_fields(&outcome.unknown_fields);
+        }
+        outcomes
     }
 
     /// Transform and commit one batch: the ordinary messages together, then each suspect alone.
@@ -99,7 +113,7 @@ impl<S: Store> Committer<S> {
         let items = ordinary
             .into_iter()
             .map(|envelope| Item {
-                outcome: self.transform(&envelope, received_at),
+                outcomes: self.transform(&envelope, received_at),
                 envelope,
             })
             .collect();
@@ -107,6 +121,8 @@ impl<S: Store> Committer<S> {
         for envelope in suspects {
             total += self.commit_alone(envelope).await?;
         }
+        #[cfg(feature = "test-hooks")]
+        crate::test_hooks::after_commit();
         Ok(total)
     }
 
@@ -127,22 +143,22 @@ impl<S: Store> Committer<S> {
             }
         };
         let received_at = Utc::now();
-        let outcome = if attempts > self.max_receives {
+        let outcomes = if attempts > self.max_receives {
             tracing::warn!(message_id = %envelope.message_id, solo_attempts = attempts - 1, "quarantining a message that never finished when processed alone");
-            transform::poison(
+            vec![transform::poison(
                 &envelope,
                 &self.masker,
                 attempts,
                 self.max_receives,
                 received_at,
-            )
+            )]
         } else {
             tracing::info!(message_id = %envelope.message_id, receive_count = envelope.receive_count, solo_attempt = attempts, "processing a much-redelivered message alone");
             #[cfg(feature = "test-hooks")]
             crate::test_hooks::before_commit(std::iter::once(envelope.body.as_str()));
             self.transform(&envelope, received_at)
         };
-        self.commit_items(vec![Item { envelope, outcome }], true)
+        self.commit_items(vec![Item { envelope, outcomes }], true)
             .await
     }
 
@@ -170,17 +186,7 @@ impl<S: Store> Committer<S> {
                 }
                 Err(SinkError::Rejected { reason }) => {
                     let mut item = part.pop().expect("a part is never empty");
-                    if matches!(item.outcome.kind, OutcomeKind::Quarantine(_)) {
-                        // Even the quarantine entry is refused: the schema is broken, not the data.
-                        return Err(SinkError::Rejected { reason }.into());
-                    }
-                    tracing::warn!(message_id = %item.envelope.message_id, %reason, "quarantining a row PostgreSQL rejected");
-                    let rejection = Rejection::new(
-                        RejectCode::RejectedByDatabase,
-                        format!("PostgreSQL rejected the row: {reason}"),
-                    );
-                    item.outcome =
-                        transform::quarantine(&item.envelope, &self.masker, rejection, Utc::now());
+                    self.refuse_rows(&mut item, &reason).await?;
                     pending.push(vec![item]);
                 }
                 Err(e) => return Err(e.into()),
@@ -195,7 +201,7 @@ impl<S: Store> Committer<S> {
         part: &[Item],
         solo: bool,
     ) -> Result<WriteReport, SinkError> {
-        let outcomes: Vec<&Outcome> = part.iter().map(|item| &item.outcome).collect();
+        let outcomes: Vec<&Outcome> = part.iter().flat_map(|item| &item.outcomes).collect();
         let budget = Budget::Time(self.write_retry_timeout);
         let mut retry = Retry::new(
             "write",
@@ -221,16 +227,25 @@ impl<S: Store> Committer<S> {
         let Some(dead_letter) = &self.dead_letter else {
             return Ok(());
         };
-        let messages: Vec<Forwarded> = part
+        let quarantined: Vec<(MessageId, String, &str)> = part
             .iter()
-            .filter(|item| !forwarded.contains(&item.envelope.message_id))
-            .filter_map(|item| match &item.outcome.kind {
-                OutcomeKind::Quarantine(q) => Some(Forwarded {
-                    body: &item.envelope.body,
-                    message_id: &item.envelope.message_id,
-                    reason_code: q.rejection.code.as_str(),
-                }),
+            .flat_map(|item| item.outcomes.iter().map(move |o| (item, o)))
+            .filter_map(|(item, outcome)| match &outcome.kind {
+                OutcomeKind::Quarantine(q) => Some((item, outcome.element, q.rejection.code)),
                 OutcomeKind::Row { .. } => None,
+            })
+            .filter_map(|(item, element, code)| {
+                let (id, body) = self.dead_letter_of(&item.envelope, element)?;
+                Some((id, body, code.as_str()))
+            })
+            .filter(|(id, _, _)| !forwarded.contains(id))
+            .collect();
+        let messages: Vec<Forwarded> = quarantined
+            .iter()
+            .map(|(message_id, body, reason_code)| Forwarded {
+                body,
+                message_id,
+                reason_code,
             })
             .collect();
         if messages.is_empty() {
@@ -258,141 +273,27 @@ impl<S: Store> Committer<S> {
         forwarded.extend(messages.iter().map(|m| m.message_id.clone()));
         Ok(())
     }
+
+    /// What goes to the dead-letter queue for a quarantined message, or for element `i` of one:
+    /// that element's text alone (its siblings landed), under `<message id>#<i>`.
+    fn dead_letter_of(
+        &self,
+        envelope: &Envelope,
+        element: Option<u32>,
+    ) -> Option<(MessageId, String)> {
+        match element {
+            None => Some((envelope.message_id.clone(), envelope.body.clone())),
+            Some(i) => {
+                let text = transform::element_text(&envelope.body, &self.decoding, i)?;
+                Some((MessageId(format!("{}#{i}", envelope.message_id)), text))
+            }
+        }
+    }
 }
+
+#[path = "refused.rs"]
+mod refused;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::mask::KeyRing;
-    use crate::source::ReceiptHandle;
-
-    /// Refuses any part holding a row of user "refused", like a CHECK constraint would; counts
-    /// solo attempts like the `poison_attempts` table.
-    #[derive(Default)]
-    struct Refusing {
-        committed: Vec<(String, &'static str)>,
-        attempts: std::collections::HashMap<MessageId, u32>,
-    }
-
-    impl Store for Refusing {
-        async fn record_solo_attempt(&mut self, id: &MessageId) -> Result<u32, SinkError> {
-            let attempts = self.attempts.entry(id.clone()).or_default();
-            *attempts += 1;
-            Ok(*attempts)
-        }
-
-        async fn write(
-            &mut self,
-            outcomes: &[&Outcome],
-            solo: bool,
-        ) -> Result<WriteReport, SinkError> {
-            let refused = outcomes.iter().any(
-                |o| matches!(&o.kind, OutcomeKind::Row { login, .. } if login.user_id == "refused"),
-            );
-            if refused {
-                return Err(SinkError::Rejected {
-                    reason: "SQLSTATE 23514, constraint `no_refused`".into(),
-                });
-            }
-            let mut report = WriteReport::default();
-            for o in outcomes {
-                let kind = match &o.kind {
-                    OutcomeKind::Row { .. } => {
-                        report.rows += 1;
-                        "row"
-                    }
-                    OutcomeKind::Quarantine(q) => {
-                        report.quarantined += 1;
-                        *report
-                            .quarantined_by_code
-                            .entry(q.rejection.code.as_str().to_string())
-                            .or_default() += 1;
-                        q.rejection.code.as_str()
-                    }
-                };
-                self.committed.push((o.message_id.to_string(), kind));
-                if solo {
-                    self.attempts.remove(&o.message_id);
-                }
-            }
-            Ok(report)
-        }
-    }
-
-    fn envelope(id: usize, user: &str) -> Envelope {
-        redelivered(id, user, 1)
-    }
-
-    fn redelivered(id: usize, user: &str, receive_count: u32) -> Envelope {
-        Envelope {
-            message_id: MessageId(format!("m{id}")),
-            receipt_handle: ReceiptHandle(format!("r{id}")),
-            body: format!(
-                r#"{{"user_id":"{user}","device_type":"ios","ip":"10.0.0.{id}","device_id":"d-{id}"}}"#
-            ),
-            sent_at: Utc::now(),
-            receive_count,
-            received: std::time::Instant::now(),
-        }
-    }
-
-    fn committer() -> Committer<Refusing> {
-        let masker = Masker::hmac(&KeyRing::parse(&"11".repeat(32)).unwrap());
-        Committer::new(
-            Refusing::default(),
-            masker,
-            None,
-            &PipelineSettings::default(),
-            CancellationToken::new(),
-        )
-    }
-
-    #[tokio::test]
-    async fn a_refused_row_is_isolated_and_quarantined_while_the_rest_commits() {
-        let mut committer = committer();
-        let batch: Vec<Envelope> = (0..9)
-            .map(|i| envelope(i, if i == 3 || i == 7 { "refused" } else { "u" }))
-            .collect();
-        let report = committer.commit(batch).await.unwrap();
-        assert_eq!((report.rows, report.quarantined), (7, 2));
-        let mut committed = committer.store.committed.clone();
-        committed.sort();
-        assert_eq!(committed.len(), 9, "every message exactly once");
-        assert!(committed.contains(&("m3".into(), "rejected_by_database")));
-        assert!(committed.contains(&("m7".into(), "rejected_by_database")));
-        assert!(committed.contains(&("m0".into(), "row")));
-    }
-
-    #[tokio::test]
-    async fn a_batch_without_refusals_commits_in_one_write() {
-        let mut committer = committer();
-        let batch: Vec<Envelope> = (0..5).map(|i| envelope(i, "u")).collect();
-        let report = committer.commit(batch).await.unwrap();
-        assert_eq!((report.rows, report.quarantined), (5, 0));
-    }
-
-    #[tokio::test]
-    async fn a_much_redelivered_message_lands_as_a_row_when_its_solo_attempt_finishes() {
-        let mut committer = committer();
-        // Delivered 9 times (its consumers kept dying), but never processed alone before.
-        let batch = vec![envelope(0, "u"), redelivered(1, "u", 9), envelope(2, "u")];
-        let report = committer.commit(batch).await.unwrap();
-        assert_eq!((report.rows, report.quarantined), (3, 0));
-        assert!(committer.store.attempts.is_empty(), "cleared on commit");
-    }
-
-    #[tokio::test]
-    async fn a_message_whose_solo_attempts_never_finished_is_quarantined_as_poison() {
-        let mut committer = committer();
-        let poison = MessageId("m1".into());
-        // Five solo attempts were recorded and none committed: each died with its consumer.
-        committer.store.attempts.insert(poison.clone(), 5);
-        let batch = vec![envelope(0, "u"), redelivered(1, "u", 9)];
-        let report = committer.commit(batch).await.unwrap();
-        assert_eq!((report.rows, report.quarantined), (1, 1));
-        assert!(committer
-            .store
-            .committed
-            .contains(&("m1".into(), "too_many_receives")));
-    }
-}
+#[path = "committer_tests.rs"]
+mod tests;

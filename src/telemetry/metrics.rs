@@ -16,6 +16,7 @@ pub(crate) const DEAD_LETTERS: &str = "login_etl_dead_letters_forwarded_total";
 pub(crate) const MESSAGES_BY_ENVELOPE: &str = "login_etl_messages_by_envelope_total";
 pub(crate) const UNKNOWN_FIELDS: &str = "login_etl_unknown_fields_total";
 pub(crate) const DECOMPRESSED: &str = "login_etl_decompressed_messages_total";
+pub(crate) const LOGINS_PER_MESSAGE: &str = "login_etl_logins_per_message";
 pub(crate) const DEAD_LETTERS_NOT_FORWARDED: &str = "login_etl_dead_letters_not_forwarded_total";
 pub(crate) const RETRIES: &str = "login_etl_retries_total";
 pub(crate) const BATCHES: &str = "login_etl_batches_committed_total";
@@ -39,6 +40,7 @@ pub(crate) fn install(strategy: &str, key_id: &str) -> anyhow::Result<Prometheus
     ];
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(BATCH_SIZE.into()), &sizes)?
+        .set_buckets_for_metric(Matcher::Full(LOGINS_PER_MESSAGE.into()), &sizes)?
         .set_buckets_for_metric(Matcher::Full(COMMIT_SECONDS.into()), &seconds)?
         .set_buckets_for_metric(Matcher::Full(LATENCY_SECONDS.into()), &seconds)?
         .install_recorder()?;
@@ -82,6 +84,10 @@ fn describe() {
     describe_counter!(
         DECOMPRESSED,
         "Messages that arrived as base64 of gzip and were decompressed."
+    );
+    describe_histogram!(
+        LOGINS_PER_MESSAGE,
+        "Logins per message: 1 for a body of one, the element count of a JSON array or NDJSON."
     );
     describe_counter!(
         DEAD_LETTERS_NOT_FORWARDED,
@@ -171,8 +177,9 @@ pub(crate) fn dead_letters(forwarded: usize) {
 
 /// One message's shape: what it was wrapped in (`none`, `sns`, `eventbridge`), and whether it
 /// arrived as base64 of gzip.
-pub(crate) fn message_shape(envelope: &'static str, compressed: bool) {
+pub(crate) fn message_shape(envelope: &'static str, compressed: bool, logins: usize) {
     counter!(MESSAGES_BY_ENVELOPE, "envelope" => envelope).increment(1);
+    histogram!(LOGINS_PER_MESSAGE).record(logins as f64);
     if compressed {
         counter!(DECOMPRESSED).increment(1);
     }

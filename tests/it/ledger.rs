@@ -30,7 +30,7 @@ async fn ids_inside_the_retention_survive_pruning_and_keep_redeliveries_out() {
     let body = &sample_bodies()[0];
     let outcomes: Vec<_> = ["recent", "inside", "outside"]
         .iter()
-        .map(|id| transform::process(&envelope(id, body, 0), &masker(), Utc::now()))
+        .flat_map(|id| transform::process(&envelope(id, body, 0), &masker(), Utc::now()))
         .collect();
     assert_eq!(sink.write_batch(&outcomes).await.unwrap().rows, 3);
     backdate(&db, "inside", 14).await;
@@ -81,7 +81,7 @@ async fn pruning_never_blocks_the_write_path() {
     let outcomes: Vec<_> = bodies
         .iter()
         .enumerate()
-        .map(|(i, b)| {
+        .flat_map(|(i, b)| {
             transform::process(&envelope(&format!("new-{i}"), b, 0), &masker(), Utc::now())
         })
         .collect();

@@ -16,6 +16,7 @@ mod formats;
 mod hostile;
 mod iam;
 mod ledger;
+mod logins_per_message;
 mod network_pseudonyms;
 mod operability;
 mod partitions;

@@ -76,8 +76,8 @@ async fn erase_removes_exactly_one_users_rows_and_quarantine_and_redelivery_adds
     // A redelivery of one of the subject's messages: the ledger still knows its id.
     let mut sink = db.sink();
     let envelope = envelope(ids[100].as_str(), &bodies[100], 0);
-    let outcome = transform::process(&envelope, &masker(), Utc::now());
-    let again = sink.write_batch(&[outcome]).await.unwrap();
+    let outcomes = transform::process(&envelope, &masker(), Utc::now());
+    let again = sink.write_batch(&outcomes).await.unwrap();
     assert_eq!((again.rows, again.duplicates), (0, 1));
     let left: i64 = client
         .query_one(
@@ -245,7 +245,7 @@ async fn retention_deletes_exactly_the_rows_older_than_retain_days_and_audits_it
         let outcomes: Vec<_> = bodies
             .iter()
             .enumerate()
-            .map(|(i, b)| {
+            .flat_map(|(i, b)| {
                 let days_ago = [0, 29, 31, 90][i % 4];
                 let envelope = envelope(&format!("ret-{i}"), b, days_ago);
                 transform::process(&envelope, &masker(), Utc::now())

@@ -56,6 +56,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "sent_at",
         include_str!("../../../migrations/0008_sent_at.sql"),
     ),
+    (
+        9,
+        "logins_per_message",
+        include_str!("../../../migrations/0009_logins_per_message.sql"),
+    ),
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock`: "loginetl".

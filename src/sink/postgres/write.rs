@@ -1,6 +1,7 @@
 //! The batch write. One batch is one transaction, in three steps: claim the message ids in the
 //! `processed_messages` ledger (`ON CONFLICT DO NOTHING RETURNING` tells which are new), stream
-//! the new rows with binary `COPY`, insert the new quarantine entries. Either all of it commits
+//! the new rows with binary `COPY`, insert the new quarantine entries. A message of several
+//! logins has one outcome per login and one ledger entry. Either all of it commits
 //! or none of it does, and the caller deletes from SQS only after the commit.
 
 use std::borrow::Borrow;
@@ -35,11 +36,11 @@ const COPY_TYPES: [Type; 9] = [
 const CLEAR_ATTEMPTS: &str = "DELETE FROM poison_attempts WHERE message_id = ANY($1)";
 const INSERT_QUARANTINE: &str = "INSERT INTO quarantined_messages (message_id, reason_code, reason, \
                                  received_at, sent_at, receive_count, body_bytes, body_masked, \
-                                 user_id, key_id, scrub_version) \
+                                 user_id, key_id, element, scrub_version) \
                                  SELECT *, 1 FROM unnest($1::text[], $2::text[], $3::text[], \
                                  $4::timestamptz[], $5::timestamptz[], $6::int4[], $7::int4[], $8::text[], \
-                                 $9::text[], $10::text[]) \
-                                 ON CONFLICT (message_id) DO NOTHING RETURNING reason_code";
+                                 $9::text[], $10::text[], $11::int4[]) \
+                                 ON CONFLICT (message_id, element) DO NOTHING RETURNING reason_code";
 
 /// What a committed batch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -87,68 +88,100 @@ impl PgSink {
         if outcomes.is_empty() {
             return Ok(WriteReport::default());
         }
-        let result = write(self.client().await?, outcomes, clear_attempts).await;
+        let end = End::Commit { clear_attempts };
+        let result = write(self.client().await?, outcomes, end).await;
         result.map_err(|e| self.on_error(e))
     }
+
+    /// Write outcomes as [`write_batch`](Self::write_batch) would, then roll back: `Ok` if
+    /// PostgreSQL takes them, `Err(SinkError::Rejected)` if it refuses one.
+    pub(crate) async fn probe_outcomes<O>(&mut self, outcomes: &[O]) -> Result<(), SinkError>
+    where
+        O: Borrow<Outcome> + Sync,
+    {
+        let result = write(self.client().await?, outcomes, End::Rollback).await;
+        result.map(drop).map_err(|e| self.on_error(e))
+    }
+}
+
+/// How a write's transaction ends.
+#[derive(Clone, Copy)]
+enum End {
+    /// Commit; `clear_attempts`: also clear the messages' recorded solo attempts.
+    Commit { clear_attempts: bool },
+    /// Roll back (a probe).
+    Rollback,
 }
 
 async fn write<O: Borrow<Outcome> + Sync>(
     client: &mut tokio_postgres::Client,
     outcomes: &[O],
-    clear_attempts: bool,
+    end: End,
 ) -> Result<WriteReport, tokio_postgres::Error> {
     let tx = begin(client).await?;
-    if clear_attempts {
+    if let End::Commit {
+        clear_attempts: true,
+    } = end
+    {
         let ids: Vec<&str> = outcomes
             .iter()
             .map(|o| o.borrow().message_id.as_str())
             .collect();
         tx.execute(CLEAR_ATTEMPTS, &[&ids]).await?;
     }
-    let fresh = claim_ids(&tx, outcomes).await?;
+    let (fresh, duplicates) = claim_ids(&tx, outcomes).await?;
     let mut report = WriteReport {
-        duplicates: (outcomes.len() - fresh.len()) as u64,
+        duplicates,
         ..WriteReport::default()
     };
     report.rows = copy_rows(&tx, &fresh).await?;
     let quarantined: Vec<_> = fresh
         .iter()
         .filter_map(|o| match &o.kind {
-            OutcomeKind::Quarantine(q) => Some((o.message_id.as_str(), q)),
+            OutcomeKind::Quarantine(q) => Some((*o, q)),
             OutcomeKind::Row { .. } => None,
         })
         .collect();
     report.quarantined_by_code = insert_quarantine(&tx, &quarantined).await?;
     report.quarantined = report.quarantined_by_code.values().sum();
-    tx.commit().await?;
+    match end {
+        End::Commit { .. } => tx.commit().await?,
+        End::Rollback => tx.rollback().await?,
+    }
     Ok(report)
 }
 
-/// Record every id in the ledger; the outcomes whose id was new (a message id that appears twice
-/// in one batch counts once).
+/// Record each message id once in the ledger (`row` if any of its logins became a row); the
+/// outcomes of the messages that were new, each login once (a message delivered twice in one
+/// batch counts once), and how many messages were already there.
 async fn claim_ids<'a, O: Borrow<Outcome>>(
     tx: &Transaction<'_>,
     outcomes: &'a [O],
-) -> Result<Vec<&'a Outcome>, tokio_postgres::Error> {
+) -> Result<(Vec<&'a Outcome>, u64), tokio_postgres::Error> {
     let outcomes: Vec<&Outcome> = outcomes.iter().map(Borrow::borrow).collect();
-    let ids: Vec<&str> = outcomes.iter().map(|o| o.message_id.as_str()).collect();
-    let kinds: Vec<&str> = outcomes
-        .iter()
-        .map(|o| match o.kind {
-            OutcomeKind::Row { .. } => "row",
-            OutcomeKind::Quarantine(_) => "quarantined",
-        })
-        .collect();
-    let mut new_ids: HashSet<String> = tx
+    let mut ledger: BTreeMap<&str, &str> = BTreeMap::new();
+    for o in &outcomes {
+        let kind = ledger.entry(o.message_id.as_str()).or_insert("quarantined");
+        if matches!(o.kind, OutcomeKind::Row { .. }) {
+            *kind = "row";
+        }
+    }
+    let ids: Vec<&str> = ledger.keys().copied().collect();
+    let kinds: Vec<&str> = ledger.values().copied().collect();
+    let new_ids: HashSet<String> = tx
         .query(CLAIM_IDS, &[&ids, &kinds])
         .await?
         .into_iter()
         .map(|row| row.get(0))
         .collect();
-    Ok(outcomes
+    let duplicates = (ids.len() - new_ids.len()) as u64;
+    let mut seen = HashSet::new();
+    let fresh = outcomes
         .into_iter()
-        .filter(|o| new_ids.remove(o.message_id.as_str()))
-        .collect())
+        .filter(|o| new_ids.contains(o.message_id.as_str()))
+        .filter(|o| seen.insert((o.message_id.as_str(), o.element)))
+        .collect();
+    Ok((fresh, duplicates))
 }
 
 /// Stream the rows with binary COPY; how many were written.
@@ -186,7 +219,7 @@ async fn copy_rows(tx: &Transaction<'_>, fresh: &[&Outcome]) -> Result<u64, toki
 /// Insert quarantine entries, one statement of arrays; how many were inserted, by reason code.
 async fn insert_quarantine(
     tx: &Transaction<'_>,
-    entries: &[(&str, &QuarantineRecord)],
+    entries: &[(&Outcome, &QuarantineRecord)],
 ) -> Result<BTreeMap<String, u64>, tokio_postgres::Error> {
     let mut by_code = BTreeMap::new();
     if entries.is_empty() {
@@ -195,7 +228,15 @@ async fn insert_quarantine(
     let column = |f: fn(&QuarantineRecord) -> &str| -> Vec<&str> {
         entries.iter().map(|(_, q)| f(q)).collect()
     };
-    let ids: Vec<&str> = entries.iter().map(|(id, _)| *id).collect();
+    let ids: Vec<&str> = entries.iter().map(|(o, _)| o.message_id.as_str()).collect();
+    // -1: the entry stands for the whole message.
+    let elements: Vec<i32> = entries
+        .iter()
+        .map(|(o, _)| {
+            o.element
+                .map_or(-1, |i| i32::try_from(i).unwrap_or(i32::MAX))
+        })
+        .collect();
     let codes = column(|q| q.rejection.code.as_str());
     let reasons = column(|q| q.rejection.message.as_str());
     let received: Vec<_> = entries.iter().map(|(_, q)| q.received_at).collect();
@@ -216,6 +257,7 @@ async fn insert_quarantine(
             INSERT_QUARANTINE,
             &[
                 &ids, &codes, &reasons, &received, &sent, &counts, &sizes, &bodies, &users, &keys,
+                &elements,
             ],
         )
         .await?;

@@ -45,6 +45,8 @@ pub struct QuarantineEntry {
     pub body_bytes: i32,
     /// The JSON body with `ip`/`device_id` masked; `None` when the body was not a JSON object.
     pub body_masked: Option<String>,
+    /// Which login of a JSON array or NDJSON body (from 0); `None`: the whole message.
+    pub element: Option<i32>,
 }
 
 /// One privilege `run` needs (or one it should not have).
@@ -61,7 +63,7 @@ const STATUS: &str = "SELECT (SELECT max(processed_at) FROM processed_messages),
 const KEY_IDS: &str = "SELECT CASE WHEN position(':' in masked_ip) > 0 \
      THEN split_part(masked_ip, ':', 1) ELSE 'none' END, count(*) FROM user_logins GROUP BY 1 ORDER BY 1";
 const ENTRY_COLUMNS: &str = "SELECT message_id, reason_code, reason, received_at, sent_at, \
-     receive_count, body_bytes, body_masked FROM quarantined_messages";
+     receive_count, body_bytes, body_masked, element FROM quarantined_messages";
 
 /// (privilege text, SQL deciding it): what `run` needs, per docs/least-privilege.sql.
 const NEEDED: &[(&str, &str)] = &[
@@ -82,8 +84,9 @@ const NEEDED: &[(&str, &str)] = &[
         "has_table_privilege('quarantined_messages', 'INSERT')",
     ),
     (
-        "SELECT (message_id, reason_code) on quarantined_messages",
-        "has_column_privilege('quarantined_messages', 'reason_code', 'SELECT')",
+        "SELECT (message_id, element, reason_code) on quarantined_messages",
+        "has_column_privilege('quarantined_messages', 'element', 'SELECT') \
+         AND has_column_privilege('quarantined_messages', 'reason_code', 'SELECT')",
     ),
     (
         "INSERT, UPDATE, DELETE on poison_attempts",
@@ -114,6 +117,7 @@ fn entry(r: &tokio_postgres::Row) -> QuarantineEntry {
         receive_count: r.get(5),
         body_bytes: r.get(6),
         body_masked: r.get(7),
+        element: Some(r.get::<_, i32>(8)).filter(|&i| i >= 0),
     }
 }
 
@@ -154,13 +158,14 @@ impl PgSink {
         Ok(rows.iter().map(entry).collect())
     }
 
-    /// One quarantine entry by message id.
-    pub async fn quarantine_entry(
+    /// The quarantine entries of one message: one, or one per refused login of a message of
+    /// several, in element order.
+    pub async fn quarantine_entries_of(
         &mut self,
         id: &str,
-    ) -> Result<Option<QuarantineEntry>, SinkError> {
-        let sql = format!("{ENTRY_COLUMNS} WHERE message_id = $1");
-        Ok(self.query_opt(&sql, &[&id]).await?.as_ref().map(entry))
+    ) -> Result<Vec<QuarantineEntry>, SinkError> {
+        let sql = format!("{ENTRY_COLUMNS} WHERE message_id = $1 ORDER BY element");
+        Ok(self.query(&sql, &[&id]).await?.iter().map(entry).collect())
     }
 
     /// The privileges `run` needs, each granted or not, and the one it should not have.

@@ -1,0 +1,329 @@
+//! Unit and property tests of `transform`.
+
+use super::*;
+use crate::mask::KeyRing;
+use crate::source::Envelope;
+use chrono::{NaiveDate, TimeZone};
+
+fn envelope(body: &str, receive_count: u32) -> Envelope {
+    Envelope {
+        message_id: "m-1".into(),
+        receipt_handle: crate::source::ReceiptHandle("r".into()),
+        body: body.into(),
+        sent_at: Utc.with_ymd_and_hms(2025, 3, 4, 23, 59, 59).unwrap(),
+        receive_count,
+        received: std::time::Instant::now(),
+    }
+}
+
+/// The one outcome of a message of one login.
+fn only(mut outcomes: Vec<Outcome>) -> Outcome {
+    assert_eq!(outcomes.len(), 1);
+    outcomes.remove(0)
+}
+
+fn masker() -> Masker {
+    Masker::hmac(&KeyRing::parse(&"11".repeat(32)).unwrap())
+}
+
+#[test]
+fn good_message_becomes_a_masked_row_dated_by_sent_timestamp() {
+    let body = r#"{"user_id":"u","device_type":"ios","ip":"10.0.0.1","device_id":"593-47-5928","locale":null,"app_version":"0.96"}"#;
+    let outcome = only(process(&envelope(body, 1), &masker(), Utc::now()));
+    let OutcomeKind::Row {
+        login, create_date, ..
+    } = outcome.kind
+    else {
+        panic!("expected a row")
+    };
+    assert_eq!(create_date, NaiveDate::from_ymd_opt(2025, 3, 4).unwrap());
+    assert_eq!(login.masked_ip.len(), "k1:".len() + 64);
+    assert_eq!(login.app_version.as_deref(), Some("0.96"));
+}
+
+#[test]
+fn quarantined_body_keeps_no_raw_pii_even_nested() {
+    let body = r#"{"ip":"10.0.0.1","device_id":"593-47-5928","nested":{"ip":"10.9.9.9","list":[{"device_id":"111-22-3333"}]}}"#;
+    let outcome = only(process(&envelope(body, 1), &masker(), Utc::now()));
+    let OutcomeKind::Quarantine(q) = outcome.kind else {
+        panic!("expected quarantine")
+    };
+    let stored = q.body_masked;
+    for raw in ["10.0.0.1", "593-47-5928", "10.9.9.9", "111-22-3333"] {
+        assert!(!stored.contains(raw), "{raw} leaked into {stored}");
+        assert!(!q.rejection.message.contains(raw));
+    }
+    assert_eq!(q.body_bytes, body.len());
+}
+
+#[test]
+fn non_json_bodies_keep_only_their_size_and_fingerprint() {
+    let outcome = only(process(
+        &envelope(r#"{"ip": "10.0.0.1", "dev"#, 1),
+        &masker(),
+        Utc::now(),
+    ));
+    let OutcomeKind::Quarantine(q) = outcome.kind else {
+        panic!("expected quarantine")
+    };
+    assert!(!q.body_masked.contains("10.0.0.1"));
+    assert!(
+        q.body_masked.starts_with(r##"{"#not_json":"##),
+        "{}",
+        q.body_masked
+    );
+    assert_eq!(q.rejection.code, RejectCode::InvalidJson);
+}
+
+#[test]
+fn unknown_fields_become_labels_unless_they_could_be_values() {
+    let body = r#"{"user_id":"u","device_type":"ios","ip":"10.0.0.1","device_id":"abcdef","campaign":1,"Abcdef":2,"dev-207":3,"10.0.0.9":4}"#;
+    let outcome = only(process(&envelope(body, 1), &masker(), Utc::now()));
+    assert!(matches!(outcome.kind, OutcomeKind::Row { .. }));
+    assert_eq!(
+        outcome.unknown_fields,
+        ["campaign", "other", "other", "other"]
+    );
+}
+
+#[test]
+fn a_poison_message_is_quarantined_even_if_valid() {
+    let body = r#"{"user_id":"u","device_type":"ios","ip":"10.0.0.1","device_id":"d"}"#;
+    let outcome = poison(&envelope(body, 9), &masker(), 6, 5, Utc::now());
+    let OutcomeKind::Quarantine(q) = outcome.kind else {
+        panic!("expected quarantine")
+    };
+    assert_eq!(q.rejection.code, RejectCode::TooManyReceives);
+}
+
+const VALID: &str =
+    r#"{"user_id":"u","device_type":"ios","ip":"10.0.0.1","device_id":"593-47-5928"}"#;
+
+#[test]
+fn each_login_of_an_array_lands_alone_with_its_index_in_the_reason() {
+    let body = format!(
+        r#"[{VALID}, {{"user_id":"v","ip":"10.0.0.2","device_id":"111-22-3333"}}, 7, {VALID}]"#
+    );
+    let outcomes = process(&envelope(&body, 1), &masker(), Utc::now());
+    let kinds: Vec<_> = outcomes
+        .iter()
+        .map(|o| (o.element, matches!(o.kind, OutcomeKind::Row { .. })))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (Some(0), true),
+            (Some(1), false),
+            (Some(2), false),
+            (Some(3), true)
+        ]
+    );
+    assert!(outcomes.iter().all(|o| o.message_id.as_str() == "m-1"));
+    let OutcomeKind::Quarantine(q) = &outcomes[1].kind else {
+        panic!()
+    };
+    assert!(
+        q.rejection
+            .message
+            .starts_with("element [1] of 4: invalid_fields: "),
+        "{}",
+        q.rejection.message
+    );
+    assert!(!q.body_masked.contains("10.0.0.2") && !q.body_masked.contains("111-22-3333"));
+    assert_eq!(
+        q.body_bytes,
+        r#"{"user_id":"v","ip":"10.0.0.2","device_id":"111-22-3333"}"#.len()
+    );
+    // The same logins as NDJSON inside an SNS notification: the reason names both.
+    let ndjson = format!("{VALID}\n{{\"user_id\":1}}");
+    let sns = serde_json::json!({"Type": "Notification", "MessageId": "n", "TopicArn": "arn:aws:sns:eu-west-1:1:t", "Message": ndjson}).to_string();
+    let outcomes = process(&envelope(&sns, 1), &masker(), Utc::now());
+    let OutcomeKind::Quarantine(q) = &outcomes[1].kind else {
+        panic!()
+    };
+    assert!(
+        q.rejection
+            .message
+            .starts_with("sns envelope: element [1] of 2: invalid_fields: "),
+        "{}",
+        q.rejection.message
+    );
+    assert!(outcomes.iter().all(|o| o.envelope == EnvelopeKind::Sns));
+}
+
+#[test]
+fn too_many_logins_is_one_entry_and_envelope_none_splits_nothing() {
+    let body = format!("[{}]", [VALID; 3].join(","));
+    let capped = Decoding {
+        max_logins_per_message: 2,
+        ..Decoding::default()
+    };
+    let outcomes = process_with(&envelope(&body, 1), &masker(), &capped, Utc::now());
+    let [outcome] = outcomes.as_slice() else {
+        panic!("{outcomes:?}")
+    };
+    let OutcomeKind::Quarantine(q) = &outcome.kind else {
+        panic!()
+    };
+    assert_eq!(q.rejection.code, RejectCode::TooManyLogins);
+    assert!(q.rejection.message.contains("of 3 logins"));
+    assert!(!q.body_masked.contains("10.0.0.1"));
+    let none = Decoding {
+        envelope: crate::unwrap::EnvelopeMode::None,
+        ..Decoding::default()
+    };
+    let outcomes = process_with(&envelope(&body, 1), &masker(), &none, Utc::now());
+    let OutcomeKind::Quarantine(q) = &only(outcomes).kind else {
+        panic!()
+    };
+    assert_eq!(q.rejection.code, RejectCode::NotAnObject);
+}
+
+#[test]
+fn a_refused_element_is_quarantined_from_its_own_text() {
+    let body = format!(
+        r#"[{VALID}, {{"user_id":"w","device_type":"ios","ip":"10.0.0.3","device_id":"d"}}]"#
+    );
+    let rejection = Rejection::new(
+        RejectCode::RejectedByDatabase,
+        "PostgreSQL rejected the row: x",
+    );
+    let outcome = refuse_element(
+        &envelope(&body, 1),
+        &masker(),
+        &Decoding::default(),
+        1,
+        rejection.clone(),
+    )
+    .unwrap();
+    let OutcomeKind::Quarantine(q) = &outcome.kind else {
+        panic!()
+    };
+    assert_eq!(outcome.element, Some(1));
+    assert_eq!(q.user_id.as_deref(), Some("w"));
+    assert!(q
+        .rejection
+        .message
+        .starts_with("element [1] of 2: rejected_by_database: "));
+    assert!(refuse_element(
+        &envelope(&body, 1),
+        &masker(),
+        &Decoding::default(),
+        2,
+        rejection
+    )
+    .is_none());
+    assert_eq!(
+        element_text(&body, &Decoding::default(), 0).as_deref(),
+        Some(VALID)
+    );
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            ".{0,24}".prop_map(Value::String),
+            "[0-9.:a-f ]{0,24}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(key(), inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("ip".to_string()),
+            Just("device_id".to_string()),
+            Just("user_id".to_string()),
+            Just("device_type".to_string()),
+            Just("locale".to_string()),
+            Just("app_version".to_string()),
+            "[a-z_]{1,8}",
+        ]
+    }
+
+    fn is_mask(value: &Value) -> bool {
+        value
+            .as_str()
+            .and_then(|s| s.strip_prefix("k1:"))
+            .is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+    }
+
+    /// Every scalar under `ip`/`device_id` left in a stored body, at any depth, is a mask
+    /// (or null, or a boolean).
+    fn only_masks(value: &Value, under_pii: bool) -> bool {
+        match value {
+            Value::Object(map) => map
+                .iter()
+                .all(|(k, v)| only_masks(v, under_pii || k == "ip" || k == "device_id")),
+            Value::Array(items) => items.iter().all(|v| only_masks(v, under_pii)),
+            Value::Null | Value::Bool(_) => true,
+            scalar => !under_pii || is_mask(scalar),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_object_yields_masked_rows_or_a_quarantine_without_raw_pii(
+            fields in prop::collection::btree_map(key(), json_value(), 0..8)
+        ) {
+            let body = Value::Object(fields.into_iter().collect()).to_string();
+            match only(process(&envelope(&body, 1), &masker(), Utc::now())).kind {
+                OutcomeKind::Row { login, .. } => {
+                    prop_assert!(is_mask(&json!(login.masked_ip)));
+                    prop_assert!(is_mask(&json!(login.masked_device_id)));
+                }
+                OutcomeKind::Quarantine(q) => {
+                    let stored: Value = serde_json::from_str(&q.body_masked).unwrap();
+                    prop_assert!(only_masks(&stored, false));
+                }
+            }
+        }
+
+        #[test]
+        fn any_array_yields_one_outcome_per_element_without_raw_pii(
+            elements in prop::collection::vec(json_value(), 1..12)
+        ) {
+            let body = Value::Array(elements.clone()).to_string();
+            let outcomes = process(&envelope(&body, 1), &masker(), Utc::now());
+            prop_assert_eq!(outcomes.len(), elements.len());
+            for (i, outcome) in outcomes.iter().enumerate() {
+                prop_assert_eq!(outcome.element, Some(i as u32));
+                if let OutcomeKind::Quarantine(q) = &outcome.kind {
+                    if let Ok(stored) = serde_json::from_str::<Value>(&q.body_masked) {
+                        prop_assert!(only_masks(&stored, false));
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn valid_events_always_become_rows_with_deterministic_masks(
+            user in "[a-zA-Z0-9-]{1,64}",
+            octets in any::<[u8; 4]>(),
+            device in "[0-9]{3}-[0-9]{2}-[0-9]{4}",
+            locale in proptest::option::of("[A-Z]{2}"),
+        ) {
+            let ip = std::net::Ipv4Addr::from(octets).to_string();
+            let body = json!({"user_id": user, "device_type": "ios", "ip": ip,
+                              "device_id": device, "locale": locale}).to_string();
+            let a = only(process(&envelope(&body, 1), &masker(), Utc::now()));
+            let mapped = body.replace(&format!("\"{ip}\""), &format!("\"::ffff:{ip}\""));
+            let b = only(process(&envelope(&mapped, 1), &masker(), Utc::now()));
+            let is_row = matches!(a.kind, OutcomeKind::Row { .. });
+            prop_assert!(is_row, "a valid event was quarantined");
+            prop_assert_eq!(a.kind, b.kind);
+        }
+    }
+}
