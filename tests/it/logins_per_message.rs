@@ -11,6 +11,9 @@ use base64::Engine;
 
 use crate::helpers::*;
 
+/// Ten sample bodies made into one message.
+type Shape = dyn Fn(&[String]) -> String;
+
 /// (user_id, masked_ip, masked_device_id) of every row, sorted.
 async fn masks(db: &TestDb) -> Vec<(String, String, String)> {
     let client = db.client().await;
@@ -69,7 +72,7 @@ async fn the_sample_as_arrays_and_ndjson_lands_like_a_plain_drain() {
     let array = |chunk: &[String]| format!("[{}]", chunk.join(",\n  "));
     let ndjson = |chunk: &[String]| chunk.join("\n") + "\n";
     let gzip_ndjson = |chunk: &[String]| gzip(&chunk.join("\n"));
-    let shapes: [(&str, &dyn Fn(&[String]) -> String); 3] = [
+    let shapes: [(&str, &Shape); 3] = [
         ("array", &array),
         ("ndjson", &ndjson),
         ("gzip ndjson", &gzip_ndjson),
