@@ -16,6 +16,8 @@ GRANT INSERT, SELECT (message_id) ON processed_messages TO login_etl_writer;
 -- `FOR UPDATE SKIP LOCKED` that keeps it off the writers' rows needs UPDATE on a column.
 GRANT DELETE, SELECT (processed_at), UPDATE (processed_at) ON processed_messages TO login_etl_writer;
 GRANT INSERT, SELECT (message_id, element, reason_code) ON quarantined_messages TO login_etl_writer;
+-- Unknown field names (names only), recorded the first time a producer sends one.
+GRANT INSERT, SELECT (name) ON unknown_fields TO login_etl_writer;
 -- Solo attempts of suspect messages (ids and counters only): recorded, counted, cleared on commit.
 GRANT INSERT, UPDATE, DELETE, SELECT (message_id, attempts) ON poison_attempts TO login_etl_writer;
 -- Optional, only with `run --retain-days` on a plain (unpartitioned) table: the background

@@ -52,6 +52,16 @@ pub struct LoginEvent {
     pub unknown_fields: Vec<String>,
 }
 
+/// The top-level fields of a login; any other is unknown.
+pub const FIELDS: [&str; 6] = [
+    "user_id",
+    "app_version",
+    "device_type",
+    "ip",
+    "locale",
+    "device_id",
+];
+
 /// Unknown field names kept per message.
 pub const MAX_UNKNOWN_FIELDS: usize = 32;
 

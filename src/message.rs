@@ -75,6 +75,9 @@ pub enum OutcomeKind {
         create_date: NaiveDate,
         /// When the login was sent: its envelope's timestamp, else the SQS SentTimestamp.
         sent_at: DateTime<Utc>,
+        /// With `--keep-extra-fields`: the login's unknown top-level fields, scrubbed fail-closed
+        /// like a quarantine body ([`crate::mask::Masker::extra_fields`]).
+        extra_fields: Option<serde_json::Value>,
     },
     /// An entry for `quarantined_messages`.
     Quarantine(QuarantineRecord),

@@ -41,6 +41,7 @@ pub fn process_with<'a>(
         message,
         unwrapped: &unwrapped,
         masker,
+        keep_extra_fields: decoding.keep_extra_fields,
         received_at,
     };
     let outcomes = match split(&unwrapped, decoding) {
@@ -83,6 +84,7 @@ pub(crate) fn refuse_element<'a>(
         message,
         unwrapped: &unwrapped,
         masker,
+        keep_extra_fields: false,
         received_at: Utc::now(),
     };
     let element = Element {
@@ -123,6 +125,7 @@ struct Context<'c, 'a> {
     message: Message<'a>,
     unwrapped: &'c Unwrapped<'a>,
     masker: &'c Masker,
+    keep_extra_fields: bool,
     received_at: DateTime<Utc>,
 }
 
@@ -130,18 +133,24 @@ impl Context<'_, '_> {
     /// One login's outcome; `body` is what quarantine keeps (scrubbed) if it is refused.
     fn login(&self, text: &str, body: &str, element: Option<Element>) -> Outcome {
         match event::decode(text) {
-            Ok(mut event) => Outcome {
-                message_id: self.message.id.clone(),
-                element: element.map(|e| e.index as u32),
-                unknown_fields: unknown_field_labels(&mut event),
-                kind: OutcomeKind::Row {
-                    login: self.masker.mask_event(event),
-                    create_date: self.message.sent_at.date_naive(),
-                    sent_at: self.unwrapped.sent_at.unwrap_or(self.message.sent_at),
-                },
-                envelope: EnvelopeKind::None,
-                compressed: false,
-            },
+            Ok(mut event) => {
+                let keep = self.keep_extra_fields && !event.unknown_fields.is_empty();
+                let extra_fields = keep.then(|| self.masker.extra_fields(text)).flatten();
+                let unknown_fields = unknown_field_labels(&mut event);
+                Outcome {
+                    message_id: self.message.id.clone(),
+                    element: element.map(|e| e.index as u32),
+                    kind: OutcomeKind::Row {
+                        login: self.masker.mask_event(event),
+                        create_date: self.message.sent_at.date_naive(),
+                        sent_at: self.unwrapped.sent_at.unwrap_or(self.message.sent_at),
+                        extra_fields,
+                    },
+                    unknown_fields,
+                    envelope: EnvelopeKind::None,
+                    compressed: false,
+                }
+            }
             Err(rejection) => self.refuse(body, element, rejection),
         }
     }

@@ -59,6 +59,8 @@ pub struct Decoding {
     pub max_decompressed_bytes: usize,
     /// Most logins one JSON array or NDJSON body may hold ([`crate::elements`]).
     pub max_logins_per_message: usize,
+    /// Keep a valid login's unknown top-level fields, scrubbed, for the `extra_fields` column.
+    pub keep_extra_fields: bool,
 }
 
 impl Default for Decoding {
@@ -67,6 +69,7 @@ impl Default for Decoding {
             envelope: EnvelopeMode::Auto,
             max_decompressed_bytes: 1 << 20,
             max_logins_per_message: 1000,
+            keep_extra_fields: false,
         }
     }
 }

@@ -112,6 +112,12 @@ pub struct RunArgs {
     #[arg(long, env = "LOGIN_ETL_MAX_LOGINS_PER_MESSAGE", default_value_t = 1000,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_logins_per_message: u32,
+    /// Store a login's top-level fields beyond the six known ones in `user_logins.extra_fields`
+    /// (jsonb), scrubbed fail-closed like a quarantine body: names that could be values, and
+    /// every string or number, become masks or keyed fingerprints (nulls and booleans stay). Off
+    /// by default (the column stays NULL); `status` lists the names either way.
+    #[arg(long, env = "LOGIN_ETL_KEEP_EXTRA_FIELDS")]
+    pub keep_extra_fields: bool,
 }
 
 impl RunArgs {
@@ -128,6 +134,7 @@ impl From<&RunArgs> for PipelineSettings {
                 envelope: args.envelope.into(),
                 max_decompressed_bytes: args.max_decompressed_bytes as usize,
                 max_logins_per_message: args.max_logins_per_message as usize,
+                keep_extra_fields: args.keep_extra_fields,
             },
             batch_size: args.batch_size as usize,
             batch_max_wait: Duration::from_millis(args.batch_max_wait_ms),

@@ -3,6 +3,7 @@
 use clap::Args;
 use super::Context as Ctx;
 use crate::cli::{DbArgs, SqsArgs};
+use crate::safe_text::escape;
 use anyhow::Context;
 use serde_json::json;
 
@@ -117,6 +118,19 @@ fn print_table(
             "none yet".into()
         } else {
             keys.join(", ")
+        }
+    );
+    let fields: Vec<String> = db
+        .unknown_fields
+        .iter()
+        .map(|(name, first)| format!("{} (since {})", escape(name), first.format("%Y-%m-%d")))
+        .collect();
+    println!(
+        "unknown fields sent by producers: {}",
+        if fields.is_empty() {
+            "none".into()
+        } else {
+            fields.join(", ")
         }
     );
 }

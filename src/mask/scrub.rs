@@ -182,6 +182,22 @@ impl Masker {
     }
 }
 
+impl Masker {
+    /// The unknown top-level fields of a valid login, scrubbed by the same rules as a quarantine
+    /// body (the whole login is scrubbed, so its own `ip` and `device_id` values are known PII
+    /// wherever they recur), as an object; `None` if there are none.
+    pub fn extra_fields(&self, login: &str) -> Option<Value> {
+        let Ok(Value::Object(scrubbed)) = serde_json::from_str(&self.scrub_body(login).json) else {
+            return None;
+        };
+        let extra: Map<String, Value> = scrubbed
+            .into_iter()
+            .filter(|(name, _)| !crate::event::FIELDS.contains(&name.as_str()))
+            .collect();
+        (!extra.is_empty()).then_some(Value::Object(extra))
+    }
+}
+
 /// A string that holds a JSON object or array, decoded.
 fn json_in_string(text: &str) -> Option<Value> {
     let t = text.trim_start();

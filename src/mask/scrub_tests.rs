@@ -277,3 +277,20 @@ proptest! {
         prop_assert!(!stored.json.contains("\\u0000"));
     }
 }
+
+#[test]
+fn extra_fields_are_the_unknown_fields_scrubbed_like_a_quarantine_body() {
+    let masker = masker();
+    let login = r#"{"user_id":"u","device_type":"ios","ip":"10.1.2.3","device_id":"abc-123","campaign":"spring","copy_of_device":"abc-123","flag":true,"10.9.9.9":1}"#;
+    let extra = masker.extra_fields(login).unwrap();
+    let object = extra.as_object().unwrap();
+    assert_eq!(object.len(), 4, "{extra}");
+    assert!(!object.contains_key("user_id") && !object.contains_key("ip"));
+    assert_eq!(object["flag"], Value::Bool(true));
+    let text = extra.to_string();
+    for raw in ["spring", "abc-123", "10.9.9.9", "10.1.2.3"] {
+        assert!(!text.contains(raw), "{raw} in {text}");
+    }
+    let known_only = r#"{"user_id":"u","device_type":"ios","ip":"10.1.2.3","device_id":"d"}"#;
+    assert_eq!(masker.extra_fields(known_only), None);
+}

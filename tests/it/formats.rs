@@ -171,7 +171,7 @@ async fn unknown_fields_are_counted_by_name_and_never_by_value() {
     let mut run = Spawned::new(
         binary(&queue, &db)
             .env("LOGIN_ETL_METRICS_ADDR", format!("127.0.0.1:{port}"))
-            .arg("run"),
+            .args(["run", "--keep-extra-fields"]),
     );
     wait_until(
         "the login landed",
@@ -192,4 +192,35 @@ async fn unknown_fields_are_counted_by_name_and_never_by_value() {
     );
     assert!(!metrics.contains("zyxwvu") && !metrics.contains("198.51.100.4"));
     assert!(metrics.contains(r#"login_etl_messages_by_envelope_total{envelope="none"} 1"#));
+
+    // `status` lists the names, never a name that could be a value.
+    let status = run_ok(binary(&queue, &db).arg("status"));
+    let status = String::from_utf8_lossy(&status.stdout);
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("unknown fields sent by producers: "))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(line.contains("campaign (since "), "{line}");
+    assert!(
+        !status.contains("zyxwvu") && !status.contains("198.51.100"),
+        "{status}"
+    );
+
+    // --keep-extra-fields: the fields beside the row, scrubbed; no raw value anywhere.
+    let extra: Value = db
+        .client()
+        .await
+        .query_one("SELECT extra_fields FROM user_logins", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let object = extra.as_object().expect("an object");
+    assert_eq!(object.len(), 3, "{extra}");
+    assert!(
+        object["campaign"].as_str().unwrap().starts_with("#str(6) "),
+        "{extra}"
+    );
+    assert!(!extra.to_string().contains("spring"));
+    let raw = ["zyxwvu".to_string(), "198.51.100.4".to_string()];
+    assert_no_raw_pii(&db.dump_all_tables().await, &raw, "the database");
 }

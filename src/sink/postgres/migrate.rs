@@ -61,6 +61,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "logins_per_message",
         include_str!("../../../migrations/0009_logins_per_message.sql"),
     ),
+    (
+        10,
+        "unknown_fields",
+        include_str!("../../../migrations/0010_unknown_fields.sql"),
+    ),
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock`: "loginetl".

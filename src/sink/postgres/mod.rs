@@ -85,6 +85,8 @@ pub struct PgSink {
     iam: Option<iam::IamAuth>,
     target: String,
     client: Option<Client>,
+    /// Unknown field names already recorded in `unknown_fields` through this sink.
+    recorded_fields: std::collections::HashSet<String>,
 }
 
 impl std::fmt::Debug for PgSink {
@@ -147,6 +149,7 @@ impl PgSink {
             tls_options,
             iam: None,
             client: None,
+            recorded_fields: Default::default(),
         })
     }
 

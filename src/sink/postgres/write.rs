@@ -20,9 +20,9 @@ const CLAIM_IDS: &str = "INSERT INTO processed_messages (message_id, outcome) \
                          SELECT * FROM unnest($1::text[], $2::text[]) \
                          ON CONFLICT (message_id) DO NOTHING RETURNING message_id";
 const COPY_ROWS: &str = "COPY user_logins (user_id, device_type, masked_ip, masked_device_id, \
-                         locale, app_version, create_date, masked_ip_network, sent_at) \
-                         FROM STDIN (FORMAT binary)";
-const COPY_TYPES: [Type; 9] = [
+                         locale, app_version, create_date, masked_ip_network, sent_at, \
+                         extra_fields) FROM STDIN (FORMAT binary)";
+const COPY_TYPES: [Type; 10] = [
     Type::VARCHAR,
     Type::VARCHAR,
     Type::VARCHAR,
@@ -32,7 +32,12 @@ const COPY_TYPES: [Type; 9] = [
     Type::DATE,
     Type::VARCHAR,
     Type::TIMESTAMPTZ,
+    Type::JSONB,
 ];
+/// Records field names not seen before, up to 64 names in all (for `status`).
+const RECORD_FIELDS: &str = "INSERT INTO unknown_fields (name) SELECT * FROM unnest($1::text[]) \
+                             WHERE (SELECT count(*) FROM unknown_fields) < 64 \
+                             ON CONFLICT (name) DO NOTHING";
 const CLEAR_ATTEMPTS: &str = "DELETE FROM poison_attempts WHERE message_id = ANY($1)";
 const INSERT_QUARANTINE: &str = "INSERT INTO quarantined_messages (message_id, reason_code, reason, \
                                  received_at, sent_at, receive_count, body_bytes, body_masked, \
@@ -89,8 +94,25 @@ impl PgSink {
             return Ok(WriteReport::default());
         }
         let end = End::Commit { clear_attempts };
-        let result = write(self.client().await?, outcomes, end).await;
+        let new_fields = self.new_field_names(outcomes);
+        let result = write(self.client().await?, outcomes, &new_fields, end).await;
+        if result.is_ok() {
+            self.recorded_fields.extend(new_fields);
+        }
         result.map_err(|e| self.on_error(e))
+    }
+
+    /// Unknown field names of these outcomes this connection has not recorded yet.
+    fn new_field_names<O: Borrow<Outcome>>(&self, outcomes: &[O]) -> Vec<String> {
+        let mut names: Vec<String> = outcomes
+            .iter()
+            .flat_map(|o| &o.borrow().unknown_fields)
+            .filter(|name| *name != "other" && !self.recorded_fields.contains(*name))
+            .cloned()
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// Write outcomes as [`write_batch`](Self::write_batch) would, then roll back: `Ok` if
@@ -99,7 +121,7 @@ impl PgSink {
     where
         O: Borrow<Outcome> + Sync,
     {
-        let result = write(self.client().await?, outcomes, End::Rollback).await;
+        let result = write(self.client().await?, outcomes, &[], End::Rollback).await;
         result.map(drop).map_err(|e| self.on_error(e))
     }
 }
@@ -116,9 +138,13 @@ enum End {
 async fn write<O: Borrow<Outcome> + Sync>(
     client: &mut tokio_postgres::Client,
     outcomes: &[O],
+    new_fields: &[String],
     end: End,
 ) -> Result<WriteReport, tokio_postgres::Error> {
     let tx = begin(client).await?;
+    if !new_fields.is_empty() {
+        tx.execute(RECORD_FIELDS, &[&new_fields]).await?;
+    }
     if let End::Commit {
         clear_attempts: true,
     } = end
@@ -195,9 +221,10 @@ async fn copy_rows(tx: &Transaction<'_>, fresh: &[&Outcome]) -> Result<u64, toki
             login,
             create_date,
             sent_at,
+            extra_fields,
         } = &outcome.kind
         {
-            let row: [&(dyn ToSql + Sync); 9] = [
+            let row: [&(dyn ToSql + Sync); 10] = [
                 &login.user_id,
                 &login.device_type,
                 &login.masked_ip,
@@ -207,6 +234,7 @@ async fn copy_rows(tx: &Transaction<'_>, fresh: &[&Outcome]) -> Result<u64, toki
                 create_date,
                 &login.masked_ip_network,
                 sent_at,
+                extra_fields,
             ];
             writer.as_mut().write(&row).await?;
             rows += 1;

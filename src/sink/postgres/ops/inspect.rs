@@ -24,6 +24,9 @@ pub struct DbStatus {
     pub schema_version: Option<i32>,
     /// Key ids of `masked_ip` in `user_logins` with their row counts (`none` for unkeyed masks).
     pub key_ids: BTreeMap<String, i64>,
+    /// Top-level field names producers sent beyond a login's six, with when each was first seen
+    /// (at most 64 names; names that could be values are never recorded).
+    pub unknown_fields: BTreeMap<String, DateTime<Utc>>,
 }
 
 /// One quarantine entry, as stored (the body with its PII masked).
@@ -62,6 +65,7 @@ const STATUS: &str = "SELECT (SELECT max(processed_at) FROM processed_messages),
      (SELECT max(version) FROM login_etl_schema_migrations)";
 const KEY_IDS: &str = "SELECT CASE WHEN position(':' in masked_ip) > 0 \
      THEN split_part(masked_ip, ':', 1) ELSE 'none' END, count(*) FROM user_logins GROUP BY 1 ORDER BY 1";
+const UNKNOWN_FIELDS: &str = "SELECT name, first_seen FROM unknown_fields ORDER BY 1";
 const ENTRY_COLUMNS: &str = "SELECT message_id, reason_code, reason, received_at, sent_at, \
      receive_count, body_bytes, body_masked, element FROM quarantined_messages";
 
@@ -87,6 +91,11 @@ const NEEDED: &[(&str, &str)] = &[
         "SELECT (message_id, element, reason_code) on quarantined_messages",
         "has_column_privilege('quarantined_messages', 'element', 'SELECT') \
          AND has_column_privilege('quarantined_messages', 'reason_code', 'SELECT')",
+    ),
+    (
+        "INSERT, SELECT (name) on unknown_fields",
+        "has_table_privilege('unknown_fields', 'INSERT') \
+         AND has_column_privilege('unknown_fields', 'name', 'SELECT')",
     ),
     (
         "INSERT, UPDATE, DELETE on poison_attempts",
@@ -131,6 +140,7 @@ impl PgSink {
         } = self.counts().await?;
         let row = self.query_one(STATUS, &[]).await?;
         let keys = self.query(KEY_IDS, &[]).await?;
+        let fields = self.query(UNKNOWN_FIELDS, &[]).await?;
         Ok(DbStatus {
             rows,
             quarantined_by_code: quarantined_by_code.into_iter().collect(),
@@ -138,6 +148,7 @@ impl PgSink {
             last_commit: row.get(0),
             schema_version: row.get(1),
             key_ids: keys.iter().map(|r| (r.get(0), r.get(1))).collect(),
+            unknown_fields: fields.iter().map(|r| (r.get(0), r.get(1))).collect(),
         })
     }
 
