@@ -16,7 +16,9 @@
 //!   type and length for diagnosis, a keyed fingerprint for telling values apart, no content;
 //! - a string holding a JSON object or array (an SNS `Message`) is decoded and scrubbed by the same
 //!   rules, two levels deep, as `{"#json": …}`;
-//! - a body that is not JSON keeps only `{"#not_json": {bytes, fingerprint, error}}`.
+//! - a body that is not JSON keeps only `{"#not_json": {bytes, fingerprint, error}}`;
+//! - at most [`MAX_VALUES`] values are kept in shape; the rest of an array is `"#more(<n>)"`,
+//!   the rest of an object `"#more": <n>`, so a quarantined 1 MiB array stays tens of KiB.
 //!
 //! The output never holds a control character or `\u0000`, so PostgreSQL can always cast it to
 //! `jsonb`. The user id erasure needs is returned beside it, under the same rule: as it is if
@@ -25,6 +27,10 @@
 use serde_json::{Map, Value};
 
 use super::{Field, Masker};
+use known::{collect_known, find_user_id, json_in_string, KnownValues};
+
+#[path = "scrub_known.rs"]
+mod known;
 use crate::safe_text;
 
 /// Names whose short scalar values are kept as they are, with their length limit in characters.
@@ -48,6 +54,8 @@ const MAX_DEPTH: usize = 32;
 const MAX_JSON_IN_STRING: usize = 2;
 /// Longest kept numeric text (an IPv4 address as an integer has up to 10 digits).
 const MAX_KEPT_NUMBER: usize = 6;
+/// Values (scalars and containers) scrubbed per body; the rest is counted, not kept.
+const MAX_VALUES: usize = 2_000;
 /// Longest field name kept.
 const MAX_KEY: usize = 64;
 /// Known PII values shorter than this only match whole values, longer ones also inside text.
@@ -128,7 +136,9 @@ pub fn is_plain_name(name: &str) -> bool {
 struct Scrubber<'a> {
     masker: &'a Masker,
     /// Lower-cased PII values of this message (values under PII-like names, IP addresses).
-    known: Vec<String>,
+    known: KnownValues,
+    /// Values that may still be scrubbed ([`MAX_VALUES`]).
+    left: std::cell::Cell<usize>,
 }
 
 impl Masker {
@@ -136,11 +146,13 @@ impl Masker {
     pub fn scrub_body(&self, body: &str) -> ScrubbedBody {
         match serde_json::from_str::<Value>(body) {
             Ok(value) => {
-                let mut known = Vec::new();
-                collect_known(&value, None, 0, 0, &mut known);
+                let mut found = Vec::new();
+                collect_known(&value, None, 0, 0, &mut found);
+                let known = KnownValues::new(found);
                 let scrubber = Scrubber {
                     masker: self,
                     known,
+                    left: std::cell::Cell::new(MAX_VALUES),
                 };
                 let user_id = find_user_id(&value, 0).and_then(|id| {
                     if scrubber.kept(Some("user_id"), &id, false) {
@@ -198,90 +210,12 @@ impl Masker {
     }
 }
 
-/// A string that holds a JSON object or array, decoded.
-fn json_in_string(text: &str) -> Option<Value> {
-    let t = text.trim_start();
-    if !(t.starts_with('{') || t.starts_with('[')) {
-        return None;
-    }
-    serde_json::from_str::<Value>(text)
-        .ok()
-        .filter(|v| v.is_object() || v.is_array())
-}
-
-/// Gather the PII values of a message, lower-cased: strings and numbers under PII-like names (at
-/// any depth below them) and every string that parses as an IP address.
-fn collect_known(
-    value: &Value,
-    kind: Option<PiiKind>,
-    depth: usize,
-    json_depth: usize,
-    out: &mut Vec<String>,
-) {
-    if depth > MAX_DEPTH {
-        return;
-    }
-    match value {
-        Value::String(s) => {
-            if let Some(inner) = (json_depth < MAX_JSON_IN_STRING)
-                .then(|| json_in_string(s))
-                .flatten()
-            {
-                collect_known(&inner, kind, depth + 1, json_depth + 1, out);
-            } else if kind.is_some() || crate::event::canonical_ip(s).is_some() {
-                out.push(s.trim().to_lowercase());
-                if let Some(ip) = crate::event::canonical_ip(s) {
-                    out.push(ip.to_string());
-                }
-            }
-        }
-        Value::Number(n) if kind.is_some() => out.push(n.to_string()),
-        Value::Array(items) => items
-            .iter()
-            .for_each(|v| collect_known(v, kind, depth + 1, json_depth, out)),
-        Value::Object(map) => {
-            for (k, v) in map {
-                collect_known(v, kind.or(pii_kind(k)), depth + 1, json_depth, out);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// The first string `user_id`, breadth first: the top level, then objects inside (also inside
-/// JSON strings, as in an SNS `Message`).
-fn find_user_id(value: &Value, json_depth: usize) -> Option<String> {
-    let mut queue = std::collections::VecDeque::from([(value.clone(), json_depth, 0usize)]);
-    while let Some((v, jd, depth)) = queue.pop_front() {
-        if depth > MAX_DEPTH {
-            continue;
-        }
-        match v {
-            Value::Object(map) => {
-                if let Some(Value::String(id)) = map.get("user_id") {
-                    return Some(id.clone());
-                }
-                queue.extend(map.into_iter().map(|(_, v)| (v, jd, depth + 1)));
-            }
-            Value::Array(items) => queue.extend(items.into_iter().map(|v| (v, jd, depth + 1))),
-            Value::String(s) if jd < MAX_JSON_IN_STRING => {
-                if let Some(inner) = json_in_string(&s) {
-                    queue.push_back((inner, jd + 1, depth + 1));
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
 impl Scrubber<'_> {
     /// Whether `text` is, or (if long enough) contains, a PII value of this message.
     fn is_known(&self, text: &str) -> bool {
         let lower = text.to_lowercase();
-        self.known.iter().filter(|k| !k.is_empty()).any(|k| {
-            *k == lower.trim() || (k.chars().count() >= MIN_CONTAINED && lower.contains(k.as_str()))
-        })
+        self.known.exact.contains(lower.trim())
+            || (self.known.contained.as_ref()).is_some_and(|values| values.is_match(&lower))
     }
 
     fn key(&self, name: &str, in_pii: bool) -> String {
@@ -326,9 +260,10 @@ impl Scrubber<'_> {
         depth: usize,
         json_depth: usize,
     ) -> Value {
-        if depth > MAX_DEPTH {
+        if depth > MAX_DEPTH || self.left.get() == 0 {
             return "#truncated".into();
         }
+        self.left.set(self.left.get() - 1);
         match value {
             Value::Null | Value::Bool(_) => value,
             Value::Number(n) => {
@@ -363,15 +298,25 @@ impl Scrubber<'_> {
                     self.opaque("str", &s)
                 }
             }
-            Value::Array(items) => Value::Array(
-                items
-                    .into_iter()
+            Value::Array(items) => {
+                let total = items.len();
+                let mut out: Vec<Value> = (items.into_iter())
+                    .take_while(|_| self.left.get() > 0)
                     .map(|v| self.value(v, None, pii, depth + 1, json_depth))
-                    .collect(),
-            ),
+                    .collect();
+                if out.len() < total {
+                    out.push(format!("#more({})", total - out.len()).into());
+                }
+                Value::Array(out)
+            }
             Value::Object(map) => {
                 let mut out = Map::new();
-                for (k, v) in map {
+                let total = map.len();
+                for (done, (k, v)) in map.into_iter().enumerate() {
+                    if self.left.get() == 0 {
+                        out.insert("#more".into(), (total - done).into());
+                        break;
+                    }
                     let child_pii = pii.or(pii_kind(&k));
                     let mut key = self.key(&k, pii.is_some());
                     while out.contains_key(&key) {

@@ -294,3 +294,28 @@ fn extra_fields_are_the_unknown_fields_scrubbed_like_a_quarantine_body() {
     let known_only = r#"{"user_id":"u","device_type":"ios","ip":"10.1.2.3","device_id":"d"}"#;
     assert_eq!(masker.extra_fields(known_only), None);
 }
+
+#[test]
+fn a_huge_body_is_kept_in_shape_only_up_to_the_value_budget() {
+    let masker = masker();
+    let body = format!("[{}]", vec!["1"; 500_000].join(","));
+    let scrubbed = masker.scrub_body(&body).json;
+    assert!(scrubbed.len() < 100_000, "{} bytes", scrubbed.len());
+    assert!(
+        scrubbed.ends_with(r##""#more(498001)"]"##),
+        "{}",
+        &scrubbed[scrubbed.len() - 40..]
+    );
+    let object: String = (0..5000)
+        .map(|i| format!(r#""k{i}":"10.0.{}.{}","#, i / 256, i % 256))
+        .collect();
+    let scrubbed = masker.scrub_body(&format!("{{{}\"z\":1}}", object)).json;
+    assert!(
+        scrubbed.contains(r##""#more":"##),
+        "the rest of the object is counted"
+    );
+    assert!(
+        !scrubbed.contains("10.0."),
+        "no raw value, truncated or not"
+    );
+}

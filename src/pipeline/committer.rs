@@ -1,4 +1,5 @@
-//! Turn a batch into outcomes and commit them. If PostgreSQL rejects the data, the batch is split
+//! Turn a batch into outcomes and commit them (in one transaction, or in several of at most
+//! `LOGINS_PER_TRANSACTION` logins when messages hold many). If PostgreSQL rejects the data, the batch is split
 //! in halves until the offending messages are alone; those are quarantined as
 //! `rejected_by_database` and everything else commits. With a dead-letter queue, quarantined
 //! messages are forwarded there before their commit (a crash can duplicate a dead letter, never
@@ -110,14 +111,19 @@ impl<S: Store> Committer<S> {
             .partition(|e| e.receive_count > self.max_receives);
         #[cfg(feature = "test-hooks")]
         crate::test_hooks::before_commit(ordinary.iter().map(|e| e.body.as_str()));
-        let items = ordinary
-            .into_iter()
-            .map(|envelope| Item {
-                outcomes: self.transform(&envelope, received_at),
-                envelope,
-            })
-            .collect();
-        let mut total = self.commit_items(items, false).await?;
+        // Messages of many logins are committed a few at a time, each message whole.
+        let mut total = WriteReport::default();
+        let (mut items, mut logins) = (Vec::new(), 0);
+        for envelope in ordinary {
+            let outcomes = self.transform(&envelope, received_at);
+            logins += outcomes.len();
+            items.push(Item { envelope, outcomes });
+            if logins >= super::defaults::LOGINS_PER_TRANSACTION {
+                total += self.commit_items(std::mem::take(&mut items), false).await?;
+                logins = 0;
+            }
+        }
+        total += self.commit_items(items, false).await?;
         for envelope in suspects {
             total += self.commit_alone(envelope).await?;
         }

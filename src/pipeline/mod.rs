@@ -44,6 +44,13 @@ pub mod defaults {
     pub const MAX_RECEIVES: u32 = 5;
     /// How long a failing batch write is retried, in seconds.
     pub const WRITE_RETRY_SECONDS: u64 = 300;
+    /// Most message-body bytes per batch: 500 messages of SQS's 256 KiB would be 125 MiB.
+    pub const BATCH_MAX_BYTES: usize = 8 << 20;
+    /// Most message-body bytes waiting between the receivers and the batcher.
+    pub const BUFFER_BYTES: usize = 16 << 20;
+    /// Most logins per transaction: a batch of messages holding 1,000 logins each is committed
+    /// in several transactions (each message whole in one), so memory stays flat.
+    pub const LOGINS_PER_TRANSACTION: usize = 10_000;
 }
 
 /// Tuning knobs; see the CLI for what each one means to an operator.
@@ -116,6 +123,7 @@ pub async fn run(
     let started = Instant::now();
     // Room for two full batches: receivers keep polling while a batch is written, but no further.
     let (tx, rx) = mpsc::channel::<Envelope>(2 * settings.batch_size.max(1));
+    let buffer = batcher::Buffer::new(defaults::BUFFER_BYTES);
     // Receivers stop on shutdown, on a fatal error of any task, or when the writer is done.
     let stop_receiving = shutdown.child_token();
     let mut receivers = JoinSet::new();
@@ -124,6 +132,7 @@ pub async fn run(
             id,
             source.clone(),
             tx.clone(),
+            buffer.clone(),
             settings.wait_time,
             settings.drain_idle,
             stop_receiving.clone(),
@@ -146,7 +155,12 @@ pub async fn run(
     let mut summary = Summary::default();
     let mut progress = progress::Progress::new(bar_total);
     let write = async {
-        let batches = batcher::batches(rx, settings.batch_size, settings.batch_max_wait);
+        let limits = batcher::Limits {
+            messages: settings.batch_size,
+            bytes: defaults::BATCH_MAX_BYTES,
+            max_wait: settings.batch_max_wait,
+        };
+        let batches = batcher::batches(rx, buffer, limits);
         tokio::pin!(batches);
         let result = async {
             while let Some(batch) = batches.next().await {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::batcher::Buffer;
 use crate::retry::{Budget, Retry};
 use crate::source::sqs::SQS_BATCH_MAX;
 use crate::source::{Envelope, SourceError, SqsSource};
@@ -14,6 +15,7 @@ pub(super) async fn receive_loop(
     id: usize,
     source: SqsSource,
     tx: mpsc::Sender<Envelope>,
+    buffer: Buffer,
     wait_time: Duration,
     drain_idle: Option<Duration>,
     stop: CancellationToken,
@@ -38,6 +40,10 @@ pub(super) async fn receive_loop(
                 retry.succeeded();
                 crate::telemetry::metrics::received(messages.len());
                 for message in messages {
+                    tokio::select! {
+                        _ = buffer.reserve(message.body.len()) => {}
+                        _ = tx.closed() => return Ok(()), // the writer is gone
+                    }
                     if tx.send(message).await.is_err() {
                         return Ok(()); // the writer is gone (it failed); its error is reported
                     }
