@@ -192,6 +192,10 @@ async fn unknown_fields_are_counted_by_name_and_never_by_value() {
     );
     assert!(!metrics.contains("zyxwvu") && !metrics.contains("198.51.100.4"));
     assert!(metrics.contains(r#"login_etl_messages_by_envelope_total{envelope="none"} 1"#));
+    assert!(
+        metrics.contains("login_etl_logins_per_message_count 1"),
+        "{metrics}"
+    );
 
     // `status` lists the names, never a name that could be a value.
     let status = run_ok(binary(&queue, &db).arg("status"));
