@@ -125,6 +125,12 @@ async fn the_sample_lands_the_same_in_every_shape_aws_delivers() {
         }
         // One ledger entry per SQS message: a redelivered envelope is skipped like any message.
         assert_eq!(counts.processed, 100, "{name}");
+        run_drain(&queue, &db, &[]);
+        assert_eq!(
+            db.counts().await.rows,
+            99,
+            "{name}: a second drain adds nothing"
+        );
     }
 }
 
