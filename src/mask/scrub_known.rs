@@ -71,8 +71,15 @@ impl KnownValues {
             .collect();
         // Building fails only past the automaton's size limits; then each value is looked for
         // whole only, and long values still never appear whole.
+        // A contiguous NFA builds in time linear in the values' length (the default may build a
+        // DFA, which for one 200,000-character value takes minutes).
         let contained = (!long.is_empty())
-            .then(|| aho_corasick::AhoCorasick::new(long).ok())
+            .then(|| {
+                aho_corasick::AhoCorasick::builder()
+                    .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
+                    .build(long)
+                    .ok()
+            })
             .flatten();
         let exact = values.into_iter().filter(|v| !v.is_empty()).collect();
         Self { exact, contained }

@@ -319,3 +319,17 @@ fn a_huge_body_is_kept_in_shape_only_up_to_the_value_budget() {
         "no raw value, truncated or not"
     );
 }
+
+#[test]
+fn one_huge_pii_value_is_looked_for_in_linear_time() {
+    let started = std::time::Instant::now();
+    let body = format!(r#"{{"device_id":"{}","note":"x"}}"#, "9".repeat(200_000));
+    let scrubbed = masker().scrub_body(&body).json;
+    assert!(!scrubbed.contains("99999"));
+    // Minutes with a DFA; well under a second (even unoptimised) with the NFA.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}

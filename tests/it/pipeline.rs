@@ -156,7 +156,9 @@ async fn every_kind_of_bad_message_is_quarantined_with_its_reason_and_no_pii() {
     let cases: Vec<(String, &str, &str)> = vec![
         ("not json at all 235.167.63.6".into(), "invalid_json", "not valid JSON"),
         (r#"{"user_id": "u", "ip": "235.167.63.6", "device_"#.into(), "invalid_json", "EOF while parsing"),
-        (r#"["235.167.63.6", "346-96-4168"]"#.into(), "not_an_object", "got an array"),
+        // An array is a body of several logins: this one holds one, itself an array.
+        (r#"[["235.167.63.6", "346-96-4168"]]"#.into(), "not_an_object", "element [0] of 1: not_an_object: "),
+        (r#"[]"#.into(), "not_an_object", "an empty JSON array holds no login"),
         ("null".into(), "not_an_object", "got null"),
         (r#""235.167.63.6""#.into(), "not_an_object", "got a string"),
         (r#"{"foo": "oops_wrong_msg_type", "bar": "123"}"#.into(), "invalid_fields", "`user_id` is missing"),
