@@ -5,6 +5,8 @@
 #   deploy/kubernetes/*.yaml       kubernetes-validate --strict (core kinds), and the KEDA
 #                                  ScaledObject / TriggerAuthentication against KEDA's CRD schemas
 #   deploy/cloudformation/*.yaml   cfn-lint
+#   deploy/observability/          promtool check rules + promtool test rules (the alerts' unit
+#                                  tests); the Kubernetes forms regenerated and compared
 #   all YAML                       yamllint (relaxed)
 # Each validator is first shown a deliberately broken copy and must reject it, so a validator that
 # silently checks nothing fails this script. Part of scripts/test.sh.
@@ -30,6 +32,7 @@ python=$(python_for 11)
 [ -n "$python" ] || die "python3 is required for the validators (apt-get install python3-venv)"
 install_venv "$venv" "$python" "$lock"
 bin=$venv/bin
+command -v promtool >/dev/null || { say "installing prometheus (for promtool)"; apt_install prometheus; }
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 
@@ -38,7 +41,8 @@ run() { local name=$1; shift; if "$@" >"$scratch/out" 2>&1; then say "ok    $nam
 reject() { local name=$1; shift; if "$@" >/dev/null 2>&1; then die "$name accepted a broken copy: it is not checking"; fi; }
 
 keda=("$schemas/keda.sh_scaledobjects.yaml" "$schemas/keda.sh_triggerauthentications.yaml")
-k8s_core=(deploy/kubernetes/{namespace,serviceaccount,configmap,deployment,service,poddisruptionbudget,secret.example}.yaml)
+k8s_core=(deploy/kubernetes/{namespace,serviceaccount,configmap,deployment,service,poddisruptionbudget,secret.example}.yaml
+  deploy/kubernetes/observability/grafana-dashboard.yaml)
 
 # Canaries: one typical mistake per artefact.
 sed 's/^USER 10001/USER root/' Dockerfile >"$scratch/Dockerfile"
@@ -51,6 +55,10 @@ sed 's/minReplicaCount/minReplicaCont/' deploy/kubernetes/keda.yaml >"$scratch/k
 reject keda-schema "$bin/python" scripts/validate-crd-objects.py "${keda[@]}" -- "$scratch/keda.yaml"
 sed 's/Type: AWS::SQS::Queue/Type: AWS::SQS::Queu/' deploy/cloudformation/queue-and-key.yaml >"$scratch/cfn.yaml"
 reject cfn-lint "$bin/cfn-lint" "$scratch/cfn.yaml"
+mkdir "$scratch/rules"
+sed 's/(login_etl_ready)/(login_etl_redy)/' deploy/observability/alerts.yml >"$scratch/rules/alerts.yml"
+cp deploy/observability/alerts-test.yml "$scratch/rules/"
+reject "promtool test rules" promtool test rules "$scratch/rules/alerts-test.yml"
 
 run "hadolint Dockerfile" "$bin/hadolint" Dockerfile
 run "docker-compose.yml against the Compose Specification" \
@@ -59,6 +67,10 @@ run "kubernetes-validate --strict (core kinds)" "$bin/kubernetes-validate" --str
 run "KEDA ScaledObject + TriggerAuthentication against KEDA's CRDs" \
   "$bin/python" scripts/validate-crd-objects.py "${keda[@]}" -- deploy/kubernetes/keda.yaml
 run "cfn-lint deploy/cloudformation" "$bin/cfn-lint" deploy/cloudformation/*.yaml
+run "promtool check rules" promtool check rules deploy/observability/alerts.yml
+run "promtool test rules (a firing and a quiet case per alert)" promtool test rules deploy/observability/alerts-test.yml
+run "deploy/kubernetes/observability generated from deploy/observability" \
+  "$bin/python" scripts/observability-manifests.py --check
 run "yamllint" "$bin/yamllint" -d '{extends: relaxed, rules: {line-length: {max: 160}}}' \
-  docker-compose.yml deploy/kubernetes deploy/cloudformation
+  docker-compose.yml deploy/kubernetes deploy/cloudformation deploy/observability
 say "all deployment artefacts are valid"

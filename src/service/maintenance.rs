@@ -42,7 +42,11 @@ pub(crate) async fn maintenance_loop(
     let every = upkeep.every;
     loop {
         let cutoff = Utc::now() - retention;
-        match sink.prune_ledger(cutoff, &shutdown).await {
+        let pruned = sink.prune_ledger(cutoff, &shutdown).await;
+        if pruned.is_ok() {
+            metrics::ledger_pruning_ran();
+        }
+        match pruned {
             Ok(0) => {}
             Ok(pruned) => {
                 metrics::ledger_pruned(pruned);

@@ -32,6 +32,7 @@ pub(crate) async fn probe_loop(
             }
         }
         health().postgres_answered(database.ping().await.map_err(|e| e.to_string()));
+        metrics::ready(health().ready().is_ok());
         if let Some(handle) = &handle {
             handle.run_upkeep();
         }

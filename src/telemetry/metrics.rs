@@ -27,6 +27,9 @@ pub(crate) const QUEUE_VISIBLE: &str = "login_etl_queue_visible_messages";
 pub(crate) const QUEUE_IN_FLIGHT: &str = "login_etl_queue_in_flight_messages";
 pub(crate) const HELD: &str = "login_etl_messages_held";
 pub(crate) const LAST_COMMIT: &str = "login_etl_last_commit_timestamp_seconds";
+pub(crate) const READY: &str = "login_etl_ready";
+pub(crate) const START_TIME: &str = "login_etl_start_time_seconds";
+pub(crate) const LAST_UPKEEP: &str = "login_etl_ledger_pruning_last_run_timestamp_seconds";
 pub(crate) const BUILD_INFO: &str = "login_etl_build_info";
 pub(crate) const LEDGER_PRUNED: &str = "login_etl_ledger_pruned_total";
 
@@ -45,6 +48,7 @@ pub(crate) fn install(strategy: &str, key_id: &str) -> anyhow::Result<Prometheus
         .set_buckets_for_metric(Matcher::Full(LATENCY_SECONDS.into()), &seconds)?
         .install_recorder()?;
     describe();
+    gauge!(START_TIME).set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "strategy" => strategy.to_string(), "key_id" => key_id.to_string()).set(1.0);
     Ok(handle)
 }
@@ -123,6 +127,18 @@ fn describe() {
         "Messages received and not yet acknowledged by this process."
     );
     describe_gauge!(LAST_COMMIT, "Unix time of the last committed batch.");
+    describe_gauge!(
+        READY,
+        "1 while SQS and PostgreSQL answered the last probe (/readyz is 200), else 0."
+    );
+    describe_gauge!(
+        START_TIME,
+        "Unix time this process started: it changes when a consumer restarts."
+    );
+    describe_gauge!(
+        LAST_UPKEEP,
+        "Unix time the background ledger pruning last ran to completion."
+    );
     describe_gauge!(
         BUILD_INFO,
         "Always 1; labels: version, masking strategy, active key id."
@@ -207,6 +223,16 @@ pub(crate) fn unknown_fields(names: &[String]) {
         };
         counter!(UNKNOWN_FIELDS, "field" => label).increment(1);
     }
+}
+
+/// Whether the last probe found SQS and PostgreSQL answering.
+pub(crate) fn ready(ready: bool) {
+    gauge!(READY).set(if ready { 1.0 } else { 0.0 });
+}
+
+/// The ledger pruning round just completed.
+pub(crate) fn ledger_pruning_ran() {
+    gauge!(LAST_UPKEEP).set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
 }
 
 /// Quarantined messages that could not be forwarded (too large, refused): they stay in quarantine.
