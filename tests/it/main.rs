@@ -18,6 +18,7 @@ mod iam;
 mod ledger;
 mod logins_per_message;
 mod network_pseudonyms;
+mod observability;
 mod operability;
 mod partitions;
 mod pipeline;

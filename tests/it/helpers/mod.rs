@@ -61,7 +61,7 @@ pub(crate) fn masker() -> Masker {
     Masker::hmac(&KeyRing::parse(TEST_KEY_HEX).unwrap())
 }
 
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     format!(
         "{prefix}_{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
