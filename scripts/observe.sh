@@ -19,7 +19,7 @@ scrape_configs:
 YAML
 promtool check config "$dir/prometheus.yml" >/dev/null
 say "Prometheus on http://$listen scraping $target"
-say "  throughput: http://$listen/graph?g0.expr=sum(rate(login_etl_rows_written_total%5B1m%5D))&g0.tab=0&g0.range_input=15m"
+say "  throughput: http://$listen/classic/graph?g0.expr=sum(rate(login_etl_rows_written_total%5B1m%5D))&g0.tab=0&g0.range_input=15m"
 say "  alerts:     http://$listen/alerts"
 exec prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
   --web.listen-address="$listen"
