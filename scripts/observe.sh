@@ -11,7 +11,7 @@ command -v prometheus >/dev/null || { say "installing prometheus"; apt_install p
 dir=$stack_dir/prometheus
 rm -rf "$dir" && mkdir -p "$dir/data"
 cat >"$dir/prometheus.yml" <<YAML
-global: {scrape_interval: 5s, evaluation_interval: 5s}
+global: {scrape_interval: ${LOGIN_ETL_SCRAPE_INTERVAL:-5s}, evaluation_interval: ${LOGIN_ETL_SCRAPE_INTERVAL:-5s}}
 rule_files: [$root/deploy/observability/alerts.yml]
 scrape_configs:
   - job_name: login-etl
