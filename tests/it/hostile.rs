@@ -52,8 +52,9 @@ fn corpus() -> Vec<(String, Expect)> {
         (r#"{"user_id": 1e999999}"#.into(), Quarantine("invalid_json", "number out of range")),
         ("\u{feff}{\"user_id\": \"bom\"}".into(), Quarantine("invalid_json", "expected value")),
         // JSON, but not an object.
-        ("[]".into(), Quarantine("not_an_object", "got an array")),
-        (r#"[{"ip": "198.51.100.3"}]"#.into(), Quarantine("not_an_object", "got an array")),
+        // An array is a body of several logins: empty, or holding one that is invalid.
+        ("[]".into(), Quarantine("not_an_object", "an empty JSON array holds no login")),
+        (r#"[{"ip": "198.51.100.3"}]"#.into(), Quarantine("invalid_fields", "element [0] of 1: invalid_fields: ")),
         (r#""198.51.100.4""#.into(), Quarantine("not_an_object", "got a string")),
         ("42".into(), Quarantine("not_an_object", "got a number")),
         ("-1.5e3".into(), Quarantine("not_an_object", "got a number")),

@@ -200,14 +200,16 @@ async fn claim_ids<'a, O: Borrow<Outcome>>(
         .into_iter()
         .map(|row| row.get(0))
         .collect();
-    let duplicates = (ids.len() - new_ids.len()) as u64;
     let mut seen = HashSet::new();
-    let fresh = outcomes
-        .into_iter()
+    let fresh: Vec<&Outcome> = (outcomes.iter().copied())
         .filter(|o| new_ids.contains(o.message_id.as_str()))
         .filter(|o| seen.insert((o.message_id.as_str(), o.element)))
         .collect();
-    Ok((fresh, duplicates))
+    // Each delivery has one outcome that stands for the message or its first login.
+    let deliveries = |o: &&&Outcome| o.element.unwrap_or(0) == 0;
+    let duplicates =
+        outcomes.iter().filter(deliveries).count() - fresh.iter().filter(deliveries).count();
+    Ok((fresh, duplicates as u64))
 }
 
 /// Stream the rows with binary COPY; how many were written.
