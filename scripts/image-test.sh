@@ -31,16 +31,30 @@ if ! command -v podman >/dev/null || ! pm info >/dev/null 2>&1; then
   exit 0
 fi
 
-# --- base images (cached) ------------------------------------------------------------------------
-if ! pm image exists debian:bookworm-slim; then
+# --- base images (cached; remade when this recipe's version changes) ---------------------------
+recipe=2
+current() { [ "$(pm image inspect --format '{{index .Labels "login-etl.base"}}' "$1" 2>/dev/null)" = "$recipe" ]; }
+if ! current debian:bookworm-slim; then
   say "making debian:bookworm-slim with debootstrap (once; cached in podman's storage)"
   rootfs=$stack_dir/rootfs-bookworm
   as_root rm -rf "$rootfs"
   as_root debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian >/dev/null
-  as_root tar -C "$rootfs" -c . | pm import --change 'CMD ["bash"]' - debian:bookworm-slim >/dev/null
+  # Slim as the official image is: its apt settings (no caches, no translations, no docs) and
+  # none of the documentation, manuals, locales or package caches debootstrap leaves.
+  as_root sh -c "cd '$rootfs' \
+    && printf '%s\n' 'DPkg::Post-Invoke { \"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/*.bin || true\"; };' \
+         'Dir::Cache::pkgcache \"\"; Dir::Cache::srcpkgcache \"\";' >etc/apt/apt.conf.d/docker-clean \
+    && printf 'Acquire::Languages \"none\";\n' >etc/apt/apt.conf.d/docker-no-languages \
+    && printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-exclude /usr/share/man/*' \
+         'path-exclude /usr/share/locale/*' 'path-exclude /usr/share/info/*' >etc/dpkg/dpkg.cfg.d/docker-slim \
+    && rm -rf usr/share/doc/* usr/share/man/* usr/share/locale/* usr/share/info/* \
+         var/cache/apt/archives/*.deb var/cache/apt/*.bin var/lib/apt/lists/*"
+  as_root tar -C "$rootfs" -c . | pm import --quiet --change 'CMD ["bash"]' \
+    --change "LABEL login-etl.base=$recipe" - debian:bookworm-slim >/dev/null
   as_root rm -rf "$rootfs"
+  pm image rm rust:1.95.0-slim-bookworm >/dev/null 2>&1 || true
 fi
-if ! pm image exists rust:1.95.0-slim-bookworm; then
+if ! current rust:1.95.0-slim-bookworm; then
   say "making rust:1.95.0-slim-bookworm from it and the host's toolchain (once; cached)"
   rustup_home=${RUSTUP_HOME:-$HOME/.rustup}
   src=$(readlink -f "$rustup_home/toolchains/$toolchain")
@@ -53,6 +67,7 @@ if ! pm image exists rust:1.95.0-slim-bookworm; then
   cp /etc/ssl/certs/ca-certificates.crt "$context/host-ca-bundle.crt"
   cat >"$context/Containerfile" <<CONTAINERFILE
 FROM debian:bookworm-slim
+LABEL login-etl.base=$recipe
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev ca-certificates \\
     && rm -rf /var/lib/apt/lists/*
 ENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo \\
@@ -66,6 +81,7 @@ RUN printf 'default_toolchain = "$toolchain"\nprofile = "minimal"\nversion = "12
 CONTAINERFILE
   pm build --pull=never --network host -t rust:1.95.0-slim-bookworm "$context" >/dev/null
   rm -rf "$context"
+  pm image prune -f >/dev/null   # the bases (and builds) of an older recipe
 fi
 
 # --- the image, from the Dockerfile as it is ----------------------------------------------------
@@ -95,15 +111,36 @@ LOGIN_ETL_DATABASE_URL=postgres://postgres@127.0.0.1:5432/$db
 LOGIN_ETL_MASK_KEY=$(random_key)
 ENV
 umask 022
-secure=(--network host --read-only --cap-drop ALL --user 10001 --security-opt no-new-privileges
-        --env-file "$env_file")
+# As deploy/kubernetes/deployment.yaml runs it: uid and gid 10001, read-only root, no capability.
+# --health-interval=disable: no systemd timer here; `podman healthcheck run` runs the image's check.
+secure=(--network host --read-only --cap-drop ALL --user 10001:10001 --security-opt no-new-privileges
+        --health-interval=disable --env-file "$env_file")
 pm rm -f login-etl-image >/dev/null 2>&1 || true
 pm run --rm "${secure[@]}" "$image" send-sample --create-queue --count 0 >/dev/null
 pm run --rm "${secure[@]}" "$image" purge-queue --yes >/dev/null || true
 pm run --rm "${secure[@]}" "$image" send-sample >/dev/null
+# The deploy step before the consumers (docs/deploy.md): migrations as the schema owner.
+pm run --rm "${secure[@]}" "$image" migrate >/dev/null
 pm run --rm "${secure[@]}" "$image" check >"$stack_dir/image-check.log" 2>&1 \
   || { cat "$stack_dir/image-check.log" >&2; die "check failed in the container"; }
 say "ok    check passes in the container"
+# docker-compose.yml's login-etl service: its environment (service names mapped to this host, the
+# scratch database and queue instead of the take-home's) runs `check` with this image too.
+compose_env=$stack_dir/image-test-compose.env
+"$root/.stack/validators-venv/bin/python" - "$root/docker-compose.yml" "$db" "$queue" >"$compose_env" <<'PY'
+import sys, yaml
+compose, db, queue = sys.argv[1:]
+env = yaml.safe_load(open(compose))["services"]["login-etl"]["environment"]
+env["LOGIN_ETL_SQS_ENDPOINT"] = env["LOGIN_ETL_SQS_ENDPOINT"].replace("localstack:", "127.0.0.1:")
+env["LOGIN_ETL_DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{db}"
+env["LOGIN_ETL_QUEUE_NAME"] = queue
+for key, value in env.items():
+    print(f"{key}={value}")
+PY
+pm run --rm --network host --health-interval=disable --env-file "$compose_env" -e AWS_ACCESS_KEY_ID=test -e AWS_SECRET_ACCESS_KEY=test \
+  "$image" check >"$stack_dir/image-check.log" 2>&1 \
+  || { cat "$stack_dir/image-check.log" >&2; die "check failed with docker-compose.yml's environment"; }
+say "ok    check passes with docker-compose.yml's login-etl environment"
 
 started=$(date +%s%N)
 pm run -d --name login-etl-image "${secure[@]}" "$image" >/dev/null

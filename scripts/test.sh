@@ -2,6 +2,8 @@
 # The whole test suite: unit tests, property tests and integration tests against a real PostgreSQL,
 # a real LocalStack SQS and two query-protocol-only SQS emulators (brought up first by stack-up.sh
 # and query-sqs-up.sh if they are not running).
+# The full run (no arguments) also builds the container image from the Dockerfile with podman and
+# runs it against the stack (scripts/image-test.sh; LOGIN_ETL_SKIP_IMAGE_TEST=1 leaves it out).
 # Extra arguments go to `cargo test`, e.g. `scripts/test.sh --test it pipeline::` (one area of
 # the integration tests) or `scripts/test.sh --lib` (unit and property tests only).
 set -euo pipefail
@@ -11,6 +13,10 @@ scripts/stack-up.sh
 scripts/query-sqs-up.sh
 # Dockerfile, compose, Kubernetes/KEDA and CloudFormation, validated offline.
 scripts/validate-deploy.sh
+image_status=0
+if [ $# -eq 0 ] && [ -z "${LOGIN_ETL_SKIP_IMAGE_TEST:-}" ]; then
+  scripts/image-test.sh || image_status=$?
+fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # Under pipefail a failing `cargo test` would end the script here, before the summary: keep its
@@ -23,5 +29,9 @@ awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += 
      END { printf "summary: %d passed, %d failed\n", p, f }' "$log"
 if [ "$status" -ne 0 ]; then
   echo "cargo test exited with status $status" >&2
+fi
+if [ "$image_status" -ne 0 ]; then
+  echo "the container image test (scripts/image-test.sh) failed with status $image_status" >&2
+  [ "$status" -ne 0 ] || status=$image_status
 fi
 exit "$status"
