@@ -1,0 +1,87 @@
+"""CPU per message: login-etl's own CPU (getrusage user+sys of the drain process, divided by
+the messages) and messages/s, for `run --drain` against LocalStack and against the in-memory SQS
+stand-in (examples/sqs-stand-in.rs, where the emulator is not the limit). Variants are
+alternated within one run and each reported as the median of its rounds, so the ratios mean
+something on a shared machine. Run by scripts/bench.sh (which builds what it needs).
+
+Usage: bench-cpu.py BINARY STAND_IN DATABASE_URL [--messages N] [--rounds R] [--variant NAME=ENV ...]
+  --variant allocator=LOGIN_ETL_X=1 adds a variant: the same drain with that environment."""
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import time
+
+LOCALSTACK = "http://127.0.0.1:4566"
+STAND_IN_ADDR = "127.0.0.1:4599"
+
+
+def children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def login_etl(binary, endpoint, database_url, queue, extra_env=None, *args):
+    env = dict(os.environ, LOGIN_ETL_SQS_ENDPOINT=endpoint, LOGIN_ETL_QUEUE_NAME=queue,
+               LOGIN_ETL_DATABASE_URL=database_url, LOGIN_ETL_MASK_KEY="ab" * 32,
+               LOGIN_ETL_LOG="warn", AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+               AWS_REGION="us-east-1", LOGIN_ETL_DRAIN_IDLE_SECONDS="1", **(extra_env or {}))
+    return subprocess.run([binary, *args], env=env, check=True, capture_output=True, text=True)
+
+
+def drain(binary, endpoint, database_url, queue, messages, extra_env):
+    login_etl(binary, endpoint, database_url, queue, None, "send-sample", "--create-queue",
+              "--count", str(messages), "--seed", "7")
+    before = children_cpu()
+    started = time.monotonic()
+    out = login_etl(binary, endpoint, database_url, queue, extra_env, "run", "--drain").stdout
+    wall = time.monotonic() - started
+    cpu = children_cpu() - before
+    received = int(out.split("received ")[1].split(",")[0])
+    busy = float(out.split("busy ")[1].split("s)")[0])
+    assert received >= messages, out
+    return cpu / messages * 1e6, messages / busy, wall
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("binary")
+    parser.add_argument("stand_in")
+    parser.add_argument("database_url")
+    parser.add_argument("--messages", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--variant", action="append", default=[])
+    args = parser.parse_args()
+    server = subprocess.Popen([args.stand_in, STAND_IN_ADDR], stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    variants = [("default", {})]
+    for spec in args.variant:
+        name, _, assignment = spec.partition("=")
+        key, _, value = assignment.partition("=")
+        variants.append((name, {key: value}))
+    targets = [("stand-in", "http://" + STAND_IN_ADDR), ("localstack", LOCALSTACK)]
+    results = {}
+    try:
+        for round_ in range(args.rounds):
+            for target, endpoint in targets:
+                for name, env in variants:
+                    queue = f"login-etl-cpu-{target}"
+                    cpu, rate, _ = drain(args.binary, endpoint, args.database_url, queue,
+                                         args.messages, env)
+                    results.setdefault((target, name), []).append((cpu, rate))
+                    print(f"round {round_ + 1} {target:10} {name:12} {cpu:6.1f} µs CPU/message "
+                          f"{rate:8.0f} messages/s", flush=True)
+    finally:
+        server.kill()
+    print(f"\nmedians of {args.rounds} rounds, {args.messages} messages per drain:")
+    for (target, name), runs in results.items():
+        cpu = statistics.median(r[0] for r in runs)
+        rate = statistics.median(r[1] for r in runs)
+        base = statistics.median(r[0] for r in results[(target, "default")])
+        print(f"  {target:10} {name:12} {cpu:6.1f} µs CPU/message ({cpu / base:.2f}x default) "
+              f"{rate:8.0f} messages/s")
+
+
+main()
