@@ -4,8 +4,9 @@ stand-in (examples/sqs-stand-in.rs, where the emulator is not the limit). Varian
 alternated within one run and each reported as the median of its rounds, so the ratios mean
 something on a shared machine. Run by scripts/bench.sh (which builds what it needs).
 
-Usage: bench-cpu.py BINARY STAND_IN DATABASE_URL [--messages N] [--rounds R] [--variant NAME=ENV ...]
-  --variant allocator=LOGIN_ETL_X=1 adds a variant: the same drain with that environment."""
+Usage: bench-cpu.py BINARY STAND_IN DATABASE_URL [--messages N] [--rounds R] [--variant NAME=SPEC ...]
+  --variant json=LOGIN_ETL_SQS_PROTOCOL=json   the same drain with that environment
+  --variant mimalloc=binary:target/mimalloc/release/login-etl   the drain by another build"""
 
 import argparse
 import os
@@ -31,12 +32,13 @@ def login_etl(binary, endpoint, database_url, queue, extra_env=None, *args):
     return subprocess.run([binary, *args], env=env, check=True, capture_output=True, text=True)
 
 
-def drain(binary, endpoint, database_url, queue, messages, extra_env):
+def drain(binary, endpoint, database_url, queue, messages, variant):
     login_etl(binary, endpoint, database_url, queue, None, "send-sample", "--create-queue",
               "--count", str(messages), "--seed", "7")
+    drainer, extra_env = variant
     before = children_cpu()
     started = time.monotonic()
-    out = login_etl(binary, endpoint, database_url, queue, extra_env, "run", "--drain").stdout
+    out = login_etl(drainer or binary, endpoint, database_url, queue, extra_env, "run", "--drain").stdout
     wall = time.monotonic() - started
     cpu = children_cpu() - before
     received = int(out.split("received ")[1].split(",")[0])
@@ -56,20 +58,23 @@ def main():
     args = parser.parse_args()
     server = subprocess.Popen([args.stand_in, STAND_IN_ADDR], stderr=subprocess.DEVNULL)
     time.sleep(0.5)
-    variants = [("default", {})]
+    variants = [("default", (None, {}))]
     for spec in args.variant:
         name, _, assignment = spec.partition("=")
-        key, _, value = assignment.partition("=")
-        variants.append((name, {key: value}))
+        if assignment.startswith("binary:"):
+            variants.append((name, (assignment[len("binary:"):], {})))
+        else:
+            key, _, value = assignment.partition("=")
+            variants.append((name, (None, {key: value})))
     targets = [("stand-in", "http://" + STAND_IN_ADDR), ("localstack", LOCALSTACK)]
     results = {}
     try:
         for round_ in range(args.rounds):
             for target, endpoint in targets:
-                for name, env in variants:
+                for name, variant in variants:
                     queue = f"login-etl-cpu-{target}"
                     cpu, rate, _ = drain(args.binary, endpoint, args.database_url, queue,
-                                         args.messages, env)
+                                         args.messages, variant)
                     results.setdefault((target, name), []).append((cpu, rate))
                     print(f"round {round_ + 1} {target:10} {name:12} {cpu:6.1f} µs CPU/message "
                           f"{rate:8.0f} messages/s", flush=True)

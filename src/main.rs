@@ -9,6 +9,10 @@ use login_etl::cli::{Cli, LogFormat};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Dependencies that may log request contents (message bodies, query parameters) at debug/trace,
 /// capped at `info` whatever LOGIN_ETL_LOG says, so raw PII can't reach the logs that way; a more
 /// specific directive wins in `EnvFilter`, so these hold even under `LOGIN_ETL_LOG=trace`.
