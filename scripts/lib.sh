@@ -53,3 +53,15 @@ fresh_database() {
 
 # A random 256-bit masking key (hex), for throwaway runs.
 random_key() { python3 -c 'import secrets; print(secrets.token_hex(32))'; }
+
+# A throwaway run against the local stack: a fresh database $1, queue $2 on LocalStack, a random
+# key; exported for the login-etl commands that follow, and the queue created (empty).
+scratch_run() {
+  fresh_database "$1"
+  export LOGIN_ETL_SQS_ENDPOINT=http://127.0.0.1:4566 LOGIN_ETL_QUEUE_NAME=$2
+  export LOGIN_ETL_DATABASE_URL=postgres://postgres@127.0.0.1:5432/$1
+  LOGIN_ETL_MASK_KEY=$(random_key)
+  export LOGIN_ETL_MASK_KEY
+  "$root/target/release/login-etl" send-sample --create-queue --count 0 >/dev/null
+  "$root/target/release/login-etl" purge-queue --yes >/dev/null || true   # leftovers of an interrupted run
+}

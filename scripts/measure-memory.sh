@@ -14,13 +14,7 @@ scripts/stack-up.sh
 cargo build --release --locked --quiet
 bin=$root/target/release/login-etl
 db=login_etl_memory
-fresh_database "$db"
-export LOGIN_ETL_SQS_ENDPOINT=http://127.0.0.1:4566 LOGIN_ETL_QUEUE_NAME=login-etl-memory
-export LOGIN_ETL_DATABASE_URL=postgres://postgres@127.0.0.1:5432/$db
-LOGIN_ETL_MASK_KEY=$(random_key)
-export LOGIN_ETL_MASK_KEY
-"$bin" send-sample --create-queue --count 0 >/dev/null   # creates the queue, sends nothing
-"$bin" purge-queue --yes >/dev/null || true                # leftovers of an interrupted run
+scratch_run "$db" login-etl-memory
 if $hostile; then
   "$root/.stack/localstack-venv/bin/python" "$root/scripts/hostile-messages.py" \
     http://127.0.0.1:4566 "$LOGIN_ETL_QUEUE_NAME" "$count"

@@ -11,14 +11,8 @@ scripts/stack-up.sh
 cargo build --release --locked --quiet
 bin=$root/target/release/login-etl
 db=login_etl_observe
-fresh_database "$db"
-export LOGIN_ETL_SQS_ENDPOINT=http://127.0.0.1:4566 LOGIN_ETL_QUEUE_NAME=login-etl-observe
-export LOGIN_ETL_DATABASE_URL=postgres://postgres@127.0.0.1:5432/$db
-LOGIN_ETL_MASK_KEY=$(random_key)
-export LOGIN_ETL_MASK_KEY
+scratch_run "$db" login-etl-observe
 metrics=127.0.0.1:9465 prom=127.0.0.1:9391
-"$bin" send-sample --create-queue --count 0 >/dev/null
-"$bin" purge-queue --yes >/dev/null || true
 "$bin" send-sample --count "$count" --bad-share 0.02 --seed 3 >/dev/null
 LOGIN_ETL_PROMETHEUS_ADDR=$prom LOGIN_ETL_SCRAPE_INTERVAL=1s scripts/observe.sh "$metrics" >/dev/null 2>&1 &
 observer=$!

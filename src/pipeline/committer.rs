@@ -12,6 +12,7 @@
 //! transaction. Only a suspect whose recorded solo attempts exceed the limit is quarantined as
 //! `too_many_receives`; any other suspect lands as a row (or with its precise reason).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use chrono::Utc;
@@ -233,7 +234,7 @@ impl<S: Store> Committer<S> {
         let Some(dead_letter) = &self.dead_letter else {
             return Ok(());
         };
-        let quarantined: Vec<(MessageId, String, &str)> = part
+        let quarantined: Vec<(MessageId, Cow<'_, str>, &str)> = part
             .iter()
             .flat_map(|item| item.outcomes.iter().map(move |o| (item, o)))
             .filter_map(|(item, outcome)| match &outcome.kind {
@@ -282,16 +283,19 @@ impl<S: Store> Committer<S> {
 
     /// What goes to the dead-letter queue for a quarantined message, or for element `i` of one:
     /// that element's text alone (its siblings landed), under `<message id>#<i>`.
-    fn dead_letter_of(
+    fn dead_letter_of<'e>(
         &self,
-        envelope: &Envelope,
+        envelope: &'e Envelope,
         element: Option<u32>,
-    ) -> Option<(MessageId, String)> {
+    ) -> Option<(MessageId, Cow<'e, str>)> {
         match element {
-            None => Some((envelope.message_id.clone(), envelope.body.clone())),
+            None => Some((envelope.message_id.clone(), Cow::Borrowed(&envelope.body))),
             Some(i) => {
                 let text = transform::element_text(&envelope.body, &self.decoding, i)?;
-                Some((MessageId(format!("{}#{i}", envelope.message_id)), text))
+                Some((
+                    MessageId(format!("{}#{i}", envelope.message_id)),
+                    Cow::Owned(text),
+                ))
             }
         }
     }

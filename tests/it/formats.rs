@@ -3,9 +3,6 @@
 //! one ledger entry per message, `sent_at` is the envelope's timestamp; a gzip bomb is one
 //! quarantine entry; `--envelope none` keeps the old behaviour.
 
-use std::io::Write;
-
-use base64::Engine;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -40,19 +37,12 @@ fn eventbridge(body: &str, i: usize) -> String {
 }
 
 fn gzip(body: &str, _: usize) -> String {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(body.as_bytes()).unwrap();
-    base64::engine::general_purpose::STANDARD.encode(encoder.finish().unwrap())
+    gzip_base64(body)
 }
 
 /// The reason of the one quarantine entry.
 async fn quarantine_reason(db: &TestDb) -> String {
-    db.client()
-        .await
-        .query_one("SELECT reason FROM quarantined_messages", &[])
-        .await
-        .unwrap()
-        .get(0)
+    db.scalar("SELECT reason FROM quarantined_messages").await
 }
 
 /// (user_id, masked_ip, masked_device_id, sent_at) of every row, sorted.
@@ -217,13 +207,7 @@ async fn unknown_fields_are_counted_by_name_and_never_by_value() {
     );
 
     // --keep-extra-fields: the fields beside the row, scrubbed; no raw value anywhere.
-    let extra: Value = db
-        .client()
-        .await
-        .query_one("SELECT extra_fields FROM user_logins", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let extra: Value = db.scalar("SELECT extra_fields FROM user_logins").await;
     let object = extra.as_object().expect("an object");
     assert_eq!(object.len(), 3, "{extra}");
     assert!(

@@ -4,10 +4,7 @@
 //! a consumer SIGKILLed between the commit and the delete of a 1,000-login message adds nothing
 //! on redelivery; an over-cap array is one quarantine entry.
 
-use std::io::Write;
 use std::time::Duration;
-
-use base64::Engine;
 
 use crate::helpers::*;
 
@@ -42,12 +39,6 @@ async fn entries(db: &TestDb) -> Vec<(i32, String)> {
     rows.iter().map(|r| (r.get(0), r.get(1))).collect()
 }
 
-fn gzip(text: &str) -> String {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(text.as_bytes()).unwrap();
-    base64::engine::general_purpose::STANDARD.encode(encoder.finish().unwrap())
-}
-
 fn login(user: &str, device_type: &str, i: usize) -> String {
     format!(
         r#"{{"user_id":"{user}","device_type":"{device_type}","ip":"10.{}.{}.{}","device_id":"{:03}-{:02}-{:04}","locale":"RU","app_version":"2.3.0"}}"#,
@@ -71,7 +62,7 @@ async fn the_sample_as_arrays_and_ndjson_lands_like_a_plain_drain() {
 
     let array = |chunk: &[String]| format!("[{}]", chunk.join(",\n  "));
     let ndjson = |chunk: &[String]| chunk.join("\n") + "\n";
-    let gzip_ndjson = |chunk: &[String]| gzip(&chunk.join("\n"));
+    let gzip_ndjson = |chunk: &[String]| gzip_base64(&chunk.join("\n"));
     let shapes: [(&str, &Shape); 3] = [
         ("array", &array),
         ("ndjson", &ndjson),
@@ -112,14 +103,7 @@ async fn the_sample_as_arrays_and_ndjson_lands_like_a_plain_drain() {
 #[tokio::test(flavor = "multi_thread")]
 async fn mixed_arrays_land_each_login_exactly_once() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
-    db.sink().migrate().await.unwrap();
-    db.client()
-        .await
-        .batch_execute(
-            "ALTER TABLE user_logins ADD CONSTRAINT no_web_logins CHECK (device_type <> 'web')",
-        )
-        .await
-        .unwrap();
+    refuse_web_logins(&db).await;
     // Eight messages of 25 logins: every 7th refused by the database, every 11th invalid.
     let mut expected_rows = 0;
     let mut expected = Vec::new();
@@ -153,23 +137,12 @@ async fn mixed_arrays_land_each_login_exactly_once() {
     assert_eq!(counts.processed, 9);
     assert_eq!(entries(&db).await, expected);
     let distinct_users: i64 = db
-        .client()
-        .await
-        .query_one("SELECT count(DISTINCT user_id) FROM user_logins", &[])
-        .await
-        .unwrap()
-        .get(0);
+        .scalar("SELECT count(DISTINCT user_id) FROM user_logins")
+        .await;
     assert_eq!(distinct_users, expected_rows, "each login once");
     let reason: String = db
-        .client()
-        .await
-        .query_one(
-            "SELECT reason FROM quarantined_messages WHERE reason_code = 'rejected_by_database' AND element >= 0 LIMIT 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+        .scalar("SELECT reason FROM quarantined_messages WHERE reason_code = 'rejected_by_database' AND element >= 0 LIMIT 1")
+        .await;
     assert!(
         reason.contains("of 25: rejected_by_database: PostgreSQL rejected the row"),
         "{reason}"
@@ -224,13 +197,7 @@ async fn an_array_over_the_cap_is_one_quarantine_entry_with_its_count() {
     queue.send(&[format!("[{}]", elements.join(","))]).await;
     run_drain(&queue, &db, &[]);
     assert_eq!(entries(&db).await, [(-1, "too_many_logins".to_string())]);
-    let reason: String = db
-        .client()
-        .await
-        .query_one("SELECT reason FROM quarantined_messages", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let reason: String = db.scalar("SELECT reason FROM quarantined_messages").await;
     assert!(
         reason.contains("a JSON array of 1001 logins, more than --max-logins-per-message (1000)"),
         "{reason}"

@@ -211,15 +211,8 @@ async fn a_slow_commit_gets_its_visibility_extended_instead_of_being_redelivered
 #[tokio::test(flavor = "multi_thread")]
 async fn rows_postgres_rejects_are_isolated_and_quarantined_while_the_rest_commits() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
-    db.sink().migrate().await.unwrap();
     // A rule our validation doesn't know about: PostgreSQL is the one to refuse these rows.
-    db.client()
-        .await
-        .batch_execute(
-            "ALTER TABLE user_logins ADD CONSTRAINT no_web_logins CHECK (device_type <> 'web')",
-        )
-        .await
-        .unwrap();
+    refuse_web_logins(&db).await;
     let bodies = sample_bodies();
     let web = bodies
         .iter()

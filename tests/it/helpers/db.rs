@@ -51,6 +51,19 @@ impl TestDb {
         self.sink().counts().await.unwrap()
     }
 
+    /// The one value of a query that returns one row of one column.
+    pub(crate) async fn scalar<T>(&self, sql: &str) -> T
+    where
+        T: for<'a> tokio_postgres::types::FromSql<'a>,
+    {
+        self.client()
+            .await
+            .query_one(sql, &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
     /// Every table of the database as text, one line per row: for scanning for raw PII.
     pub(crate) async fn dump_all_tables(&self) -> String {
         let client = self.client().await;
@@ -117,6 +130,19 @@ pub(crate) async fn slow_down_copy(db: &TestDb, seconds: u32) {
              CREATE TRIGGER slow_copy AFTER INSERT ON user_logins
                  FOR EACH STATEMENT EXECUTE FUNCTION slow_copy();"
         ))
+        .await
+        .unwrap();
+}
+
+/// Migrate `db` and add a CHECK constraint our validation does not know (no `web` logins), so
+/// that PostgreSQL is the one to refuse those rows.
+pub(crate) async fn refuse_web_logins(db: &TestDb) {
+    db.sink().migrate().await.unwrap();
+    db.client()
+        .await
+        .batch_execute(
+            "ALTER TABLE user_logins ADD CONSTRAINT no_web_logins CHECK (device_type <> 'web')",
+        )
         .await
         .unwrap();
 }

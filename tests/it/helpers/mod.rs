@@ -20,7 +20,8 @@ use std::sync::OnceLock;
 
 pub(crate) use cluster::TempCluster;
 pub(crate) use db::{
-    assert_no_poison, least_privilege_role, sleeping_backends, slow_down_copy, TestDb,
+    assert_no_poison, least_privilege_role, refuse_web_logins, sleeping_backends, slow_down_copy,
+    TestDb,
 };
 pub(crate) use fake_sqs::{FakeSqs, Reply};
 use login_etl::mask::{KeyRing, Masker};
@@ -66,6 +67,15 @@ pub(crate) fn unique(prefix: &str) -> String {
         "{prefix}_{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     )
+}
+
+/// `text` gzip'd and base64-encoded, as producers that pay per request send it.
+pub(crate) fn gzip_base64(text: &str) -> String {
+    use base64::Engine;
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(text.as_bytes()).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(encoder.finish().unwrap())
 }
 
 pub(crate) fn free_port() -> u16 {
