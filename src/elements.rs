@@ -160,6 +160,23 @@ mod tests {
     }
 
     proptest! {
+        /// Any text at all: never a panic; a split keeps at most `max` elements, each a piece of
+        /// the body as it was sent.
+        #[test]
+        fn any_body_splits_within_the_cap_or_stays_one(
+            text in prop_oneof![".{0,200}", "[\\[\\]{}\",:0-9a-z \n\r]{0,200}"],
+            max in 1usize..8,
+        ) {
+            match split(&text, max) {
+                Ok(Logins::Many(found)) => {
+                    prop_assert!(!found.is_empty() && found.len() <= max);
+                    prop_assert!(found.iter().all(|e| text.contains(e)));
+                }
+                Ok(Logins::One) => {}
+                Err(e) => prop_assert!(matches!(e.code, RejectCode::TooManyLogins | RejectCode::NotAnObject)),
+            }
+        }
+
         #[test]
         fn every_element_is_kept_once_in_order(n in 1usize..40, max in 1usize..40, ndjson: bool) {
             let elements: Vec<String> = (0..n).map(|i| format!(r#"{{"user_id":"{i}"}}"#)).collect();

@@ -110,3 +110,36 @@ async fn a_fifo_source_is_refused_at_start_with_one_line() {
         "{last}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_login_of_an_array_is_forwarded_alone_tagged_with_its_index() {
+    let (db, queue, dlq) = (
+        TestDb::new().await,
+        TestQueue::new(30).await,
+        TestQueue::new(30).await,
+    );
+    let bodies = sample_bodies();
+    let valid: Vec<&String> = bodies
+        .iter()
+        .filter(|b| b.contains("device_id"))
+        .take(2)
+        .collect();
+    let invalid = r#"{"user_id":"no-device","ip":"10.0.0.1"}"#;
+    let array = format!("[{}, {invalid}, {}]", valid[0], valid[1]);
+    let ids = queue.send(&[array]).await;
+    run_drain(
+        &queue,
+        &db,
+        &["--dead-letter-queue", dlq.source.queue_url()],
+    );
+    let dead = received(&dlq, 1).await;
+    assert_eq!(dead.len(), 1, "only the refused login, not its siblings");
+    assert_eq!(dead[0].body.as_deref(), Some(invalid), "its own text, raw");
+    let source_id = dead[0].message_attributes.clone().unwrap_or_default()
+        ["login-etl-source-message-id"]
+        .string_value
+        .clone()
+        .unwrap();
+    assert_eq!(source_id, format!("{}#1", ids[0]));
+    assert_eq!(db.counts().await.rows, 2);
+}
