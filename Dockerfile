@@ -9,6 +9,7 @@ FROM rust:1.95.0-slim-bookworm AS build
 WORKDIR /src
 # Manifests first, so the dependency download is cached across source edits.
 COPY Cargo.toml Cargo.lock ./
+COPY .cargo ./.cargo
 COPY src ./src
 COPY migrations ./migrations
 COPY data ./data

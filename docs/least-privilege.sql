@@ -18,6 +18,9 @@ GRANT DELETE, SELECT (processed_at), UPDATE (processed_at) ON processed_messages
 GRANT INSERT, SELECT (message_id, element, reason_code) ON quarantined_messages TO login_etl_writer;
 -- Unknown field names (names only), recorded the first time a producer sends one.
 GRANT INSERT, SELECT (name) ON unknown_fields TO login_etl_writer;
+-- Key fingerprints (key ids and keyed hashes, nothing about the keys): read at start, the active
+-- key's recorded the first time it masks a row.
+GRANT INSERT, SELECT ON mask_key_fingerprints TO login_etl_writer;
 -- Solo attempts of suspect messages (ids and counters only): recorded, counted, cleared on commit.
 GRANT INSERT, UPDATE, DELETE, SELECT (message_id, attempts) ON poison_attempts TO login_etl_writer;
 -- Optional, only with `run --retain-days` on a plain (unpartitioned) table: the background

@@ -250,10 +250,23 @@ async fn handle(queues: &Queues, headers: &HeaderMap, body: &[u8]) -> Response {
     }
 }
 
+/// A number that differs between runs of the stand-in (start time and process id).
+fn run_nonce() -> u32 {
+    static NONCE: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *NONCE.get_or_init(|| {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u32;
+        nanos ^ std::process::id().rotate_left(16)
+    })
+}
+
 fn send(queue: &mut Queue, body: &str) -> String {
     let key = queue.next_key;
     queue.next_key += 1;
-    let message_id = format!("00000000-0000-4000-8000-{key:012x}");
+    // Unique across runs too: the ledger would skip a second run's ids as duplicates.
+    let message_id = format!("{:08x}-0000-4000-8000-{key:012x}", run_nonce());
     queue.messages.insert(
         key,
         Stored {

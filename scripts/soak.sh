@@ -1,29 +1,36 @@
 #!/usr/bin/env bash
-# Crash-loop soak: N generated messages (0.1 % bad) on a queue with a short visibility timeout,
-# C consumers (`run`), one of them SIGKILLed and restarted every K seconds until the queue is
+# Soak: N generated messages (0.1 % bad) on a queue with a short visibility timeout, C consumers
+# (`run`), one of them SIGKILLed and restarted every K seconds (K = 0: none) until the queue is
 # empty or the duration is spent; then the rest are stopped with SIGTERM and whatever the killed
-# one held is drained. Prints the books: rows, quarantine by reason, ledger, what is left.
+# one held is drained. Prints the books (rows, quarantine by reason, ledger, duplicates skipped,
+# what is left) and, every 10 s, each consumer's RSS and the CPU per message of the interval, so
+# a leak or a cost that grows with time shows.
 # Usage: scripts/soak.sh [--messages N] [--kill-every SECONDS] [--duration SECONDS]
-#                        [--consumers C] [--visibility SECONDS] [--max-receives M]
+#                        [--consumers C] [--visibility SECONDS] [--max-receives M] [--stand-in]
+#   --stand-in   drain the in-memory SQS stand-in (examples/sqs-stand-in.rs) instead of
+#                LocalStack: for the rate and cost of login-etl itself at a depth LocalStack
+#                would take an hour to fill (scripts/soak.sh --stand-in --messages 1000000
+#                --consumers 4 --kill-every 0 --visibility 30)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 messages=100000 kill_every=1 duration=600 consumers=3 visibility=2 max_receives=5
+endpoint=http://127.0.0.1:4566
 while [ $# -gt 0 ]; do
   case "$1" in
+    --stand-in) endpoint=http://127.0.0.1:4599; shift; continue ;;
     --messages) messages=$2 ;;
     --kill-every) kill_every=$2 ;;
     --duration) duration=$2 ;;
     --consumers) consumers=$2 ;;
     --visibility) visibility=$2 ;;
     --max-receives) max_receives=$2 ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift 2
 done
 
-scripts/stack-up.sh
-cargo build --release --locked --quiet
+cargo build --release --locked --quiet --bin login-etl --example sqs-stand-in
 bin=$root/target/release/login-etl
 db=login_etl_soak queue=login-etl-soak
 work=$(mktemp -d)
@@ -34,17 +41,25 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+if [ "$endpoint" = http://127.0.0.1:4566 ]; then
+  scripts/stack-up.sh
+else
+  "$root/target/release/examples/sqs-stand-in" 127.0.0.1:4599 2>"$work/stand-in.log" &
+  pids+=($!)
+  sleep 0.5
+fi
 psql_db() { psql -X -qAt -h 127.0.0.1 -U postgres -d "$db" -c "$1"; }
 fresh_database "$db"
-export LOGIN_ETL_SQS_ENDPOINT=http://127.0.0.1:4566 LOGIN_ETL_QUEUE_NAME=$queue
+export LOGIN_ETL_SQS_ENDPOINT=$endpoint LOGIN_ETL_QUEUE_NAME=$queue
 export LOGIN_ETL_DATABASE_URL=postgres://postgres@127.0.0.1:5432/$db
 LOGIN_ETL_MASK_KEY=$(random_key)
 export LOGIN_ETL_MASK_KEY
 export LOGIN_ETL_MAX_RECEIVES=$max_receives LOGIN_ETL_WAIT_TIME_SECONDS=1 LOGIN_ETL_BATCH_SIZE=200
 
-# LocalStack takes unsigned JSON-protocol calls: create the queue with the short visibility timeout.
+# LocalStack (and the stand-in) take unsigned JSON-protocol calls: create the queue with the short
+# visibility timeout.
 sqs() {
-  curl -fsS -X POST http://127.0.0.1:4566/ -H "X-Amz-Target: AmazonSQS.$1" \
+  curl -fsS -X POST "$endpoint/" -H "X-Amz-Target: AmazonSQS.$1" \
     -H 'Content-Type: application/x-amz-json-1.0' -d "$2" >/dev/null
 }
 "$bin" migrate >/dev/null
@@ -59,26 +74,46 @@ echo "queueing $messages messages (0.1 % bad)..."
 bad=$(( (messages + 500) / 1000 ))
 
 # Started in this shell (not in a command substitution) so that `wait` can collect them.
-start() { LOGIN_ETL_LOG=warn "$bin" run >>"$work/consumer-$1.log" 2>&1 & pids[$(($1 - 1))]=$!; }
+start() { LOGIN_ETL_LOG=warn "$bin" run >>"$work/consumer-$1.log" 2>&1 & consumer[$1]=$!; pids+=($!); }
+declare -a consumer
 for i in $(seq 1 "$consumers"); do start "$i"; done
 started=$(date +%s) kills=0
 remaining() {
   "$bin" status --format json 2>/dev/null | python3 -c \
     'import json, sys; d = json.load(sys.stdin)["queue"]["depth"]; print(d["visible"] + d["in_flight"])'
 }
+# Every 10 s: messages done (the ledger), each consumer's CPU seconds and RSS (from /proc).
+sample() {
+  local line
+  line="$(( $(date +%s) - started )) $(psql_db "SELECT count(*) FROM processed_messages")"
+  for i in $(seq 1 "$consumers"); do
+    line+=" $(awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/${consumer[$i]}/stat" 2>/dev/null || echo 0)"
+    line+=" $(awk '/^VmRSS/ { print $2 }' "/proc/${consumer[$i]}/status" 2>/dev/null || echo 0)"
+  done
+  echo "$line" >>"$work/samples"
+}
+next_kill=$((started + kill_every)) next_sample=$started
 while [ $(( $(date +%s) - started )) -lt "$duration" ] && [ "$(remaining)" != 0 ]; do
-  sleep "$kill_every"
-  kill -9 "${pids[0]}" 2>/dev/null || true
-  wait "${pids[0]}" 2>/dev/null || true
-  kills=$((kills + 1))
-  start 1
+  sleep 1
+  now=$(date +%s)
+  if [ "$now" -ge "$next_sample" ]; then sample; next_sample=$((now + 10)); fi
+  if [ "$kill_every" -gt 0 ] && [ "$now" -ge "$next_kill" ]; then
+    kill -9 "${consumer[1]}" 2>/dev/null || true
+    wait "${consumer[1]}" 2>/dev/null || true
+    kills=$((kills + 1)) next_kill=$((now + kill_every))
+    start 1
+  fi
 done
+sample
 chaos=$(( $(date +%s) - started ))
-kill -9 "${pids[0]}" 2>/dev/null || true
-for pid in "${pids[@]:1}"; do kill -TERM "$pid"; done
-for i in $(seq 2 "$consumers"); do
-  wait "${pids[$((i - 1))]}" || { echo "consumer $i exited non-zero:" >&2; tail -n 3 "$work/consumer-$i.log" >&2; }
+[ "$kill_every" -gt 0 ] && kill -9 "${consumer[1]}" 2>/dev/null || true
+first=2; [ "$kill_every" -gt 0 ] || first=1
+for i in $(seq "$first" "$consumers"); do kill -TERM "${consumer[$i]}"; done
+for i in $(seq "$first" "$consumers"); do
+  wait "${consumer[$i]}" || { echo "consumer $i exited non-zero:" >&2; tail -n 3 "$work/consumer-$i.log" >&2; }
 done
+python3 "$root/scripts/soak-samples.py" "$work/samples" "$consumers"
+duplicates=$(cat "$work"/consumer-*.log | sed -n 's/.*duplicates skipped \([0-9]*\).*/\1/p' | awk '{ n += $1 } END { print n + 0 }')
 for _ in $(seq 1 10); do
   [ "$(remaining)" = 0 ] && break
   sleep "$visibility"
@@ -90,7 +125,8 @@ ledger=$(psql_db "SELECT count(*) FROM processed_messages")
 reasons=$(psql_db "SELECT coalesce(string_agg(reason_code || ': ' || n, ', '), 'none') FROM (SELECT reason_code, count(*) n FROM quarantined_messages GROUP BY 1 ORDER BY 1) q")
 poison=$(psql_db "SELECT count(*) FROM quarantined_messages WHERE reason_code = 'too_many_receives'")
 echo "soak: $messages messages ($bad bad), $consumers consumers, visibility ${visibility}s, --max-receives $max_receives"
-echo "      $kills SIGKILLs over ${chaos}s of chaos (one every ${kill_every}s)"
+echo "      $kills SIGKILLs over ${chaos}s (one every ${kill_every}s; 0 = none), against $endpoint"
+echo "      duplicates skipped by the consumers stopped with SIGTERM: $duplicates"
 echo "rows $rows (expected $((messages - bad))), quarantined: $reasons (expected $bad), ledger $ledger (expected $messages), queue left $(remaining)"
 if [ "$rows" = $((messages - bad)) ] && [ "$ledger" = "$messages" ] && [ "$poison" = 0 ]; then
   echo "exact: every valid login is a row, no valid login was quarantined as too_many_receives"

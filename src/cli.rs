@@ -21,7 +21,7 @@ pub use values::{
 /// Read user-login events from SQS, validate them, mask their PII (ip, device_id) and write them to
 /// PostgreSQL in batches. Bad messages go to a quarantine table with a reason; nothing is dropped.
 #[derive(Debug, Parser)]
-#[command(name = "login-etl", version, propagate_version = true)]
+#[command(name = "login-etl", version = crate::VERSION, propagate_version = true)]
 pub struct Cli {
     /// Log lines on stderr: `text` for people, `json` (one object per line) for log shippers.
     #[arg(

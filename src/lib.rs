@@ -29,3 +29,15 @@ mod telemetry;
 mod test_hooks;
 pub mod transform;
 pub mod unwrap;
+
+/// The git commit this binary was built from (12 hex digits; "unknown" outside a checkout),
+/// baked in by build.rs.
+pub const GIT_COMMIT: &str = env!("LOGIN_ETL_GIT_COMMIT");
+
+/// What `--version` prints: the crate version and the commit.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("LOGIN_ETL_GIT_COMMIT"),
+    ")"
+);

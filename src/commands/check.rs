@@ -34,7 +34,7 @@ impl Lines {
 
 pub(super) async fn execute(args: RunArgs, _: Ctx) -> anyhow::Result<()> {
     let mut lines = Lines::default();
-    check_keys(&args, &mut lines).await;
+    let fingerprints = check_keys(&args, &mut lines).await;
     match SqsSource::connect(&SqsSettings::from(&args.sqs)).await {
         Ok(source) => {
             lines.ok(format!(
@@ -51,25 +51,30 @@ pub(super) async fn execute(args: RunArgs, _: Ctx) -> anyhow::Result<()> {
         }
         Err(e) => lines.bad(format!("SQS: {e}"), "see the message"),
     }
-    check_database(&args, &mut lines).await;
+    check_database(&args, fingerprints.as_deref(), &mut lines).await;
     if lines.failed > 0 {
         bail!("{} check(s) failed", lines.failed);
     }
     Ok(())
 }
 
-async fn check_keys(args: &RunArgs, lines: &mut Lines) {
+/// The keys load and make a masker; their fingerprints, for the database's check.
+async fn check_keys(args: &RunArgs, lines: &mut Lines) -> Option<Vec<(String, String)>> {
     if args.strategy() == StrategyName::Sha256 {
         lines.advice("masking: sha256 is unkeyed; IPv4 masks can be reversed by brute force");
-        return;
+        return None;
     }
     let loaded = load_keys(&args.keys, args.sqs.sqs_endpoint.0.as_ref()).await;
-    match loaded.and_then(|keys| Masker::new(args.strategy(), Some(&keys))) {
-        Ok(masker) => lines.ok(format!(
-            "masking keys load ({}, active key `{}`)",
-            masker.strategy(),
-            masker.key_id().unwrap_or("none")
-        )),
+    let made = loaded.and_then(|keys| Ok((Masker::new(args.strategy(), Some(&keys))?, keys)));
+    match made {
+        Ok((masker, keys)) => {
+            lines.ok(format!(
+                "masking keys load ({}, active key `{}`)",
+                masker.strategy(),
+                masker.key_id().unwrap_or("none")
+            ));
+            Some(keys.key_fingerprints())
+        }
         Err(e) => {
             let fix = match &e {
                 KeyError::FileMode { path, .. } => format!("chmod 600 {path}"),
@@ -77,7 +82,8 @@ async fn check_keys(args: &RunArgs, lines: &mut Lines) {
                 _ => "set LOGIN_ETL_MASK_KEY or --mask-key-file (`login-etl keygen` makes a key)"
                     .to_string(),
             };
-            lines.bad(format!("masking keys: {e}"), fix)
+            lines.bad(format!("masking keys: {e}"), fix);
+            None
         }
     }
 }
@@ -130,7 +136,7 @@ async fn check_queue(args: &RunArgs, source: &SqsSource, lines: &mut Lines) {
     }
 }
 
-async fn check_database(args: &RunArgs, lines: &mut Lines) {
+async fn check_database(args: &RunArgs, ring: Option<&[(String, String)]>, lines: &mut Lines) {
     let mut sink = match args.db.sink() {
         Ok(sink) => sink,
         Err(e) => return lines.bad(e, "fix --database-url / LOGIN_ETL_DATABASE_URL"),
@@ -147,6 +153,21 @@ async fn check_database(args: &RunArgs, lines: &mut Lines) {
             )
         }
         Err(e) => return lines.bad(format!("PostgreSQL: {e}"), "see the message"),
+    }
+    if let Some(ring) = ring {
+        match sink.recorded_key_fingerprints().await {
+            Ok(recorded) => match crate::mask::replaced_keys(ring, &recorded) {
+                None => lines.ok(format!(
+                    "masking keys match the database's record ({} key id(s) recorded)",
+                    recorded.len()
+                )),
+                Some(line) => lines.bad(line, "restore the key ring (docs/recovery.md)"),
+            },
+            Err(e) => lines.bad(
+                format!("PostgreSQL: the recorded key fingerprints: {e}"),
+                "apply docs/least-privilege.sql to the role",
+            ),
+        }
     }
     match sink.plaintext_risk() {
         Some(risk) => lines.bad(

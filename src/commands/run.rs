@@ -199,7 +199,15 @@ pub(super) async fn execute(args: RunArgs, ctx: Ctx) -> anyhow::Result<()> {
         }
     }
     let budget = Duration::from_secs(args.write_retry_seconds);
-    let sink = connect_sink(&args.db, budget, &shutdown).await?;
+    let mut sink = connect_sink(&args.db, budget, &shutdown).await?;
+    if let Some(keys) = &keys {
+        let ring = keys.key_fingerprints();
+        if let Some(line) = crate::mask::replaced_keys(&ring, &sink.recorded_key_fingerprints().await?) {
+            anyhow::bail!(line);
+        }
+        let (active, fingerprint) = &ring[0];
+        sink.record_key_on_first_write(active, fingerprint);
+    }
     let source = connect_source(&SqsSettings::from(&args.sqs), budget, &shutdown).await?;
     anyhow::ensure!(
         !source.is_fifo(),

@@ -12,6 +12,7 @@
 //! nothing raw leaves [`Masker::mask_event`].
 
 mod hmac;
+mod key_fingerprint;
 pub mod keys;
 pub(crate) mod kms;
 pub mod network;
@@ -24,6 +25,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+pub use key_fingerprint::replaced_keys;
 pub(crate) use keys::MaskKey;
 pub use keys::{KeyError, KeyRing};
 pub use network::{NetworkMaskMode, NetworkMasker, NetworkPrefixes};

@@ -49,7 +49,7 @@ pub(crate) fn install(strategy: &str, key_id: &str) -> anyhow::Result<Prometheus
         .install_recorder()?;
     describe();
     gauge!(START_TIME).set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
-    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "strategy" => strategy.to_string(), "key_id" => key_id.to_string()).set(1.0);
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "commit" => env!("LOGIN_ETL_GIT_COMMIT"), "strategy" => strategy.to_string(), "key_id" => key_id.to_string()).set(1.0);
     Ok(handle)
 }
 
@@ -141,7 +141,7 @@ fn describe() {
     );
     describe_gauge!(
         BUILD_INFO,
-        "Always 1; labels: version, masking strategy, active key id."
+        "Always 1; labels: version, git commit, masking strategy, active key id."
     );
 }
 

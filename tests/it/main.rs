@@ -27,6 +27,7 @@ mod poolers;
 mod privacy;
 mod privacy_ops;
 mod query_protocol;
+mod recovery;
 mod reliability;
 mod scale_out;
 mod tls;

@@ -87,12 +87,12 @@ async fn metrics_match_the_database_and_the_queue_exactly() {
             + metric(&m, "login_etl_queue_in_flight_messages{queue=\"source\"}"),
         queue.remaining().await as f64
     );
-    assert!(
-        text.contains(
-            r#"login_etl_build_info{version="0.1.0",strategy="hmac-sha256",key_id="k1"} 1"#
-        ),
-        "{text}"
+    let build_info = format!(
+        r#"login_etl_build_info{{version="{}",commit="{}",strategy="hmac-sha256",key_id="k1"}} 1"#,
+        env!("CARGO_PKG_VERSION"),
+        login_etl::GIT_COMMIT
     );
+    assert!(text.contains(&build_info), "{text}");
     assert!(text.contains("# TYPE login_etl_commit_duration_seconds histogram"));
     assert_eq!(http_get(port, "/healthz").await.unwrap().0, 200);
     assert_eq!(http_get(port, "/readyz").await.unwrap().0, 200);

@@ -23,6 +23,9 @@ pub enum SinkError {
     /// The schema is not what this version expects (an edited migration).
     #[error("{0}")]
     Schema(String),
+    /// A key id of the key ring stands for another key than the one that masked stored rows.
+    #[error("{0}")]
+    KeyReplaced(String),
     /// PostgreSQL refused the data itself (a constraint, a value it can't store).
     #[error("PostgreSQL rejected the data: {reason}")]
     Rejected {
@@ -61,9 +64,10 @@ impl Classify for SinkError {
         match self {
             SinkError::Transient { .. } | SinkError::Failover { .. } => Disposition::Retry,
             SinkError::Rejected { .. } => Disposition::Isolate,
-            SinkError::InvalidUrl(_) | SinkError::Fatal { .. } | SinkError::Schema(_) => {
-                Disposition::Stop
-            }
+            SinkError::InvalidUrl(_)
+            | SinkError::Fatal { .. }
+            | SinkError::Schema(_)
+            | SinkError::KeyReplaced(_) => Disposition::Stop,
         }
     }
 }

@@ -66,6 +66,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "unknown_fields",
         include_str!("../../../migrations/0010_unknown_fields.sql"),
     ),
+    (
+        11,
+        "key_fingerprints",
+        include_str!("../../../migrations/0011_key_fingerprints.sql"),
+    ),
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock`: "loginetl".

@@ -87,6 +87,8 @@ pub struct PgSink {
     client: Option<Client>,
     /// Unknown field names already recorded in `unknown_fields` through this sink.
     recorded_fields: std::collections::HashSet<String>,
+    /// The active key's id and fingerprint, recorded before the first write.
+    pending_key: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for PgSink {
@@ -150,6 +152,7 @@ impl PgSink {
             iam: None,
             client: None,
             recorded_fields: Default::default(),
+            pending_key: None,
         })
     }
 

@@ -93,6 +93,7 @@ impl PgSink {
         if outcomes.is_empty() {
             return Ok(WriteReport::default());
         }
+        self.record_pending_key().await?;
         let end = End::Commit { clear_attempts };
         let new_fields = self.new_field_names(outcomes);
         let result = write(self.client().await?, outcomes, &new_fields, end).await;

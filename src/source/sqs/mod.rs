@@ -16,6 +16,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_sqs::config::http::HttpResponse;
+use aws_sdk_sqs::config::timeout::TimeoutConfig;
+use aws_sdk_sqs::config::StalledStreamProtectionConfig;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::QueueAttributeName;
 use aws_sdk_sqs::Client;
@@ -25,6 +27,12 @@ pub(crate) use envelope::Forwarded;
 pub use envelope::{Envelope, MessageId, ReceiptHandle};
 pub use error::SourceError;
 pub use protocol::SqsProtocol;
+
+/// How long connecting to SQS may take (the SDK's own default).
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
+
+/// How long one attempt of any SQS call may take: the longest long poll (20 s) and a margin.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// SQS accepts at most ten entries per batch call and returns at most ten messages per receive.
 pub(crate) const SQS_BATCH_MAX: usize = 10;
@@ -77,6 +85,17 @@ pub struct SqsSource {
 pub async fn client(settings: &SqsSettings) -> Client {
     let sdk = crate::aws::config(settings.endpoint.as_ref(), settings.region.as_deref()).await;
     let mut config = aws_sdk_sqs::config::Builder::from(&sdk);
+    // No stalled-stream protection (a throughput check on every request body poll, 1 % of the
+    // CPU per message, docs/benchmarks.md): SQS calls are small, and a whole attempt is bounded
+    // instead, which also ends a call on a half-open connection that would otherwise hang.
+    config = config
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .build(),
+        );
     if let Some(http) = protocol::http_client(settings.protocol, settings.endpoint.as_ref(), &sdk) {
         config = config.http_client(http);
     }

@@ -1,4 +1,4 @@
-//! A throwaway PostgreSQL cluster for tests that stop the server or need TLS.
+//! A throwaway PostgreSQL cluster for tests that stop the server, need TLS, or restore a backup.
 
 use std::process::Command;
 
@@ -132,6 +132,124 @@ impl TempCluster {
         };
         cluster.start();
         cluster
+    }
+
+    /// A folder the `postgres` user owns (a WAL archive, a backup), removed with the test's
+    /// temp files.
+    pub(crate) fn postgres_dir(prefix: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(unique(prefix));
+        std::fs::create_dir_all(&dir).unwrap();
+        if is_root() {
+            Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(&dir)
+                .status()
+                .unwrap();
+        }
+        dir
+    }
+
+    /// `pg_receivewal --synchronous` into `archive` through the slot `archiver`: every WAL
+    /// record reaches the archive and is flushed there as it is written (with
+    /// `synchronous_standby_names = 'pg_receivewal'`, before its commit returns). Ends when the
+    /// server goes away.
+    pub(crate) fn stream_wal_to(&self, archive: &std::path::Path) -> std::process::Child {
+        let port = self.port.to_string();
+        let create = pg_command("pg_receivewal")
+            .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres"])
+            .args([
+                "--slot",
+                "archiver",
+                "--create-slot",
+                "--if-not-exists",
+                "-D",
+            ])
+            .arg(archive)
+            .output()
+            .unwrap();
+        assert!(
+            create.status.success(),
+            "pg_receivewal --create-slot: {}",
+            String::from_utf8_lossy(&create.stderr)
+        );
+        pg_command("pg_receivewal")
+            .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres"])
+            .args(["--slot", "archiver", "--synchronous", "--no-loop", "-D"])
+            .arg(archive)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    /// A base backup of the running cluster (`pg_basebackup`, WAL included) in a new folder; the
+    /// checkpoint it starts from is taken at once (`--checkpoint fast`), not spread over minutes.
+    pub(crate) fn base_backup(&self) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(unique("login-etl-pg-backup"));
+        let out = pg_command("pg_basebackup")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args([
+                "-U",
+                "postgres",
+                "-X",
+                "stream",
+                "--checkpoint",
+                "fast",
+                "--no-sync",
+                "-D",
+            ])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_basebackup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    }
+
+    /// A new cluster from `backup`, replaying `archive` to its end (the last, partial segment
+    /// included), then promoted and started on its own port: a point-in-time restore to the
+    /// latest point.
+    pub(crate) fn restored_from(backup: &std::path::Path, archive: &std::path::Path) -> Self {
+        let dir = std::env::temp_dir().join(unique("login-etl-pg-restored"));
+        assert!(Command::new("cp")
+            .arg("-a")
+            .arg(backup)
+            .arg(&dir)
+            .status()
+            .unwrap()
+            .success());
+        let archive = archive.display();
+        let conf = format!(
+            "\nrestore_command = 'cp {archive}/%f %p || cp {archive}/%f.partial %p'\n\
+             recovery_target_timeline = 'latest'\n"
+        );
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join("postgresql.auto.conf"))
+            .unwrap();
+        std::io::Write::write_all(&mut file, conf.as_bytes()).unwrap();
+        std::fs::write(dir.join("recovery.signal"), "").unwrap();
+        if is_root() {
+            Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir)
+                .status()
+                .unwrap();
+        }
+        let restored = Self {
+            dir,
+            port: free_port(),
+        };
+        restored.start();
+        restored
+    }
+
+    /// Stop at once, as a crash would, and delete the data directory: the server is gone.
+    pub(crate) fn destroy(self) {
+        drop(self);
     }
 
     /// A streaming standby of `primary` (`pg_basebackup -R`), started on its own port.

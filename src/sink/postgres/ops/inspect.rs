@@ -98,6 +98,10 @@ const NEEDED: &[(&str, &str)] = &[
          AND has_column_privilege('unknown_fields', 'name', 'SELECT')",
     ),
     (
+        "INSERT, SELECT on mask_key_fingerprints",
+        "has_table_privilege('mask_key_fingerprints', 'INSERT, SELECT')",
+    ),
+    (
         "INSERT, UPDATE, DELETE on poison_attempts",
         "has_table_privilege('poison_attempts', 'INSERT, UPDATE, DELETE')",
     ),

@@ -17,6 +17,7 @@ pub(crate) mod shape;
 mod to_query;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -79,6 +80,7 @@ pub(crate) fn http_client(
     Some(SharedHttpClient::new(QueryCompatibleClient {
         inner: default_https_client(),
         translator: Arc::new(Mutex::new(translator)),
+        json_confirmed: Arc::default(),
     }))
 }
 
@@ -110,6 +112,9 @@ struct Translator {
 struct QueryCompatibleClient {
     inner: SharedHttpClient,
     translator: Arc<Mutex<Translator>>,
+    /// Set once the endpoint has answered a call in JSON as an SQS does: from then on requests
+    /// pass straight through (nothing is cloned, read or translated on the hot path).
+    json_confirmed: Arc<AtomicBool>,
 }
 
 impl HttpClient for QueryCompatibleClient {
@@ -121,6 +126,7 @@ impl HttpClient for QueryCompatibleClient {
         SharedHttpConnector::new(QueryCompatibleConnector {
             inner: self.inner.http_connector(settings, components),
             translator: self.translator.clone(),
+            json_confirmed: self.json_confirmed.clone(),
         })
     }
 }
@@ -129,6 +135,7 @@ impl HttpClient for QueryCompatibleClient {
 struct QueryCompatibleConnector {
     inner: SharedHttpConnector,
     translator: Arc<Mutex<Translator>>,
+    json_confirmed: Arc<AtomicBool>,
 }
 
 impl HttpConnector for QueryCompatibleConnector {
@@ -147,6 +154,9 @@ impl QueryCompatibleConnector {
     }
 
     async fn dispatch(&self, request: HttpRequest) -> Result<HttpResponse, ConnectorError> {
+        if self.json_confirmed.load(Ordering::Relaxed) {
+            return self.inner.call(request).await;
+        }
         let translator = self.translator();
         if translator.speaks_query {
             return self.call_in_query(&translator, request).await;
@@ -180,6 +190,9 @@ impl QueryCompatibleConnector {
             &body,
         )
         .map_err(|what| not_sqs(&translator, what))?;
+        if response.status().is_success() {
+            self.json_confirmed.store(true, Ordering::Relaxed);
+        }
         Ok(response)
     }
 

@@ -1,0 +1,36 @@
+//! Bakes the git commit into the binary, for `--version` and the build_info metric.
+//!
+//! `LOGIN_ETL_GIT_COMMIT` wins (the Dockerfile passes it: the build context has no .git); else
+//! `git rev-parse` of the checkout; else "unknown" (a source tarball).
+
+use std::process::Command;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=LOGIN_ETL_GIT_COMMIT");
+    // A new commit changes HEAD or the branch it points to.
+    println!("cargo:rerun-if-changed=.git/HEAD");
+    if let Ok(head) = std::fs::read_to_string(".git/HEAD") {
+        if let Some(branch) = head.trim().strip_prefix("ref: ") {
+            println!("cargo:rerun-if-changed=.git/{branch}");
+        }
+    }
+    println!("cargo:rerun-if-changed=.git/packed-refs");
+    let commit = std::env::var("LOGIN_ETL_GIT_COMMIT")
+        .ok()
+        .filter(|c| !c.trim().is_empty())
+        .or_else(git_commit)
+        .unwrap_or_else(|| "unknown".into());
+    let short: String = commit.trim().chars().take(12).collect();
+    println!("cargo:rustc-env=LOGIN_ETL_GIT_COMMIT={short}");
+}
+
+fn git_commit() -> Option<String> {
+    let out = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .filter(|c| !c.is_empty())
+}

@@ -1,0 +1,45 @@
+//! The recorded fingerprint of each key id (migration 0011): read at start by `run` and `check`,
+//! written the first time a key masks a row.
+
+use super::super::{PgSink, SinkError};
+
+impl PgSink {
+    /// `(key id, fingerprint)` of every key that has masked a row here.
+    pub async fn recorded_key_fingerprints(&mut self) -> Result<Vec<(String, String)>, SinkError> {
+        let rows = self
+            .query(
+                "SELECT key_id, fingerprint FROM mask_key_fingerprints ORDER BY key_id",
+                &[],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Record `fingerprint` for `key_id` with the first write through this sink (see
+    /// [`Self::record_pending_key`]).
+    pub fn record_key_on_first_write(&mut self, key_id: &str, fingerprint: &str) {
+        self.pending_key = Some((key_id.to_string(), fingerprint.to_string()));
+    }
+
+    /// Before the first write: record the active key's fingerprint if its id has none yet, and
+    /// stop if the id already has another one (another consumer with another key under the same
+    /// id got there first).
+    pub(crate) async fn record_pending_key(&mut self) -> Result<(), SinkError> {
+        let Some((key_id, fingerprint)) = self.pending_key.clone() else {
+            return Ok(());
+        };
+        self.execute(
+            "INSERT INTO mask_key_fingerprints (key_id, fingerprint) VALUES ($1, $2) \
+             ON CONFLICT (key_id) DO NOTHING",
+            &[&key_id, &fingerprint],
+        )
+        .await?;
+        let recorded = self.recorded_key_fingerprints().await?;
+        let ring = [(key_id, fingerprint)];
+        if let Some(line) = crate::mask::replaced_keys(&ring, &recorded) {
+            return Err(SinkError::KeyReplaced(line));
+        }
+        self.pending_key = None;
+        Ok(())
+    }
+}
