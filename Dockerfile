@@ -8,15 +8,17 @@
 FROM rust:1.95.0-slim-bookworm AS build
 WORKDIR /src
 # Manifests first, so the dependency download is cached across source edits.
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY .cargo ./.cargo
 COPY src ./src
 COPY migrations ./migrations
 COPY data ./data
 COPY benches ./benches
+# The commit `--version` and the build_info metric report (the build context has no .git).
+ARG GIT_COMMIT=unknown
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin login-etl \
+    LOGIN_ETL_GIT_COMMIT=$GIT_COMMIT cargo build --release --locked --bin login-etl \
     && strip target/release/login-etl \
     && cp target/release/login-etl /usr/local/bin/login-etl
 

@@ -7,14 +7,17 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=LOGIN_ETL_GIT_COMMIT");
-    // A new commit changes HEAD or the branch it points to.
-    println!("cargo:rerun-if-changed=.git/HEAD");
+    // A new commit changes HEAD, the branch file it points to, or packed-refs. Only paths that
+    // exist are named: a missing one would make cargo rerun this script on every build.
+    let mut watched = vec![".git/HEAD".to_string(), ".git/packed-refs".to_string()];
     if let Ok(head) = std::fs::read_to_string(".git/HEAD") {
         if let Some(branch) = head.trim().strip_prefix("ref: ") {
-            println!("cargo:rerun-if-changed=.git/{branch}");
+            watched.push(format!(".git/{branch}"));
         }
     }
-    println!("cargo:rerun-if-changed=.git/packed-refs");
+    for path in watched.iter().filter(|p| std::path::Path::new(p).exists()) {
+        println!("cargo:rerun-if-changed={path}");
+    }
     let commit = std::env::var("LOGIN_ETL_GIT_COMMIT")
         .ok()
         .filter(|c| !c.trim().is_empty())

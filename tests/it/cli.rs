@@ -148,3 +148,34 @@ async fn run_works_under_the_documented_least_privilege_role() {
         .await
         .unwrap();
 }
+
+#[test]
+fn version_names_the_release_and_the_commit_it_was_built_from() {
+    for args in [&["--version"][..], &["run", "--version"]] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_login-etl"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let expected = format!("(commit {})", login_etl::GIT_COMMIT);
+        assert!(
+            text.contains(env!("CARGO_PKG_VERSION")) && text.contains(&expected),
+            "{text}"
+        );
+    }
+    let commit = login_etl::GIT_COMMIT;
+    let from_git = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match from_git {
+        // Built from this checkout: the commit is HEAD's (unless the build was given another).
+        Some(head) if std::env::var_os("LOGIN_ETL_GIT_COMMIT").is_none() => {
+            assert_eq!(commit, head)
+        }
+        _ => assert!(commit == "unknown" || commit.bytes().all(|b| b.is_ascii_hexdigit())),
+    }
+}

@@ -114,7 +114,7 @@ async fn a_restored_backup_replayed_to_the_end_of_the_archive_lands_every_messag
     // The restored server keeps `synchronous_standby_names`: archiving resumes into a new
     // archive before writes do (docs/recovery.md), else every commit would wait for it.
     let new_archive = TempCluster::postgres_dir("login-etl-wal-archive");
-    let _new_receiver = restored.stream_wal_to(&new_archive);
+    let mut new_receiver = restored.stream_wal_to(&new_archive);
     let on_restore = count(&b, ledger).await;
     assert!(
         on_restore >= acknowledged,
@@ -142,6 +142,7 @@ async fn a_restored_backup_replayed_to_the_end_of_the_archive_lands_every_messag
     );
     assert_eq!(queue.remaining().await, 0);
     drop(restored);
+    let _ = new_receiver.wait(); // it ends with its server
     for dir in [&archive, &new_archive, &backup] {
         let _ = std::fs::remove_dir_all(dir);
     }
