@@ -10,21 +10,9 @@ use crate::helpers::*;
 
 const DB: &str = "logins";
 
-async fn client(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
-}
-
-async fn count(url: &str, sql: &str) -> i64 {
-    client(url).await.query_one(sql, &[]).await.unwrap().get(0)
-}
-
 /// Make the server read-only for new transactions and drop every session of `DB`.
 async fn demote(cluster: &TempCluster) {
-    let admin = client(&cluster.url("postgres")).await;
+    let admin = pg_client(&cluster.url("postgres")).await;
     // One statement each: ALTER SYSTEM refuses to run inside a (multi-statement) transaction.
     for sql in [
         "ALTER SYSTEM SET default_transaction_read_only = on",
@@ -44,7 +32,7 @@ async fn demote(cluster: &TempCluster) {
 /// A primary with the schema applied through `proxy`.
 async fn primary_with_schema(queue: &TestQueue) -> (TempCluster, PgProxy) {
     let primary = TempCluster::new();
-    client(&primary.url("postgres"))
+    pg_client(&primary.url("postgres"))
         .await
         .batch_execute(&format!("CREATE DATABASE {DB}"))
         .await
@@ -73,19 +61,19 @@ async fn a_failover_lands_every_message_once_in_the_new_writer() {
     wait_until(
         "a quarter committed on A",
         Duration::from_secs(120),
-        || async { count(&a, "SELECT count(*) FROM processed_messages").await >= 5_000 },
+        || async { pg_count(&a, "SELECT count(*) FROM processed_messages").await >= 5_000 },
     )
     .await;
     demote(&primary).await;
     // DNS lag: for 10 s new connections still reach the old writer, now read-only.
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let on_a = count(&a, "SELECT count(*) FROM processed_messages").await;
+    let on_a = pg_count(&a, "SELECT count(*) FROM processed_messages").await;
     standby.promote();
     proxy.switch_to(standby.port);
     let promoted = Instant::now();
     let b = standby.url(DB);
     wait_until("the first commit on B", Duration::from_secs(60), || async {
-        count(&b, "SELECT count(*) FROM processed_messages").await > on_a
+        pg_count(&b, "SELECT count(*) FROM processed_messages").await > on_a
     })
     .await;
     let resumed = promoted.elapsed();
@@ -106,9 +94,9 @@ async fn a_failover_lands_every_message_once_in_the_new_writer() {
         "the read-only writer was not noticed: {log}"
     );
     let (rows, quarantined, ledger) = (
-        count(&b, "SELECT count(*) FROM user_logins").await,
-        count(&b, "SELECT count(*) FROM quarantined_messages").await,
-        count(&b, "SELECT count(*) FROM processed_messages").await,
+        pg_count(&b, "SELECT count(*) FROM user_logins").await,
+        pg_count(&b, "SELECT count(*) FROM quarantined_messages").await,
+        pg_count(&b, "SELECT count(*) FROM processed_messages").await,
     );
     assert_eq!((rows, quarantined, ledger), (valid, 20_000 - valid, 20_000));
     assert!(
@@ -153,7 +141,7 @@ async fn several_hosts_with_target_session_attrs_reach_the_writer() {
     let (reader, _proxy) = primary_with_schema(&queue).await;
     demote(&reader).await;
     let writer = TempCluster::new();
-    client(&writer.url("postgres"))
+    pg_client(&writer.url("postgres"))
         .await
         .batch_execute(&format!("CREATE DATABASE {DB}"))
         .await
@@ -166,11 +154,11 @@ async fn several_hosts_with_target_session_attrs_reach_the_writer() {
     queue.send(&sample_bodies()).await;
     run_ok(binary_for(&queue, &url).args(["run", "--drain"]));
     assert_eq!(
-        count(&writer.url(DB), "SELECT count(*) FROM user_logins").await,
+        pg_count(&writer.url(DB), "SELECT count(*) FROM user_logins").await,
         99
     );
     assert_eq!(
-        count(&reader.url(DB), "SELECT count(*) FROM user_logins").await,
+        pg_count(&reader.url(DB), "SELECT count(*) FROM user_logins").await,
         0
     );
 }

@@ -12,18 +12,6 @@ use crate::helpers::*;
 
 const DB: &str = "logins";
 
-async fn client(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
-}
-
-async fn count(url: &str, sql: &str) -> i64 {
-    client(url).await.query_one(sql, &[]).await.unwrap().get(0)
-}
-
 /// Whether a connection to `url` works and the server accepts writes.
 async fn writable(url: &str) -> bool {
     let Ok((client, conn)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await else {
@@ -42,12 +30,12 @@ async fn a_restored_backup_replayed_to_the_end_of_the_archive_lands_every_messag
     let primary = TempCluster::new();
     let archive = TempCluster::postgres_dir("login-etl-wal-archive");
     let mut receiver = primary.stream_wal_to(&archive);
-    let admin = client(&primary.url("postgres")).await;
+    let admin = pg_client(&primary.url("postgres")).await;
     wait_until(
         "the WAL receiver streams",
         Duration::from_secs(30),
         || async {
-            count(
+            pg_count(
                 &primary.url("postgres"),
                 "SELECT count(*) FROM pg_stat_replication",
             )
@@ -83,21 +71,21 @@ async fn a_restored_backup_replayed_to_the_end_of_the_archive_lands_every_messag
     let a = primary.url(DB);
     let ledger = "SELECT count(*) FROM processed_messages";
     wait_until("4,000 committed", Duration::from_secs(120), || async {
-        count(&a, ledger).await >= 4_000
+        pg_count(&a, ledger).await >= 4_000
     })
     .await;
     let backup_started = Instant::now();
     let backup = primary.base_backup();
     let backup_took = backup_started.elapsed();
-    let at_backup_end = count(&a, ledger).await;
+    let at_backup_end = pg_count(&a, ledger).await;
     eprintln!("base backup took {backup_took:?}; {at_backup_end} committed when it ended");
     assert!(at_backup_end < 18_000, "the drain outran the backup");
     wait_until("1,000 more committed", Duration::from_secs(120), || async {
-        count(&a, ledger).await >= at_backup_end + 1_000
+        pg_count(&a, ledger).await >= at_backup_end + 1_000
     })
     .await;
     // The disaster: the primary and its data directory are gone, mid-drain.
-    let acknowledged = count(&a, ledger).await;
+    let acknowledged = pg_count(&a, ledger).await;
     primary.destroy();
     let destroyed = Instant::now();
     let _ = receiver.wait();
@@ -115,7 +103,7 @@ async fn a_restored_backup_replayed_to_the_end_of_the_archive_lands_every_messag
     // archive before writes do (docs/recovery.md), else every commit would wait for it.
     let new_archive = TempCluster::postgres_dir("login-etl-wal-archive");
     let mut new_receiver = restored.stream_wal_to(&new_archive);
-    let on_restore = count(&b, ledger).await;
+    let on_restore = pg_count(&b, ledger).await;
     assert!(
         on_restore >= acknowledged,
         "the restore lost commits: {on_restore} in the ledger, {acknowledged} were committed"
@@ -124,16 +112,16 @@ async fn a_restored_backup_replayed_to_the_end_of_the_archive_lands_every_messag
     wait_until(
         "the first commit after the restore",
         Duration::from_secs(60),
-        || async { count(&b, ledger).await > on_restore },
+        || async { pg_count(&b, ledger).await > on_restore },
     )
     .await;
     let resumed = destroyed.elapsed();
     let status = run.wait(Duration::from_secs(300)).await;
     assert!(status.success(), "{}", run.log());
     let (rows, quarantined, ledger) = (
-        count(&b, "SELECT count(*) FROM user_logins").await,
-        count(&b, "SELECT count(*) FROM quarantined_messages").await,
-        count(&b, ledger).await,
+        pg_count(&b, "SELECT count(*) FROM user_logins").await,
+        pg_count(&b, "SELECT count(*) FROM quarantined_messages").await,
+        pg_count(&b, ledger).await,
     );
     assert_eq!((rows, quarantined, ledger), (valid, 20_000 - valid, 20_000));
     assert!(

@@ -40,6 +40,51 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Give `path` to the `postgres` user when we are root (its tools run as that user).
+fn give_to_postgres(path: &std::path::Path, recursive: bool) {
+    if is_root() {
+        let mut chown = Command::new("chown");
+        if recursive {
+            chown.arg("-R");
+        }
+        assert!(chown
+            .arg("postgres:postgres")
+            .arg(path)
+            .status()
+            .unwrap()
+            .success());
+    }
+}
+
+/// Run a PostgreSQL tool; a failure fails the test with what it said.
+fn succeed(cmd: &mut Command, what: &str) {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A client of `url` without TLS, its connection driven in the background.
+pub(crate) async fn pg_client(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+/// The one number `sql` returns.
+pub(crate) async fn pg_count(url: &str, sql: &str) -> i64 {
+    pg_client(url)
+        .await
+        .query_one(sql, &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
 /// PostgreSQL refuses to run as root: run its tools as the `postgres` user when we are root.
 fn pg_command(tool: &str) -> Command {
     if is_root() {
@@ -64,44 +109,27 @@ impl TempCluster {
     fn init(tls: Option<(&str, &str)>) -> Self {
         let dir = std::env::temp_dir().join(unique("login-etl-pg"));
         std::fs::create_dir_all(&dir).unwrap();
-        if is_root() {
-            assert!(Command::new("chown")
-                .args(["postgres:postgres"])
-                .arg(&dir)
-                .status()
-                .unwrap()
-                .success());
-        }
-        let out = pg_command("initdb")
-            .args([
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "-E",
-                "UTF8",
-                "--no-sync",
-                "-D",
-            ])
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
+        give_to_postgres(&dir, false);
+        succeed(
+            pg_command("initdb")
+                .args([
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                    "-D",
+                ])
+                .arg(&dir),
+            "initdb",
         );
         if let Some((cert, key)) = tls {
             let write = |name: &str, text: &str| {
                 let path = dir.join(name);
                 std::fs::write(&path, text).unwrap();
-                if is_root() {
-                    Command::new("chown")
-                        .arg("postgres:postgres")
-                        .arg(&path)
-                        .status()
-                        .unwrap();
-                }
+                give_to_postgres(&path, false);
                 Command::new("chmod")
                     .arg("600")
                     .arg(&path)
@@ -139,13 +167,7 @@ impl TempCluster {
     pub(crate) fn postgres_dir(prefix: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(unique(prefix));
         std::fs::create_dir_all(&dir).unwrap();
-        if is_root() {
-            Command::new("chown")
-                .arg("postgres:postgres")
-                .arg(&dir)
-                .status()
-                .unwrap();
-        }
+        give_to_postgres(&dir, false);
         dir
     }
 
@@ -155,22 +177,18 @@ impl TempCluster {
     /// server goes away.
     pub(crate) fn stream_wal_to(&self, archive: &std::path::Path) -> std::process::Child {
         let port = self.port.to_string();
-        let create = pg_command("pg_receivewal")
-            .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres"])
-            .args([
-                "--slot",
-                "archiver",
-                "--create-slot",
-                "--if-not-exists",
-                "-D",
-            ])
-            .arg(archive)
-            .output()
-            .unwrap();
-        assert!(
-            create.status.success(),
-            "pg_receivewal --create-slot: {}",
-            String::from_utf8_lossy(&create.stderr)
+        succeed(
+            pg_command("pg_receivewal")
+                .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres"])
+                .args([
+                    "--slot",
+                    "archiver",
+                    "--create-slot",
+                    "--if-not-exists",
+                    "-D",
+                ])
+                .arg(archive),
+            "pg_receivewal --create-slot",
         );
         pg_command("pg_receivewal")
             .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres"])
@@ -186,25 +204,21 @@ impl TempCluster {
     /// checkpoint it starts from is taken at once (`--checkpoint fast`), not spread over minutes.
     pub(crate) fn base_backup(&self) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(unique("login-etl-pg-backup"));
-        let out = pg_command("pg_basebackup")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args([
-                "-U",
-                "postgres",
-                "-X",
-                "stream",
-                "--checkpoint",
-                "fast",
-                "--no-sync",
-                "-D",
-            ])
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pg_basebackup: {}",
-            String::from_utf8_lossy(&out.stderr)
+        succeed(
+            pg_command("pg_basebackup")
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .args([
+                    "-U",
+                    "postgres",
+                    "-X",
+                    "stream",
+                    "--checkpoint",
+                    "fast",
+                    "--no-sync",
+                    "-D",
+                ])
+                .arg(&dir),
+            "pg_basebackup",
         );
         dir
     }
@@ -232,13 +246,7 @@ impl TempCluster {
             .unwrap();
         std::io::Write::write_all(&mut file, conf.as_bytes()).unwrap();
         std::fs::write(dir.join("recovery.signal"), "").unwrap();
-        if is_root() {
-            Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(&dir)
-                .status()
-                .unwrap();
-        }
+        give_to_postgres(&dir, true);
         let restored = Self {
             dir,
             port: free_port(),
@@ -255,16 +263,12 @@ impl TempCluster {
     /// A streaming standby of `primary` (`pg_basebackup -R`), started on its own port.
     pub(crate) fn standby_of(primary: &TempCluster) -> Self {
         let dir = std::env::temp_dir().join(unique("login-etl-pg-standby"));
-        let out = pg_command("pg_basebackup")
-            .args(["-h", "127.0.0.1", "-p", &primary.port.to_string()])
-            .args(["-U", "postgres", "-R", "-X", "stream", "--no-sync", "-D"])
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pg_basebackup: {}",
-            String::from_utf8_lossy(&out.stderr)
+        succeed(
+            pg_command("pg_basebackup")
+                .args(["-h", "127.0.0.1", "-p", &primary.port.to_string()])
+                .args(["-U", "postgres", "-R", "-X", "stream", "--no-sync", "-D"])
+                .arg(&dir),
+            "pg_basebackup",
         );
         let standby = Self {
             dir,
@@ -276,16 +280,12 @@ impl TempCluster {
 
     /// Promote a standby to a primary and wait until it accepts writes.
     pub(crate) fn promote(&self) {
-        let out = pg_command("pg_ctl")
-            .args(["-w", "-t", "30", "-D"])
-            .arg(&self.dir)
-            .arg("promote")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pg_ctl promote: {}",
-            String::from_utf8_lossy(&out.stderr)
+        succeed(
+            pg_command("pg_ctl")
+                .args(["-w", "-t", "30", "-D"])
+                .arg(&self.dir)
+                .arg("promote"),
+            "pg_ctl promote",
         );
     }
 
@@ -299,32 +299,24 @@ impl TempCluster {
             self.port,
             self.dir.display()
         );
-        let out = pg_command("pg_ctl")
-            .args(["-w", "-t", "30", "-l"])
-            .arg(self.dir.join("server.log"))
-            .args(["-o", &options, "-D"])
-            .arg(&self.dir)
-            .arg("start")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pg_ctl start: {}",
-            String::from_utf8_lossy(&out.stderr)
+        succeed(
+            pg_command("pg_ctl")
+                .args(["-w", "-t", "30", "-l"])
+                .arg(self.dir.join("server.log"))
+                .args(["-o", &options, "-D"])
+                .arg(&self.dir)
+                .arg("start"),
+            "pg_ctl start",
         );
     }
 
     pub(crate) fn stop(&self) {
-        let out = pg_command("pg_ctl")
-            .args(["-w", "-m", "fast", "-D"])
-            .arg(&self.dir)
-            .arg("stop")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pg_ctl stop: {}",
-            String::from_utf8_lossy(&out.stderr)
+        succeed(
+            pg_command("pg_ctl")
+                .args(["-w", "-m", "fast", "-D"])
+                .arg(&self.dir)
+                .arg("stop"),
+            "pg_ctl stop",
         );
     }
 }

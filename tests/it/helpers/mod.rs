@@ -18,7 +18,7 @@ mod scenarios;
 
 use std::sync::OnceLock;
 
-pub(crate) use cluster::TempCluster;
+pub(crate) use cluster::{pg_client, pg_count, TempCluster};
 pub(crate) use db::{
     assert_no_poison, least_privilege_role, refuse_web_logins, sleeping_backends, slow_down_copy,
     TestDb,

@@ -14,16 +14,14 @@
 
 mod from_xml;
 pub(crate) mod shape;
+mod sign;
 mod to_query;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
     SharedHttpConnector,
@@ -290,60 +288,6 @@ fn closed_without_reply(
         return ConnectorError::io(Box::new(error));
     }
     err
-}
-
-impl Translator {
-    /// A form-encoded POST to `uri`, signed with SigV4 like any SQS request.
-    async fn signed_request(&self, uri: &str, body: String) -> Result<HttpRequest, ConnectorError> {
-        let parsed: http::Uri = uri.parse().map_err(|_| failure("an invalid SQS URL"))?;
-        let host = parsed
-            .authority()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        let mut request = http::Request::builder()
-            .method("POST")
-            .uri(parsed)
-            .header("host", host)
-            .header(
-                "content-type",
-                "application/x-www-form-urlencoded; charset=utf-8",
-            )
-            .body(body.clone())
-            .map_err(|_| failure("an SQS request that cannot be built"))?;
-        let credentials = self
-            .credentials
-            .provide_credentials()
-            .await
-            .map_err(|e| ConnectorError::other(Box::new(e), None))?;
-        let identity = credentials.into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name("sqs")
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| ConnectorError::other(Box::new(e), None))?
-            .into();
-        let headers: Vec<(String, String)> = request
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string())))
-            .collect();
-        let signable = SignableRequest::new(
-            "POST",
-            uri,
-            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            SignableBody::Bytes(body.as_bytes()),
-        )
-        .map_err(|e| ConnectorError::other(Box::new(e), None))?;
-        let (instructions, _signature) = sign(signable, &params)
-            .map_err(|e| ConnectorError::other(Box::new(e), None))?
-            .into_parts();
-        instructions.apply_to_request_http1x(&mut request);
-        HttpRequest::try_from(request.map(SdkBody::from))
-            .map_err(|e| ConnectorError::other(Box::new(e), None))
-    }
 }
 
 /// A JSON reply is `application/x-amz-json-1.0`; anything else, or an HTTP 500, may be a
