@@ -5,14 +5,15 @@
 # --max-logins-per-message cap (plain, and gzip'd to just under 1 MiB of tiny elements) and
 # valid arrays of 1,000 logins (scripts/hostile-messages.py).
 # Usage: scripts/measure-memory.sh [--hostile] [N]
+#   LOGIN_ETL_BIN=path measures that build instead (e.g. target/mimalloc/release/login-etl)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 hostile=false
 if [[ ${1:-} == --hostile ]]; then hostile=true; shift; fi
 count=${1:-$($hostile && echo 200 || echo 100000)}
 scripts/stack-up.sh
-cargo build --release --locked --quiet
-bin=$root/target/release/login-etl
+bin=${LOGIN_ETL_BIN:-}
+[ -n "$bin" ] || { cargo build --release --locked --quiet; bin=$root/target/release/login-etl; }
 db=login_etl_memory
 scratch_run "$db" login-etl-memory
 if $hostile; then
