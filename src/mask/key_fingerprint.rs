@@ -94,4 +94,30 @@ mod tests {
             "{refused}"
         );
     }
+
+    proptest::proptest! {
+        /// Any ring against any record: refused exactly when a recorded id has another key in
+        /// the ring, and the refusal names that id and never a key.
+        #[test]
+        fn refused_exactly_when_a_recorded_id_has_another_key(
+            ring in proptest::collection::btree_map("k[0-9]", 0u8..4, 1..5),
+            record in proptest::collection::btree_map("k[0-9]", 0u8..4, 0..5),
+        ) {
+            let key = |byte: u8| format!("{:02x}", 0x10 + byte).repeat(32);
+            let fingerprints = |entries: &std::collections::BTreeMap<String, u8>| {
+                let text: Vec<String> =
+                    entries.iter().map(|(id, b)| format!("{id}:{}", key(*b))).collect();
+                KeyRing::parse(&text.join(",")).unwrap().key_fingerprints()
+            };
+            let recorded = if record.is_empty() { Vec::new() } else { fingerprints(&record) };
+            let refused = replaced_keys(&fingerprints(&ring), &recorded);
+            let clash = ring.iter().find(|(id, b)| record.get(*id).is_some_and(|r| r != *b));
+            proptest::prop_assert_eq!(refused.is_some(), clash.is_some());
+            if let (Some(line), Some((id, b))) = (refused, clash) {
+                let named = format!("`{id}`");
+                proptest::prop_assert!(line.contains(&named), "{}", line);
+                proptest::prop_assert!(!line.contains(&key(*b)[..16]), "{}", line);
+            }
+        }
+    }
 }

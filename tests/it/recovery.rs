@@ -147,17 +147,21 @@ async fn a_replaced_key_under_a_known_id_is_refused_by_run_and_check() {
     let db = TestDb::new().await;
     let original = format!("k1:{}", "1f".repeat(32));
     let replaced = format!("k1:{}", "2e".repeat(32));
+    // The binary with this key ring: whether it succeeded, and all it printed.
+    let with_key = |key: &str, args: &[&str]| {
+        let out = run_binary(
+            binary(&queue, &db)
+                .env("LOGIN_ETL_MASK_KEY", key)
+                .args(args),
+        );
+        let printed = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), printed)
+    };
+    let drain = ["run", "--drain"];
     queue.send(&sample_bodies()[..20]).await;
-    let out = run_binary(
-        binary(&queue, &db)
-            .env("LOGIN_ETL_MASK_KEY", &original)
-            .args(["run", "--drain"]),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, printed) = with_key(&original, &drain);
+    assert!(ok, "{printed}");
     let rows: i64 = db.scalar("SELECT count(*) FROM user_logins").await;
     assert!(rows > 0);
     let recorded: String = db
@@ -170,24 +174,19 @@ async fn a_replaced_key_under_a_known_id_is_refused_by_run_and_check() {
 
     // The same id, another key: masks that would never match the stored ones.
     queue.send(&sample_bodies()[20..40]).await;
-    let out = run_binary(
-        binary(&queue, &db)
-            .env("LOGIN_ETL_MASK_KEY", &replaced)
-            .args(["run", "--drain"]),
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
-    let line = stderr
+    let (ok, printed) = with_key(&replaced, &drain);
+    assert!(!ok, "{printed}");
+    let line = printed
         .lines()
         .find(|l| l.contains("is not the key that masked"))
-        .unwrap_or_else(|| panic!("{stderr}"));
+        .unwrap_or_else(|| panic!("{printed}"));
     assert!(
         line.contains("`k1`") && line.contains("docs/recovery.md"),
         "{line}"
     );
     assert!(
-        !stderr.contains("2e2e2e") && !stderr.contains("1f1f1f"),
-        "a key leaked: {stderr}"
+        !printed.contains("2e2e2e") && !printed.contains("1f1f1f"),
+        "a key leaked: {printed}"
     );
     assert_eq!(
         db.scalar::<i64>("SELECT count(*) FROM user_logins").await,
@@ -200,22 +199,12 @@ async fn a_replaced_key_under_a_known_id_is_refused_by_run_and_check() {
         "its messages wait for the right key"
     );
 
-    let check = run_binary(
-        binary(&queue, &db)
-            .env("LOGIN_ETL_MASK_KEY", &replaced)
-            .arg("check"),
+    let (ok, report) = with_key(&replaced, &["check"]);
+    assert!(
+        !ok && report.contains("is not the key that masked"),
+        "{report}"
     );
-    let report = String::from_utf8_lossy(&check.stdout).to_string()
-        + &String::from_utf8_lossy(&check.stderr);
-    assert!(!check.status.success(), "{report}");
-    assert!(report.contains("is not the key that masked"), "{report}");
-    let check = run_binary(
-        binary(&queue, &db)
-            .env("LOGIN_ETL_MASK_KEY", &original)
-            .arg("check"),
-    );
-    let report = String::from_utf8_lossy(&check.stdout).to_string()
-        + &String::from_utf8_lossy(&check.stderr);
+    let (_, report) = with_key(&original, &["check"]);
     assert!(
         report.contains("masking keys match the database's record"),
         "{report}"
@@ -223,16 +212,8 @@ async fn a_replaced_key_under_a_known_id_is_refused_by_run_and_check() {
 
     // Rotation is a new key under a new id: accepted, and recorded when it first masks a row.
     let rotated = format!("k2:{},{original}", "2e".repeat(32));
-    let out = run_binary(
-        binary(&queue, &db)
-            .env("LOGIN_ETL_MASK_KEY", &rotated)
-            .args(["run", "--drain"]),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, printed) = with_key(&rotated, &drain);
+    assert!(ok, "{printed}");
     assert_eq!(queue.remaining().await, 0);
     assert_eq!(
         db.scalar::<i64>("SELECT count(*) FROM mask_key_fingerprints")
