@@ -217,6 +217,17 @@ pub(super) async fn execute(args: RunArgs, ctx: Ctx) -> anyhow::Result<()> {
         source.queue_url()
     );
     let ledger_retention = ledger_retention(&args, &source).await?;
+    // The recorder first: what the background tasks record from their first round on (the
+    // first ledger pruning's timestamp) would otherwise go nowhere.
+    let recorder = match args.metrics_addr {
+        Some(_) => {
+            let key_id = masker.key_id().unwrap_or("none");
+            let handle = telemetry::metrics::install(masker.strategy(), key_id)?;
+            crate::service::count_retries();
+            Some(handle)
+        }
+        None => None,
+    };
     tokio::spawn(crate::service::maintenance_loop(
         args.db.sink()?,
         crate::service::Upkeep {
@@ -235,10 +246,7 @@ pub(super) async fn execute(args: RunArgs, ctx: Ctx) -> anyhow::Result<()> {
     );
     let mut settings = PipelineSettings::from(&args);
     settings.progress_bar &= log_format == LogFormat::Text;
-    if let Some(addr) = args.metrics_addr {
-        let key_id = masker.key_id().unwrap_or("none");
-        let handle = telemetry::metrics::install(masker.strategy(), key_id)?;
-        crate::service::count_retries();
+    if let (Some(addr), Some(handle)) = (args.metrics_addr, recorder) {
         telemetry::serve(addr, handle.clone(), shutdown.clone()).await?;
         let dead_letter = match &settings.dead_letter_queue {
             Some(url) => Some(source.sibling(url).await?),
