@@ -91,19 +91,41 @@ impl SdkFailure {
         }
         let text = match err {
             SdkError::TimeoutError(_) => "timed out".to_string(),
-            _ => chain(err)
-                .skip(1)
-                .map(|e| e.to_string())
-                .fold(err.to_string(), |text, cause| {
-                    if text.contains(&cause) {
-                        text
-                    } else {
-                        format!("{text}: {cause}")
-                    }
-                }),
+            _ => chain_text(err),
         };
         SdkFailure::Transport(text)
     }
+}
+
+impl SdkFailure {
+    /// A failure of the HTTP connector itself (no reply): a timeout, the network, or the
+    /// translator's finding that the endpoint is not an SQS.
+    pub(crate) fn of_connector(
+        err: &aws_smithy_runtime_api::client::result::ConnectorError,
+    ) -> Self {
+        if let Some(not_sqs) = chain(err).find_map(|e| e.downcast_ref::<NotSqs>()) {
+            return SdkFailure::NotSqs(not_sqs.to_string());
+        }
+        if err.is_timeout() {
+            return SdkFailure::Transport("timed out".into());
+        }
+        SdkFailure::Transport(chain_text(err))
+    }
+}
+
+/// An error and its causes on one line, each cause said once (transport errors repeat their
+/// source in their own text).
+pub(crate) fn chain_text(err: &(dyn StdError + 'static)) -> String {
+    chain(err)
+        .skip(1)
+        .map(|e| e.to_string())
+        .fold(err.to_string(), |text, cause| {
+            if text.contains(&cause) {
+                text
+            } else {
+                format!("{text}: {cause}")
+            }
+        })
 }
 
 impl std::fmt::Display for SdkFailure {
@@ -124,7 +146,7 @@ impl std::fmt::Display for SdkFailure {
     }
 }
 
-fn chain<'a>(
+pub(crate) fn chain<'a>(
     err: &'a (dyn StdError + 'static),
 ) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
     std::iter::successors(Some(err), |e: &&'a (dyn StdError + 'static)| (*e).source())

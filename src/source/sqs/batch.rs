@@ -1,14 +1,13 @@
-//! The batch calls: DeleteMessageBatch, ChangeMessageVisibilityBatch, SendMessageBatch. Each takes
-//! any number of entries, splits them into calls of ten and runs up to eight calls at once.
+//! The batch calls: DeleteMessageBatch, ChangeMessageVisibilityBatch (both on the hot path),
+//! SendMessageBatch (the SDK). Each takes any number of entries, splits them into calls of ten and
+//! runs up to eight calls at once.
 
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
-    MessageAttributeValue, SendMessageBatchRequestEntry,
-};
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
+use super::hot::wire;
 use super::{MessageId, ReceiptHandle, SourceError, SqsSource, SQS_BATCH_MAX};
 
 /// Run batch calls (one per chunk of ten), eight at a time, results in call order.
@@ -42,26 +41,7 @@ impl SqsSource {
     }
 
     async fn delete_chunk(&self, chunk: &[ReceiptHandle]) -> Result<usize, SourceError> {
-        let entries = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, receipt)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(&receipt.0)
-                    .build()
-                    .expect("id and receipt handle are set")
-            })
-            .collect::<Vec<_>>();
-        let out = self
-            .client
-            .delete_message_batch()
-            .queue_url(&self.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| self.error(e))?;
-        Ok(out.failed.len())
+        self.batch_call(wire::DELETE, chunk, None).await
     }
 
     /// Keep messages hidden for another `timeout` from now, so a batch that takes long to commit
@@ -84,28 +64,29 @@ impl SqsSource {
         chunk: &[ReceiptHandle],
         timeout: Duration,
     ) -> Result<usize, SourceError> {
-        let seconds = timeout.as_secs().clamp(1, 12 * 60 * 60) as i32;
-        let entries = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, receipt)| {
-                ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(&receipt.0)
-                    .visibility_timeout(seconds)
-                    .build()
-                    .expect("id and receipt handle are set")
-            })
-            .collect::<Vec<_>>();
-        let out = self
-            .client
-            .change_message_visibility_batch()
-            .queue_url(&self.queue_url)
-            .set_entries(Some(entries))
-            .send()
+        let seconds = timeout.as_secs().clamp(1, 12 * 60 * 60) as u32;
+        self.batch_call(wire::CHANGE_VISIBILITY, chunk, Some(seconds))
             .await
-            .map_err(|e| self.error(e))?;
-        Ok(out.failed.len())
+    }
+
+    /// One DeleteMessageBatch or ChangeMessageVisibilityBatch call (on the hot path); how many
+    /// entries SQS refused.
+    async fn batch_call(
+        &self,
+        target: &'static str,
+        chunk: &[ReceiptHandle],
+        visibility_timeout: Option<u32>,
+    ) -> Result<usize, SourceError> {
+        let input = wire::BatchInput {
+            queue_url: &self.queue_url,
+            entries: wire::entries(chunk.iter().map(|r| r.0.as_str()), visibility_timeout),
+        };
+        let output: wire::BatchOutput = self
+            .hot
+            .call(target, &input)
+            .await
+            .map_err(|f| self.failure(f))?;
+        Ok(output.failed())
     }
 
     /// Send bodies. Returns the SQS MessageIds in input order; fails if SQS rejects any entry.

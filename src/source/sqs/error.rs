@@ -75,8 +75,14 @@ impl SourceError {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
+        Self::from_failure(SdkFailure::of(&err), queue, endpoint)
+    }
+
+    /// Classify a failure of a call on `queue` (name or URL) at `endpoint` (None: AWS), whether
+    /// the SDK or the hot path made the call.
+    pub(crate) fn from_failure(failure: SdkFailure, queue: &str, endpoint: Option<&str>) -> Self {
         let endpoint_text = || endpoint.unwrap_or("AWS").to_string();
-        match SdkFailure::of(&err) {
+        match failure {
             SdkFailure::NoCredentials => SourceError::NoCredentials,
             SdkFailure::NotJson { looks_like } => SourceError::WrongProtocol {
                 endpoint: endpoint_text(),

@@ -9,6 +9,7 @@ mod batch;
 mod envelope;
 mod error;
 mod forward;
+mod hot;
 mod protocol;
 mod receive;
 
@@ -76,6 +77,8 @@ pub(crate) struct QueueConfig {
 #[derive(Debug, Clone)]
 pub struct SqsSource {
     client: Client,
+    /// Receive, delete and change visibility, beside the SDK (see `hot`).
+    hot: hot::HotPath,
     queue_url: String,
     endpoint: Option<String>,
     visibility_timeout: Duration,
@@ -83,6 +86,11 @@ pub struct SqsSource {
 
 /// An SQS client for the settings (no network call).
 pub async fn client(settings: &SqsSettings) -> Client {
+    connected_client(settings).await.0
+}
+
+/// An SQS client, and the hot path that will share its connector and endpoint.
+async fn connected_client(settings: &SqsSettings) -> (Client, hot::HotPath) {
     let sdk = crate::aws::config(settings.endpoint.as_ref(), settings.region.as_deref()).await;
     let mut config = aws_sdk_sqs::config::Builder::from(&sdk);
     // No stalled-stream protection (a throughput check on every request body poll, 1 % of the
@@ -96,10 +104,18 @@ pub async fn client(settings: &SqsSettings) -> Client {
                 .operation_attempt_timeout(ATTEMPT_TIMEOUT)
                 .build(),
         );
-    if let Some(http) = protocol::http_client(settings.protocol, settings.endpoint.as_ref(), &sdk) {
-        config = config.http_client(http);
-    }
-    Client::from_conf(config.build())
+    let http = protocol::http_client(settings.protocol, settings.endpoint.as_ref(), &sdk)
+        .or_else(|| sdk.http_client())
+        .unwrap_or_else(protocol::default_https_client);
+    let tapped = hot::Tapped::default();
+    config = config.http_client(tapped.client(http));
+    let client = Client::from_conf(config.build());
+    let region = client
+        .config()
+        .region()
+        .map_or_else(String::new, |r| r.to_string());
+    let hot = hot::HotPath::new(tapped, sdk.credentials_provider(), region, ATTEMPT_TIMEOUT);
+    (client, hot)
 }
 
 /// Whether `region` has the shape of an AWS region name: `<area>-[<partition>-]<direction>-<n>`
@@ -172,7 +188,7 @@ impl SqsSource {
     /// the visibility timeout, which also makes a wrong URL or bad credentials fail now.
     pub async fn connect(settings: &SqsSettings) -> Result<Self, SourceError> {
         settings.check()?;
-        let client = client(settings).await;
+        let (client, hot) = connected_client(settings).await;
         if client.config().region().is_none() {
             return Err(SourceError::Config(
                 "no AWS region configured: set --region / AWS_REGION".into(),
@@ -193,6 +209,7 @@ impl SqsSource {
         check_queue_url(&queue_url, endpoint.as_deref())?;
         let mut source = Self {
             client,
+            hot,
             queue_url,
             endpoint,
             visibility_timeout: Duration::from_secs(30),
@@ -247,6 +264,11 @@ impl SqsSource {
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
         SourceError::from_sdk(err, &self.queue_url, self.endpoint.as_deref())
+    }
+
+    /// A failed hot-path call, classified like an SDK one.
+    fn failure(&self, failure: crate::aws::SdkFailure) -> SourceError {
+        SourceError::from_failure(failure, &self.queue_url, self.endpoint.as_deref())
     }
 
     /// Delete every message in the queue (SQS allows one purge per minute per queue).

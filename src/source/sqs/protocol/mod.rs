@@ -82,7 +82,7 @@ pub(crate) fn http_client(
     }))
 }
 
-fn default_https_client() -> SharedHttpClient {
+pub(super) fn default_https_client() -> SharedHttpClient {
     use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
     aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::AwsLc))

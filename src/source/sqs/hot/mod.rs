@@ -1,0 +1,203 @@
+//! The hot path: ReceiveMessage, DeleteMessageBatch and ChangeMessageVisibilityBatch without the
+//! SDK's orchestrator.
+//!
+//! Per call the SDK runs interceptors, resolves the endpoint and the identity, builds header maps
+//! and re-derives the SigV4 signing key: about 150 µs of CPU per call here, most of login-etl's
+//! cost per message (docs/benchmarks.md). These three calls are made for every message, so they
+//! are written as plain JSON, signed with `aws-sigv4`, and sent through the SDK's own connector
+//! to the endpoint the SDK resolved ([`tap`]). Credentials are resolved once and reused until
+//! shortly before they expire. Every other call (and every call before the first one) stays on
+//! the SDK. Against a query-protocol SQS the connector is the translator, which turns these
+//! requests into the query form as it does the SDK's.
+
+mod tap;
+pub(super) mod wire;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::http::HttpConnector;
+use aws_smithy_runtime_api::client::identity::Identity;
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::byte_stream::ByteStream;
+use serde::{Deserialize, Serialize};
+
+pub(super) use tap::Tapped;
+
+use crate::aws::SdkFailure;
+
+/// Credentials are renewed this long before they expire.
+const RENEW_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
+
+const USER_AGENT: &str = concat!("login-etl/", env!("CARGO_PKG_VERSION"));
+
+/// The hot calls' client. Cheap to clone.
+#[derive(Clone)]
+pub(super) struct HotPath {
+    tapped: Tapped,
+    credentials: Option<SharedCredentialsProvider>,
+    region: String,
+    identity: Arc<Mutex<Option<Identity>>>,
+    attempt_timeout: Duration,
+}
+
+/// Only the route: credentials are never printed.
+impl std::fmt::Debug for HotPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HotPath")
+            .field("uri", &self.tapped.route().map(|r| r.uri.to_string()))
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HotPath {
+    pub(super) fn new(
+        tapped: Tapped,
+        credentials: Option<SharedCredentialsProvider>,
+        region: String,
+        attempt_timeout: Duration,
+    ) -> Self {
+        Self {
+            tapped,
+            credentials,
+            region,
+            identity: Arc::default(),
+            attempt_timeout,
+        }
+    }
+
+    /// One call: `target` is the `X-Amz-Target` (`AmazonSQS.<Action>`).
+    pub(super) async fn call<I, O>(&self, target: &'static str, input: &I) -> Result<O, SdkFailure>
+    where
+        I: Serialize,
+        O: for<'de> Deserialize<'de>,
+    {
+        let attempt = async {
+            let request = self.signed(target, input).await?;
+            let route = self.route()?;
+            let response = route
+                .connector
+                .call(request)
+                .await
+                .map_err(|e| SdkFailure::of_connector(&e))?;
+            let status = response.status().as_u16();
+            let header = |name: &str| response.headers().get(name).map(str::to_owned);
+            let (query_error, error_type) =
+                (header("x-amzn-query-error"), header("x-amzn-errortype"));
+            let body = ByteStream::new(response.into_body())
+                .collect()
+                .await
+                .map_err(|e| SdkFailure::Transport(crate::aws::chain_text(&e)))?
+                .into_bytes();
+            let headers = wire::ReplyHeaders {
+                query_error: query_error.as_deref(),
+                error_type: error_type.as_deref(),
+            };
+            wire::reply(status, &headers, &body)
+        };
+        tokio::time::timeout(self.attempt_timeout, attempt)
+            .await
+            .unwrap_or_else(|_| Err(SdkFailure::Transport("timed out".into())))
+    }
+
+    fn route(&self) -> Result<&tap::Route, SdkFailure> {
+        self.tapped.route().ok_or_else(|| {
+            SdkFailure::Transport("no SQS call was made before the first receive".into())
+        })
+    }
+
+    /// The POST of `input` as JSON to the SDK's endpoint, signed with SigV4.
+    async fn signed<I: Serialize>(
+        &self,
+        target: &'static str,
+        input: &I,
+    ) -> Result<HttpRequest, SdkFailure> {
+        let route = self.route()?;
+        let body = serde_json::to_vec(input)
+            .map_err(|e| SdkFailure::Transport(format!("an SQS request cannot be written: {e}")))?;
+        let uri = route.uri.to_string();
+        let host = route.uri.authority().map_or("", |a| a.as_str());
+        let mut request = http::Request::builder()
+            .method("POST")
+            .uri(route.uri.clone())
+            .header("host", host)
+            .header("content-type", "application/x-amz-json-1.0")
+            .header("x-amz-target", target)
+            .header("x-amzn-query-mode", "true")
+            .header("user-agent", USER_AGENT)
+            .body(())
+            .map_err(|_| SdkFailure::Transport("an SQS request cannot be built".into()))?;
+        let identity = self.identity().await?;
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name("sqs")
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| SdkFailure::Transport(format!("signing: {e}")))?
+            .into();
+        let headers = request
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)));
+        let signable = SignableRequest::new("POST", &uri, headers, SignableBody::Bytes(&body))
+            .map_err(|e| SdkFailure::Transport(format!("signing: {e}")))?;
+        let (instructions, _signature) = sign(signable, &params)
+            .map_err(|e| SdkFailure::Transport(format!("signing: {e}")))?
+            .into_parts();
+        instructions.apply_to_request_http1x(&mut request);
+        HttpRequest::try_from(request.map(|()| SdkBody::from(body)))
+            .map_err(|e| SdkFailure::Transport(format!("an SQS request cannot be built: {e}")))
+    }
+
+    /// The cached identity, renewed when it is within [`RENEW_BEFORE_EXPIRY`] of expiring. A
+    /// renewal that fails while the cached one is still valid keeps the cached one.
+    async fn identity(&self) -> Result<Identity, SdkFailure> {
+        let cached = self.lock().clone();
+        let now = SystemTime::now();
+        if let Some(identity) = cached
+            .as_ref()
+            .filter(|i| valid_at(i, now + RENEW_BEFORE_EXPIRY))
+        {
+            return Ok(identity.clone());
+        }
+        let provider = self.credentials.as_ref().ok_or(SdkFailure::NoCredentials)?;
+        match provider.provide_credentials().await {
+            Ok(credentials) => {
+                let identity = Identity::from(credentials);
+                *self.lock() = Some(identity.clone());
+                Ok(identity)
+            }
+            Err(e) => match cached.filter(|i| valid_at(i, SystemTime::now())) {
+                Some(still_valid) => {
+                    tracing::warn!(
+                        error = %crate::aws::chain_text(&e),
+                        "could not renew AWS credentials; using the current ones until they expire"
+                    );
+                    Ok(still_valid)
+                }
+                None => Err(SdkFailure::NoCredentials),
+            },
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Identity>> {
+        self.identity
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Whether `identity` is still valid at `at` (static credentials always are).
+fn valid_at(identity: &Identity, at: SystemTime) -> bool {
+    match identity.expiration() {
+        Some(expiry) => at < expiry,
+        None => true,
+    }
+}
