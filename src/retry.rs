@@ -3,7 +3,8 @@
 //! the (shutdown-aware) wait of an operation are decided here.
 //!
 //! How it composes with the AWS SDK's own retry: inside each SQS or KMS call the SDK's standard
-//! retry makes up to 3 attempts with its own short backoff (throttling, 5xx, transport errors);
+//! retry (or, for receive/delete/change visibility, the hot path's copy of it in
+//! `source/sqs/hot`) makes up to 3 attempts with its own short backoff (throttling, 5xx, transport errors);
 //! only a call that still fails reaches this policy, which retries the operation under its budget.
 //! So one policy attempt may be up to 3 HTTP requests, and the policy's time budget bounds the
 //! whole. PostgreSQL has no such inner layer.

@@ -30,6 +30,25 @@ pub(super) use tap::Tapped;
 
 use crate::aws::SdkFailure;
 
+/// Attempts per call, as the SDK's standard retry makes.
+const ATTEMPTS: u32 = 3;
+
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(20);
+
+/// Error codes SQS and AWS use for throttling and transient trouble (the SDK's list).
+const TRANSIENT_CODES: [&str; 9] = [
+    "Throttl",
+    "RequestLimitExceeded",
+    "TooManyRequests",
+    "RequestTimeout",
+    "SlowDown",
+    "InternalError",
+    "ServiceUnavailable",
+    "InternalFailure",
+    "KMSThrottling",
+];
+
 /// Credentials are renewed this long before they expire.
 const RENEW_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
 
@@ -71,8 +90,28 @@ impl HotPath {
         }
     }
 
-    /// One call: `target` is the `X-Amz-Target` (`AmazonSQS.<Action>`).
+    /// One call: `target` is the `X-Amz-Target` (`AmazonSQS.<Action>`). Like the SDK's standard
+    /// retry, up to [`ATTEMPTS`] attempts when the failure is transport, throttling or a 5xx,
+    /// each wait random up to 1 s × 2ⁿ (`crate::retry` then decides about the call as a whole).
     pub(super) async fn call<I, O>(&self, target: &'static str, input: &I) -> Result<O, SdkFailure>
+    where
+        I: Serialize,
+        O: for<'de> Deserialize<'de>,
+    {
+        let mut attempt = 1;
+        loop {
+            match self.attempt(target, input).await {
+                Err(failure) if attempt < ATTEMPTS && worth_another_attempt(&failure) => {
+                    let cap = Duration::from_secs(1 << (attempt - 1)).min(MAX_BACKOFF);
+                    tokio::time::sleep(cap.mul_f64(rand::random::<f64>())).await;
+                    attempt += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn attempt<I, O>(&self, target: &'static str, input: &I) -> Result<O, SdkFailure>
     where
         I: Serialize,
         O: for<'de> Deserialize<'de>,
@@ -199,5 +238,60 @@ fn valid_at(identity: &Identity, at: SystemTime) -> bool {
     match identity.expiration() {
         Some(expiry) => at < expiry,
         None => true,
+    }
+}
+
+/// Whether another attempt of the same request may succeed: the network, throttling, a 5xx.
+fn worth_another_attempt(failure: &SdkFailure) -> bool {
+    match failure {
+        SdkFailure::Transport(_) => true,
+        SdkFailure::Service { code, status, .. } => {
+            matches!(status, 429 | 500 | 502 | 503 | 504)
+                || TRANSIENT_CODES.iter().any(|c| code.contains(c))
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_transient_failures_get_another_attempt() {
+        let service = |code: &str, status| SdkFailure::Service {
+            code: code.into(),
+            message: String::new(),
+            status,
+        };
+        assert!(worth_another_attempt(&SdkFailure::Transport(
+            "reset".into()
+        )));
+        assert!(worth_another_attempt(&service(
+            "AWS.SimpleQueueService.RequestThrottled",
+            400
+        )));
+        assert!(worth_another_attempt(&service("InternalError", 500)));
+        assert!(!worth_another_attempt(&service(
+            "AWS.SimpleQueueService.NonExistentQueue",
+            400
+        )));
+        assert!(!worth_another_attempt(&service("AccessDenied", 403)));
+        assert!(!worth_another_attempt(&SdkFailure::NoCredentials));
+        assert!(!worth_another_attempt(&SdkFailure::Unreadable {
+            status: 200
+        }));
+    }
+
+    #[test]
+    fn expiring_credentials_are_renewed_before_they_expire() {
+        let now = SystemTime::now();
+        let expiring = Identity::new((), Some(now + Duration::from_secs(60)));
+        assert!(valid_at(&expiring, now));
+        assert!(!valid_at(&expiring, now + RENEW_BEFORE_EXPIRY));
+        assert!(valid_at(
+            &Identity::new((), None),
+            now + Duration::from_secs(1 << 30)
+        ));
     }
 }
