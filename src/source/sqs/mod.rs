@@ -12,6 +12,7 @@ mod forward;
 mod hot;
 mod protocol;
 mod receive;
+mod sigv4;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -17,8 +17,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::http::HttpConnector;
 use aws_smithy_runtime_api::client::identity::Identity;
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
@@ -159,7 +157,6 @@ impl HotPath {
         let route = self.route()?;
         let body = serde_json::to_vec(input)
             .map_err(|e| SdkFailure::Transport(format!("an SQS request cannot be written: {e}")))?;
-        let uri = route.uri.to_string();
         let host = route.uri.authority().map_or("", |a| a.as_str());
         let mut request = http::Request::builder()
             .method("POST")
@@ -172,25 +169,8 @@ impl HotPath {
             .body(())
             .map_err(|_| SdkFailure::Transport("an SQS request cannot be built".into()))?;
         let identity = self.identity().await?;
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name("sqs")
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| SdkFailure::Transport(format!("signing: {e}")))?
-            .into();
-        let headers = request
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)));
-        let signable = SignableRequest::new("POST", &uri, headers, SignableBody::Bytes(&body))
-            .map_err(|e| SdkFailure::Transport(format!("signing: {e}")))?;
-        let (instructions, _signature) = sign(signable, &params)
-            .map_err(|e| SdkFailure::Transport(format!("signing: {e}")))?
-            .into_parts();
-        instructions.apply_to_request_http1x(&mut request);
+        super::sigv4::sign_request(&mut request, &body, &identity, &self.region)
+            .map_err(SdkFailure::Transport)?;
         HttpRequest::try_from(request.map(|()| SdkBody::from(body)))
             .map_err(|e| SdkFailure::Transport(format!("an SQS request cannot be built: {e}")))
     }
