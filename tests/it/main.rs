@@ -6,6 +6,7 @@ mod helpers;
 mod cli;
 mod commands;
 mod config_faults;
+mod credentials;
 mod dead_letters;
 mod deploy;
 mod endpoints;
