@@ -1,6 +1,6 @@
 """The soak's samples as a table, and whether cost and memory stay flat over time.
 
-Input (scripts/soak.sh writes it every 10 s): `seconds done cpu1 rss1 cpu2 rss2 ...` where done
+Input (scripts/soak.sh writes it every 10 s, or --sample-every): `seconds done cpu1 rss1 cpu2 rss2 ...` where done
 is the ledger's count, cpuN the Nth consumer's user+sys CPU seconds and rssN its RSS in KiB.
 Prints each interval's rate, CPU per message (all consumers' CPU over the messages done in it)
 and every consumer's RSS; then the CPU per message of the first and second half of the run and
@@ -31,10 +31,10 @@ def main():
         messages = d1 - d0
         # A consumer restarted between samples (the crash loop) counts from its new start.
         cpu = sum(b - a if b >= a else b for a, b in zip(c0, c1))
-        per_message = cpu / messages * 1e6 if messages else float("nan")
+        per_message = f"{cpu / messages * 1e6:10.1f}" if messages else f"{'-':>10}"
         rate = messages / (t1 - t0) if t1 > t0 else 0
         intervals.append((messages, cpu))
-        print(f"{t1:5} {d1:9} {rate:7.0f} {per_message:10.1f}  "
+        print(f"{t1:5} {d1:9} {rate:7.0f} {per_message}  "
               + " ".join(f"{r:5.1f}" for r in rss))
     half = len(intervals) // 2 or 1
     for name, part in (("first half", intervals[:half]), ("second half", intervals[half:])):

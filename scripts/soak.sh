@@ -3,17 +3,18 @@
 # (`run`), one of them SIGKILLed and restarted every K seconds (K = 0: none) until the queue is
 # empty or the duration is spent; then the rest are stopped with SIGTERM and whatever the killed
 # one held is drained. Prints the books (rows, quarantine by reason, ledger, duplicates skipped,
-# what is left) and, every 10 s, each consumer's RSS and the CPU per message of the interval, so
-# a leak or a cost that grows with time shows.
+# what is left) and, every 10 s (--sample-every), each consumer's RSS and the CPU per message of
+# the interval, so a leak or a cost that grows with time shows.
 # Usage: scripts/soak.sh [--messages N] [--kill-every SECONDS] [--duration SECONDS]
 #                        [--consumers C] [--visibility SECONDS] [--max-receives M] [--stand-in]
+#                        [--sample-every SECONDS]
 #   --stand-in   drain the in-memory SQS stand-in (examples/sqs-stand-in.rs) instead of
 #                LocalStack: for the rate and cost of login-etl itself at a depth LocalStack
 #                would take an hour to fill (scripts/soak.sh --stand-in --messages 1000000
 #                --consumers 4 --kill-every 0 --visibility 30)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-messages=100000 kill_every=1 duration=600 consumers=3 visibility=2 max_receives=5
+messages=100000 kill_every=1 duration=600 consumers=3 visibility=2 max_receives=5 sample_every=10
 endpoint=http://127.0.0.1:4566
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -24,7 +25,8 @@ while [ $# -gt 0 ]; do
     --consumers) consumers=$2 ;;
     --visibility) visibility=$2 ;;
     --max-receives) max_receives=$2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --sample-every) sample_every=$2 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift 2
@@ -82,7 +84,7 @@ remaining() {
   "$bin" status --format json 2>/dev/null | python3 -c \
     'import json, sys; d = json.load(sys.stdin)["queue"]["depth"]; print(d["visible"] + d["in_flight"])'
 }
-# Every 10 s: messages done (the ledger), each consumer's CPU seconds and RSS (from /proc).
+# Every --sample-every seconds: messages done (the ledger), each consumer's CPU seconds and RSS (from /proc).
 sample() {
   local line
   line="$(( $(date +%s) - started )) $(psql_db "SELECT count(*) FROM processed_messages")"
@@ -96,7 +98,7 @@ next_kill=$((started + kill_every)) next_sample=$started
 while [ $(( $(date +%s) - started )) -lt "$duration" ] && [ "$(remaining)" != 0 ]; do
   sleep 1
   now=$(date +%s)
-  if [ "$now" -ge "$next_sample" ]; then sample; next_sample=$((now + 10)); fi
+  if [ "$now" -ge "$next_sample" ]; then sample; next_sample=$((now + sample_every)); fi
   if [ "$kill_every" -gt 0 ] && [ "$now" -ge "$next_kill" ]; then
     kill -9 "${consumer[1]}" 2>/dev/null || true
     wait "${consumer[1]}" 2>/dev/null || true
