@@ -96,6 +96,16 @@ impl SourceError {
                     at: endpoint.map(|e| format!(" at {e}")).unwrap_or_default(),
                 }
             }
+            // The SDK corrects for a skewed clock on its own calls; the hot path signs with the
+            // clock as it is, and retrying cannot fix that.
+            SdkFailure::Service { code, .. }
+                if code.contains("RequestTimeTooSkewed") || code.contains("RequestExpired") =>
+            {
+                SourceError::Config(format!(
+                    "SQS refused the request's time ({code}): this machine's clock is more than 5 \
+                     minutes off; synchronise it (NTP, chrony, the instance's time service)"
+                ))
+            }
             SdkFailure::Service { code, .. } if AUTH_CODES.iter().any(|c| code.contains(c)) => {
                 SourceError::Auth { code }
             }
@@ -106,5 +116,35 @@ impl SourceError {
             },
             other => SourceError::Transient(other.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(code: &str) -> SourceError {
+        let failure = SdkFailure::Service {
+            code: code.into(),
+            message: "m".into(),
+            status: 400,
+        };
+        SourceError::from_failure(failure, "q", None)
+    }
+
+    #[test]
+    fn what_retrying_cannot_fix_stops_with_what_to_fix() {
+        let skewed = service("RequestTimeTooSkewed");
+        assert_eq!(skewed.disposition(), Disposition::Stop);
+        assert!(skewed.to_string().contains("clock"), "{skewed}");
+        assert!(matches!(
+            service("AWS.SimpleQueueService.NonExistentQueue"),
+            SourceError::QueueNotFound { .. }
+        ));
+        assert!(matches!(service("AccessDenied"), SourceError::Auth { .. }));
+        assert_eq!(
+            service("AWS.SimpleQueueService.RequestThrottled").disposition(),
+            Disposition::Retry
+        );
     }
 }
