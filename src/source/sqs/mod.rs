@@ -87,11 +87,11 @@ pub struct SqsSource {
 
 /// An SQS client for the settings (no network call).
 pub async fn client(settings: &SqsSettings) -> Client {
-    connected_client(settings).await.0
+    client_and_hot_path(settings).await.0
 }
 
 /// An SQS client, and the hot path that will share its connector and endpoint.
-async fn connected_client(settings: &SqsSettings) -> (Client, hot::HotPath) {
+async fn client_and_hot_path(settings: &SqsSettings) -> (Client, hot::HotPath) {
     let sdk = crate::aws::config(settings.endpoint.as_ref(), settings.region.as_deref()).await;
     let mut config = aws_sdk_sqs::config::Builder::from(&sdk);
     // No stalled-stream protection (a throughput check on every request body poll, 1 % of the
@@ -189,7 +189,7 @@ impl SqsSource {
     /// the visibility timeout, which also makes a wrong URL or bad credentials fail now.
     pub async fn connect(settings: &SqsSettings) -> Result<Self, SourceError> {
         settings.check()?;
-        let (client, hot) = connected_client(settings).await;
+        let (client, hot) = client_and_hot_path(settings).await;
         if client.config().region().is_none() {
             return Err(SourceError::Config(
                 "no AWS region configured: set --region / AWS_REGION".into(),
