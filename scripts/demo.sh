@@ -42,7 +42,10 @@ key_file=$root/.stack/dev-mask.key
 if [ -z "${LOGIN_ETL_MASK_KEY:-}" ] && [ -z "${LOGIN_ETL_MASK_KEY_FILE:-}" ]; then
   if [ ! -s "$key_file" ]; then
     mkdir -p "$(dirname "$key_file")"
-    (umask 077 && random_key >"$key_file")
+    # Under a key id of its own: another checkout's demo on this machine shares the database but
+    # not this key, and must read as another key (its rows stay), not as key `k1` replaced (which
+    # `run` refuses, docs/recovery.md).
+    (umask 077 && echo "dev-$(random_key | cut -c1-8):$(random_key)" >"$key_file")
     echo "==> created a local development masking key in $key_file (demo only: production keys come from a secret store)"
   fi
   export LOGIN_ETL_MASK_KEY_FILE=$key_file
@@ -60,7 +63,10 @@ else
 fi
 
 echo "==> draining the queue"
-"$bin" run --drain
+if ! "$bin" run --drain; then
+  echo "demo: the drain stopped (the line above says why); scripts/demo.sh --reset starts the demo over with an empty database" >&2
+  exit 1
+fi
 
 echo "==> what landed"
 "$bin" status
