@@ -95,9 +95,7 @@ impl SdkFailure {
         };
         SdkFailure::Transport(text)
     }
-}
 
-impl SdkFailure {
     /// A failure of the HTTP connector itself (no reply): a timeout, the network, or the
     /// translator's finding that the endpoint is not an SQS.
     pub(crate) fn of_connector(
