@@ -117,14 +117,27 @@ pub fn unwrap<'a>(body: &'a str, decoding: &Decoding) -> Result<Unwrapped<'a>, R
     })
 }
 
+/// base64 as AWS producers and shell tools write it: the standard alphabet, padded or not,
+/// wrapped at any column (GNU `base64` wraps at 76, MIME too) and with a trailing newline.
+const BASE64_ANY: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
+/// base64 of gzip → text. The whole input is consumed or the message is refused: every gzip
+/// member is read (`cat a.gz b.gz`, streaming and appending compressors write several), and
+/// bytes after the last member that are not another member are a refusal, never dropped.
 fn decompress(text: &str, cap: usize) -> Result<String, Rejection> {
     let reject = |what: String| Rejection::new(RejectCode::InvalidJson, format!("gzip: {what}"));
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text)
+    let compact: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    let bytes = BASE64_ANY
+        .decode(&compact)
         .map_err(|_| reject("the body starts like base64 of gzip but is not base64".into()))?;
     let mut out = Vec::new();
     // Read one byte past the cap: a bomb is refused without ever being inflated.
-    flate2::read::GzDecoder::new(bytes.as_slice())
+    let mut decoder = flate2::bufread::MultiGzDecoder::new(bytes.as_slice());
+    (&mut decoder)
         .take(cap as u64 + 1)
         .read_to_end(&mut out)
         .map_err(|_| reject("the body is not valid gzip".into()))?;
@@ -132,6 +145,9 @@ fn decompress(text: &str, cap: usize) -> Result<String, Rejection> {
         return Err(reject(format!(
             "decompressed, the body is larger than --max-decompressed-bytes ({cap})"
         )));
+    }
+    if !decoder.into_inner().is_empty() {
+        return Err(reject("bytes follow the last gzip member".into()));
     }
     String::from_utf8(out).map_err(|_| reject("the decompressed body is not UTF-8".into()))
 }
@@ -235,5 +251,115 @@ mod tests {
         let err = unwrap(&bomb, &Decoding::default()).unwrap_err();
         assert!(err.message.contains("--max-decompressed-bytes"), "{err}");
         assert!(unwrap("H4sI!!!", &Decoding::default()).is_err());
+    }
+
+    #[test]
+    fn what_follows_the_last_member_or_a_cut_member_is_refused_never_dropped() {
+        let mut bytes = base64::engine::general_purpose::STANDARD
+            .decode(gzip_base64(LOGIN.as_bytes()))
+            .unwrap();
+        let whole = bytes.clone();
+        bytes.extend_from_slice(b"trailing");
+        let err = unwrap(&BASE64_ANY.encode(&bytes), &Decoding::default()).unwrap_err();
+        assert!(err.message.starts_with("gzip:"), "{err}");
+        for cut in [whole.len() - 1, whole.len() - 8, whole.len() / 2] {
+            let truncated = BASE64_ANY.encode(&whole[..cut]);
+            assert!(
+                unwrap(&truncated, &Decoding::default()).is_err(),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    mod encodings {
+        use super::*;
+        use crate::mask::{KeyRing, Masker};
+        use crate::message::{Message, MessageId};
+        use proptest::prelude::*;
+
+        fn members(text: &[u8], cuts: &[usize]) -> Vec<u8> {
+            let mut points: Vec<usize> = cuts.iter().map(|c| c % (text.len() + 1)).collect();
+            points.extend([0, text.len()]);
+            points.sort_unstable();
+            points.dedup();
+            let mut out = Vec::new();
+            for pair in points.windows(2) {
+                let mut encoder =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                encoder.write_all(&text[pair[0]..pair[1]]).unwrap();
+                out.extend(encoder.finish().unwrap());
+            }
+            out
+        }
+
+        /// base64 as a producer might write it: padded or not, wrapped at `column` (0: one
+        /// line), with `\n` or `\r\n`, with or without a final newline.
+        fn base64_as_written(
+            bytes: &[u8],
+            padded: bool,
+            column: usize,
+            crlf: bool,
+            final_newline: bool,
+        ) -> String {
+            let mut text = base64::engine::general_purpose::STANDARD.encode(bytes);
+            if !padded {
+                text = text.trim_end_matches('=').to_string();
+            }
+            let newline = if crlf { "\r\n" } else { "\n" };
+            let mut out = String::new();
+            if column == 0 {
+                out = text;
+            } else {
+                for (i, chunk) in text.as_bytes().chunks(column).enumerate() {
+                    if i > 0 {
+                        out.push_str(newline);
+                    }
+                    out.push_str(std::str::from_utf8(chunk).unwrap());
+                }
+            }
+            if final_newline {
+                out.push_str(newline);
+            }
+            out
+        }
+
+        fn login() -> impl Strategy<Value = String> {
+            ("[a-z0-9-]{1,12}", any::<[u8; 4]>(), "[0-9]{3}-[0-9]{2}-[0-9]{4}").prop_map(|(user, ip, device)| {
+                let ip = std::net::Ipv4Addr::from(ip);
+                format!(r#"{{"user_id":"{user}","device_type":"ios","ip":"{ip}","device_id":"{device}"}}"#)
+            })
+        }
+
+        proptest! {
+            /// Rule: any list of logins, split into any number of gzip members, base64'd and
+            /// wrapped any way, lands exactly the rows of the plain NDJSON.
+            #[test]
+            fn any_members_and_any_wrapping_land_the_rows_of_the_plain_form(
+                logins in prop::collection::vec(login(), 1..20),
+                cuts in prop::collection::vec(any::<usize>(), 0..6),
+                padded in any::<bool>(),
+                column in prop_oneof![Just(0usize), Just(76), Just(64), 1usize..200],
+                crlf in any::<bool>(),
+                final_newline in any::<bool>(),
+            ) {
+                let plain = logins.join("\n");
+                let body = base64_as_written(&members(plain.as_bytes(), &cuts), padded, column, crlf, final_newline);
+                let decoded = unwrap(&body, &Decoding::default()).unwrap();
+                prop_assert!(decoded.compressed);
+                prop_assert_eq!(decoded.body.as_ref(), plain.as_str());
+                let masker = Masker::hmac(&KeyRing::parse(&"11".repeat(32)).unwrap());
+                let id = MessageId::from("m");
+                let at = Utc::now();
+                let message = |body| Message { id: &id, body, sent_at: at, receive_count: 1 };
+                let plain_rows = crate::transform::process_with(message(&plain), &masker, &Decoding::default(), at);
+                let packed_rows = crate::transform::process_with(message(&body), &masker, &Decoding::default(), at);
+                prop_assert_eq!(plain_rows.len(), logins.len());
+                for (a, b) in plain_rows.iter().zip(&packed_rows) {
+                    let is_row = matches!(a.kind, crate::message::OutcomeKind::Row { .. });
+                    prop_assert!(is_row, "a valid login was not a row");
+                    prop_assert_eq!(&a.kind, &b.kind);
+                }
+            }
+        }
     }
 }

@@ -54,6 +54,18 @@ impl Store for PgSink {
 struct Item {
     envelope: Envelope,
     outcomes: Vec<Outcome>,
+    /// Writes refused while no rolled-back probe was (see `refused.rs`).
+    unexplained_refusals: u8,
+}
+
+impl Item {
+    fn new(envelope: Envelope, outcomes: Vec<Outcome>) -> Self {
+        Self {
+            envelope,
+            outcomes,
+            unexplained_refusals: 0,
+        }
+    }
 }
 
 pub(super) struct Committer<S> {
@@ -118,7 +130,7 @@ impl<S: Store> Committer<S> {
         for envelope in ordinary {
             let outcomes = self.transform(&envelope, received_at);
             logins += outcomes.len();
-            items.push(Item { envelope, outcomes });
+            items.push(Item::new(envelope, outcomes));
             if logins >= super::defaults::LOGINS_PER_TRANSACTION {
                 total += self.commit_items(std::mem::take(&mut items), false).await?;
                 logins = 0;
@@ -165,7 +177,7 @@ impl<S: Store> Committer<S> {
             crate::test_hooks::before_commit(std::iter::once(envelope.body.as_str()));
             self.transform(&envelope, received_at)
         };
-        self.commit_items(vec![Item { envelope, outcomes }], true)
+        self.commit_items(vec![Item::new(envelope, outcomes)], true)
             .await
     }
 

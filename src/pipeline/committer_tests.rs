@@ -176,3 +176,208 @@ async fn a_refused_login_of_an_array_is_isolated_while_its_siblings_commit_toget
         committer.store.probes
     );
 }
+
+/// Refusals PostgreSQL can make of rows only together, generated: the committer quarantines a
+/// minimal set — every login that lands commits with the others, every quarantined one would not.
+mod minimal_refusal {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One monotone refusal over the user ids of a set of rows (a set holding a refused set is
+    /// refused, as with constraints): a CHECK, a unique index, a trigger that counts, a triple.
+    #[derive(Debug, Clone)]
+    enum Clause {
+        Alone(u8),
+        Pair(u8, u8),
+        MoreThan(u8, usize),
+        Triple(u8, u8, u8),
+    }
+
+    fn clause() -> impl Strategy<Value = Clause> {
+        let user = 0u8..6;
+        prop_oneof![
+            user.clone().prop_map(Clause::Alone),
+            (user.clone(), user.clone()).prop_map(|(a, b)| Clause::Pair(a, b)),
+            (user.clone(), 1usize..4).prop_map(|(a, n)| Clause::MoreThan(a, n)),
+            (user.clone(), user.clone(), user).prop_map(|(a, b, c)| Clause::Triple(a, b, c)),
+        ]
+    }
+
+    /// Whether the rows of users `users` are refused by any of `clauses`.
+    fn refused(clauses: &[Clause], users: &[u8]) -> bool {
+        let count = |u: u8| users.iter().filter(|&&x| x == u).count();
+        // Distinct rows: a pair of one user needs two of its rows.
+        let has = |want: &[u8]| {
+            let mut need = std::collections::HashMap::new();
+            for u in want {
+                *need.entry(*u).or_insert(0) += 1;
+            }
+            need.iter().all(|(u, n)| count(*u) >= *n)
+        };
+        clauses.iter().any(|c| match *c {
+            Clause::Alone(a) => has(&[a]),
+            Clause::Pair(a, b) => has(&[a, b]),
+            Clause::MoreThan(a, n) => count(a) > n,
+            Clause::Triple(a, b, c) => has(&[a, b, c]),
+        })
+    }
+
+    fn user_of(outcome: &Outcome) -> Option<u8> {
+        match &outcome.kind {
+            OutcomeKind::Row { login, .. } => login.user_id.strip_prefix('u')?.parse().ok(),
+            OutcomeKind::Quarantine(_) => None,
+        }
+    }
+
+    /// A table with the refusal: what it holds counts (a unique index sees committed rows).
+    struct Table {
+        clauses: Vec<Clause>,
+        rows: Vec<u8>,
+        quarantined: Vec<String>,
+        probes: usize,
+    }
+
+    impl Table {
+        fn check(&self, outcomes: &[&Outcome]) -> Result<(), SinkError> {
+            let mut users = self.rows.clone();
+            users.extend(outcomes.iter().filter_map(|o| user_of(o)));
+            if refused(&self.clauses, &users) {
+                return Err(SinkError::Rejected {
+                    reason: "SQLSTATE 23505, constraint `generated`".into(),
+                });
+            }
+            Ok(())
+        }
+    }
+
+    impl Store for Table {
+        async fn record_solo_attempt(&mut self, _: &MessageId) -> Result<u32, SinkError> {
+            Ok(1)
+        }
+
+        async fn probe(&mut self, outcomes: &[&Outcome]) -> Result<(), SinkError> {
+            self.probes += 1;
+            self.check(outcomes)
+        }
+
+        async fn write(
+            &mut self,
+            outcomes: &[&Outcome],
+            _: bool,
+        ) -> Result<WriteReport, SinkError> {
+            self.check(outcomes)?;
+            for o in outcomes {
+                match user_of(o) {
+                    Some(user) => self.rows.push(user),
+                    None => self
+                        .quarantined
+                        .push(format!("{}[{:?}]", o.message_id, o.element)),
+                }
+            }
+            Ok(WriteReport::default())
+        }
+    }
+
+    fn message(id: usize, users: &[u8]) -> Envelope {
+        let login = |i: usize, u: u8| {
+            format!(
+                r#"{{"user_id":"u{u}","device_type":"ios","ip":"10.1.{id}.{i}","device_id":"d-{i}"}}"#
+            )
+        };
+        let mut envelope = super::envelope(id, "u");
+        envelope.body = match users {
+            [one] => login(0, *one),
+            many => format!(
+                "[{}]",
+                many.iter()
+                    .enumerate()
+                    .map(|(i, u)| login(i, *u))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        };
+        envelope
+    }
+
+    /// The reference: logins taken one by one in order, each kept unless refused with those kept.
+    fn greedy(clauses: &[Clause], users: &[u8]) -> Vec<usize> {
+        let (mut kept, mut out) = (Vec::new(), Vec::new());
+        for (i, u) in users.iter().enumerate() {
+            kept.push(*u);
+            if refused(clauses, &kept) {
+                kept.pop();
+                out.push(i);
+            }
+        }
+        out
+    }
+
+    fn run(clauses: Vec<Clause>, messages: &[Vec<u8>]) -> Table {
+        let masker = Masker::hmac(&KeyRing::parse(&"11".repeat(32)).unwrap());
+        let table = Table {
+            clauses,
+            rows: vec![],
+            quarantined: vec![],
+            probes: 0,
+        };
+        let mut committer = Committer::new(
+            table,
+            masker,
+            None,
+            &PipelineSettings::default(),
+            CancellationToken::new(),
+        );
+        let batch = messages
+            .iter()
+            .enumerate()
+            .map(|(i, users)| message(i, users))
+            .collect();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(committer.commit(batch)).unwrap();
+        committer.store
+    }
+
+    #[test]
+    fn a_pair_refused_together_quarantines_the_later_login_only() {
+        // [a, a', b, c, d]: a and a' conflict (a unique index over user_id).
+        let table = run(vec![Clause::Pair(0, 0)], &[vec![0, 0, 1, 2, 3]]);
+        assert_eq!(table.quarantined, vec!["m0[Some(1)]".to_string()]);
+        assert_eq!(table.rows, vec![0, 1, 2, 3]);
+    }
+
+    proptest! {
+        #[test]
+        fn quarantined_logins_are_exactly_those_the_refusal_needs(
+            clauses in prop::collection::vec(clause(), 1..4),
+            messages in prop::collection::vec(prop::collection::vec(0u8..6, 1..16), 1..4),
+        ) {
+            let table = run(clauses.clone(), &messages);
+            let total: usize = messages.iter().map(Vec::len).sum();
+            prop_assert_eq!(table.rows.len() + table.quarantined.len(), total, "every login once");
+            prop_assert!(!refused(&clauses, &table.rows), "what landed commits together");
+            if let [users] = messages.as_slice() {
+                let expected: Vec<String> = greedy(&clauses, users)
+                    .into_iter()
+                    .map(|i| if users.len() == 1 { "m0[None]".into() } else { format!("m0[Some({i})]") })
+                    .collect();
+                prop_assert_eq!(&table.quarantined, &expected);
+                let bound = refused::probe_bound(users.len(), expected.len());
+                prop_assert!(table.probes <= bound, "{} probes, bound {}", table.probes, bound);
+            }
+            // Minimal: no quarantined login would have committed with what landed.
+            for (i, users) in messages.iter().enumerate() {
+                for (j, user) in users.iter().enumerate() {
+                    let id = if users.len() == 1 { format!("m{i}[None]") } else { format!("m{i}[Some({j})]") };
+                    if table.quarantined.contains(&id) {
+                        let mut with = table.rows.clone();
+                        with.push(*user);
+                        prop_assert!(refused(&clauses, &with), "{} was quarantined but commits with the rest", id);
+                    }
+                }
+            }
+        }
+    }
+}

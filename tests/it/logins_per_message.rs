@@ -63,10 +63,16 @@ async fn the_sample_as_arrays_and_ndjson_lands_like_a_plain_drain() {
     let array = |chunk: &[String]| format!("[{}]", chunk.join(",\n  "));
     let ndjson = |chunk: &[String]| chunk.join("\n") + "\n";
     let gzip_ndjson = |chunk: &[String]| gzip_base64(&chunk.join("\n"));
-    let shapes: [(&str, &Shape); 3] = [
+    // Each line a gzip member of its own (an appending compressor), base64 wrapped at 76.
+    let gzip_members = |chunk: &[String]| {
+        let lines: Vec<String> = chunk.iter().map(|l| format!("{l}\n")).collect();
+        gzip_members_base64_wrapped(&lines.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let shapes: [(&str, &Shape); 4] = [
         ("array", &array),
         ("ndjson", &ndjson),
         ("gzip ndjson", &gzip_ndjson),
+        ("gzip members, wrapped base64", &gzip_members),
     ];
     for (name, shape) in shapes {
         let messages: Vec<String> = bodies.chunks(10).map(shape).collect();
@@ -203,4 +209,60 @@ async fn an_array_over_the_cap_is_one_quarantine_entry_with_its_count() {
         "{reason}"
     );
     assert_eq!(db.counts().await.rows, 0);
+}
+
+/// Rows PostgreSQL refuses only together (a unique index over `user_id` a DBA added): generated
+/// messages of repeated users land each user once, and every quarantined login is one that
+/// conflicts with a landed row — never an innocent one.
+#[tokio::test(flavor = "multi_thread")]
+async fn logins_refused_only_together_quarantine_only_the_conflicting_ones() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = rand::random();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    db.sink().migrate().await.unwrap();
+    db.client()
+        .await
+        .batch_execute("CREATE UNIQUE INDEX one_login_per_user ON user_logins (user_id)")
+        .await
+        .unwrap();
+    let mut sent = 0;
+    let messages: Vec<String> = (0..12)
+        .map(|m| {
+            let n = rng.gen_range(1..12);
+            let elements: Vec<String> = (0..n)
+                .map(|e| login(&format!("u{}", rng.gen_range(0..15)), "ios", m * 100 + e))
+                .collect();
+            sent += n as i64;
+            match elements.as_slice() {
+                [one] => one.clone(),
+                many => format!("[{}]", many.join(",")),
+            }
+        })
+        .collect();
+    queue.send(&messages).await;
+    let output = run_drain(&queue, &db, &[]);
+    let counts = db.counts().await;
+    assert_eq!(
+        counts.rows + counts.quarantined(),
+        sent,
+        "seed {seed}: every login once"
+    );
+    let innocent: i64 = db
+        .scalar(
+            "SELECT count(*) FROM quarantined_messages q WHERE NOT EXISTS \
+             (SELECT 1 FROM user_logins l WHERE l.user_id = q.user_id)",
+        )
+        .await;
+    assert_eq!(
+        innocent, 0,
+        "seed {seed}: a quarantined login conflicts with no landed row"
+    );
+    let other_reasons: i64 = db
+        .scalar(
+            "SELECT count(*) FROM quarantined_messages WHERE reason_code <> 'rejected_by_database'",
+        )
+        .await;
+    assert_eq!(other_reasons, 0, "seed {seed}");
+    assert_eq!(queue.remaining().await, 0, "{output:?}");
 }

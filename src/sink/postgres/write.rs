@@ -173,7 +173,11 @@ async fn write<O: Borrow<Outcome> + Sync>(
     report.quarantined = report.quarantined_by_code.values().sum();
     match end {
         End::Commit { .. } => tx.commit().await?,
-        End::Rollback => tx.rollback().await?,
+        End::Rollback => {
+            // Deferred constraints are checked at COMMIT: a probe checks them now.
+            tx.batch_execute("SET CONSTRAINTS ALL IMMEDIATE").await?;
+            tx.rollback().await?
+        }
     }
     Ok(report)
 }

@@ -78,6 +78,26 @@ pub(crate) fn gzip_base64(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(encoder.finish().unwrap())
 }
 
+/// `texts` as one gzip member each, concatenated (`cat a.gz b.gz`), base64 wrapped at 76 columns
+/// with a final newline (GNU `base64`'s output).
+pub(crate) fn gzip_members_base64_wrapped(texts: &[&str]) -> String {
+    use base64::Engine;
+    use std::io::Write;
+    let mut bytes = Vec::new();
+    for text in texts {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(text.as_bytes()).unwrap();
+        bytes.extend(encoder.finish().unwrap());
+    }
+    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let lines: Vec<&str> = encoded
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    lines.join("\n") + "\n"
+}
+
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
