@@ -92,11 +92,20 @@ pub struct Unwrapped<'a> {
 /// gzip's magic bytes, base64-encoded: every base64+gzip body starts so.
 const GZIP_BASE64: &str = "H4sI";
 
+/// Whether `text` starts with gzip's magic in base64, wherever a wrapped line breaks it.
+fn starts_like_gzip_base64(text: &str) -> bool {
+    (text
+        .bytes()
+        .filter(|b| !b.is_ascii_whitespace())
+        .take(GZIP_BASE64.len()))
+    .eq(GZIP_BASE64.bytes())
+}
+
 /// Take off compression, then an envelope. A failure is a rejection (never an input value).
 pub fn unwrap<'a>(body: &'a str, decoding: &Decoding) -> Result<Unwrapped<'a>, Rejection> {
     let trimmed = body.trim();
     let raw = decoding.envelope == EnvelopeMode::None;
-    let (text, compressed): (Cow<'a, str>, bool) = if !raw && trimmed.starts_with(GZIP_BASE64) {
+    let (text, compressed): (Cow<'a, str>, bool) = if !raw && starts_like_gzip_base64(trimmed) {
         (
             Cow::Owned(decompress(trimmed, decoding.max_decompressed_bytes)?),
             true,

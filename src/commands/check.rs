@@ -43,7 +43,10 @@ pub(super) async fn execute(args: RunArgs, _: Ctx) -> anyhow::Result<()> {
             ));
             if source.is_fifo() {
                 lines.bad(
-                    format!("{} is a FIFO queue: run refuses FIFO sources", source.queue_url()),
+                    format!(
+                        "{} is a FIFO queue: run refuses FIFO sources",
+                        source.queue_url()
+                    ),
                     "consume a standard queue (a FIFO dead-letter queue is fine)",
                 );
             }
@@ -153,6 +156,13 @@ async fn check_database(args: &RunArgs, ring: Option<&[(String, String)]>, lines
             )
         }
         Err(e) => return lines.bad(format!("PostgreSQL: {e}"), "see the message"),
+    }
+    match sink.check_columns().await {
+        Ok(()) => lines.ok("user_logins: every column holds what login-etl writes"),
+        Err(e) => lines.bad(
+            e,
+            "alter the column as the message says, as the schema owner",
+        ),
     }
     if let Some(ring) = ring {
         match sink.recorded_key_fingerprints().await {

@@ -1,10 +1,9 @@
 //! `login-etl run`: consume until shutdown (or, with --drain, until the queue is empty).
 
-use clap::Args;
 use super::Context as Ctx;
 use crate::cli::{DbArgs, EnvelopeArg, KeyArgs, LogFormat, NetworkArgs, SqsArgs, StrategyArg};
+use clap::Args;
 use std::time::Duration;
-
 
 use super::{connect_sink, connect_source, load_keys};
 use crate::mask::{Masker, NetworkMaskMode, NetworkMasker, StrategyName};
@@ -176,9 +175,7 @@ pub(super) async fn execute(args: RunArgs, ctx: Ctx) -> anyhow::Result<()> {
         );
     }
     let network = match &keys {
-        Some(keys) => {
-            NetworkMasker::new(args.network.mode(), args.network.prefixes(), keys)?
-        }
+        Some(keys) => NetworkMasker::new(args.network.mode(), args.network.prefixes(), keys)?,
         None => None,
     };
     let masker = Masker::new(args.strategy(), keys.as_ref())?.with_network(network);
@@ -200,9 +197,12 @@ pub(super) async fn execute(args: RunArgs, ctx: Ctx) -> anyhow::Result<()> {
     }
     let budget = Duration::from_secs(args.write_retry_seconds);
     let mut sink = connect_sink(&args.db, budget, &shutdown).await?;
+    sink.check_columns().await?;
     if let Some(keys) = &keys {
         let ring = keys.key_fingerprints();
-        if let Some(line) = crate::mask::replaced_keys(&ring, &sink.recorded_key_fingerprints().await?) {
+        if let Some(line) =
+            crate::mask::replaced_keys(&ring, &sink.recorded_key_fingerprints().await?)
+        {
             anyhow::bail!(line);
         }
         let (active, fingerprint) = &ring[0];

@@ -190,6 +190,7 @@ impl<S: Store> Committer<S> {
         let mut total = WriteReport::default();
         let mut forwarded = HashSet::new();
         let mut pending = vec![items];
+        let mut first_refusal = true;
         while let Some(mut part) = pending.pop() {
             if part.is_empty() {
                 continue;
@@ -197,16 +198,20 @@ impl<S: Store> Committer<S> {
             self.forward_quarantined(&part, &mut forwarded).await?;
             match self.write_with_retry(&part, solo).await {
                 Ok(report) => total += report,
-                Err(SinkError::Rejected { reason }) if part.len() > 1 => {
-                    tracing::warn!(%reason, messages = part.len(), "PostgreSQL rejected part of a batch; splitting it to isolate the message");
-                    let second = part.split_off(part.len() / 2);
-                    pending.push(second);
-                    pending.push(part);
-                }
                 Err(SinkError::Rejected { reason }) => {
-                    let mut item = part.pop().expect("a part is never empty");
-                    self.refuse_rows(&mut item, &reason).await?;
-                    pending.push(vec![item]);
+                    if std::mem::take(&mut first_refusal) {
+                        self.stop_if_the_table_is_wrong(&part, &reason).await?;
+                    }
+                    if part.len() > 1 {
+                        tracing::warn!(%reason, messages = part.len(), "PostgreSQL rejected part of a batch; splitting it to isolate the message");
+                        let second = part.split_off(part.len() / 2);
+                        pending.push(second);
+                        pending.push(part);
+                    } else {
+                        let mut item = part.pop().expect("a part is never empty");
+                        self.refuse_rows(&mut item, &reason).await?;
+                        pending.push(vec![item]);
+                    }
                 }
                 Err(e) => return Err(e.into()),
             }

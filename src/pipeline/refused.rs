@@ -148,6 +148,42 @@ impl<S: Store> Committer<S> {
         }
     }
 
+    /// A refusal of a value's *type or length* (SQLSTATE class 22) cannot come from validated
+    /// data in a table as migrated: validation refuses what that table would (too long, NUL
+    /// characters). If every login of `part` is refused alone for the same cause (up to
+    /// [`SCHEMA_SAMPLE`] logins, spread over the part, at least two), the table is what is wrong:
+    /// the run stops with the cause instead of quarantining every login.
+    pub(super) async fn stop_if_the_table_is_wrong(
+        &mut self,
+        part: &[Item],
+        reason: &str,
+    ) -> Result<(), PipelineError> {
+        if !reason.starts_with("SQLSTATE 22") {
+            return Ok(());
+        }
+        let rows: Vec<&Outcome> = (part.iter().flat_map(|item| &item.outcomes))
+            .filter(|o| matches!(o.kind, OutcomeKind::Row { .. }))
+            .collect();
+        if rows.len() < 2 {
+            return Ok(());
+        }
+        let step = rows.len().div_ceil(SCHEMA_SAMPLE);
+        for row in rows.iter().step_by(step) {
+            match self.probe_with_retry(&[row]).await {
+                Err(SinkError::Rejected { reason: alone }) if alone == reason => {}
+                Err(SinkError::Rejected { .. }) | Ok(()) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(SinkError::Schema(format!(
+            "PostgreSQL refuses every login of a batch ({} tried alone) for the same cause, \
+             {reason}: user_logins cannot hold what login-etl writes; `login-etl check` names \
+             the column and the fix",
+            rows.len().min(SCHEMA_SAMPLE)
+        ))
+        .into())
+    }
+
     async fn probe_with_retry(&mut self, outcomes: &[&Outcome]) -> Result<(), SinkError> {
         let budget = Budget::Time(self.write_retry_timeout);
         let mut retry = Retry::new(
@@ -165,6 +201,9 @@ impl<S: Store> Committer<S> {
         }
     }
 }
+
+/// The most logins of a batch tried alone before a type refusal is blamed on the table.
+const SCHEMA_SAMPLE: usize = 64;
 
 /// A write refused this many times while every rolled-back probe passes quarantines the message
 /// whole (with its reason): nothing can be isolated, and the committer must make progress.

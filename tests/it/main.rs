@@ -31,4 +31,5 @@ mod query_protocol;
 mod recovery;
 mod reliability;
 mod scale_out;
+mod table_mismatch;
 mod tls;

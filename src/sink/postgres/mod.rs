@@ -4,6 +4,7 @@
 //! reports, reveal, erase, rekey, retention, partitions, pruning — is in `ops/`.
 
 mod attempts;
+mod columns;
 mod error;
 mod iam;
 mod migrate;

@@ -1,0 +1,138 @@
+//! Does `user_logins` hold what the writer writes? A table made or altered by hand
+//! (`masked_ip varchar(64)` while masks are longer, `user_id uuid`, `app_version int`) would
+//! refuse every valid login; each refusal looks like bad data (SQLSTATE 22/23), so without this
+//! check every login would be quarantined. `run` stops at start and `check` reports, naming the
+//! column and the fix.
+
+use super::{PgSink, SinkError};
+
+/// What the writer puts in a column.
+#[derive(Debug, Clone, Copy)]
+enum Holds {
+    /// Text of up to this many characters (`varchar(n)` with n ≥ it, or `text`).
+    Text(i32),
+    /// Exactly this type (as `information_schema.columns.data_type` names it).
+    Type(&'static str),
+}
+
+/// Every column the writer writes, with what it must hold: the schema `migrations/` creates.
+const NEEDS: [(&str, Holds); 10] = [
+    ("user_id", Holds::Text(128)),
+    ("device_type", Holds::Text(32)),
+    ("masked_ip", Holds::Text(256)),
+    ("masked_device_id", Holds::Text(256)),
+    ("locale", Holds::Text(32)),
+    ("app_version", Holds::Text(32)),
+    ("create_date", Holds::Type("date")),
+    ("masked_ip_network", Holds::Text(256)),
+    ("sent_at", Holds::Type("timestamp with time zone")),
+    ("extra_fields", Holds::Type("jsonb")),
+];
+
+const COLUMNS: &str = "SELECT column_name::text, data_type::text, character_maximum_length::int4 \
+                       FROM information_schema.columns \
+                       WHERE table_schema = current_schema() AND table_name = 'user_logins'";
+
+impl PgSink {
+    /// Stop (`SinkError::Schema`) naming the first column of `user_logins` that cannot hold
+    /// what the writer writes, with the statement that fixes it.
+    pub async fn check_columns(&mut self) -> Result<(), SinkError> {
+        let rows = self.query(COLUMNS, &[]).await?;
+        let found: Vec<(String, String, Option<i32>)> = rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        match mismatch(&found) {
+            Some(line) => Err(SinkError::Schema(line)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The first column that does not fit, as one line with its fix.
+fn mismatch(found: &[(String, String, Option<i32>)]) -> Option<String> {
+    for (column, holds) in NEEDS {
+        let Some((_, data_type, length)) = found.iter().find(|(name, _, _)| name == column) else {
+            return Some(format!(
+                "user_logins has no column `{column}`: run `login-etl migrate` as the schema owner"
+            ));
+        };
+        let (fits, wanted) = match holds {
+            Holds::Text(need) => {
+                let fits = data_type == "text"
+                    || (data_type == "character varying" && length.is_none_or(|n| n >= need));
+                (fits, format!("varchar({need})"))
+            }
+            Holds::Type(want) => (data_type == want, want.to_string()),
+        };
+        if !fits {
+            let has = match length {
+                Some(n) => format!("{data_type}({n})"),
+                None => data_type.clone(),
+            };
+            let what = match holds {
+                Holds::Text(need) => format!("text of up to {need} characters"),
+                Holds::Type(want) => format!("{want} values"),
+            };
+            return Some(format!(
+                "user_logins.{column} is {has} but login-etl writes {what} there: \
+                 ALTER TABLE user_logins ALTER COLUMN {column} TYPE {wanted} USING {column}::{wanted}"
+            ));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn schema() -> Vec<(String, String, Option<i32>)> {
+        NEEDS
+            .iter()
+            .map(|(name, holds)| match holds {
+                Holds::Text(n) => (name.to_string(), "character varying".into(), Some(*n)),
+                Holds::Type(t) => (name.to_string(), t.to_string(), None),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_migrated_schema_and_wider_text_fit() {
+        assert_eq!(mismatch(&schema()), None);
+        let mut wider = schema();
+        wider[0] = ("user_id".into(), "text".into(), None);
+        wider[2] = ("masked_ip".into(), "character varying".into(), None);
+        assert_eq!(mismatch(&wider), None);
+    }
+
+    proptest! {
+        /// Any one column narrowed, retyped or missing is named, with its fix.
+        #[test]
+        fn any_column_that_cannot_hold_what_is_written_is_named(
+            index in 0usize..NEEDS.len(),
+            change in prop_oneof![
+                (1i32..32).prop_map(|n| ("character varying".to_string(), Some(n))),
+                Just(("uuid".to_string(), None)),
+                Just(("integer".to_string(), None)),
+                Just(("character".to_string(), Some(300))),
+                Just(("timestamp without time zone".to_string(), None)),
+            ],
+            missing in any::<bool>(),
+        ) {
+            let mut found = schema();
+            let column = found[index].0.clone();
+            if missing {
+                found.remove(index);
+            } else {
+                found[index].1 = change.0;
+                found[index].2 = change.1;
+            }
+            let line = mismatch(&found);
+            let line = line.unwrap_or_default();
+            prop_assert!(line.contains(&column), "{}", line);
+            prop_assert!(line.contains("ALTER TABLE") || line.contains("login-etl migrate"), "{}", line);
+        }
+    }
+}
