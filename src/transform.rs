@@ -130,6 +130,12 @@ struct Context<'c, 'a> {
 }
 
 impl Context<'_, '_> {
+    /// When the login was sent: the event's own time (its envelope's `Timestamp`/`time`) when it
+    /// has one, so a replayed archive or a redrive keeps its dates; else when the message was sent.
+    fn sent_at(&self) -> DateTime<Utc> {
+        self.unwrapped.sent_at.unwrap_or(self.message.sent_at)
+    }
+
     /// One login's outcome; `body` is what quarantine keeps (scrubbed) if it is refused.
     fn login(&self, text: &str, body: &str, element: Option<Element>) -> Outcome {
         match event::decode(text) {
@@ -142,8 +148,8 @@ impl Context<'_, '_> {
                     element: element.map(|e| e.index as u32),
                     kind: OutcomeKind::Row {
                         login: self.masker.mask_event(event),
-                        create_date: self.message.sent_at.date_naive(),
-                        sent_at: self.unwrapped.sent_at.unwrap_or(self.message.sent_at),
+                        create_date: self.sent_at().date_naive(),
+                        sent_at: self.sent_at(),
                         extra_fields,
                     },
                     unknown_fields,
@@ -169,6 +175,7 @@ impl Context<'_, '_> {
         }
         let body = Message {
             body,
+            sent_at: self.sent_at(),
             ..self.message
         };
         let mut outcome = quarantine(body, self.masker, rejection, self.received_at);

@@ -219,6 +219,26 @@ fn a_refused_element_is_quarantined_from_its_own_text() {
     );
 }
 
+/// A replayed EventBridge archive or SNS redelivery is dated by the event, not by the replay.
+#[test]
+fn an_envelope_time_dates_the_row_and_the_quarantine_entry() {
+    let login = r#"{"user_id":"u","device_type":"ios","ip":"10.0.0.1","device_id":"d-1"}"#;
+    for (time, detail) in [("2020-02-29T23:59:58Z", login), ("2019-07-01T00:00:01Z", "{}")] {
+        let event = format!(
+            r#"{{"version":"0","id":"e","detail-type":"login","source":"app","time":"{time}","detail":{detail}}}"#
+        );
+        let expected: DateTime<Utc> = time.parse().unwrap();
+        match only(process(&envelope(&event, 1), &masker(), Utc::now())).kind {
+            OutcomeKind::Row {
+                create_date,
+                sent_at,
+                ..
+            } => assert_eq!((create_date, sent_at), (expected.date_naive(), expected)),
+            OutcomeKind::Quarantine(q) => assert_eq!(q.sent_at, expected),
+        }
+    }
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;
