@@ -223,7 +223,10 @@ fn a_refused_element_is_quarantined_from_its_own_text() {
 #[test]
 fn an_envelope_time_dates_the_row_and_the_quarantine_entry() {
     let login = r#"{"user_id":"u","device_type":"ios","ip":"10.0.0.1","device_id":"d-1"}"#;
-    for (time, detail) in [("2020-02-29T23:59:58Z", login), ("2019-07-01T00:00:01Z", "{}")] {
+    for (time, detail) in [
+        ("2020-02-29T23:59:58Z", login),
+        ("2019-07-01T00:00:01Z", "{}"),
+    ] {
         let event = format!(
             r#"{{"version":"0","id":"e","detail-type":"login","source":"app","time":"{time}","detail":{detail}}}"#
         );

@@ -16,8 +16,12 @@ use super::*;
 pub(crate) enum Redeliveries {
     /// Every message is received exactly once (LocalStack).
     None,
-    /// A message may reach two concurrent ReceiveMessage calls (moto 4.1.10's receive is not
-    /// atomic); the ledger must skip the extra copy.
+    /// moto 4.1.10: a message may reach two concurrent ReceiveMessage calls (its receive is not
+    /// atomic), and a deleted message may come back: `Queue.delete_message` copies the message
+    /// list, drops the message and writes the list back without a lock, so two concurrent
+    /// DeleteMessageBatch calls (login-etl runs up to eight) can undo each other's delete after
+    /// both reported success. The ledger must skip every extra copy; what came back is received
+    /// again once its visibility runs out, and drained (as duplicates) until the queue is empty.
     Possible,
 }
 
@@ -67,13 +71,11 @@ pub(crate) async fn binary_drains_the_sample(
         vec![("invalid_fields".to_string(), 1)]
     );
     assert_eq!(counts.processed, 100);
-    // moto may hand one message to two receives and then refuse the delete of the older receipt:
-    // such a message stays in the queue, its id in the ledger, so a redelivery is skipped. Only
-    // those may remain.
-    assert!(
-        queue.remaining().await <= delete_failures,
-        "queue not drained beyond refused deletes: {stdout}"
-    );
+    if redeliveries == Redeliveries::Possible {
+        drain_what_came_back(queue, &db, &counts).await;
+    }
+    // Visible + in flight: nothing is left, not even a message still invisible.
+    assert_eq!(queue.remaining().await, 0, "queue not drained: {stdout}");
 
     // Masks are the keyed HMAC of the canonical values, so a given device is findable.
     let client = db.client().await;
@@ -273,4 +275,33 @@ pub(crate) async fn dead_letters_are_forwarded_raw(queue: &TestQueue, dlq: &Test
         ids[wrong_type].as_str()
     );
     assert_eq!(db.counts().await.quarantined(), 1);
+}
+
+/// moto only (see [`Redeliveries::Possible`]): once no message is in flight any more (the
+/// queue's visibility timeout has run out for anything that came back), drain again until the
+/// queue is empty. Each drain may only skip duplicates: the tables stay exactly as they were.
+async fn drain_what_came_back(
+    queue: &TestQueue,
+    db: &TestDb,
+    counts: &login_etl::sink::TableCounts,
+) {
+    for _ in 0..3 {
+        wait_until("no message in flight", Duration::from_secs(120), || async {
+            queue.source.depth().await.unwrap().in_flight == 0
+        })
+        .await;
+        let back = queue.remaining().await;
+        if back == 0 {
+            return;
+        }
+        eprintln!("moto brought back {back} deleted message(s); draining them again");
+        let again = run_drain(queue, db, &[]);
+        let said = String::from_utf8_lossy(&again.stdout);
+        assert!(said.contains("written 0, quarantined 0"), "{said}");
+        assert_eq!(
+            &db.counts().await,
+            counts,
+            "a message that came back added nothing"
+        );
+    }
 }
