@@ -251,3 +251,5 @@ pub fn user_fingerprints(keys: &KeyRing, user_id: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vectors;
