@@ -534,10 +534,57 @@ mod tests {
         );
     }
 
+    /// Bodies that are mostly JSON objects with login fields: values of every JSON type, the
+    /// right ones often, then the text cut or spliced now and then. (Arbitrary text alone is
+    /// almost never JSON and would test little past the parser's first byte.)
+    fn login_like_body() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let value = prop_oneof![
+            "[a-zA-Z0-9 .:_-]{0,40}".prop_map(serde_json::Value::from),
+            any::<[u8; 4]>().prop_map(|o| std::net::Ipv4Addr::from(o).to_string().into()),
+            ".{0,140}".prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<bool>().prop_map(serde_json::Value::from),
+            Just(serde_json::Value::Null),
+            Just(serde_json::json!({"nested": ["x", 1]})),
+        ];
+        let key = prop_oneof![
+            proptest::sample::select(FIELDS.to_vec()).prop_map(String::from),
+            "[a-z_]{1,10}",
+        ];
+        let object = proptest::collection::btree_map(key, value, 0..9)
+            .prop_map(|m| serde_json::Value::Object(m.into_iter().collect()).to_string());
+        (object, 0usize..6, any::<usize>(), ".{0,3}").prop_map(|(text, mutation, at, splice)| {
+            let cut = text
+                .char_indices()
+                .map(|(i, _)| i)
+                .nth(at % text.chars().count().max(1));
+            match (mutation, cut) {
+                (0, Some(i)) => text[..i].to_string(),
+                (1, Some(i)) => format!("{}{splice}{}", &text[..i], &text[i..]),
+                _ => text,
+            }
+        })
+    }
+
     proptest::proptest! {
         #[test]
-        fn never_panics_on_arbitrary_bodies(body in ".{0,200}") {
-            let _ = decode(&body);
+        fn never_panics_and_a_decoded_login_fits_the_table(body in login_like_body()) {
+            if let Ok(event) = decode(&body) {
+                proptest::prop_assert!(!event.user_id.is_empty() && event.user_id.chars().count() <= limits::USER_ID);
+                proptest::prop_assert!(event.device_type.chars().count() <= limits::DEVICE_TYPE);
+                proptest::prop_assert!(event.device_id.len() <= limits::DEVICE_ID_BYTES);
+                proptest::prop_assert!(!event.user_id.contains('\0') && !event.device_type.contains('\0'));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(8))]
+        #[test]
+        fn the_generator_mostly_makes_json(bodies in proptest::collection::vec(login_like_body(), 64)) {
+            let json = bodies.iter().filter(|b| serde_json::from_str::<serde_json::Value>(b).is_ok()).count();
+            proptest::prop_assert!(json >= 24, "only {} of 64 bodies are JSON", json);
         }
 
         #[test]

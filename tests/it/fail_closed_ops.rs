@@ -317,8 +317,12 @@ async fn a_remote_database_without_tls_is_refused_unless_plaintext_is_asked_for(
 async fn values_from_messages_reach_the_terminal_escaped() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
     let user = "esc-\u{202e}user\u{1b}]0;pwned\u{7}";
+    // A second user on the same device and address: the duplicates report below is not empty.
     queue
-        .send(&[login(user, "198.51.100.7", "dev-\u{1b}[2J-\u{9b}x")])
+        .send(&[
+            login(user, "198.51.100.7", "dev-\u{1b}[2J-\u{9b}x"),
+            login("esc-\u{1b}other", "198.51.100.7", "dev-\u{1b}[2J-\u{9b}x"),
+        ])
         .await;
     run_drain(&queue, &db, &["--mask-strategy", "aes-siv"]);
     let out = run_ok(binary(&queue, &db).args(["reveal", "--user-id", user, "--reason", "t"]));
@@ -337,6 +341,14 @@ async fn values_from_messages_reach_the_terminal_escaped() {
     for format in ["table", "json", "csv"] {
         let out = run_ok(binary(&queue, &db).args(["report", "duplicates", "--format", format]));
         let shown = String::from_utf8_lossy(&out.stdout);
+        if format == "csv" {
+            let shared: Vec<&str> = shown.lines().filter(|l| l.contains(",2,")).collect();
+            assert_eq!(
+                shared.len(),
+                2,
+                "the shared device and address are listed: {shown}"
+            );
+        }
         assert!(!shown
             .chars()
             .any(|c| login_etl::safe_text::is_unsafe(c) && c != '\n'));

@@ -13,7 +13,7 @@ fn summary_numbers(log: &str) -> (u64, u64) {
             .nth(1)
             .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
             .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
+            .unwrap_or_else(|| panic!("no `{label}` in the closing summary: {stdout}"))
     };
     (
         number_after("received "),
