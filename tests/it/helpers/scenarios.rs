@@ -201,7 +201,11 @@ pub(crate) async fn received_too_often_is_processed_alone(queue: &TestQueue) {
                 .unwrap()
                 .len();
         }
-        tokio::time::sleep(Duration::from_millis(1200)).await;
+        // Until their visibility runs out (a condition, not a sleep: the machine may be slow).
+        wait_until("the messages visible again", Duration::from_secs(60), || async {
+            queue.source.depth().await.unwrap().visible == 20
+        })
+        .await;
     }
     let mut sink = db.sink();
     sink.migrate().await.unwrap();
@@ -221,6 +225,11 @@ pub(crate) async fn received_too_often_is_processed_alone(queue: &TestQueue) {
     assert_eq!(summary.written as i64, valid, "{summary}");
     assert_landed(&db, queue, valid, 20 - valid).await;
     assert_no_poison(&db).await;
+    // Alone: each message's ledger entry was written by a transaction of its own.
+    let transactions: i64 = db
+        .scalar("SELECT count(DISTINCT xmin::text) FROM processed_messages")
+        .await;
+    assert_eq!(transactions, 20, "every suspect committed alone");
 }
 
 /// Quarantined messages go raw, with reason attributes, to `dlq`. Shared with the
