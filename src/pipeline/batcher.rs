@@ -123,7 +123,9 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    /// On tokio's paused clock: the 50 ms age limit passes only when every task waits, so the
+    /// batch layout is the same on a loaded machine.
+    #[tokio::test(start_paused = true)]
     async fn batches_are_cut_by_count_bytes_or_age_and_the_buffer_is_bounded() {
         let (tx, rx) = mpsc::channel(100);
         let buffer = Buffer::new(300 << 10);
