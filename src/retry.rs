@@ -137,9 +137,10 @@ impl<'a> Retry<'a> {
     }
 }
 
-/// Delay generator: the cap doubles after each failure, up to `max`.
+/// Delay generator: the cap doubles after each failure, up to `max`. Also paces the renewal of
+/// AWS credentials that are still valid (`aws::credentials`).
 #[derive(Debug, Clone)]
-struct Backoff {
+pub(crate) struct Backoff {
     base: Duration,
     max: Duration,
     attempt: u32,
@@ -161,7 +162,7 @@ impl Backoff {
             .min(self.max)
     }
 
-    fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let cap = self.cap();
         self.attempt = self.attempt.saturating_add(1);
         let millis = cap.as_millis().max(1) as u64;
@@ -172,7 +173,7 @@ impl Backoff {
         self.attempt
     }
 
-    fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.attempt = 0;
     }
 }
