@@ -7,7 +7,10 @@
 //! `source/sqs/hot`) makes up to 3 attempts with its own short backoff (throttling, 5xx, transport errors);
 //! only a call that still fails reaches this policy, which retries the operation under its budget.
 //! So one policy attempt may be up to 3 HTTP requests, and the policy's time budget bounds the
-//! whole. PostgreSQL has no such inner layer.
+//! whole. PostgreSQL has no such inner layer. Fetching AWS credentials (`aws::credentials`) is no
+//! such inner retry: a renewal that fails while the cached credentials are still valid keeps them
+//! and is tried again after this policy's [`Backoff`]; with none valid the call fails as a
+//! transient error, and the caller's loop here retries it.
 //!
 //! Waits use exponential backoff with "equal jitter": each wait is random between half the current
 //! cap and the cap. That spreads the retries of many consumers that failed at the same moment (a
