@@ -6,15 +6,20 @@
 //! themselves (raw `ip` / `device_id`). [`SdkFailure`] keeps only the error's kind, code, message,
 //! HTTP status and the transport's own error chain, and looks at the body only to recognise it.
 
+pub(crate) mod credentials;
+
 use std::error::Error as StdError;
 
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use url::Url;
 
 /// AWS configuration for an optional endpoint override (LocalStack) and region. With an endpoint
 /// and no credentials configured, static test credentials are used: LocalStack accepts any, and
-/// developers shouldn't have to configure fake ones.
+/// developers shouldn't have to configure fake ones. Credentials come through one
+/// [`credentials::CachedCredentials`], which the SDK clients and the hot path share.
 pub(crate) async fn config(endpoint: Option<&Url>, region: Option<&str>) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(region) = region {
@@ -37,14 +42,28 @@ pub(crate) async fn config(endpoint: Option<&Url>, region: Option<&str>) -> aws_
             ));
         }
     }
-    loader.load().await
+    let sdk = loader.load().await;
+    match sdk.credentials_provider() {
+        Some(chain) => sdk
+            .into_builder()
+            .credentials_provider(SharedCredentialsProvider::new(
+                credentials::CachedCredentials::new(chain),
+            ))
+            .build(),
+        None => sdk,
+    }
 }
 
 /// What an SDK call's failure was, reduced to what may be shown and what decides its disposition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum SdkFailure {
-    /// No credentials could be found by the default chain.
+    /// No credentials are configured anywhere in the default chain.
     NoCredentials,
+    /// Credentials are configured but could not be fetched this time (IMDS, STS, a
+    /// `credential_process` that failed or hung): worth retrying.
+    CredentialsUnavailable(String),
+    /// SigV4 refused, and the server's clock is this many seconds off this machine's.
+    ClockSkewed { code: String, skew_secs: i64 },
     /// The endpoint answered, but not in the AWS JSON protocol; `looks_like` says what it was.
     NotJson { looks_like: &'static str },
     /// The service answered with an error code.
@@ -66,11 +85,8 @@ impl SdkFailure {
     where
         E: ProvideErrorMetadata + StdError + 'static,
     {
-        if chain(err).any(|e| {
-            e.downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
-                .is_some()
-        }) {
-            return SdkFailure::NoCredentials;
+        if let Some(e) = chain(err).find_map(|e| e.downcast_ref::<CredentialsError>()) {
+            return SdkFailure::of_credentials(e);
         }
         if let Some(not_sqs) = chain(err).find_map(|e| e.downcast_ref::<NotSqs>()) {
             return SdkFailure::NotSqs(not_sqs.to_string());
@@ -94,6 +110,15 @@ impl SdkFailure {
             _ => chain_text(err),
         };
         SdkFailure::Transport(text)
+    }
+
+    /// Credentials that could not be had: none configured (a stop), or not this time (a retry).
+    pub(crate) fn of_credentials(err: &CredentialsError) -> Self {
+        if credentials::not_configured(err) {
+            SdkFailure::NoCredentials
+        } else {
+            SdkFailure::CredentialsUnavailable(chain_text(err))
+        }
     }
 
     /// A failure of the HTTP connector itself (no reply): a timeout, the network, or the
@@ -130,6 +155,13 @@ impl std::fmt::Display for SdkFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SdkFailure::NoCredentials => write!(f, "no AWS credentials found"),
+            SdkFailure::CredentialsUnavailable(text) => {
+                write!(f, "AWS credentials could not be fetched: {text}")
+            }
+            SdkFailure::ClockSkewed { code, skew_secs } => write!(
+                f,
+                "{code}: this machine's clock is {skew_secs} s off the server's"
+            ),
             SdkFailure::NotJson { looks_like } => write!(f, "the reply was {looks_like}"),
             SdkFailure::Service {
                 code,

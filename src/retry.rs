@@ -7,7 +7,10 @@
 //! `source/sqs/hot`) makes up to 3 attempts with its own short backoff (throttling, 5xx, transport errors);
 //! only a call that still fails reaches this policy, which retries the operation under its budget.
 //! So one policy attempt may be up to 3 HTTP requests, and the policy's time budget bounds the
-//! whole. PostgreSQL has no such inner layer.
+//! whole. PostgreSQL has no such inner layer. Fetching AWS credentials (`aws::credentials`) is no
+//! such inner retry: a renewal that fails while the cached credentials are still valid keeps them
+//! and is tried again after this policy's [`Backoff`]; with none valid the call fails as a
+//! transient error, and the caller's loop here retries it.
 //!
 //! Waits use exponential backoff with "equal jitter": each wait is random between half the current
 //! cap and the cap. That spreads the retries of many consumers that failed at the same moment (a
@@ -137,9 +140,10 @@ impl<'a> Retry<'a> {
     }
 }
 
-/// Delay generator: the cap doubles after each failure, up to `max`.
+/// Delay generator: the cap doubles after each failure, up to `max`. Also paces the renewal of
+/// AWS credentials that are still valid (`aws::credentials`).
 #[derive(Debug, Clone)]
-struct Backoff {
+pub(crate) struct Backoff {
     base: Duration,
     max: Duration,
     attempt: u32,
@@ -161,7 +165,7 @@ impl Backoff {
             .min(self.max)
     }
 
-    fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let cap = self.cap();
         self.attempt = self.attempt.saturating_add(1);
         let millis = cap.as_millis().max(1) as u64;
@@ -172,7 +176,7 @@ impl Backoff {
         self.attempt
     }
 
-    fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.attempt = 0;
     }
 }

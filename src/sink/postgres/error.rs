@@ -20,6 +20,10 @@ pub enum SinkError {
         /// Server message.
         message: String,
     },
+    /// Something the connection needs is not configured (IAM authentication without a region
+    /// or without AWS credentials).
+    #[error("{0}")]
+    NotConfigured(String),
     /// The schema is not what this version expects (an edited migration).
     #[error("{0}")]
     Schema(String),
@@ -65,6 +69,7 @@ impl Classify for SinkError {
             SinkError::Transient { .. } | SinkError::Failover { .. } => Disposition::Retry,
             SinkError::Rejected { .. } => Disposition::Isolate,
             SinkError::InvalidUrl(_)
+            | SinkError::NotConfigured(_)
             | SinkError::Fatal { .. }
             | SinkError::Schema(_)
             | SinkError::KeyReplaced(_) => Disposition::Stop,

@@ -216,7 +216,7 @@ impl PgSink {
                 let token = iam
                     .token(&host, port, &user)
                     .await
-                    .map_err(SinkError::InvalidUrl)?;
+                    .map_err(|e| e.into_sink_error(&self.target))?;
                 self.config.password(token);
             }
             let (client, connection) = self

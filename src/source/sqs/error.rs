@@ -96,15 +96,18 @@ impl SourceError {
                     at: endpoint.map(|e| format!(" at {e}")).unwrap_or_default(),
                 }
             }
-            // The SDK corrects for a skewed clock on its own calls; the hot path signs with the
-            // clock as it is, and retrying cannot fix that.
+            // The SDK and the hot path both sign with the server's time once they have seen a
+            // reply; a refusal left over is the clock's, and retrying cannot fix it.
             SdkFailure::Service { code, .. }
                 if code.contains("RequestTimeTooSkewed") || code.contains("RequestExpired") =>
             {
-                SourceError::Config(format!(
-                    "SQS refused the request's time ({code}): this machine's clock is more than 5 \
-                     minutes off; synchronise it (NTP, chrony, the instance's time service)"
-                ))
+                SourceError::Config(clock_text(&code, None))
+            }
+            SdkFailure::ClockSkewed { code, skew_secs } => {
+                SourceError::Config(clock_text(&code, Some(skew_secs)))
+            }
+            SdkFailure::CredentialsUnavailable(text) => {
+                SourceError::Transient(format!("AWS credentials could not be fetched: {text}"))
             }
             SdkFailure::Service { code, .. } if AUTH_CODES.iter().any(|c| code.contains(c)) => {
                 SourceError::Auth { code }
@@ -117,6 +120,18 @@ impl SourceError {
             other => SourceError::Transient(other.to_string()),
         }
     }
+}
+
+/// A request refused for its time: what to fix.
+fn clock_text(code: &str, skew_secs: Option<i64>) -> String {
+    let off = match skew_secs {
+        Some(secs) => format!("{secs} s off SQS's"),
+        None => "more than 5 minutes off".into(),
+    };
+    format!(
+        "SQS refused the request's time ({code}): this machine's clock is {off}; synchronise it \
+         (NTP, chrony, the instance's time service)"
+    )
 }
 
 #[cfg(test)]
@@ -142,6 +157,22 @@ mod tests {
             SourceError::QueueNotFound { .. }
         ));
         assert!(matches!(service("AccessDenied"), SourceError::Auth { .. }));
+        let skewed = SdkFailure::ClockSkewed {
+            code: "SignatureDoesNotMatch".into(),
+            skew_secs: -600,
+        };
+        let skewed = SourceError::from_failure(skewed, "q", None);
+        assert_eq!(skewed.disposition(), Disposition::Stop);
+        assert!(skewed.to_string().contains("-600 s off"), "{skewed}");
+        assert_eq!(
+            SourceError::from_failure(SdkFailure::NoCredentials, "q", None).disposition(),
+            Disposition::Stop
+        );
+        let unavailable = SdkFailure::CredentialsUnavailable("exited with code 1".into());
+        assert_eq!(
+            SourceError::from_failure(unavailable, "q", None).disposition(),
+            Disposition::Retry
+        );
         assert_eq!(
             service("AWS.SimpleQueueService.RequestThrottled").disposition(),
             Disposition::Retry

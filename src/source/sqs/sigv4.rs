@@ -7,7 +7,7 @@ use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettin
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 
-/// Sign `request` (its headers so far, and `body`) for SQS in `region`: adds `X-Amz-Date`,
+/// Sign `request` (its headers so far, and `body`) for SQS in `region` at `time`: adds `X-Amz-Date`,
 /// `Authorization` and, with temporary credentials, `X-Amz-Security-Token`. The error text names
 /// what failed, never a key.
 pub(super) fn sign_request<B>(
@@ -15,12 +15,13 @@ pub(super) fn sign_request<B>(
     body: &[u8],
     identity: &Identity,
     region: &str,
+    time: SystemTime,
 ) -> Result<(), String> {
     let params = v4::SigningParams::builder()
         .identity(identity)
         .region(region)
         .name("sqs")
-        .time(SystemTime::now())
+        .time(time)
         .settings(SigningSettings::default())
         .build()
         .map_err(|e| format!("signing: {e}"))?

@@ -5,15 +5,16 @@
 //! and re-derives the SigV4 signing key: about 150 µs of CPU per call here, most of login-etl's
 //! cost per message (docs/benchmarks.md). These three calls are made for every message, so they
 //! are written as plain JSON, signed with `aws-sigv4`, and sent through the SDK's own connector
-//! to the endpoint the SDK resolved ([`tap`]). Credentials are resolved once and reused until
-//! shortly before they expire. Every other call (and every call before the first one) stays on
+//! to the endpoint the SDK resolved ([`tap`]), with the credentials the SDK client uses (one
+//! cache, `aws::credentials`) and a clock corrected by the server's as the SDK's is ([`skew`]).
+//! Every other call (and every call before the first one) stays on
 //! the SDK. Against a query-protocol SQS the connector is the translator, which turns these
 //! requests into the query form as it does the SDK's.
 
+mod skew;
 mod tap;
 pub(super) mod wire;
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
@@ -47,9 +48,6 @@ const TRANSIENT_CODES: [&str; 9] = [
     "KMSThrottling",
 ];
 
-/// Credentials are renewed this long before they expire.
-const RENEW_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
-
 const USER_AGENT: &str = concat!("login-etl/", env!("CARGO_PKG_VERSION"));
 
 /// The hot calls' client. Cheap to clone.
@@ -58,7 +56,7 @@ pub(super) struct HotPath {
     tapped: Tapped,
     credentials: Option<SharedCredentialsProvider>,
     region: String,
-    identity: Arc<Mutex<Option<Identity>>>,
+    skew: skew::Skew,
     attempt_timeout: Duration,
 }
 
@@ -83,14 +81,16 @@ impl HotPath {
             tapped,
             credentials,
             region,
-            identity: Arc::default(),
+            skew: skew::Skew::default(),
             attempt_timeout,
         }
     }
 
     /// One call: `target` is the `X-Amz-Target` (`AmazonSQS.<Action>`). Like the SDK's standard
     /// retry, up to [`ATTEMPTS`] attempts when the failure is transport, throttling or a 5xx,
-    /// each wait random up to 1 s × 2ⁿ (`crate::retry` then decides about the call as a whole).
+    /// each wait random up to 1 s × 2ⁿ (`crate::retry` then decides about the call as a whole);
+    /// like the SDK, also when SigV4 was refused and the server's clock is far off ours (the next
+    /// attempt is signed with the server's time).
     pub(super) async fn call<I, O>(&self, target: &'static str, input: &I) -> Result<O, SdkFailure>
     where
         I: Serialize,
@@ -99,10 +99,16 @@ impl HotPath {
         let mut attempt = 1;
         loop {
             match self.attempt(target, input).await {
-                Err(failure) if attempt < ATTEMPTS && worth_another_attempt(&failure) => {
+                Err(failure)
+                    if attempt < ATTEMPTS
+                        && (worth_another_attempt(&failure) || self.skew.explains(&failure)) =>
+                {
                     let cap = Duration::from_secs(1 << (attempt - 1)).min(MAX_BACKOFF);
                     tokio::time::sleep(cap.mul_f64(rand::random::<f64>())).await;
                     attempt += 1;
+                }
+                Err(failure) if self.skew.explains(&failure) => {
+                    return Err(self.skew.failure(failure))
                 }
                 done => return done,
             }
@@ -117,6 +123,7 @@ impl HotPath {
         let attempt = async {
             let request = self.signed(target, input).await?;
             let route = self.route()?;
+            let sent = SystemTime::now();
             let response = route
                 .connector
                 .call(request)
@@ -124,6 +131,8 @@ impl HotPath {
                 .map_err(|e| SdkFailure::of_connector(&e))?;
             let status = response.status().as_u16();
             let header = |name: &str| response.headers().get(name).map(str::to_owned);
+            self.skew
+                .learn(header("date").as_deref(), sent, SystemTime::now());
             let (query_error, error_type) =
                 (header("x-amzn-query-error"), header("x-amzn-errortype"));
             let body = ByteStream::new(response.into_body())
@@ -169,55 +178,27 @@ impl HotPath {
             .body(())
             .map_err(|_| SdkFailure::Transport("an SQS request cannot be built".into()))?;
         let identity = self.identity().await?;
-        super::sigv4::sign_request(&mut request, &body, &identity, &self.region)
-            .map_err(SdkFailure::Transport)?;
+        super::sigv4::sign_request(
+            &mut request,
+            &body,
+            &identity,
+            &self.region,
+            self.skew.now(),
+        )
+        .map_err(SdkFailure::Transport)?;
         HttpRequest::try_from(request.map(|()| SdkBody::from(body)))
             .map_err(|e| SdkFailure::Transport(format!("an SQS request cannot be built: {e}")))
     }
 
-    /// The cached identity, renewed when it is within [`RENEW_BEFORE_EXPIRY`] of expiring. A
-    /// renewal that fails while the cached one is still valid keeps the cached one.
+    /// The credentials of the SDK client's chain, through its cache (`aws::credentials`): a
+    /// fetch that fails is a transient failure, only none configured at all is a stop.
     async fn identity(&self) -> Result<Identity, SdkFailure> {
-        let cached = self.lock().clone();
-        let now = SystemTime::now();
-        if let Some(identity) = cached
-            .as_ref()
-            .filter(|i| valid_at(i, now + RENEW_BEFORE_EXPIRY))
-        {
-            return Ok(identity.clone());
-        }
         let provider = self.credentials.as_ref().ok_or(SdkFailure::NoCredentials)?;
-        match provider.provide_credentials().await {
-            Ok(credentials) => {
-                let identity = Identity::from(credentials);
-                *self.lock() = Some(identity.clone());
-                Ok(identity)
-            }
-            Err(e) => match cached.filter(|i| valid_at(i, SystemTime::now())) {
-                Some(still_valid) => {
-                    tracing::warn!(
-                        error = %crate::aws::chain_text(&e),
-                        "could not renew AWS credentials; using the current ones until they expire"
-                    );
-                    Ok(still_valid)
-                }
-                None => Err(SdkFailure::NoCredentials),
-            },
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Identity>> {
-        self.identity
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-/// Whether `identity` is still valid at `at` (static credentials always are).
-fn valid_at(identity: &Identity, at: SystemTime) -> bool {
-    match identity.expiration() {
-        Some(expiry) => at < expiry,
-        None => true,
+        provider
+            .provide_credentials()
+            .await
+            .map(Identity::from)
+            .map_err(|e| SdkFailure::of_credentials(&e))
     }
 }
 
@@ -261,17 +242,5 @@ mod tests {
         assert!(!worth_another_attempt(&SdkFailure::Unreadable {
             status: 200
         }));
-    }
-
-    #[test]
-    fn expiring_credentials_are_renewed_before_they_expire() {
-        let now = SystemTime::now();
-        let expiring = Identity::new((), Some(now + Duration::from_secs(60)));
-        assert!(valid_at(&expiring, now));
-        assert!(!valid_at(&expiring, now + RENEW_BEFORE_EXPIRY));
-        assert!(valid_at(
-            &Identity::new((), None),
-            now + Duration::from_secs(1 << 30)
-        ));
     }
 }

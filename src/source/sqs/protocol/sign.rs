@@ -41,6 +41,7 @@ impl Translator {
             body.as_bytes(),
             &identity,
             &self.region,
+            std::time::SystemTime::now(),
         )
         .map_err(|e| failure(&e))?;
         HttpRequest::try_from(request.map(|()| SdkBody::from(body)))
