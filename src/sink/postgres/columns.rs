@@ -60,7 +60,7 @@ fn mismatch(found: &[(String, String, Option<i32>)]) -> Option<String> {
         let (fits, wanted) = match holds {
             Holds::Text(need) => {
                 let fits = data_type == "text"
-                    || (data_type == "character varying" && length.is_none_or(|n| n >= need));
+                    || (data_type == "character varying" && length.map_or(true, |n| n >= need));
                 (fits, format!("varchar({need})"))
             }
             Holds::Type(want) => (data_type == want, want.to_string()),
