@@ -1,10 +1,10 @@
 //! `login-etl quarantine list|show`: what went to quarantine and why, without writing SQL.
 
-use chrono::{DateTime, NaiveDate, Utc};
-use clap::{Args, Subcommand};
 use super::Context as Ctx;
 use crate::cli::{DbArgs, ReportFormat};
 use anyhow::{bail, Context};
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::{Args, Subcommand};
 
 use crate::safe_text::{escape, escape_json};
 use crate::sink::QuarantineEntry;

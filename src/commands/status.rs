@@ -1,10 +1,10 @@
 //! `login-etl status`: queue depth (and the dead-letter queue's) and what has landed.
 
-use clap::Args;
 use super::Context as Ctx;
 use crate::cli::{DbArgs, SqsArgs};
 use crate::safe_text::escape;
 use anyhow::Context;
+use clap::Args;
 use serde_json::json;
 
 use super::open_queue;

@@ -84,7 +84,12 @@ pub(super) async fn heartbeat(held: Held, source: SqsSource, stop: CancellationT
         match source.extend_visibility(&due, timeout).await {
             Ok(refused) => {
                 held.extended(&due, now + timeout);
-                tracing::debug!(messages = due.len(), refused, ?timeout, "held messages: visibility extended");
+                tracing::debug!(
+                    messages = due.len(),
+                    refused,
+                    ?timeout,
+                    "held messages: visibility extended"
+                );
             }
             Err(e) => {
                 tracing::warn!(error = %e, messages = due.len(), "could not extend visibility; messages may be redelivered (the ledger skips them)")

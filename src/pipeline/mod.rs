@@ -198,11 +198,8 @@ pub async fn run(
         stop_heartbeat.cancel();
         result
     };
-    let (written, received, ()) = tokio::join!(
-        write,
-        supervise(&mut receivers, &stop_receiving),
-        heartbeat
-    );
+    let (written, received, ()) =
+        tokio::join!(write, supervise(&mut receivers, &stop_receiving), heartbeat);
     progress.finish();
     written?;
     if let Some(e) = received {

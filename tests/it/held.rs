@@ -32,24 +32,28 @@ async fn a_long_write_stall_keeps_every_held_message_invisible() {
             .env("LOGIN_ETL_LOG", "info"),
     );
     let name = db.name.clone();
-    wait_until("the writer waits for the lock", Duration::from_secs(60), || {
-        let db = &db;
-        let name = name.clone();
-        async move {
-            let waiting: i64 = db
-                .client()
-                .await
-                .query_one(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
+    wait_until(
+        "the writer waits for the lock",
+        Duration::from_secs(60),
+        || {
+            let db = &db;
+            let name = name.clone();
+            async move {
+                let waiting: i64 = db
+                    .client()
+                    .await
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
                      AND wait_event_type = 'Lock'",
-                    &[&name],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            waiting > 0
-        }
-    })
+                        &[&name],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                waiting > 0
+            }
+        },
+    )
     .await;
     wait_until("the pipeline is full", Duration::from_secs(60), || async {
         queue.source.depth().await.unwrap().in_flight >= 150
@@ -62,7 +66,10 @@ async fn a_long_write_stall_keeps_every_held_message_invisible() {
     let status = run.wait(Duration::from_secs(180)).await;
     let log = run.log();
     assert!(status.success(), "{log}");
-    assert!(in_flight >= 150, "every held message still invisible at the stall's end: {in_flight}");
+    assert!(
+        in_flight >= 150,
+        "every held message still invisible at the stall's end: {in_flight}"
+    );
     let summary = run.stdout();
     let sent = bodies.len();
     assert!(

@@ -34,7 +34,11 @@ fn generate(seed: u64, messages: usize) -> Set {
     };
     let mut set = Set::default();
     for m in 0..messages {
-        let count = if next(2) == 0 { 1 } else { 2 + next(2) as usize };
+        let count = if next(2) == 0 {
+            1
+        } else {
+            2 + next(2) as usize
+        };
         let logins: Vec<String> = (0..count)
             .map(|l| {
                 let user = format!("u{seed}-{m}-{l}");
@@ -96,9 +100,11 @@ async fn move_back(dlq: &TestQueue, to: &TestQueue, anchor: &TestQueue) {
         }
     };
     let (dlq_arn, to_arn) = (arn(dlq).await, arn(to).await);
-    wait_until("the dead letters are visible again", Duration::from_secs(60), || async {
-        dlq.source.depth().await.unwrap().in_flight == 0
-    })
+    wait_until(
+        "the dead letters are visible again",
+        Duration::from_secs(60),
+        || async { dlq.source.depth().await.unwrap().in_flight == 0 },
+    )
     .await;
     client
         .set_queue_attributes()
@@ -124,7 +130,11 @@ async fn move_back(dlq: &TestQueue, to: &TestQueue, anchor: &TestQueue) {
             .send()
             .await
             .unwrap();
-        if tasks.results().iter().any(|t| t.status() == Some("COMPLETED")) {
+        if tasks
+            .results()
+            .iter()
+            .any(|t| t.status() == Some("COMPLETED"))
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -199,7 +209,10 @@ async fn redriven_dead_letters_land_once_or_keep_their_one_entry_and_are_not_for
         let dlq_flag = ["--dead-letter-queue", dlq.source.queue_url()];
         run_drain(&queue, &db, &dlq_flag);
         let dead_count = set.refused + set.blocked.len();
-        assert_eq!(users(&db).await, set.valid.iter().cloned().collect::<Vec<_>>());
+        assert_eq!(
+            users(&db).await,
+            set.valid.iter().cloned().collect::<Vec<_>>()
+        );
         assert_eq!(db.counts().await.quarantined(), dead_count as i64);
 
         // The fix ships; every dead letter comes back twice: a copy sent by hand, and the
@@ -215,7 +228,11 @@ async fn redriven_dead_letters_land_once_or_keep_their_one_entry_and_are_not_for
 
         let landed: BTreeSet<String> = users(&db).await.into_iter().collect();
         let expected: BTreeSet<String> = set.valid.union(&set.blocked).cloned().collect();
-        assert_eq!(users(&db).await.len(), expected.len(), "a login landed twice");
+        assert_eq!(
+            users(&db).await.len(),
+            expected.len(),
+            "a login landed twice"
+        );
         assert_eq!(landed, expected);
         let entries = db.counts().await.quarantined();
         assert_eq!(entries, dead_count as i64, "no entry added");
@@ -232,7 +249,10 @@ async fn redriven_dead_letters_land_once_or_keep_their_one_entry_and_are_not_for
             .unwrap();
         let (resolved, retried, wrong): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
         assert_eq!(resolved, set.blocked.len() as i64, "{log}");
-        assert_eq!(retried, set.refused as i64, "each still refused: attempts counted");
+        assert_eq!(
+            retried, set.refused as i64,
+            "each still refused: attempts counted"
+        );
         assert_eq!(wrong, 0);
         assert_eq!(dlq.remaining().await, 0, "nothing forwarded again: {log}");
         assert_eq!(queue.remaining().await, 0);

@@ -165,7 +165,11 @@ pub(super) async fn settle(
     plan: &Plan<'_>,
 ) -> Result<(), tokio_postgres::Error> {
     if !plan.retried.is_empty() {
-        let ids: Vec<&str> = plan.retried.iter().map(|((id, _), _)| id.as_str()).collect();
+        let ids: Vec<&str> = plan
+            .retried
+            .iter()
+            .map(|((id, _), _)| id.as_str())
+            .collect();
         let elements: Vec<i32> = plan.retried.iter().map(|((_, el), _)| *el).collect();
         let codes: Vec<&str> = (plan.retried.iter())
             .map(|(_, q)| q.rejection.code.as_str())

@@ -30,13 +30,16 @@ fn messages() -> impl Strategy<Value = Vec<Msg>> {
         fails,
         still_fails: fails && still,
     });
-    let msg = (prop::collection::vec(login, 1..4), any::<bool>(), any::<bool>()).prop_map(
-        |(logins, array, broken)| Msg {
+    let msg = (
+        prop::collection::vec(login, 1..4),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(logins, array, broken)| Msg {
             array: array || logins.len() > 1,
             broken: broken && (array || logins.len() > 1),
             logins,
-        },
-    );
+        });
     prop::collection::vec(msg, 1..6)
 }
 
@@ -92,7 +95,7 @@ struct Delivery {
 
 #[derive(Default)]
 struct World {
-    ledger: HashMap<String, bool>, // id → landed a row
+    ledger: HashMap<String, bool>,           // id → landed a row
     entries: HashMap<EntryKey, (bool, u32)>, // (resolved, attempts)
     landed: Vec<(usize, usize)>,
     dead_letters: Vec<Delivery>,
@@ -107,7 +110,11 @@ impl World {
             (d.logins.iter().enumerate())
                 .map(|(i, &(m, l))| {
                     let login = msgs[m].logins[l];
-                    let passes = !(if fixed { login.still_fails } else { login.fails });
+                    let passes = !(if fixed {
+                        login.still_fails
+                    } else {
+                        login.fails
+                    });
                     outcome(&d.id, d.array.then_some(i as u32), passes)
                 })
                 .collect()
@@ -135,7 +142,9 @@ impl World {
         // Claim.
         let claim = match self.ledger.get(&d.id) {
             None => {
-                let any_row = outcomes.iter().any(|o| matches!(o.kind, OutcomeKind::Row { .. }));
+                let any_row = outcomes
+                    .iter()
+                    .any(|o| matches!(o.kind, OutcomeKind::Row { .. }));
                 self.ledger.insert(d.id.clone(), any_row);
                 Claim::Fresh
             }

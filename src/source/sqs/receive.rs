@@ -69,9 +69,8 @@ mod tests {
     use proptest::prelude::*;
 
     fn reply(attributes: &str) -> Received {
-        let json = format!(
-            r#"{{"MessageId":"sqs-id","ReceiptHandle":"r","Body":"{{}}"{attributes}}}"#
-        );
+        let json =
+            format!(r#"{{"MessageId":"sqs-id","ReceiptHandle":"r","Body":"{{}}"{attributes}}}"#);
         serde_json::from_str(&json).unwrap()
     }
 
