@@ -41,7 +41,8 @@ pub(super) struct Plan<'a> {
     pub(super) resolved: BTreeSet<EntryKey>,
     /// Reclaimed ids that landed a row: the ledger says `row` from now on.
     pub(super) landed: BTreeSet<&'a str>,
-    /// Ids with at least one outcome acted on (the others were duplicates).
+    /// Ids that added a row or a new entry. The others count as duplicates: a redelivery that
+    /// only counted another attempt added nothing, so `received = new + duplicates` still holds.
     pub(super) acted: HashSet<&'a str>,
 }
 
@@ -84,12 +85,12 @@ pub(super) fn plan<'a>(
             (None, Claim::Reclaimed) if entries.get(&whole) == Some(&false) => (false, true),
             (None, Claim::Reclaimed) => continue,
         };
-        plan.acted.insert(o.message_id.as_str());
         if superseding {
             plan.resolved.insert(whole);
         }
         match &o.kind {
             OutcomeKind::Row { .. } => {
+                plan.acted.insert(o.message_id.as_str());
                 plan.rows.push(o);
                 if open {
                     plan.resolved.insert(key);
@@ -99,7 +100,10 @@ pub(super) fn plan<'a>(
                 }
             }
             OutcomeKind::Quarantine(q) if open => plan.retried.push((key, q)),
-            OutcomeKind::Quarantine(q) => plan.new_entries.push((o, q)),
+            OutcomeKind::Quarantine(q) => {
+                plan.acted.insert(o.message_id.as_str());
+                plan.new_entries.push((o, q));
+            }
         }
     }
     plan
