@@ -16,6 +16,12 @@ GRANT INSERT, SELECT (message_id) ON processed_messages TO login_etl_writer;
 -- `FOR UPDATE SKIP LOCKED` that keeps it off the writers' rows needs UPDATE on a column.
 GRANT DELETE, SELECT (processed_at), UPDATE (processed_at) ON processed_messages TO login_etl_writer;
 GRANT INSERT, SELECT (message_id, element, reason_code) ON quarantined_messages TO login_etl_writer;
+-- Redeliveries and redriven dead letters (src/sink/postgres/redrive.rs): a message the ledger
+-- holds as quarantined is tried again; its open entry counts the attempt or is resolved.
+GRANT SELECT (outcome), UPDATE (outcome) ON processed_messages TO login_etl_writer;
+GRANT SELECT (attempts, resolved_at),
+      UPDATE (attempts, last_attempt_at, reason_code, reason, receive_count, resolved_at)
+      ON quarantined_messages TO login_etl_writer;
 -- Unknown field names (names only), recorded the first time a producer sends one.
 GRANT INSERT, SELECT (name) ON unknown_fields TO login_etl_writer;
 -- Key fingerprints (key ids and keyed hashes, nothing about the keys): read at start, the active

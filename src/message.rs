@@ -18,6 +18,30 @@ impl MessageId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The id of login `i` of this message forwarded alone as a dead letter: `<id>#<i>`.
+    pub fn of_element(&self, i: u32) -> MessageId {
+        MessageId(format!("{}#{i}", self.0))
+    }
+
+    /// The quarantine entry (message id, element; -1: the whole message) an outcome of this
+    /// message stands for. A redriven dead letter of one login, `<id>#<i>`, stands for element
+    /// `i` of `<id>`, so its retries update that entry instead of adding one.
+    pub fn entry(&self, element: Option<u32>) -> (&str, i32) {
+        let index = |i: u32| i32::try_from(i).unwrap_or(i32::MAX);
+        match element {
+            Some(i) => (&self.0, index(i)),
+            None => match self.0.rsplit_once('#') {
+                Some((id, i)) if !id.is_empty() && i.bytes().all(|b| b.is_ascii_digit()) => {
+                    match i.parse::<u32>() {
+                        Ok(i) => (id, index(i)),
+                        Err(_) => (&self.0, -1),
+                    }
+                }
+                _ => (&self.0, -1),
+            },
+        }
+    }
 }
 
 impl std::fmt::Display for MessageId {
@@ -103,4 +127,30 @@ pub struct QuarantineRecord {
     pub user_id: Option<String>,
     /// The key the body's masks and fingerprints were made with (`None`: unkeyed).
     pub key_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn a_dead_letter_of_one_login_stands_for_that_login_of_its_message(
+            id in "[0-9a-f-]{1,40}", i in 0u32..=i32::MAX as u32, element in proptest::option::of(0u32..1000)
+        ) {
+            let original = MessageId(id.clone());
+            let dead_letter = original.of_element(i);
+            prop_assert_eq!(dead_letter.entry(None), (id.as_str(), i as i32));
+            prop_assert_eq!(original.entry(None), (id.as_str(), -1));
+            let expected = element.map_or(-1, |e| e as i32);
+            prop_assert_eq!(original.entry(element), (id.as_str(), expected));
+        }
+
+        #[test]
+        fn ids_not_of_that_form_stand_for_themselves(id in "[^#]*(#[^0-9]*)?") {
+            let message = MessageId(id.clone());
+            prop_assert_eq!(message.entry(None), (id.as_str(), -1));
+        }
+    }
 }

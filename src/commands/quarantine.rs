@@ -1,10 +1,10 @@
 //! `login-etl quarantine list|show`: what went to quarantine and why, without writing SQL.
 
-use chrono::{DateTime, NaiveDate, Utc};
-use clap::{Args, Subcommand};
 use super::Context as Ctx;
 use crate::cli::{DbArgs, ReportFormat};
 use anyhow::{bail, Context};
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::{Args, Subcommand};
 
 use crate::safe_text::{escape, escape_json};
 use crate::sink::QuarantineEntry;
@@ -72,17 +72,19 @@ async fn list(args: QuarantineListArgs) -> anyhow::Result<()> {
     match args.format {
         ReportFormat::Json => println!("{}", escape_json(&serde_json::to_string_pretty(&entries)?)),
         ReportFormat::Csv => {
-            println!("message_id,element,reason_code,received_at,receive_count,body_bytes,reason");
+            println!("message_id,element,reason_code,received_at,receive_count,body_bytes,reason,attempts,resolved_at");
             for e in &entries {
                 println!(
-                    "{},{},{},{},{},{},\"{}\"",
+                    "{},{},{},{},{},{},\"{}\",{},{}",
                     escape(&e.message_id),
                     e.element.map(|i| i.to_string()).unwrap_or_default(),
                     escape(&e.reason_code),
                     e.received_at.to_rfc3339(),
                     e.receive_count,
                     e.body_bytes,
-                    escape(&e.reason).replace('"', "\"\"")
+                    escape(&e.reason).replace('"', "\"\""),
+                    e.attempts,
+                    e.resolved_at.map(|t| t.to_rfc3339()).unwrap_or_default()
                 );
             }
         }
@@ -96,6 +98,9 @@ async fn list(args: QuarantineListArgs) -> anyhow::Result<()> {
                     escape(&e.reason_code),
                     escape(&e.reason)
                 );
+                if e.attempts > 1 || e.resolved_at.is_some() {
+                    println!("    attempts: {}, resolved: {}", e.attempts, resolved(e));
+                }
                 println!("    body: {}", body(e));
             }
         }
@@ -136,6 +141,13 @@ fn print_entry(e: &QuarantineEntry) {
     println!("receive_count: {}", e.receive_count);
     println!("body_bytes:    {}", e.body_bytes);
     println!("body_masked:   {}", body(e));
+    println!("attempts:      {}", e.attempts);
+    println!("resolved_at:   {}", resolved(e));
+}
+
+/// When the entry's login landed after all, or `open`.
+fn resolved(e: &QuarantineEntry) -> String {
+    e.resolved_at.map_or("open".into(), |t| t.to_rfc3339())
 }
 
 /// The stored body for a terminal (entries from before 0.2 may have none).

@@ -1,10 +1,10 @@
 //! `login-etl status`: queue depth (and the dead-letter queue's) and what has landed.
 
-use clap::Args;
 use super::Context as Ctx;
 use crate::cli::{DbArgs, SqsArgs};
 use crate::safe_text::escape;
 use anyhow::Context;
+use clap::Args;
 use serde_json::json;
 
 use super::open_queue;
@@ -99,7 +99,10 @@ fn print_table(
     } else {
         format!(" ({})", by_code.join(", "))
     };
-    println!("quarantined_messages: {quarantined}{detail}");
+    println!(
+        "quarantined_messages: {quarantined}{detail}, {} resolved (landed after a redrive)",
+        db.quarantine_resolved
+    );
     println!("processed_messages: {} message ids", db.processed);
     let last = db.last_commit.map_or("never".into(), |t| t.to_rfc3339());
     println!("last committed batch: {last}");

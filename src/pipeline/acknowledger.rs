@@ -1,12 +1,9 @@
-//! After the commit, delete; during it, keep the batch invisible so SQS doesn't hand it to
-//! another consumer meanwhile.
-
-use std::convert::Infallible;
-use std::future::Future;
-use std::time::{Duration, Instant};
+//! After the commit, delete, and stop keeping the batch invisible (the [heartbeat](super::held)
+//! keeps every held message invisible until then, so SQS doesn't hand it to another consumer).
 
 use tokio_util::sync::CancellationToken;
 
+use super::held::Held;
 use crate::retry::{Budget, Retry};
 use crate::source::{Envelope, ReceiptHandle, SqsSource};
 use crate::telemetry::metrics;
@@ -18,55 +15,29 @@ pub(super) fn receipts(batch: &[Envelope]) -> Vec<ReceiptHandle> {
 
 pub(super) struct Acknowledger {
     source: SqsSource,
+    held: Held,
     shutdown: CancellationToken,
 }
 
 impl Acknowledger {
-    pub(super) fn new(source: SqsSource, shutdown: CancellationToken) -> Self {
-        Self { source, shutdown }
-    }
-
-    /// Run `commit` while extending the batch's visibility every half visibility timeout
-    /// (counted from its oldest message's receipt), by one visibility timeout each time: if this
-    /// process dies, its messages come back within about one timeout.
-    pub(super) async fn while_invisible<T>(
-        &self,
-        receipts: &[ReceiptHandle],
-        oldest: Instant,
-        commit: impl Future<Output = T>,
-    ) -> T {
-        tokio::select! {
-            biased;
-            done = commit => done,
-            never = self.keep_invisible(receipts, oldest) => match never {},
+    pub(super) fn new(source: SqsSource, held: Held, shutdown: CancellationToken) -> Self {
+        Self {
+            source,
+            held,
+            shutdown,
         }
     }
 
-    async fn keep_invisible(&self, receipts: &[ReceiptHandle], oldest: Instant) -> Infallible {
-        let timeout = self.source.visibility_timeout();
-        let every = (timeout / 2).max(Duration::from_millis(500));
-        let mut next = oldest + every;
-        loop {
-            tokio::time::sleep_until(next.into()).await;
-            match self.source.extend_visibility(receipts, timeout).await {
-                Ok(refused) => tracing::info!(
-                    messages = receipts.len(),
-                    refused,
-                    ?timeout,
-                    "batch still in flight: visibility extended"
-                ),
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not extend visibility; messages may be redelivered (the ledger skips them)")
-                }
-            }
-            next = Instant::now() + every;
-        }
-    }
-
-    /// Delete committed messages; returns how many could not be deleted. A failure here loses
-    /// nothing: the message is redelivered and the ledger skips it, so errors are retried briefly
-    /// and then only counted.
+    /// Delete committed messages and stop holding them; returns how many could not be deleted.
     pub(super) async fn delete(&mut self, receipts: &[ReceiptHandle]) -> u64 {
+        let failed = self.try_delete(receipts).await;
+        self.held.release(receipts);
+        failed
+    }
+
+    /// A failure here loses nothing: the message is redelivered and the ledger skips it, so
+    /// errors are retried briefly and then only counted.
+    async fn try_delete(&mut self, receipts: &[ReceiptHandle]) -> u64 {
         let mut retry = Retry::new(
             "delete",
             "delete failed",

@@ -5,7 +5,7 @@
 //! size the messages are: 1,000 messages of 256 KiB would otherwise be 256 MiB in the channel.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::Stream;
@@ -97,15 +97,6 @@ pub(super) fn batches(
     })
 }
 
-/// When the batch's oldest message was received: its visibility timeout runs out first.
-pub(super) fn oldest(batch: &[Envelope]) -> Instant {
-    batch
-        .iter()
-        .map(|e| e.received)
-        .min()
-        .unwrap_or_else(Instant::now)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,7 +110,7 @@ mod tests {
             body: "x".repeat(bytes),
             sent_at: chrono::Utc::now(),
             receive_count: 1,
-            received: Instant::now(),
+            received: std::time::Instant::now(),
         }
     }
 

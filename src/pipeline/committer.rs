@@ -3,7 +3,8 @@
 //! in halves until the offending messages are alone; those are quarantined as
 //! `rejected_by_database` and everything else commits. With a dead-letter queue, quarantined
 //! messages are forwarded there before their commit (a crash can duplicate a dead letter, never
-//! lose one).
+//! lose one), once: a login quarantined before (a redelivery, a redriven dead letter that still
+//! fails) is not forwarded again.
 //!
 //! Poison messages are told from crashes by evidence, not by SQS's receive count alone: a message
 //! delivered more than `--max-receives` times is a *suspect* (its earlier deliveries may merely
@@ -34,6 +35,14 @@ pub(super) trait Store {
     async fn probe(&mut self, outcomes: &[&Outcome]) -> Result<(), SinkError>;
     /// Record one more solo attempt (committed at once); how many there have been.
     async fn record_solo_attempt(&mut self, id: &MessageId) -> Result<u32, SinkError>;
+    /// Which of these refused logins (message id, element) were quarantined before: their dead
+    /// letter was sent then. A store without a quarantine table knows none.
+    async fn quarantined_before(
+        &mut self,
+        _logins: &[(&MessageId, Option<u32>)],
+    ) -> Result<HashSet<usize>, SinkError> {
+        Ok(HashSet::new())
+    }
 }
 
 impl Store for PgSink {
@@ -47,6 +56,13 @@ impl Store for PgSink {
 
     async fn probe(&mut self, outcomes: &[&Outcome]) -> Result<(), SinkError> {
         self.probe_outcomes(outcomes).await
+    }
+
+    async fn quarantined_before(
+        &mut self,
+        logins: &[(&MessageId, Option<u32>)],
+    ) -> Result<HashSet<usize>, SinkError> {
+        PgSink::quarantined_before(self, logins).await
     }
 }
 
@@ -242,22 +258,34 @@ impl<S: Store> Committer<S> {
     }
 
     /// With `--dead-letter-queue`: send the raw bodies of quarantined messages there before the
-    /// commit. `forwarded` remembers what was sent, so a split batch doesn't send twice.
+    /// commit, unless quarantined before (their dead letter went then). `forwarded` remembers
+    /// what was sent, so a split batch doesn't send twice.
     async fn forward_quarantined(
-        &self,
+        &mut self,
         part: &[Item],
         forwarded: &mut HashSet<MessageId>,
     ) -> Result<(), PipelineError> {
-        let Some(dead_letter) = &self.dead_letter else {
+        if self.dead_letter.is_none() {
             return Ok(());
-        };
-        let quarantined: Vec<(MessageId, Cow<'_, str>, &str)> = part
+        }
+        let refused: Vec<(&Item, Option<u32>, crate::event::RejectCode)> = part
             .iter()
             .flat_map(|item| item.outcomes.iter().map(move |o| (item, o)))
             .filter_map(|(item, outcome)| match &outcome.kind {
                 OutcomeKind::Quarantine(q) => Some((item, outcome.element, q.rejection.code)),
                 OutcomeKind::Row { .. } => None,
             })
+            .collect();
+        if refused.is_empty() {
+            return Ok(());
+        }
+        let before = self.quarantined_before(&refused).await?;
+        let Some(dead_letter) = &self.dead_letter else {
+            return Ok(());
+        };
+        let quarantined: Vec<(MessageId, Cow<'_, str>, &str)> = (refused.iter().enumerate())
+            .filter(|(i, _)| !before.contains(i))
+            .map(|(_, refused)| *refused)
             .filter_map(|(item, element, code)| {
                 let (id, body) = self.dead_letter_of(&item.envelope, element)?;
                 Some((id, body, code.as_str()))
@@ -298,6 +326,29 @@ impl<S: Store> Committer<S> {
         Ok(())
     }
 
+    /// Which of these refused logins the store quarantined before (retried like a write).
+    async fn quarantined_before(
+        &mut self,
+        refused: &[(&Item, Option<u32>, crate::event::RejectCode)],
+    ) -> Result<HashSet<usize>, PipelineError> {
+        let logins: Vec<(&MessageId, Option<u32>)> = (refused.iter())
+            .map(|(item, element, _)| (&item.envelope.message_id, *element))
+            .collect();
+        let budget = Budget::Time(self.write_retry_timeout);
+        let mut retry = Retry::new(
+            "write",
+            "reading what was quarantined before failed",
+            budget,
+            &self.shutdown,
+        );
+        loop {
+            match self.store.quarantined_before(&logins).await {
+                Ok(before) => return Ok(before),
+                Err(e) => retry.after(e).await?,
+            }
+        }
+    }
+
     /// What goes to the dead-letter queue for a quarantined message, or for element `i` of one:
     /// that element's text alone (its siblings landed), under `<message id>#<i>`.
     fn dead_letter_of<'e>(
@@ -309,10 +360,7 @@ impl<S: Store> Committer<S> {
             None => Some((envelope.message_id.clone(), Cow::Borrowed(&envelope.body))),
             Some(i) => {
                 let text = transform::element_text(&envelope.body, &self.decoding, i)?;
-                Some((
-                    MessageId(format!("{}#{i}", envelope.message_id)),
-                    Cow::Owned(text),
-                ))
+                Some((envelope.message_id.of_element(i), Cow::Owned(text)))
             }
         }
     }

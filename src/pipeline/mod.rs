@@ -3,14 +3,16 @@
 //! Several [receivers](receiver) long-poll SQS and push what they get into a bounded channel, so a
 //! slow database slows receiving instead of filling memory. The [batcher](batcher) cuts batches
 //! by size or age, whichever comes first; the [committer](committer) turns each into outcomes and
-//! writes it in one transaction; the [acknowledger](acknowledger) keeps the batch invisible while
-//! it commits and deletes its messages after. On shutdown the receivers stop, the batch in flight
+//! writes it in one transaction; the [acknowledger](acknowledger) deletes its messages after. Every
+//! message held meanwhile (in a receiver, the channel, the batcher or the commit) is kept
+//! invisible by one [heartbeat](held) until it is deleted. On shutdown the receivers stop, the batch in flight
 //! is committed and acknowledged, and [`run`] returns. A receiver that fails for good (or panics)
 //! stops the others the same way, and the run then returns its error.
 
 mod acknowledger;
 mod batcher;
 mod committer;
+mod held;
 mod progress;
 mod receiver;
 mod summary;
@@ -124,6 +126,9 @@ pub async fn run(
     // Room for two full batches: receivers keep polling while a batch is written, but no further.
     let (tx, rx) = mpsc::channel::<Envelope>(2 * settings.batch_size.max(1));
     let buffer = batcher::Buffer::new(defaults::BUFFER_BYTES);
+    let held = held::Held::default();
+    let stop_heartbeat = CancellationToken::new();
+    let heartbeat = held::heartbeat(held.clone(), source.clone(), stop_heartbeat.clone());
     // Receivers stop on shutdown, on a fatal error of any task, or when the writer is done.
     let stop_receiving = shutdown.child_token();
     let mut receivers = JoinSet::new();
@@ -133,6 +138,7 @@ pub async fn run(
             source.clone(),
             tx.clone(),
             buffer.clone(),
+            held.clone(),
             settings.wait_time,
             settings.drain_idle,
             stop_receiving.clone(),
@@ -151,7 +157,7 @@ pub async fn run(
         true => Some(source.depth().await.map_or(0, |d| d.visible + d.in_flight)),
         false => None,
     };
-    let mut acknowledger = acknowledger::Acknowledger::new(source, shutdown.clone());
+    let mut acknowledger = acknowledger::Acknowledger::new(source, held, shutdown.clone());
     let mut summary = Summary::default();
     let mut progress = progress::Progress::new(bar_total);
     let write = async {
@@ -168,9 +174,7 @@ pub async fn run(
                 let receipts = acknowledger::receipts(&batch);
                 let sent: Vec<_> = batch.iter().map(|e| e.sent_at).collect();
                 let commit_started = Instant::now();
-                let report = acknowledger
-                    .while_invisible(&receipts, batcher::oldest(&batch), committer.commit(batch))
-                    .await?;
+                let report = committer.commit(batch).await?;
                 let batch = metrics::Committed {
                     messages: received,
                     rows: report.rows,
@@ -191,9 +195,11 @@ pub async fn run(
             health().task_failed(format!("the writer stopped: {e}"));
         }
         stop_receiving.cancel();
+        stop_heartbeat.cancel();
         result
     };
-    let (written, received) = tokio::join!(write, supervise(&mut receivers, &stop_receiving));
+    let (written, received, ()) =
+        tokio::join!(write, supervise(&mut receivers, &stop_receiving), heartbeat);
     progress.finish();
     written?;
     if let Some(e) = received {

@@ -7,15 +7,18 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::batcher::Buffer;
+use super::held::Held;
 use crate::retry::{Budget, Retry};
 use crate::source::sqs::SQS_BATCH_MAX;
 use crate::source::{Envelope, SourceError, SqsSource};
 
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn receive_loop(
     id: usize,
     source: SqsSource,
     tx: mpsc::Sender<Envelope>,
     buffer: Buffer,
+    held: Held,
     wait_time: Duration,
     drain_idle: Option<Duration>,
     stop: CancellationToken,
@@ -39,6 +42,9 @@ pub(super) async fn receive_loop(
             Ok(messages) => {
                 retry.succeeded();
                 crate::telemetry::metrics::received(messages.len());
+                // Kept invisible from now until deleted. (If the writer is gone, the run is
+                // ending and the heartbeat with it: what was held comes back after a timeout.)
+                held.hold(&messages, source.visibility_timeout());
                 for message in messages {
                     tokio::select! {
                         _ = buffer.reserve(message.body.len()) => {}

@@ -113,11 +113,14 @@ async fn sigkill_between_commit_and_delete_duplicates_nothing() {
     tokio::time::sleep(Duration::from_secs(2)).await; // visibility timeout
     let out = run_drain(&queue, &db, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
+    // The quarantined one is tried again: still refused, its entry counts the attempt.
     assert!(
         stdout.contains("written 0, quarantined 0, duplicates skipped 100"),
         "{stdout}"
     );
     assert_eq!(db.counts().await, committed, "no row twice");
+    let attempts: i32 = db.scalar("SELECT attempts FROM quarantined_messages").await;
+    assert_eq!(attempts, 2);
     assert_landed(&db, &queue, 99, 1).await;
 }
 

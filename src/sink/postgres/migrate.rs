@@ -71,6 +71,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "key_fingerprints",
         include_str!("../../../migrations/0011_key_fingerprints.sql"),
     ),
+    (
+        13,
+        "redrive",
+        include_str!("../../../migrations/0013_redrive.sql"),
+    ),
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock`: "loginetl".

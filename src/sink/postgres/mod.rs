@@ -9,6 +9,7 @@ mod error;
 mod iam;
 mod migrate;
 mod ops;
+mod redrive;
 mod tls;
 mod write;
 

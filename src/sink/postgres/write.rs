@@ -2,7 +2,9 @@
 //! `processed_messages` ledger (`ON CONFLICT DO NOTHING RETURNING` tells which are new), stream
 //! the new rows with binary `COPY`, insert the new quarantine entries. A message of several
 //! logins has one outcome per login and one ledger entry. Either all of it commits
-//! or none of it does, and the caller deletes from SQS only after the commit.
+//! or none of it does, and the caller deletes from SQS only after the commit. A message the
+//! ledger holds as `quarantined` (redelivered, or a redriven dead letter) is tried again for its
+//! open quarantine entries only ([`redrive`](super::redrive)).
 
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashSet};
@@ -13,6 +15,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Transaction;
 
 use super::begin;
+use super::redrive::{self, Claim};
 use super::{PgSink, SinkError};
 use crate::message::{Outcome, OutcomeKind, QuarantineRecord};
 
@@ -58,6 +61,10 @@ pub struct WriteReport {
     pub quarantined_by_code: BTreeMap<String, u64>,
     /// Messages already in the ledger (redeliveries), skipped.
     pub duplicates: u64,
+    /// Open quarantine entries whose login failed again (attempts counted, reason updated).
+    pub retried: u64,
+    /// Open quarantine entries whose login landed now.
+    pub resolved: u64,
 }
 
 impl std::ops::AddAssign for WriteReport {
@@ -65,6 +72,8 @@ impl std::ops::AddAssign for WriteReport {
         self.rows += other.rows;
         self.quarantined += other.quarantined;
         self.duplicates += other.duplicates;
+        self.retried += other.retried;
+        self.resolved += other.resolved;
         for (code, n) in other.quarantined_by_code {
             *self.quarantined_by_code.entry(code).or_default() += n;
         }
@@ -156,21 +165,19 @@ async fn write<O: Borrow<Outcome> + Sync>(
             .collect();
         tx.execute(CLEAR_ATTEMPTS, &[&ids]).await?;
     }
-    let (fresh, duplicates) = claim_ids(&tx, outcomes).await?;
+    let (candidates, deliveries) = claim_ids(&tx, outcomes).await?;
+    let entries = redrive::read_entries(&tx, &redrive::entries_to_read(&candidates)).await?;
+    let plan = redrive::plan(&candidates, &entries);
     let mut report = WriteReport {
-        duplicates,
+        duplicates: deliveries.saturating_sub(plan.acted.len() as u64),
+        retried: plan.retried.len() as u64,
+        resolved: plan.resolved.len() as u64,
         ..WriteReport::default()
     };
-    report.rows = copy_rows(&tx, &fresh).await?;
-    let quarantined: Vec<_> = fresh
-        .iter()
-        .filter_map(|o| match &o.kind {
-            OutcomeKind::Quarantine(q) => Some((*o, q)),
-            OutcomeKind::Row { .. } => None,
-        })
-        .collect();
-    report.quarantined_by_code = insert_quarantine(&tx, &quarantined).await?;
+    report.rows = copy_rows(&tx, &plan.rows).await?;
+    report.quarantined_by_code = insert_quarantine(&tx, &plan.new_entries).await?;
     report.quarantined = report.quarantined_by_code.values().sum();
+    redrive::settle(&tx, &plan).await?;
     match end {
         End::Commit { .. } => tx.commit().await?,
         End::Rollback => {
@@ -183,12 +190,12 @@ async fn write<O: Borrow<Outcome> + Sync>(
 }
 
 /// Record each message id once in the ledger (`row` if any of its logins became a row); the
-/// outcomes of the messages that were new, each login once (a message delivered twice in one
-/// batch counts once), and how many messages were already there.
+/// outcomes of the messages that were new or held as `quarantined` (reclaimed), each login once
+/// (a message delivered twice in one batch counts once), and how many deliveries there were.
 async fn claim_ids<'a, O: Borrow<Outcome>>(
     tx: &Transaction<'_>,
     outcomes: &'a [O],
-) -> Result<(Vec<&'a Outcome>, u64), tokio_postgres::Error> {
+) -> Result<(Vec<(&'a Outcome, Claim)>, u64), tokio_postgres::Error> {
     let outcomes: Vec<&Outcome> = outcomes.iter().map(Borrow::borrow).collect();
     let mut ledger: BTreeMap<&str, &str> = BTreeMap::new();
     for o in &outcomes {
@@ -205,16 +212,25 @@ async fn claim_ids<'a, O: Borrow<Outcome>>(
         .into_iter()
         .map(|row| row.get(0))
         .collect();
+    let known: Vec<&str> = (ids.iter().copied())
+        .filter(|id| !new_ids.contains(*id))
+        .collect();
+    let reclaimed = redrive::reclaim(tx, &known).await?;
     let mut seen = HashSet::new();
-    let fresh: Vec<&Outcome> = (outcomes.iter().copied())
-        .filter(|o| new_ids.contains(o.message_id.as_str()))
-        .filter(|o| seen.insert((o.message_id.as_str(), o.element)))
+    let candidates: Vec<(&Outcome, Claim)> = (outcomes.iter().copied())
+        .filter_map(|o| match o.message_id.as_str() {
+            id if new_ids.contains(id) => Some((o, Claim::Fresh)),
+            id if reclaimed.contains(id) => Some((o, Claim::Reclaimed)),
+            _ => None,
+        })
+        .filter(|(o, _)| seen.insert((o.message_id.as_str(), o.element)))
         .collect();
     // Each delivery has one outcome that stands for the message or its first login.
-    let deliveries = |o: &&&Outcome| o.element.unwrap_or(0) == 0;
-    let duplicates =
-        outcomes.iter().filter(deliveries).count() - fresh.iter().filter(deliveries).count();
-    Ok((fresh, duplicates as u64))
+    let deliveries = outcomes
+        .iter()
+        .filter(|o| o.element.unwrap_or(0) == 0)
+        .count();
+    Ok((candidates, deliveries as u64))
 }
 
 /// Stream the rows with binary COPY; how many were written.

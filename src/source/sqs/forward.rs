@@ -11,9 +11,10 @@ use super::{Forwarded, MessageId, SourceError, SqsSource, SQS_BATCH_MAX};
 
 /// SQS's limit on one message, and on one SendMessageBatch call: 256 KiB.
 pub(crate) const MAX_PAYLOAD: usize = 262_144;
-/// The message attributes every forwarded message carries.
+/// The message attributes every forwarded message carries; receive reads the second, so a
+/// redriven dead letter is the message it was, not a new one.
 const REASON_ATTRIBUTE: &str = "login-etl-reason-code";
-const SOURCE_ATTRIBUTE: &str = "login-etl-source-message-id";
+pub(crate) const SOURCE_ATTRIBUTE: &str = "login-etl-source-message-id";
 /// The message group of a FIFO dead-letter queue.
 const FIFO_GROUP: &str = "login-etl-quarantine";
 

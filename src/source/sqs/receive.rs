@@ -1,4 +1,5 @@
-//! ReceiveMessage: long poll, with the two system attributes the pipeline needs (on the hot path).
+//! ReceiveMessage: long poll, with the two system attributes the pipeline needs and the one
+//! message attribute that makes a redriven dead letter the message it was (on the hot path).
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ impl SqsSource {
             max_number_of_messages: max.clamp(1, SQS_BATCH_MAX) as u32,
             wait_time_seconds: wait.as_secs().min(20) as u32,
             message_system_attribute_names: ["SentTimestamp", "ApproximateReceiveCount"],
+            message_attribute_names: [super::forward::SOURCE_ATTRIBUTE],
         };
         let output: ReceiveOutput = self
             .hot
@@ -32,8 +34,19 @@ impl SqsSource {
     }
 }
 
-/// A received message as the pipeline sees it; `None` without an id or a receipt handle.
+/// Longest original id taken from a message attribute (SQS's are 36 characters; `#<element>` adds
+/// a few): a longer one is not login-etl's, and the message keeps its own id.
+const MAX_SOURCE_ID: usize = 128;
+
+/// A received message as the pipeline sees it; `None` without an id or a receipt handle. Its id is
+/// the original one a dead letter carries (`login-etl-source-message-id`), so a redriven copy is
+/// deduplicated and its quarantine entry found; otherwise SQS's MessageId.
 fn envelope(m: Received, now: chrono::DateTime<Utc>, received: Instant) -> Option<Envelope> {
+    let original = m
+        .message_attributes
+        .and_then(|a| a.source_message_id)
+        .and_then(|a| a.string_value)
+        .filter(|id| !id.is_empty() && id.len() <= MAX_SOURCE_ID);
     let attributes = m.attributes.unwrap_or_default();
     let number = |v: Option<String>| v.and_then(|v| v.parse::<i64>().ok());
     Some(Envelope {
@@ -43,9 +56,47 @@ fn envelope(m: Received, now: chrono::DateTime<Utc>, received: Instant) -> Optio
         receive_count: number(attributes.approximate_receive_count)
             .unwrap_or(1)
             .clamp(1, u32::MAX as i64) as u32,
-        message_id: MessageId(m.message_id?),
+        message_id: MessageId(original.or(m.message_id)?),
         receipt_handle: ReceiptHandle(m.receipt_handle?),
         body: m.body.unwrap_or_default(),
         received,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn reply(attributes: &str) -> Received {
+        let json =
+            format!(r#"{{"MessageId":"sqs-id","ReceiptHandle":"r","Body":"{{}}"{attributes}}}"#);
+        serde_json::from_str(&json).unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn a_dead_letter_is_known_by_its_original_id(original in "[0-9a-f-]{1,36}(#[0-9]{1,3})?") {
+            let name = super::super::forward::SOURCE_ATTRIBUTE;
+            let m = reply(&format!(
+                r#","MessageAttributes":{{"other":{{"StringValue":"x","DataType":"String"}},"{name}":{{"StringValue":"{original}","DataType":"String"}}}}"#
+            ));
+            let e = envelope(m, Utc::now(), Instant::now()).unwrap();
+            prop_assert_eq!(e.message_id.as_str(), original.as_str());
+        }
+    }
+
+    #[test]
+    fn a_message_without_one_or_with_an_unlikely_one_keeps_its_own() {
+        let own = |m| envelope(m, Utc::now(), Instant::now()).unwrap().message_id;
+        assert_eq!(own(reply("")).as_str(), "sqs-id");
+        let name = super::super::forward::SOURCE_ATTRIBUTE;
+        let long = "x".repeat(MAX_SOURCE_ID + 1);
+        for value in ["", long.as_str()] {
+            let m = reply(&format!(
+                r#","MessageAttributes":{{"{name}":{{"StringValue":"{value}","DataType":"String"}}}}"#
+            ));
+            assert_eq!(own(m).as_str(), "sqs-id");
+        }
+    }
 }

@@ -16,6 +16,9 @@ pub struct DbStatus {
     pub rows: i64,
     /// Quarantine entries by reason code.
     pub quarantined_by_code: BTreeMap<String, i64>,
+    /// Of those entries, the ones whose login landed after all (a redelivery or a redriven
+    /// dead letter).
+    pub quarantine_resolved: i64,
     /// Ids in the ledger.
     pub processed: i64,
     /// When the last batch committed (newest ledger entry).
@@ -50,6 +53,10 @@ pub struct QuarantineEntry {
     pub body_masked: Option<String>,
     /// Which login of a JSON array or NDJSON body (from 0); `None`: the whole message.
     pub element: Option<i32>,
+    /// Deliveries processed that were refused (1: only the first).
+    pub attempts: i32,
+    /// When its login landed after all (a redelivery or a redriven dead letter); `None`: open.
+    pub resolved_at: Option<DateTime<Utc>>,
 }
 
 /// One privilege `run` needs (or one it should not have).
@@ -62,12 +69,13 @@ pub(crate) struct Privilege {
 }
 
 const STATUS: &str = "SELECT (SELECT max(processed_at) FROM processed_messages), \
-     (SELECT max(version) FROM login_etl_schema_migrations)";
+     (SELECT max(version) FROM login_etl_schema_migrations), \
+     (SELECT count(*) FROM quarantined_messages WHERE resolved_at IS NOT NULL)";
 const KEY_IDS: &str = "SELECT CASE WHEN position(':' in masked_ip) > 0 \
      THEN split_part(masked_ip, ':', 1) ELSE 'none' END, count(*) FROM user_logins GROUP BY 1 ORDER BY 1";
 const UNKNOWN_FIELDS: &str = "SELECT name, first_seen FROM unknown_fields ORDER BY 1";
 const ENTRY_COLUMNS: &str = "SELECT message_id, reason_code, reason, received_at, sent_at, \
-     receive_count, body_bytes, body_masked, element FROM quarantined_messages";
+     receive_count, body_bytes, body_masked, element, attempts, resolved_at FROM quarantined_messages";
 
 /// (privilege text, SQL deciding it): what `run` needs, per docs/least-privilege.sql.
 const NEEDED: &[(&str, &str)] = &[
@@ -91,6 +99,19 @@ const NEEDED: &[(&str, &str)] = &[
         "SELECT (message_id, element, reason_code) on quarantined_messages",
         "has_column_privilege('quarantined_messages', 'element', 'SELECT') \
          AND has_column_privilege('quarantined_messages', 'reason_code', 'SELECT')",
+    ),
+    (
+        "SELECT, UPDATE (outcome) on processed_messages (redeliveries of quarantined messages)",
+        "has_column_privilege('processed_messages', 'outcome', 'SELECT, UPDATE')",
+    ),
+    (
+        "SELECT (attempts, resolved_at), UPDATE (attempts, reason, resolved_at, …) on quarantined_messages",
+        "has_column_privilege('quarantined_messages', 'attempts', 'SELECT, UPDATE') \
+         AND has_column_privilege('quarantined_messages', 'resolved_at', 'SELECT, UPDATE') \
+         AND has_column_privilege('quarantined_messages', 'last_attempt_at', 'UPDATE') \
+         AND has_column_privilege('quarantined_messages', 'reason_code', 'UPDATE') \
+         AND has_column_privilege('quarantined_messages', 'reason', 'UPDATE') \
+         AND has_column_privilege('quarantined_messages', 'receive_count', 'UPDATE')",
     ),
     (
         "INSERT, SELECT (name) on unknown_fields",
@@ -131,6 +152,8 @@ fn entry(r: &tokio_postgres::Row) -> QuarantineEntry {
         body_bytes: r.get(6),
         body_masked: r.get(7),
         element: Some(r.get::<_, i32>(8)).filter(|&i| i >= 0),
+        attempts: r.get(9),
+        resolved_at: r.get(10),
     }
 }
 
@@ -148,6 +171,7 @@ impl PgSink {
         Ok(DbStatus {
             rows,
             quarantined_by_code: quarantined_by_code.into_iter().collect(),
+            quarantine_resolved: row.get(2),
             processed,
             last_commit: row.get(0),
             schema_version: row.get(1),

@@ -24,6 +24,8 @@ pub(crate) struct ReceiveInput<'a> {
     pub(crate) max_number_of_messages: u32,
     pub(crate) wait_time_seconds: u32,
     pub(crate) message_system_attribute_names: [&'static str; 2],
+    /// Only the one message attribute that carries a dead letter's original id.
+    pub(crate) message_attribute_names: [&'static str; 1],
 }
 
 #[derive(Deserialize)]
@@ -41,6 +43,21 @@ pub(crate) struct Received {
     pub(crate) body: Option<String>,
     #[serde(default)]
     pub(crate) attributes: Option<SystemAttributes>,
+    #[serde(default)]
+    pub(crate) message_attributes: Option<MessageAttributes>,
+}
+
+/// The message attribute asked for: a dead letter's id in its source queue.
+#[derive(Deserialize, Default)]
+pub(crate) struct MessageAttributes {
+    #[serde(rename = "login-etl-source-message-id")]
+    pub(crate) source_message_id: Option<StringAttribute>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct StringAttribute {
+    pub(crate) string_value: Option<String>,
 }
 
 /// The two system attributes asked for; SQS sends numbers as strings.
