@@ -13,6 +13,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Transaction;
 
 use super::begin;
+use super::unknown_fields::{MAX_RECORDED_FIELDS, RECORD_FIELDS};
 use super::{PgSink, SinkError};
 use crate::message::{Outcome, OutcomeKind, QuarantineRecord};
 
@@ -34,10 +35,6 @@ const COPY_TYPES: [Type; 10] = [
     Type::TIMESTAMPTZ,
     Type::JSONB,
 ];
-/// Records field names not seen before, up to 64 names in all (for `status`).
-const RECORD_FIELDS: &str = "INSERT INTO unknown_fields (name) SELECT * FROM unnest($1::text[]) \
-                             WHERE (SELECT count(*) FROM unknown_fields) < 64 \
-                             ON CONFLICT (name) DO NOTHING";
 const CLEAR_ATTEMPTS: &str = "DELETE FROM poison_attempts WHERE message_id = ANY($1)";
 const INSERT_QUARANTINE: &str = "INSERT INTO quarantined_messages (message_id, reason_code, reason, \
                                  received_at, sent_at, receive_count, body_bytes, body_masked, \
@@ -95,25 +92,12 @@ impl PgSink {
         }
         self.record_pending_key().await?;
         let end = End::Commit { clear_attempts };
-        let new_fields = self.new_field_names(outcomes);
+        let new_fields = self.recorded_fields.new_names(outcomes);
         let result = write(self.client().await?, outcomes, &new_fields, end).await;
         if result.is_ok() {
-            self.recorded_fields.extend(new_fields);
+            self.recorded_fields.sent(new_fields);
         }
         result.map_err(|e| self.on_error(e))
-    }
-
-    /// Unknown field names of these outcomes this connection has not recorded yet.
-    fn new_field_names<O: Borrow<Outcome>>(&self, outcomes: &[O]) -> Vec<String> {
-        let mut names: Vec<String> = outcomes
-            .iter()
-            .flat_map(|o| &o.borrow().unknown_fields)
-            .filter(|name| *name != "other" && !self.recorded_fields.contains(*name))
-            .cloned()
-            .collect();
-        names.sort();
-        names.dedup();
-        names
     }
 
     /// Write outcomes as [`write_batch`](Self::write_batch) would, then roll back: `Ok` if
@@ -144,7 +128,8 @@ async fn write<O: Borrow<Outcome> + Sync>(
 ) -> Result<WriteReport, tokio_postgres::Error> {
     let tx = begin(client).await?;
     if !new_fields.is_empty() {
-        tx.execute(RECORD_FIELDS, &[&new_fields]).await?;
+        let cap = MAX_RECORDED_FIELDS as i64;
+        tx.execute(RECORD_FIELDS, &[&new_fields, &cap]).await?;
     }
     if let End::Commit {
         clear_attempts: true,
