@@ -252,5 +252,8 @@ async fn ever_new_field_names_fill_the_name_table_to_its_bound_and_every_login_l
     }
     assert_eq!(written, 80, "every login landed");
     let names: i64 = db.scalar("SELECT count(*) FROM unknown_fields").await;
-    assert_eq!(names, 64, "800 distinct names sent, the table holds its bound");
+    assert_eq!(
+        names, 64,
+        "800 distinct names sent, the table holds its bound"
+    );
 }

@@ -71,6 +71,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "key_fingerprints",
         include_str!("../../../migrations/0011_key_fingerprints.sql"),
     ),
+    (
+        12,
+        "quarantine_user_ids",
+        include_str!("../../../migrations/0012_quarantine_user_ids.sql"),
+    ),
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock`: "loginetl".

@@ -79,6 +79,7 @@ mod tests {
                 body_bytes: 0,
                 body_masked: String::new(),
                 user_id: None,
+                user_ids: Vec::new(),
                 key_id: None,
             }),
             element: None,

@@ -36,12 +36,16 @@ const COPY_TYPES: [Type; 10] = [
     Type::JSONB,
 ];
 const CLEAR_ATTEMPTS: &str = "DELETE FROM poison_attempts WHERE message_id = ANY($1)";
+/// `user_ids` travel as one JSON array per entry (`unnest` would flatten a `text[][]`).
 const INSERT_QUARANTINE: &str = "INSERT INTO quarantined_messages (message_id, reason_code, reason, \
                                  received_at, sent_at, receive_count, body_bytes, body_masked, \
-                                 user_id, key_id, element, scrub_version) \
-                                 SELECT *, 1 FROM unnest($1::text[], $2::text[], $3::text[], \
+                                 user_id, key_id, element, scrub_version, user_ids) \
+                                 SELECT m, c, r, ra, sa, rc, bb, b, u, k, e, 1, \
+                                 ARRAY(SELECT jsonb_array_elements_text(us)) \
+                                 FROM unnest($1::text[], $2::text[], $3::text[], \
                                  $4::timestamptz[], $5::timestamptz[], $6::int4[], $7::int4[], $8::text[], \
-                                 $9::text[], $10::text[], $11::int4[]) \
+                                 $9::text[], $10::text[], $11::int4[], $12::jsonb[]) \
+                                 AS t(m, c, r, ra, sa, rc, bb, b, u, k, e, us) \
                                  ON CONFLICT (message_id, element) DO NOTHING RETURNING reason_code";
 
 /// What a committed batch did.
@@ -268,12 +272,16 @@ async fn insert_quarantine(
     let bodies = column(|q| q.body_masked.as_str());
     let users: Vec<Option<&str>> = entries.iter().map(|(_, q)| q.user_id.as_deref()).collect();
     let keys: Vec<Option<&str>> = entries.iter().map(|(_, q)| q.key_id.as_deref()).collect();
+    let user_ids: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|(_, q)| serde_json::Value::from(q.user_ids.clone()))
+        .collect();
     let inserted = tx
         .query(
             INSERT_QUARANTINE,
             &[
                 &ids, &codes, &reasons, &received, &sent, &counts, &sizes, &bodies, &users, &keys,
-                &elements,
+                &elements, &user_ids,
             ],
         )
         .await?;
