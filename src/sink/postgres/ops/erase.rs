@@ -35,7 +35,7 @@ const SUBJECT_ENTRIES: &str = "SELECT message_id, element, body_masked, user_id,
 const DELETE_ENTRY: &str =
     "DELETE FROM quarantined_messages WHERE message_id = $1 AND element = $2";
 const STRIP_ENTRY: &str = "UPDATE quarantined_messages SET body_masked = $3, user_ids = $4, \
-     user_id = CASE WHEN user_id = ANY($5) THEN $4[1] ELSE user_id END \
+     user_id = CASE WHEN user_id = ANY($5) THEN ($4::text[])[1] ELSE user_id END \
      WHERE message_id = $1 AND element = $2";
 /// Reveal audit rows that name the subject (by fingerprint, or by id in rows written before
 /// fingerprints) or show one of their masks: the selector and those masks are removed.
