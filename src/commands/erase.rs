@@ -1,10 +1,10 @@
 //! `login-etl erase`: a data subject's erasure request — their rows and quarantine entries, in one
 //! transaction with its audit row (counts only, never the user id).
 
-use clap::Args;
 use super::Context as Ctx;
 use crate::cli::{DbArgs, KeyArgs};
 use anyhow::{bail, Context};
+use clap::Args;
 
 use super::{load_keys, os_user};
 use crate::sink::Accountable;
