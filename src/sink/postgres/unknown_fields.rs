@@ -112,7 +112,7 @@ mod tests {
     fn names_already_sent_and_other_are_not_sent_again() {
         let mut recorded = RecordedFields::default();
         let first = outcome(vec!["campaign".into(), "other".into(), "campaign".into()]);
-        let new = recorded.new_names(&[first.clone()]);
+        let new = recorded.new_names(std::slice::from_ref(&first));
         assert_eq!(new, ["campaign"]);
         recorded.sent(new);
         assert!(recorded.new_names(&[first]).is_empty());
