@@ -125,6 +125,9 @@ pub struct QuarantineRecord {
     pub body_masked: String,
     /// The body's `user_id`, so that erasure finds the entry without reading bodies.
     pub user_id: Option<String>,
+    /// Every user id the stored body holds, at any depth (a message of several logins quarantined
+    /// whole holds several), as stored: erasure finds every entry that names a user.
+    pub user_ids: Vec<String>,
     /// The key the body's masks and fingerprints were made with (`None`: unkeyed).
     pub key_id: Option<String>,
 }

@@ -225,6 +225,7 @@ pub fn quarantine<'a>(
             body_bytes: message.body.len(),
             body_masked: scrubbed.json,
             user_id: scrubbed.user_id,
+            user_ids: scrubbed.user_ids,
             key_id: masker.key_id().map(String::from),
         }),
         element: None,

@@ -87,6 +87,22 @@ fn unknown_fields_become_labels_unless_they_could_be_values() {
 }
 
 #[test]
+fn a_login_of_ever_more_field_names_keeps_at_most_the_bound_and_still_lands() {
+    let extra: String = (0..500).map(|i| format!(r#","f_{i}_x":{i}"#)).collect();
+    let body =
+        format!(r#"{{"user_id":"u","device_type":"ios","ip":"10.0.0.1","device_id":"d"{extra}}}"#);
+    let outcome = only(process(&envelope(&body, 1), &masker(), Utc::now()));
+    assert!(
+        matches!(outcome.kind, OutcomeKind::Row { .. }),
+        "the login lands"
+    );
+    assert_eq!(
+        outcome.unknown_fields.len(),
+        crate::event::MAX_UNKNOWN_FIELDS
+    );
+}
+
+#[test]
 fn a_poison_message_is_quarantined_even_if_valid() {
     let body = r#"{"user_id":"u","device_type":"ios","ip":"10.0.0.1","device_id":"d"}"#;
     let outcome = poison(&envelope(body, 9), &masker(), 6, 5, Utc::now());

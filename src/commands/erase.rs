@@ -1,10 +1,10 @@
 //! `login-etl erase`: a data subject's erasure request — their rows and quarantine entries, in one
 //! transaction with its audit row (counts only, never the user id).
 
-use clap::Args;
 use super::Context as Ctx;
 use crate::cli::{DbArgs, KeyArgs};
 use anyhow::{bail, Context};
+use clap::Args;
 
 use super::{load_keys, os_user};
 use crate::sink::Accountable;
@@ -41,6 +41,7 @@ pub(super) async fn execute(args: EraseArgs, _: Ctx) -> anyhow::Result<()> {
     }
     let keys = load_keys(&args.keys, None).await?;
     let subjects = crate::mask::user_fingerprints(&keys, &args.user_id);
+    let forms = crate::mask::user_id_forms(&keys, &args.user_id);
     let mut sink = args.db.sink()?;
     sink.migrate().await.context("cannot prepare the schema")?;
     let who = Accountable {
@@ -49,18 +50,19 @@ pub(super) async fn execute(args: EraseArgs, _: Ctx) -> anyhow::Result<()> {
         reason: args.reason.clone(),
     };
     let erased = sink
-        .erase_user(&args.user_id, &subjects, &who, args.dry_run)
+        .erase_user(&args.user_id, &subjects, &forms, &who, args.dry_run)
         .await
         .with_context(|| format!("cannot erase in {}; nothing was changed", sink.target()))?;
     match erased.audit_id {
         None => println!(
-            "dry run: would erase {} rows from user_logins and {} quarantine entries, and neutralise {} reveal audit rows; nothing changed",
-            erased.rows, erased.quarantined, erased.reveals
+            "dry run: would erase {} rows from user_logins and {} quarantine entries, neutralise {} reveal audit rows and take the user's logins out of {} entries shared with other users; nothing changed",
+            erased.rows, erased.quarantined, erased.reveals, erased.stripped
         ),
         Some(id) => println!(
             "erased {} rows from user_logins and {} quarantine entries, neutralised {} reveal audit rows; \
+             took the user's logins out of {} entries shared with other users; \
              audited in privacy_operations (id {id}); the ledger keeps the message ids, so redeliveries add nothing",
-            erased.rows, erased.quarantined, erased.reveals
+            erased.rows, erased.quarantined, erased.reveals, erased.stripped
         ),
     }
     Ok(())

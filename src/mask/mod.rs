@@ -11,6 +11,7 @@
 //! `ip` and `device_id` never gives equal masks. This module is the only one that sees keys;
 //! nothing raw leaves [`Masker::mask_event`].
 
+mod erasure;
 mod hmac;
 mod key_fingerprint;
 pub mod keys;
@@ -25,6 +26,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+pub use erasure::{strip_subject, user_id_forms, Stripped, ERASED};
 pub use key_fingerprint::replaced_keys;
 pub(crate) use keys::MaskKey;
 pub use keys::{KeyError, KeyRing};

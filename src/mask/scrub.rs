@@ -70,6 +70,10 @@ pub struct ScrubbedBody {
     /// when the body keeps it, else [`USER_FINGERPRINT`] and its keyed fingerprint (what
     /// `erase` looks for too). `None` if absent or not a string.
     pub user_id: Option<String>,
+    /// Every `user_id` value the stored body holds, at any depth, as it is stored (the id, or its
+    /// `#str(n) k1:<fingerprint>`), and `user_id`: what erasure looks entries up by. At most one
+    /// per kept value ([`MAX_VALUES`]).
+    pub user_ids: Vec<String>,
 }
 
 /// What kind of PII a field name suggests.
@@ -139,6 +143,8 @@ struct Scrubber<'a> {
     known: KnownValues,
     /// Values that may still be scrubbed ([`MAX_VALUES`]).
     left: std::cell::Cell<usize>,
+    /// The `user_id` values written so far, as written.
+    user_ids: std::cell::RefCell<Vec<String>>,
 }
 
 impl Masker {
@@ -153,6 +159,7 @@ impl Masker {
                     masker: self,
                     known,
                     left: std::cell::Cell::new(MAX_VALUES),
+                    user_ids: Default::default(),
                 };
                 let user_id = find_user_id(&value, 0).and_then(|id| {
                     if scrubber.kept(Some("user_id"), &id, false) {
@@ -163,9 +170,14 @@ impl Masker {
                     }
                 });
                 let scrubbed = scrubber.value(value, None, None, 0, 0);
+                let mut user_ids = scrubber.user_ids.into_inner();
+                user_ids.extend(user_id.clone());
+                user_ids.sort();
+                user_ids.dedup();
                 ScrubbedBody {
                     json: scrubbed.to_string(),
                     user_id,
+                    user_ids,
                 }
             }
             Err(e) => {
@@ -188,6 +200,7 @@ impl Masker {
                 ScrubbedBody {
                     json: Value::Object(outer).to_string(),
                     user_id: None,
+                    user_ids: Vec::new(),
                 }
             }
         }
@@ -260,6 +273,26 @@ impl Scrubber<'_> {
         depth: usize,
         json_depth: usize,
     ) -> Value {
+        let scrubbed = self.scrub(value, name, pii, depth, json_depth);
+        if pii.is_none() && name == Some("user_id") {
+            let stored = match &scrubbed {
+                Value::String(s) if s != "#truncated" => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            };
+            self.user_ids.borrow_mut().extend(stored);
+        }
+        scrubbed
+    }
+
+    fn scrub(
+        &self,
+        value: Value,
+        name: Option<&str>,
+        pii: Option<PiiKind>,
+        depth: usize,
+        json_depth: usize,
+    ) -> Value {
         if depth > MAX_DEPTH || self.left.get() == 0 {
             return "#truncated".into();
         }
@@ -276,7 +309,10 @@ impl Scrubber<'_> {
                 }
             }
             Value::String(s) => {
-                if let Some(ip) = crate::event::canonical_ip(&s) {
+                // A user id shaped like an address is fingerprinted below, not masked as one:
+                // erasure must recompute whatever a user id became.
+                let user_id = name == Some("user_id") && pii.is_none();
+                if let Some(ip) = crate::event::canonical_ip(&s).filter(|_| !user_id) {
                     return self.masker.mask_ip(&ip).into();
                 }
                 match pii {

@@ -262,3 +262,20 @@ pub(crate) struct Committed<'a> {
     /// Quarantine entries by reason code.
     pub(crate) quarantined_by_code: &'a std::collections::BTreeMap<String, u64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_field_label_set_stays_at_its_bound_whatever_names_come() {
+        for batch in 0..100 {
+            let names: Vec<String> = (0..50).map(|i| format!("name_{batch}_{i}")).collect();
+            unknown_fields(&names);
+            let seen = FIELD_LABELS.lock().unwrap_or_else(|e| e.into_inner());
+            assert!(seen.len() <= MAX_FIELD_LABELS);
+        }
+        let seen = FIELD_LABELS.lock().unwrap_or_else(|e| e.into_inner());
+        assert_eq!(seen.len(), MAX_FIELD_LABELS, "full, and no further");
+    }
+}

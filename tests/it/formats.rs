@@ -218,3 +218,42 @@ async fn unknown_fields_are_counted_by_name_and_never_by_value() {
     let raw = ["zyxwvu".to_string(), "198.51.100.4".to_string()];
     assert_no_raw_pii(&db.dump_all_tables().await, &raw, "the database");
 }
+
+/// Producers sending ever new field names: the table of names fills to its bound and no further,
+/// from one sink or several, and every login still lands.
+#[tokio::test(flavor = "multi_thread")]
+async fn ever_new_field_names_fill_the_name_table_to_its_bound_and_every_login_lands() {
+    let db = TestDb::new().await;
+    db.sink().migrate().await.unwrap();
+    let masker = masker();
+    let mut written = 0;
+    for sink_no in 0..2 {
+        let mut sink = db.sink();
+        for batch in 0..4 {
+            let outcomes: Vec<_> = (0..10)
+                .flat_map(|m| {
+                    // Letters only: a name with a digit could be a value and is never recorded.
+                    let letters = |n: usize| -> String {
+                        n.to_string().bytes().map(|d| (d - b'0' + b'a') as char).collect()
+                    };
+                    let names: String = (0..10)
+                        .map(|f| letters(sink_no * 1000 + batch * 100 + m * 10 + f))
+                        .map(|name| format!(r#","f_{name}":1"#))
+                        .collect();
+                    let body = format!(
+                        r#"{{"user_id":"u{m}","device_type":"ios","ip":"10.0.0.{m}","device_id":"d-{m}"{names}}}"#
+                    );
+                    let id = format!("m-{sink_no}-{batch}-{m}");
+                    login_etl::transform::process(&envelope(&id, &body, 0), &masker, chrono::Utc::now())
+                })
+                .collect();
+            written += sink.write_batch(&outcomes).await.unwrap().rows;
+        }
+    }
+    assert_eq!(written, 80, "every login landed");
+    let names: i64 = db.scalar("SELECT count(*) FROM unknown_fields").await;
+    assert_eq!(
+        names, 64,
+        "800 distinct names sent, the table holds its bound"
+    );
+}

@@ -10,6 +10,7 @@ mod credentials;
 mod dead_letters;
 mod deploy;
 mod endpoints;
+mod erasure;
 mod fail_closed;
 mod fail_closed_ops;
 mod failover;

@@ -72,6 +72,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../../migrations/0011_key_fingerprints.sql"),
     ),
     (
+        12,
+        "quarantine_user_ids",
+        include_str!("../../../migrations/0012_quarantine_user_ids.sql"),
+    ),
+    (
         13,
         "redrive",
         include_str!("../../../migrations/0013_redrive.sql"),

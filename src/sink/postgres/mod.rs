@@ -11,6 +11,7 @@ mod migrate;
 mod ops;
 mod redrive;
 mod tls;
+mod unknown_fields;
 mod write;
 
 use tokio_postgres::types::ToSql;
@@ -87,8 +88,8 @@ pub struct PgSink {
     iam: Option<iam::IamAuth>,
     target: String,
     client: Option<Client>,
-    /// Unknown field names already recorded in `unknown_fields` through this sink.
-    recorded_fields: std::collections::HashSet<String>,
+    /// Unknown field names already sent to `unknown_fields` through this sink (bounded).
+    recorded_fields: unknown_fields::RecordedFields,
     /// The active key's id and fingerprint, recorded before the first write.
     pending_key: Option<(String, String)>,
 }

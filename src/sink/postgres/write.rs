@@ -16,6 +16,7 @@ use tokio_postgres::Transaction;
 
 use super::begin;
 use super::redrive::{self, Claim};
+use super::unknown_fields::{MAX_RECORDED_FIELDS, RECORD_FIELDS};
 use super::{PgSink, SinkError};
 use crate::message::{Outcome, OutcomeKind, QuarantineRecord};
 
@@ -37,17 +38,17 @@ const COPY_TYPES: [Type; 10] = [
     Type::TIMESTAMPTZ,
     Type::JSONB,
 ];
-/// Records field names not seen before, up to 64 names in all (for `status`).
-const RECORD_FIELDS: &str = "INSERT INTO unknown_fields (name) SELECT * FROM unnest($1::text[]) \
-                             WHERE (SELECT count(*) FROM unknown_fields) < 64 \
-                             ON CONFLICT (name) DO NOTHING";
 const CLEAR_ATTEMPTS: &str = "DELETE FROM poison_attempts WHERE message_id = ANY($1)";
+/// `user_ids` travel as one JSON array per entry (`unnest` would flatten a `text[][]`).
 const INSERT_QUARANTINE: &str = "INSERT INTO quarantined_messages (message_id, reason_code, reason, \
                                  received_at, sent_at, receive_count, body_bytes, body_masked, \
-                                 user_id, key_id, element, scrub_version) \
-                                 SELECT *, 1 FROM unnest($1::text[], $2::text[], $3::text[], \
+                                 user_id, key_id, element, scrub_version, user_ids) \
+                                 SELECT m, c, r, ra, sa, rc, bb, b, u, k, e, 1, \
+                                 ARRAY(SELECT jsonb_array_elements_text(us)) \
+                                 FROM unnest($1::text[], $2::text[], $3::text[], \
                                  $4::timestamptz[], $5::timestamptz[], $6::int4[], $7::int4[], $8::text[], \
-                                 $9::text[], $10::text[], $11::int4[]) \
+                                 $9::text[], $10::text[], $11::int4[], $12::jsonb[]) \
+                                 AS t(m, c, r, ra, sa, rc, bb, b, u, k, e, us) \
                                  ON CONFLICT (message_id, element) DO NOTHING RETURNING reason_code";
 
 /// What a committed batch did.
@@ -104,25 +105,12 @@ impl PgSink {
         }
         self.record_pending_key().await?;
         let end = End::Commit { clear_attempts };
-        let new_fields = self.new_field_names(outcomes);
+        let new_fields = self.recorded_fields.new_names(outcomes);
         let result = write(self.client().await?, outcomes, &new_fields, end).await;
         if result.is_ok() {
-            self.recorded_fields.extend(new_fields);
+            self.recorded_fields.sent(new_fields);
         }
         result.map_err(|e| self.on_error(e))
-    }
-
-    /// Unknown field names of these outcomes this connection has not recorded yet.
-    fn new_field_names<O: Borrow<Outcome>>(&self, outcomes: &[O]) -> Vec<String> {
-        let mut names: Vec<String> = outcomes
-            .iter()
-            .flat_map(|o| &o.borrow().unknown_fields)
-            .filter(|name| *name != "other" && !self.recorded_fields.contains(*name))
-            .cloned()
-            .collect();
-        names.sort();
-        names.dedup();
-        names
     }
 
     /// Write outcomes as [`write_batch`](Self::write_batch) would, then roll back: `Ok` if
@@ -153,7 +141,8 @@ async fn write<O: Borrow<Outcome> + Sync>(
 ) -> Result<WriteReport, tokio_postgres::Error> {
     let tx = begin(client).await?;
     if !new_fields.is_empty() {
-        tx.execute(RECORD_FIELDS, &[&new_fields]).await?;
+        let cap = MAX_RECORDED_FIELDS as i64;
+        tx.execute(RECORD_FIELDS, &[&new_fields, &cap]).await?;
     }
     if let End::Commit {
         clear_attempts: true,
@@ -303,12 +292,16 @@ async fn insert_quarantine(
     let bodies = column(|q| q.body_masked.as_str());
     let users: Vec<Option<&str>> = entries.iter().map(|(_, q)| q.user_id.as_deref()).collect();
     let keys: Vec<Option<&str>> = entries.iter().map(|(_, q)| q.key_id.as_deref()).collect();
+    let user_ids: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|(_, q)| serde_json::Value::from(q.user_ids.clone()))
+        .collect();
     let inserted = tx
         .query(
             INSERT_QUARANTINE,
             &[
                 &ids, &codes, &reasons, &received, &sent, &counts, &sizes, &bodies, &users, &keys,
-                &elements,
+                &elements, &user_ids,
             ],
         )
         .await?;
