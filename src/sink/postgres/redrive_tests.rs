@@ -71,6 +71,7 @@ fn outcome(id: &str, element: Option<u32>, passes: bool) -> Outcome {
             body_bytes: 1,
             body_masked: "{}".into(),
             user_id: None,
+            user_ids: Vec::new(),
             key_id: None,
         })
     };
