@@ -129,11 +129,20 @@ struct Context<'c, 'a> {
     received_at: DateTime<Utc>,
 }
 
+/// How far an envelope's time may run ahead of its message's (producers' clocks differ).
+const ENVELOPE_TIME_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
 impl Context<'_, '_> {
     /// When the login was sent: the event's own time (its envelope's `Timestamp`/`time`) when it
-    /// has one, so a replayed archive or a redrive keeps its dates; else when the message was sent.
+    /// has one, so a replayed archive or a redrive keeps its dates; else when the message was
+    /// sent. The envelope's time is the producer's word: one later than the message itself
+    /// (beyond clock skew) cannot be true, and would date rows into months that have no partition
+    /// yet or outlive every retention; the message's time is taken then.
     fn sent_at(&self) -> DateTime<Utc> {
-        self.unwrapped.sent_at.unwrap_or(self.message.sent_at)
+        match self.unwrapped.sent_at {
+            Some(at) if at <= self.message.sent_at + ENVELOPE_TIME_SKEW => at,
+            _ => self.message.sent_at,
+        }
     }
 
     /// One login's outcome; `body` is what quarantine keeps (scrubbed) if it is refused.

@@ -367,3 +367,29 @@ mod properties {
         }
     }
 }
+
+/// Review finding: the envelope's time is the producer's word (EventBridge `PutEvents` lets the
+/// caller set `time`; any raw body shaped like an event is taken as one). An event dated after SQS
+/// received it cannot be true, yet it dates the row: a date months ahead lands in
+/// `user_logins_default` and then blocks creating that month's partition (PostgreSQL refuses a
+/// partition whose rows sit in DEFAULT: 23514), and a year-9999 row outlives every retention.
+/// Rule wanted: an envelope time later than SentTimestamp (plus a small slack) is not used.
+#[test]
+fn an_envelope_time_after_sqs_received_the_message_does_not_date_the_row() {
+    let login = r#"{"user_id":"u","device_type":"ios","ip":"10.0.0.1","device_id":"d-1"}"#;
+    let sent = envelope("", 1).sent_at;
+    for time in ["2025-09-15T00:00:00Z", "9999-12-31T23:59:59Z"] {
+        let event = format!(
+            r#"{{"version":"0","id":"e","detail-type":"login","source":"app","time":"{time}","detail":{login}}}"#
+        );
+        let OutcomeKind::Row { create_date, .. } =
+            only(process(&envelope(&event, 1), &masker(), Utc::now())).kind
+        else {
+            panic!("expected a row")
+        };
+        assert!(
+            create_date <= sent.date_naive() + chrono::Days::new(1),
+            "an event claiming {time} dates a row sent on {sent} as {create_date}"
+        );
+    }
+}

@@ -23,6 +23,10 @@ use crate::retry::Backoff;
 /// Credentials are renewed this long before they expire.
 pub(crate) const RENEW_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
 
+/// Credentials are not used this close to their expiry (a request signed at the last moment
+/// could arrive after it and be refused as expired).
+pub(crate) const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
+
 /// Credentials without an expiry are resolved again this often (the SDK's default expiration).
 pub(crate) const REFRESH_UNEXPIRING: Duration = Duration::from_secs(15 * 60);
 
@@ -82,7 +86,8 @@ impl Fetched {
     /// Whether AWS still accepts them at `now`.
     fn valid_at(&self, now: SystemTime) -> bool {
         match self.credentials.expiry() {
-            Some(expiry) => now < expiry,
+            // A request signed just before the expiry may reach AWS just after it.
+            Some(expiry) => now + EXPIRY_MARGIN < expiry,
             None => true,
         }
     }

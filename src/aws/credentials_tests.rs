@@ -129,8 +129,9 @@ async fn a_failed_renewal_keeps_the_last_good_ones_until_they_expire() {
     let h = Harness::new();
     assert_eq!(h.get(0, Answer::ExpiringAt(600)).await.unwrap(), "AK1");
     assert_eq!(h.get(400, Answer::Fail).await.unwrap(), "AK1");
-    assert_eq!(h.get(599, Answer::Fail).await.unwrap(), "AK1");
-    let expired = h.get(600, Answer::Fail).await.unwrap_err();
+    // Valid until 30 s (the margin) before the expiry.
+    assert_eq!(h.get(569, Answer::Fail).await.unwrap(), "AK1");
+    let expired = h.get(571, Answer::Fail).await.unwrap_err();
     assert!(!not_configured(&expired), "{expired}");
     assert_eq!(h.get(601, Answer::ExpiringAt(4000)).await.unwrap(), "AK5");
 }
@@ -174,7 +175,8 @@ proptest! {
                 Some(e) => now + RENEW_BEFORE_EXPIRY.as_secs() < *e,
                 None => now < fetched + REFRESH_UNEXPIRING.as_secs(),
             });
-            let valid = newest.as_ref().is_some_and(|(_, e, _)| e.map_or(true, |e| now < e));
+            let margin = EXPIRY_MARGIN.as_secs();
+            let valid = newest.as_ref().is_some_and(|(_, e, _)| e.map_or(true, |e| now + margin < e));
             prop_assert!(!(called && fresh), "asked the chain although fresh credentials were cached");
             prop_assert!(called || valid, "served without asking, but nothing valid was cached");
             if called && matches!(answer, Answer::ExpiringAt(_) | Answer::Unexpiring) {
@@ -185,7 +187,7 @@ proptest! {
                 Ok(key) => {
                     let (newest_key, expiry, _) = newest.as_ref().expect("something was fetched");
                     prop_assert_eq!(&key, newest_key);
-                    prop_assert!(expiry.map_or(true, |e| now < e), "expired credentials served");
+                    prop_assert!(expiry.map_or(true, |e| now + margin < e), "expired credentials served");
                 }
                 Err(_) => {
                     prop_assert!(called && !valid, "failed although valid credentials were cached");

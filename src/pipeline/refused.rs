@@ -11,9 +11,12 @@
 //! growing set that is known to commit; the first login whose addition is refused is quarantined,
 //! the earlier ones are kept (found by galloping then bisecting over the prefix: for `a, a', b,
 //! c, d` with `a`/`a'` conflicting, `a'` alone goes). A refusal is assumed monotone (a set
-//! holding a refused set is refused), as constraints are. Probes: one for the whole message,
-//! then at most `2⌈log₂ g⌉ + 2` for each quarantined login, `g` the distance from the previous
-//! one; a message of 1,000 logins with one refused login costs at most 23.
+//! holding a refused set is refused), as constraints are. Probes: at most `2⌈log₂ g⌉ + 2` for
+//! each quarantined login (`g` its distance from the previous one; the last one re-checks that
+//! what is kept still commits, else the search starts again, at most 3 times: another consumer
+//! committed a conflicting row meanwhile), then `⌈log₂ r⌉ + 1` for the `r` logins left; a
+//! message of 1,000 logins with one refused login costs at most 33, one whose every login is
+//! refused alone 2 per login.
 
 use chrono::Utc;
 
@@ -89,44 +92,68 @@ impl<S: Store> Committer<S> {
         Ok(())
     }
 
-    /// The positions among `rows` to quarantine (see the module docs) and how many probes it took.
+    /// The positions among `rows` to quarantine (see the module docs) and how many probes it
+    /// took; none if the search had to start again too often (rows committed concurrently keep
+    /// changing what commits): the caller writes again.
     async fn minimal_refusal(
         &mut self,
         item: &Item,
         rows: &[usize],
     ) -> Result<(Vec<usize>, usize), PipelineError> {
-        let (mut kept, mut refused, mut probes) = (Vec::new(), Vec::new(), 0);
+        let mut probes = 0;
+        for _ in 0..SEARCHES {
+            if let Some(refused) = self.search(item, rows, &mut probes).await? {
+                return Ok((refused, probes));
+            }
+        }
+        Ok((Vec::new(), probes))
+    }
+
+    /// One search; `None` if a set found to commit stopped committing meanwhile (another
+    /// consumer committed a conflicting row between two probes): what was learnt is stale.
+    async fn search(
+        &mut self,
+        item: &Item,
+        rows: &[usize],
+        probes: &mut usize,
+    ) -> Result<Option<Vec<usize>>, PipelineError> {
+        let (mut kept, mut refused) = (Vec::new(), Vec::new());
         let mut rest = rows;
         while !rest.is_empty() {
-            probes += 1;
-            if self.commits(item, &kept, rest).await? {
-                break;
-            }
-            // `kept` + rest[..good] commits, `kept` + rest[..bad] does not.
-            let (mut good, mut bad, mut step) = (0, rest.len(), 1);
-            while step < bad {
-                probes += 1;
-                if !self.commits(item, &kept, &rest[..step]).await? {
-                    bad = step;
+            // Gallop: `kept` + rest[..good] commits, `kept` + rest[..bad] does not.
+            let (mut good, mut bad, mut step) = (0, None, 1);
+            while good < rest.len() {
+                let n = step.min(rest.len());
+                *probes += 1;
+                if !self.commits(item, &kept, &rest[..n]).await? {
+                    bad = Some(n);
                     break;
                 }
-                good = step;
+                good = n;
                 step *= 2;
             }
+            let Some(mut bad) = bad else {
+                return Ok(Some(refused));
+            };
             while bad - good > 1 {
                 let middle = good + (bad - good) / 2;
-                probes += 1;
+                *probes += 1;
                 if self.commits(item, &kept, &rest[..middle]).await? {
                     good = middle;
                 } else {
                     bad = middle;
                 }
             }
+            // rest[good] is refused with what commits: still so? (Else start again.)
+            *probes += 1;
+            if !self.commits(item, &kept, &rest[..good]).await? {
+                return Ok(None);
+            }
             kept.extend_from_slice(&rest[..good]);
             refused.push(rest[good]);
             rest = &rest[bad..];
         }
-        Ok((refused, probes))
+        Ok(Some(refused))
     }
 
     /// Would the database take the rows at `kept` and `more` together (a rolled-back write)?
@@ -148,17 +175,16 @@ impl<S: Store> Committer<S> {
         }
     }
 
-    /// A refusal of a value's *type or length* (SQLSTATE class 22) cannot come from validated
-    /// data in a table as migrated: validation refuses what that table would (too long, NUL
-    /// characters). If every login of `part` is refused alone for the same cause (up to
-    /// [`SCHEMA_SAMPLE`] logins, spread over the part, at least two), the table is what is wrong:
-    /// the run stops with the cause instead of quarantining every login.
+    /// A refusal that can blame the table ([`blames_the_table`]) and that every login of `part`
+    /// meets alone for the same cause (up to [`SCHEMA_SAMPLE`] logins, spread over the part, at
+    /// least two): the table is what is wrong, and the run stops with the cause instead of
+    /// quarantining every login (whose raw values would then be gone).
     pub(super) async fn stop_if_the_table_is_wrong(
         &mut self,
         part: &[Item],
         reason: &str,
     ) -> Result<(), PipelineError> {
-        if !reason.starts_with("SQLSTATE 22") {
+        if !blames_the_table(reason) {
             return Ok(());
         }
         let rows: Vec<&Outcome> = (part.iter().flat_map(|item| &item.outcomes))
@@ -202,6 +228,16 @@ impl<S: Store> Committer<S> {
     }
 }
 
+/// Refusals a table changed by hand can make of valid logins: a value's type or length
+/// (class 22; validated data fits the table as migrated: validation refuses what it would), a
+/// `NOT NULL` column the writer does not fill (23502), a row no partition takes (23514 without
+/// a constraint name). A named CHECK, a unique index or a foreign key is a rule about the data.
+fn blames_the_table(reason: &str) -> bool {
+    reason.starts_with("SQLSTATE 22")
+        || reason.starts_with("SQLSTATE 23502")
+        || (reason.starts_with("SQLSTATE 23514") && !reason.contains("constraint"))
+}
+
 /// The most logins of a batch tried alone before a type refusal is blamed on the table.
 const SCHEMA_SAMPLE: usize = 64;
 
@@ -209,9 +245,16 @@ const SCHEMA_SAMPLE: usize = 64;
 /// whole (with its reason): nothing can be isolated, and the committer must make progress.
 const UNEXPLAINED_REFUSALS: u8 = 3;
 
-/// The most probes [`Committer::minimal_refusal`] makes for `n` logins of which `k` are refused.
+/// Searches started again at most, when rows committed concurrently change what commits.
+const SEARCHES: usize = 3;
+
+/// The most probes one undisturbed search makes for `n` logins of which `k` are refused.
 #[cfg(test)]
 pub(super) fn probe_bound(n: usize, k: usize) -> usize {
     let log2 = |x: usize| (usize::BITS - x.max(1).leading_zeros()) as usize;
-    1 + k * (2 * log2(n) + 2)
+    log2(n) + 1 + k * (2 * log2(n) + 2)
 }
+
+#[cfg(test)]
+#[path = "refused_tests.rs"]
+mod tests;

@@ -192,9 +192,11 @@ async fn sqs_unreachable_at_start_and_mid_drain_is_survived_with_exact_counts() 
     // Down until a receive has failed (a receiver waiting for buffer room on a loaded machine
     // does not call SQS; a fixed outage could pass unseen), then up again.
     proxy.set_up(false);
-    wait_until("a receive failing in the outage", Duration::from_secs(120), || async {
-        run.log().contains("receive failed, retrying")
-    })
+    wait_until(
+        "a receive failing in the outage",
+        Duration::from_secs(120),
+        || async { run.log().contains("receive failed, retrying") },
+    )
     .await;
     proxy.set_up(true);
     let status = run.wait(Duration::from_secs(120)).await;

@@ -10,13 +10,18 @@ use login_etl::pipeline::PipelineSettings;
 use crate::helpers::*;
 
 /// Columns changed so they cannot hold what is written: (column, ALTER … TYPE clause).
-const MISMATCHES: [(&str, &str); 6] = [
+const MISMATCHES: [(&str, &str); 7] = [
     ("masked_ip", "varchar(64)"),
     ("masked_device_id", "varchar(40)"),
     ("user_id", "uuid USING NULL"),
     ("app_version", "integer USING NULL"),
     ("device_type", "varchar(2)"),
     ("sent_at", "timestamp without time zone"),
+    // Not a type: a column the writer leaves empty, made NOT NULL.
+    (
+        "masked_ip_network",
+        "varchar(256), ALTER COLUMN masked_ip_network SET NOT NULL",
+    ),
 ];
 
 async fn altered(column: &str, clause: &str) -> TestDb {

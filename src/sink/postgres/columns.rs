@@ -33,6 +33,16 @@ const COLUMNS: &str = "SELECT column_name::text, data_type::text, character_maxi
                        FROM information_schema.columns \
                        WHERE table_schema = current_schema() AND table_name = 'user_logins'";
 
+/// Columns that refuse a row without a value in them: `NOT NULL`, no default, not generated.
+const MUST_BE_FILLED: &str = "SELECT column_name::text FROM information_schema.columns \
+     WHERE table_schema = current_schema() AND table_name = 'user_logins' \
+     AND is_nullable = 'NO' AND column_default IS NULL AND is_identity = 'NO' \
+     AND is_generated = 'NEVER' ORDER BY ordinal_position";
+
+/// Columns the writer leaves NULL unless a flag fills them (`--ip-network-mask`,
+/// `--keep-extra-fields`) or the login lacks the value (`locale`, `app_version`).
+const MAY_BE_NULL: [&str; 4] = ["masked_ip_network", "extra_fields", "locale", "app_version"];
+
 impl PgSink {
     /// Stop (`SinkError::Schema`) naming the first column of `user_logins` that cannot hold
     /// what the writer writes, with the statement that fixes it.
@@ -42,11 +52,27 @@ impl PgSink {
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect();
-        match mismatch(&found) {
+        if let Some(line) = mismatch(&found) {
+            return Err(SinkError::Schema(line));
+        }
+        let rows = self.query(MUST_BE_FILLED, &[]).await?;
+        let filled: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        match unfilled(&filled) {
             Some(line) => Err(SinkError::Schema(line)),
             None => Ok(()),
         }
     }
+}
+
+/// The first `NOT NULL` column without a default that the writer may leave empty.
+fn unfilled(must_be_filled: &[String]) -> Option<String> {
+    let writes_always = |c: &str| NEEDS.iter().any(|(n, _)| *n == c) && !MAY_BE_NULL.contains(&c);
+    let column = must_be_filled.iter().find(|c| !writes_always(c))?;
+    Some(format!(
+        "user_logins.{column} is NOT NULL without a default, and login-etl leaves it empty \
+         (always, or for some logins): ALTER TABLE user_logins ALTER COLUMN {column} DROP NOT NULL \
+         (or SET DEFAULT a value)"
+    ))
 }
 
 /// The first column that does not fit, as one line with its fix.
@@ -105,6 +131,18 @@ mod tests {
         wider[0] = ("user_id".into(), "text".into(), None);
         wider[2] = ("masked_ip".into(), "character varying".into(), None);
         assert_eq!(mismatch(&wider), None);
+    }
+
+    #[test]
+    fn a_not_null_column_the_writer_leaves_empty_is_named() {
+        assert_eq!(unfilled(&["user_id".into(), "create_date".into()]), None);
+        for column in ["tenant", "masked_ip_network", "extra_fields", "locale"] {
+            let line = unfilled(&["user_id".into(), column.into()]).unwrap_or_default();
+            assert!(
+                line.contains(&format!("user_logins.{column} is NOT NULL")),
+                "{line}"
+            );
+        }
     }
 
     proptest! {

@@ -163,7 +163,12 @@ impl IamAuth {
         let text = auth_token(host, port, user, &region, &credentials, now)
             .map_err(TokenError::NotConfigured)?;
         let reuse_until = match credentials.expiry() {
-            Some(expiry) => expiry.min(now + TOKEN_REUSE),
+            // Never signed with credentials about to lapse: a connection opened with such a
+            // token a second later fails authentication, which stops the run.
+            Some(expiry) => expiry
+                .checked_sub(crate::aws::credentials::RENEW_BEFORE_EXPIRY)
+                .unwrap_or(now)
+                .min(now + TOKEN_REUSE),
             None => now + TOKEN_REUSE,
         };
         *self.lock() = Some(Token {

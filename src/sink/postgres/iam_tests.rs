@@ -115,3 +115,73 @@ async fn no_credentials_configured_stops_with_what_to_set() {
     assert_eq!(e.disposition(), Disposition::Stop);
     assert!(e.to_string().contains("AWS_PROFILE"), "{e}");
 }
+
+/// Credentials that expire `lifetime` seconds after they are fetched, on the test's clock.
+#[derive(Debug)]
+struct Expiring {
+    seconds: Arc<AtomicU64>,
+    lifetime: u64,
+    calls: AtomicUsize,
+}
+
+impl ProvideCredentials for Expiring {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let now = 1_764_561_906 + self.seconds.load(Ordering::SeqCst);
+        let expiry = SystemTime::UNIX_EPOCH + Duration::from_secs(now + self.lifetime);
+        future::ProvideCredentials::ready(Ok(Credentials::new(
+            "ASIAEXAMPLE",
+            "secret",
+            Some("session".into()),
+            Some(expiry),
+            "t",
+        )))
+    }
+}
+
+/// Review finding: a token is reused until its credentials' expiry itself, so the last token
+/// handed out may be signed with credentials that lapse a second later; the connection it
+/// opens then fails authentication (28000/28P01: a Fatal stop). IMDS hands out credentials with
+/// minutes left (new ones appear 5 minutes before the old expire), so this is reached in normal
+/// operation. Rule wanted: a token is reused only while its credentials have a margin left
+/// (e.g. the cache's renewal window), like the 10-minute bound keeps inside the token's lifetime.
+#[tokio::test]
+async fn a_token_is_not_handed_out_when_its_credentials_are_about_to_lapse() {
+    let seconds = Arc::new(AtomicU64::new(0));
+    let now = seconds.clone();
+    let clock: Clock = Arc::new(move || {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_561_906 + now.load(Ordering::SeqCst))
+    });
+    let chain = Arc::new(Expiring {
+        seconds: seconds.clone(),
+        lifetime: 360,
+        calls: AtomicUsize::new(0),
+    });
+    struct Shared(Arc<Expiring>);
+    impl std::fmt::Debug for Shared {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Shared")
+        }
+    }
+    impl ProvideCredentials for Shared {
+        fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            self.0.provide_credentials()
+        }
+    }
+    let provider = SharedCredentialsProvider::new(Shared(chain.clone()));
+    let iam = IamAuth::with_chain(provider, "eu-west-1", clock);
+    let first = iam.token("db", 5432, "etl").await.unwrap();
+    // One second before the credentials it was signed with expire.
+    seconds.store(359, Ordering::SeqCst);
+    let later = iam.token("db", 5432, "etl").await.unwrap();
+    assert_ne!(
+        later, first,
+        "a token signed with credentials that expire in 1 s was handed to a new connection"
+    );
+}
