@@ -37,7 +37,7 @@ if [ -z "$(psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname = '$db_name'
   psql_admin -c "CREATE DATABASE $db_name"
 fi
 
-# The demo never needs a real secret; production must bring its own key (see README).
+# The demo never needs a real secret; production must bring its own key (see docs/privacy.md).
 key_file=$root/.stack/dev-mask.key
 if [ -z "${LOGIN_ETL_MASK_KEY:-}" ] && [ -z "${LOGIN_ETL_MASK_KEY_FILE:-}" ]; then
   if [ ! -s "$key_file" ]; then

@@ -80,7 +80,7 @@ pub struct NetworkArgs {
     /// Also store a pseudonym of each address's network, so logins can be grouped by network
     /// without seeing addresses: `hmac` (keyed mask of the /24 or /48, one-way; leaks only "same
     /// network or not") or `ipcrypt-pfx` (prefix-preserving encryption; every shared prefix length
-    /// shows, reversible by key holders with `reveal`). See README "Network pseudonyms".
+    /// shows, reversible by key holders with `reveal`). See docs/privacy.md "Network pseudonyms".
     #[arg(long, env = "LOGIN_ETL_IP_NETWORK_MASK", value_enum, default_value_t = NetworkMaskArg::Off)]
     pub ip_network_mask: NetworkMaskArg,
     /// IPv4 prefix length `hmac` groups by.

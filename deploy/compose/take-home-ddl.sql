@@ -1,5 +1,5 @@
 -- The take-home's original table, as its docker-compose creates it. login-etl migrates it on
--- start (app_version becomes text, keeping its values; see README "Schema").
+-- start (app_version becomes text, keeping its values; see docs/schema.md).
 CREATE TABLE IF NOT EXISTS user_logins(
     user_id             varchar(128),
     device_type         varchar(32),
