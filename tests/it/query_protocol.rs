@@ -160,7 +160,7 @@ async fn json_only_against_a_query_only_sqs_fails_at_once_naming_the_flag() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(started.elapsed() < Duration::from_secs(30), "at once");
+    assert_stopped_at_once(&stderr, started.elapsed());
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(errors.len(), 1, "{stderr}");
     assert!(errors[0].contains("--sqs-protocol query"), "{}", errors[0]);
