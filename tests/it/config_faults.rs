@@ -2,7 +2,7 @@
 //! that refuses a migration — stop at once with one line naming the fix, and never echo what a
 //! reply carried. And a task that panics ends the run non-zero instead of "success".
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::helpers::*;
 
@@ -193,7 +193,7 @@ async fn a_panicking_receiver_ends_the_run_non_zero_and_loses_nothing() {
         "{stderr}"
     );
 
-    tokio::time::sleep(Duration::from_secs(2)).await; // the visibility timeout
+    queue.until_none_in_flight().await;
     run_drain(&queue, &db, &[]);
     assert_landed(&db, &queue, 99, 1).await;
 }

@@ -21,8 +21,8 @@ use std::sync::OnceLock;
 
 pub(crate) use cluster::{pg_client, pg_count, TempCluster};
 pub(crate) use db::{
-    assert_no_poison, least_privilege_role, refuse_web_logins, sleeping_backends, slow_down_copy,
-    TestDb,
+    assert_no_poison, hold_writes, least_privilege_role, lock_waiters, refuse_web_logins,
+    sleeping_backends, slow_down_copy, TestDb,
 };
 pub(crate) use fake_sqs::{FakeSqs, Reply};
 use login_etl::mask::{KeyRing, Masker};
