@@ -143,6 +143,7 @@ fn serve_on(dir: &std::path::Path, port: u16) -> Result<Child, String> {
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("prometheus did not get ready on {port}");
 }
 
