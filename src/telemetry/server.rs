@@ -18,7 +18,8 @@ fn answer(state: Result<(), String>) -> (StatusCode, String) {
     }
 }
 
-/// Bind now (so a taken port fails the start), serve until `shutdown`.
+/// Bind now (so a taken port fails the start), log the bound address (port 0 lets the kernel
+/// pick one), serve until `shutdown`.
 pub(crate) async fn serve(
     addr: SocketAddr,
     handle: PrometheusHandle,
@@ -31,7 +32,9 @@ pub(crate) async fn serve(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on --metrics-addr {addr}: {e}"))?;
-    tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+    // The address actually bound: with port 0 the kernel picks one, and this line says which.
+    let bound = listener.local_addr().unwrap_or(addr);
+    tracing::info!(addr = %bound, "serving /metrics, /healthz and /readyz");
     tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })

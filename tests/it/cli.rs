@@ -101,10 +101,7 @@ async fn a_missing_queue_is_a_clear_immediate_error() {
         stderr.contains("SQS queue `no-such-queue` does not exist"),
         "{stderr}"
     );
-    assert!(
-        started.elapsed().as_secs() < 10,
-        "no retry loop for a fatal error"
-    );
+    assert_stopped_at_once(&stderr, started.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -3,7 +3,7 @@
 //! closes every connection. Each ends in one line naming the endpoint, non-zero, in under 10 s,
 //! and never quotes what came back beyond a digit-masked start.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::helpers::*;
 
@@ -41,7 +41,9 @@ async fn closes_at_once() -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-/// Run `args` against `endpoint`; it must fail within 10 s with one error line naming it.
+/// Run `args` against `endpoint`; it must fail with one error line naming it, well before the
+/// default retry budget (a server that closes the connection is tried a few times first, as a
+/// reset can be transient, so retry lines are allowed here; the bound is not).
 fn fails_naming(queue: &TestQueue, db: &TestDb, endpoint: &str, args: &[&str]) -> String {
     let started = Instant::now();
     let out = run_binary(
@@ -53,10 +55,7 @@ fn fails_naming(queue: &TestQueue, db: &TestDb, endpoint: &str, args: &[&str]) -
     let took = started.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "{endpoint}: must fail: {stderr}");
-    assert!(
-        took < Duration::from_secs(10),
-        "{endpoint}: took {took:?}: {stderr}"
-    );
+    assert!(took < AT_ONCE, "{endpoint}: took {took:?}: {stderr}");
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(errors.len(), 1, "{stderr}");
     assert!(errors[0].contains(endpoint), "{}", errors[0]);

@@ -212,12 +212,12 @@ async fn assert_nothing_leaked(
 async fn drain_with_metrics(queue: &TestQueue, db: &TestDb, bodies: &[String]) -> (String, String) {
     db.sink().migrate().await.unwrap();
     queue.send(bodies).await;
-    let port = free_port();
     let mut run = Spawned::new(
         binary(queue, db)
-            .env("LOGIN_ETL_METRICS_ADDR", format!("127.0.0.1:{port}"))
+            .env("LOGIN_ETL_METRICS_ADDR", ANY_PORT)
             .args(["run", "--batch-size", "40"]),
     );
+    let port = run.metrics_port().await;
     let sent = bodies.len() as i64;
     wait_until("the queue drained", Duration::from_secs(90), || async {
         db.counts().await.processed == sent

@@ -43,6 +43,29 @@ async fn primary_with_schema(queue: &TestQueue) -> (TempCluster, PgProxy) {
     (primary, proxy)
 }
 
+/// The waits (`retry_in=…`) of the retry lines that name the read-only writer.
+fn read_only_waits(log: &str) -> Vec<Duration> {
+    log.lines()
+        .filter(|l| l.contains("read-only"))
+        .filter_map(|l| l.split_once("retry_in=")?.1.split_whitespace().next())
+        .map(|wait| parse_debug_duration(wait).unwrap_or_else(|| panic!("a wait of {wait}")))
+        .collect()
+}
+
+/// A `Duration` as `{:?}` prints it (`1.5s`, `250ms`, `80µs`).
+fn parse_debug_duration(text: &str) -> Option<Duration> {
+    let number = |s: &str| s.parse::<f64>().ok();
+    if let Some(ms) = text.strip_suffix("ms") {
+        Some(Duration::from_secs_f64(number(ms)? / 1e3))
+    } else if let Some(us) = text.strip_suffix("µs") {
+        Some(Duration::from_secs_f64(number(us)? / 1e6))
+    } else if let Some(ns) = text.strip_suffix("ns") {
+        Some(Duration::from_secs_f64(number(ns)? / 1e9))
+    } else {
+        Some(Duration::from_secs_f64(number(text.strip_suffix('s')?)?))
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failover_lands_every_message_once_in_the_new_writer() {
     let queue = TestQueue::new(30).await;
@@ -65,8 +88,14 @@ async fn a_failover_lands_every_message_once_in_the_new_writer() {
     )
     .await;
     demote(&primary).await;
-    // DNS lag: for 10 s new connections still reach the old writer, now read-only.
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    // DNS lag: new connections still reach the old writer, now read-only, until login-etl has
+    // met it (a condition: how long that takes depends on the machine, not on the scenario).
+    wait_until(
+        "the read-only writer met",
+        Duration::from_secs(120),
+        || async { run.log().contains("read-only") },
+    )
+    .await;
     let on_a = pg_count(&a, "SELECT count(*) FROM processed_messages").await;
     standby.promote();
     proxy.switch_to(standby.port);
@@ -77,21 +106,22 @@ async fn a_failover_lands_every_message_once_in_the_new_writer() {
     })
     .await;
     let resumed = promoted.elapsed();
-    assert!(
-        resumed < Duration::from_secs(10),
-        "writes resumed {resumed:?} after the promotion"
-    );
-    let status = run.wait(Duration::from_secs(180)).await;
+    let status = run.wait(Duration::from_secs(300)).await;
     let after_promotion = promoted.elapsed();
     let log = run.log();
     assert!(status.success(), "{log}");
+    // "Soon after the promotion", checked by its mechanism rather than by a stopwatch: every wait
+    // behind a read-only writer is capped at 2 s (`Classify::max_wait`), not backed off to the
+    // write budget's scale.
+    let waits = read_only_waits(&log);
     assert!(
-        after_promotion < Duration::from_secs(60),
-        "the drain ended {after_promotion:?} after the promotion"
-    );
-    assert!(
-        log.contains("read-only"),
+        !waits.is_empty(),
         "the read-only writer was not noticed: {log}"
+    );
+    let longest = waits.iter().max().unwrap();
+    assert!(
+        *longest <= Duration::from_secs(2),
+        "a wait behind the read-only writer of {longest:?}, over the 2 s cap"
     );
     let (rows, quarantined, ledger) = (
         pg_count(&b, "SELECT count(*) FROM user_logins").await,
@@ -131,7 +161,9 @@ async fn a_server_that_stays_read_only_ends_the_run_after_the_budget() {
         last.starts_with("error:") && last.contains("read-only"),
         "{last}"
     );
-    assert!(took < Duration::from_secs(30), "took {took:?}");
+    // The point is "no retry past the budget": a bound the default budget (300 s) would exceed,
+    // far enough above 5 s that a loaded machine does not reach it.
+    assert!(took < Duration::from_secs(60), "took {took:?}");
     assert_eq!(queue.remaining().await, 10, "nothing was deleted");
 }
 
@@ -168,12 +200,12 @@ async fn readyz_says_when_the_database_is_read_only() {
     let queue = TestQueue::new(30).await;
     let (primary, proxy) = primary_with_schema(&queue).await;
     let through_proxy = format!("postgres://postgres@127.0.0.1:{}/{DB}", proxy.port);
-    let port = free_port();
     let mut run = Spawned::new(
         binary_for(&queue, &through_proxy)
-            .env("LOGIN_ETL_METRICS_ADDR", format!("127.0.0.1:{port}"))
+            .env("LOGIN_ETL_METRICS_ADDR", ANY_PORT)
             .arg("run"),
     );
+    let port = run.metrics_port().await;
     wait_until("ready", Duration::from_secs(30), || async {
         http_get(port, "/readyz")
             .await

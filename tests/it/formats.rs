@@ -163,12 +163,12 @@ async fn unknown_fields_are_counted_by_name_and_never_by_value() {
     db.sink().migrate().await.unwrap();
     let body = r#"{"user_id":"u","device_type":"ios","ip":"198.51.100.4","device_id":"zyxwvu","campaign":"spring","zyxwvu":1,"198.51.100.4":true}"#;
     queue.send(&[body.to_string()]).await;
-    let port = free_port();
     let mut run = Spawned::new(
         binary(&queue, &db)
-            .env("LOGIN_ETL_METRICS_ADDR", format!("127.0.0.1:{port}"))
+            .env("LOGIN_ETL_METRICS_ADDR", ANY_PORT)
             .args(["run", "--keep-extra-fields"]),
     );
+    let port = run.metrics_port().await;
     wait_until(
         "the login landed",
         std::time::Duration::from_secs(30),

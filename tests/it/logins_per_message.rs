@@ -186,7 +186,7 @@ async fn a_kill_between_commit_and_delete_of_a_1000_login_message_adds_nothing()
     assert_eq!(db.counts().await.quarantined(), 10);
 
     // The message comes back after its visibility timeout: it is a duplicate, nothing lands.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    queue.until_none_in_flight().await;
     run_drain(&queue, &db, &[]);
     let counts = db.counts().await;
     assert_eq!(

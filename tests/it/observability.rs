@@ -74,21 +74,7 @@ impl Prometheus {
             dir.join("alerts.yml").display()
         );
         std::fs::write(dir.join("prometheus.yml"), config).unwrap();
-        let port = free_port();
-        let child = Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                dir.join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(std::fs::File::create(dir.join("out.log")).unwrap())
-            .stderr(std::fs::File::create(dir.join("err.log")).unwrap())
-            .spawn()
-            .unwrap();
+        let (child, port) = on_a_spare_port("prometheus", |port| serve_on(&dir, port));
         Self {
             child,
             port,
@@ -125,6 +111,40 @@ impl Prometheus {
                 a["state"].as_str().unwrap_or("").to_string()
             })
     }
+}
+
+/// Prometheus on `port`, once it says it serves; `Err` with what it said when it exited (such as
+/// "address already in use": the port was taken after it was found free).
+fn serve_on(dir: &std::path::Path, port: u16) -> Result<Child, String> {
+    let log = dir.join("err.log");
+    let mut child = Command::new("prometheus")
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(std::fs::File::create(dir.join("out.log")).unwrap())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        let said = std::fs::read_to_string(&log).unwrap_or_default();
+        if child.try_wait().unwrap().is_some() {
+            return Err(said);
+        }
+        if said.contains("Server is ready to receive web requests") {
+            return Ok(child);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("prometheus did not get ready on {port}");
 }
 
 impl Drop for Prometheus {
@@ -199,20 +219,19 @@ async fn the_dashboard_and_alerts_work_against_a_real_prometheus() {
     let bodies = synthetic(3000, 11);
     queue.send(&bodies).await;
 
-    let metrics_port = free_port();
+    // login-etl binds its own port and says which; Prometheus is then told to scrape it. The
+    // counters are cumulative, so what Prometheus missed of the start is still counted.
+    let mut run = Spawned::new(
+        binary_for(&queue, &url)
+            .env("LOGIN_ETL_METRICS_ADDR", ANY_PORT)
+            .arg("run"),
+    );
+    let metrics_port = run.metrics_port().await;
     let prometheus = Prometheus::start(metrics_port);
-    wait_until("Prometheus ready", Duration::from_secs(30), || async {
+    wait_until("Prometheus ready", Duration::from_secs(120), || async {
         matches!(http_get(prometheus.port, "/-/ready").await, Some((200, _)))
     })
     .await;
-    let mut run = Spawned::new(
-        binary_for(&queue, &url)
-            .env(
-                "LOGIN_ETL_METRICS_ADDR",
-                format!("127.0.0.1:{metrics_port}"),
-            )
-            .arg("run"),
-    );
     wait_until("the drain, scraped", Duration::from_secs(90), || async {
         let landed = prometheus.query("sum(login_etl_rows_written_total)").await;
         landed
@@ -222,7 +241,18 @@ async fn the_dashboard_and_alerts_work_against_a_real_prometheus() {
             == Some(valid_count(&bodies).to_string())
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A few more scrapes after the drain, so every rate() of the dashboard has samples.
+    let scrapes = || async {
+        let up = prometheus.query("count_over_time(up[1h])").await;
+        (up.first().and_then(|r| r["value"][1].as_str()))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let at_drain = scrapes().await;
+    wait_until("3 more scrapes", Duration::from_secs(60), || async {
+        scrapes().await >= at_drain + 3
+    })
+    .await;
 
     // Every metric the dashboard or an alert names is exported (or needs an event).
     let exported: BTreeSet<String> = (prometheus.api("label/__name__/values").await)

@@ -27,16 +27,16 @@ async fn metrics_match_the_database_and_the_queue_exactly() {
     db.sink().migrate().await.unwrap();
     let bodies = synthetic(2000, 51);
     queue.send(&bodies).await;
-    let port = free_port();
     let mut run = Spawned::new(binary(&queue, &db).args([
         "run",
         "--metrics-addr",
-        &format!("127.0.0.1:{port}"),
+        ANY_PORT,
         "--batch-size",
         "100",
         "--wait-time-seconds",
         "1",
     ]));
+    let port = run.metrics_port().await;
     // During the drain: the endpoint answers and never counts ahead of the database.
     wait_until("the first rows", Duration::from_secs(60), || async {
         db.counts().await.rows > 0
@@ -50,8 +50,27 @@ async fn metrics_match_the_database_and_the_queue_exactly() {
         db.counts().await.processed == 2000
     })
     .await;
-    // One more probe so the depth gauges and deletes are current.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Until every delete is counted and a depth probe has run since (the probe has its own
+    // interval): a condition, not a guess of how long that takes on this machine.
+    let depth = |m: &HashMap<String, f64>| {
+        metric(m, "login_etl_queue_visible_messages{queue=\"source\"}")
+            + metric(m, "login_etl_queue_in_flight_messages{queue=\"source\"}")
+    };
+    wait_until(
+        "the deletes counted, the depth probed",
+        Duration::from_secs(120),
+        || async {
+            let Some((200, text)) = http_get(port, "/metrics").await else {
+                return false;
+            };
+            let m = parse_metrics(&text);
+            metric(&m, "login_etl_deletes_total") == 2000.0
+                && m.contains_key("login_etl_queue_visible_messages{queue=\"source\"}")
+                && depth(&m) == 0.0
+                && queue.remaining().await == 0
+        },
+    )
+    .await;
 
     let (status, text) = http_get(port, "/metrics").await.unwrap();
     assert_eq!(status, 200);
@@ -82,11 +101,7 @@ async fn metrics_match_the_database_and_the_queue_exactly() {
     assert!(metric(&m, "login_etl_commit_duration_seconds_count") > 0.0);
     assert_eq!(metric(&m, "login_etl_messages_held"), 0.0);
     assert!(metric(&m, "login_etl_last_commit_timestamp_seconds") > 1.7e9);
-    assert_eq!(
-        metric(&m, "login_etl_queue_visible_messages{queue=\"source\"}")
-            + metric(&m, "login_etl_queue_in_flight_messages{queue=\"source\"}"),
-        queue.remaining().await as f64
-    );
+    assert_eq!(depth(&m), queue.remaining().await as f64);
     let build_info = format!(
         r#"login_etl_build_info{{version="{}",commit="{}",strategy="hmac-sha256",key_id="k1"}} 1"#,
         env!("CARGO_PKG_VERSION"),
@@ -110,14 +125,14 @@ async fn metrics_match_the_database_and_the_queue_exactly() {
 async fn readyz_follows_a_postgres_outage() {
     let cluster = TempCluster::new();
     let queue = TestQueue::new(30).await;
-    let port = free_port();
     let mut run = Spawned::new(binary_for(&queue, &cluster.url("postgres")).args([
         "run",
         "--metrics-addr",
-        &format!("127.0.0.1:{port}"),
+        ANY_PORT,
         "--wait-time-seconds",
         "1",
     ]));
+    let port = run.metrics_port().await;
     let ready = |want: u16| async move {
         matches!(http_get(port, "/readyz").await, Some((status, _)) if status == want)
     };
@@ -150,13 +165,13 @@ async fn healthz_fails_when_a_receiver_dies() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
     db.sink().migrate().await.unwrap();
     slow_down_copy(&db, 4).await; // keeps the process alive while it commits what it holds
-    let port = free_port();
     let mut run = Spawned::new(
         binary(&queue, &db)
             .env("LOGIN_ETL_TEST_PANIC_IN_RECEIVER", "1")
             .args(["run", "--receivers", "1", "--wait-time-seconds", "1"])
-            .args(["--metrics-addr", &format!("127.0.0.1:{port}")]),
+            .args(["--metrics-addr", ANY_PORT]),
     );
+    let port = run.metrics_port().await;
     wait_until("alive", Duration::from_secs(30), || async {
         matches!(http_get(port, "/healthz").await, Some((200, _)))
     })

@@ -132,7 +132,7 @@ async fn a_failing_database_deletes_nothing_and_loses_nothing() {
         .batch_execute("DROP TRIGGER fail_writes ON user_logins")
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    queue.until_none_in_flight().await;
     run_drain(&queue, &db, &[]);
     assert_landed(&db, &queue, 99, 1).await;
 }
@@ -241,19 +241,15 @@ async fn sigterm_commits_the_batch_in_flight_and_exits_zero() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut held = 0;
-    for _ in 0..100 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let depth = queue.source.depth().await.unwrap();
-        held = depth.in_flight;
-        if depth.visible == 0 && depth.in_flight == 100 {
-            break;
-        }
-    }
-    assert_eq!(
-        held, 100,
-        "all messages received and held in the open batch"
-    );
+    wait_until(
+        "all messages received and held in the open batch",
+        Duration::from_secs(120),
+        || async {
+            let depth = queue.source.depth().await.unwrap();
+            (depth.visible, depth.in_flight) == (0, 100)
+        },
+    )
+    .await;
     assert_eq!(
         db.counts().await.rows,
         0,

@@ -306,7 +306,6 @@ async fn the_privacy_scan_finds_nothing_with_every_option_on() {
         let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
         db.sink().migrate().await.unwrap();
         queue.send(&bodies).await;
-        let port = free_port();
         let ring = format!("{K2},{K1}");
         let mut run = Spawned::new(
             binary(&queue, &db)
@@ -314,9 +313,10 @@ async fn the_privacy_scan_finds_nothing_with_every_option_on() {
                 .env("LOGIN_ETL_MASK_STRATEGY", "aes-siv")
                 .env("LOGIN_ETL_IP_NETWORK_MASK", network)
                 .env("LOGIN_ETL_RETAIN_DAYS", "400")
-                .env("LOGIN_ETL_METRICS_ADDR", format!("127.0.0.1:{port}"))
+                .env("LOGIN_ETL_METRICS_ADDR", ANY_PORT)
                 .args(["run", "--batch-size", "50"]),
         );
+        let port = run.metrics_port().await;
         wait_until("the queue drained", Duration::from_secs(60), || async {
             db.counts().await.processed == 300
         })

@@ -1,6 +1,6 @@
 //! Many consumers on one queue stay exact: the ledger's primary key is the only coordination.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::helpers::*;
 
@@ -46,13 +46,13 @@ async fn four_consumers_one_killed_land_every_message_exactly_once() {
         Spawned::new(&mut cmd)
     };
     // The one to be killed serves metrics, so what it had received is known at the kill.
-    let port = free_port();
     let mut consumers = vec![Spawned::new(
         binary(&queue, &db)
             .env("LOGIN_ETL_LOG", "info")
-            .env("LOGIN_ETL_METRICS_ADDR", format!("127.0.0.1:{port}"))
+            .env("LOGIN_ETL_METRICS_ADDR", ANY_PORT)
             .args(["run", "--batch-size", "200", "--wait-time-seconds", "1"]),
     )];
+    let port = consumers[0].metrics_port().await;
     consumers.extend((0..3).map(|_| consumer()));
 
     wait_until(
@@ -72,13 +72,12 @@ async fn four_consumers_one_killed_land_every_message_exactly_once() {
     let processed_at_kill = db.counts().await.processed;
     assert!(processed_at_kill < SENT, "killed mid-run");
 
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(180) {
-        if db.counts().await.processed == SENT && queue.remaining().await == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_until(
+        "every message processed and deleted",
+        Duration::from_secs(300),
+        || async { db.counts().await.processed == SENT && queue.remaining().await == 0 },
+    )
+    .await;
     let (mut received, mut duplicates) = (0, 0);
     for mut survivor in consumers {
         survivor.sigterm();

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use super::{free_port, unique};
+use super::{on_a_spare_port, unique};
 
 /// A throwaway PostgreSQL cluster (initdb + pg_ctl) on a spare port, so a test can stop and start
 /// a server without disturbing the others. Removed at the end of the test.
@@ -154,12 +154,7 @@ impl TempCluster {
             )
             .unwrap();
         }
-        let cluster = Self {
-            dir,
-            port: free_port(),
-        };
-        cluster.start();
-        cluster
+        Self::started(dir)
     }
 
     /// A folder the `postgres` user owns (a WAL archive, a backup), removed with the test's
@@ -247,12 +242,7 @@ impl TempCluster {
         std::io::Write::write_all(&mut file, conf.as_bytes()).unwrap();
         std::fs::write(dir.join("recovery.signal"), "").unwrap();
         give_to_postgres(&dir, true);
-        let restored = Self {
-            dir,
-            port: free_port(),
-        };
-        restored.start();
-        restored
+        Self::started(dir)
     }
 
     /// Stop at once, as a crash would, and delete the data directory: the server is gone.
@@ -270,12 +260,7 @@ impl TempCluster {
                 .arg(&dir),
             "pg_basebackup",
         );
-        let standby = Self {
-            dir,
-            port: free_port(),
-        };
-        standby.start();
-        standby
+        Self::started(dir)
     }
 
     /// Promote a standby to a primary and wait until it accepts writes.
@@ -293,21 +278,18 @@ impl TempCluster {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
     }
 
+    /// Start `dir`'s server on a port of its own: a spare one, and another one if a process took
+    /// that port before the server could bind it.
+    fn started(dir: std::path::PathBuf) -> Self {
+        let ((), port) = on_a_spare_port("PostgreSQL", |port| try_start(&dir, port));
+        Self { dir, port }
+    }
+
+    /// Start the server again on its port (after [`stop`](Self::stop)).
     pub(crate) fn start(&self) {
-        let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
-            self.port,
-            self.dir.display()
-        );
-        succeed(
-            pg_command("pg_ctl")
-                .args(["-w", "-t", "30", "-l"])
-                .arg(self.dir.join("server.log"))
-                .args(["-o", &options, "-D"])
-                .arg(&self.dir)
-                .arg("start"),
-            "pg_ctl start",
-        );
+        if let Err(said) = try_start(&self.dir, self.port) {
+            panic!("pg_ctl start: {said}");
+        }
     }
 
     pub(crate) fn stop(&self) {
@@ -319,6 +301,34 @@ impl TempCluster {
             "pg_ctl stop",
         );
     }
+}
+
+/// `pg_ctl start` of `dir` on `port`; on failure, what pg_ctl and the server's log said (the
+/// reason, such as a port taken, is only in the log).
+fn try_start(dir: &std::path::Path, port: u16) -> Result<(), String> {
+    let log = dir.join("server.log");
+    let logged_before = std::fs::metadata(&log).map_or(0, |m| m.len() as usize);
+    let options = format!(
+        "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
+        dir.display()
+    );
+    let out = pg_command("pg_ctl")
+        .args(["-w", "-t", "120", "-l"])
+        .arg(&log)
+        .args(["-o", &options, "-D"])
+        .arg(dir)
+        .arg("start")
+        .output()
+        .unwrap();
+    if out.status.success() {
+        return Ok(());
+    }
+    let logged = std::fs::read(&log).unwrap_or_default();
+    Err(format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(logged.get(logged_before..).unwrap_or_default())
+    ))
 }
 
 impl Drop for TempCluster {

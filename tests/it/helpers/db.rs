@@ -177,6 +177,30 @@ pub(crate) async fn assert_no_poison(db: &TestDb) {
     );
 }
 
+/// Hold every write to `user_logins` (a COPY waits on this lock) until the returned client
+/// rolls back or is dropped: a commit that lasts exactly as long as the test needs.
+pub(crate) async fn hold_writes(db: &TestDb) -> tokio_postgres::Client {
+    let client = db.client().await;
+    client
+        .batch_execute("BEGIN; LOCK TABLE user_logins IN EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    client
+}
+
+/// Backends of `db` waiting for a lock (a write held by [`hold_writes`]).
+pub(crate) async fn lock_waiters(db: &TestDb) -> i64 {
+    db.client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
+            &[&db.name],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 /// Backends of `db` currently sleeping in pg_sleep (our injected slowness).
 pub(crate) async fn sleeping_backends(db: &TestDb) -> i64 {
     db.client()

@@ -11,6 +11,7 @@ mod db;
 mod fake_sqs;
 mod pgbouncer;
 mod pii;
+mod ports;
 mod process;
 mod proxy;
 mod queue;
@@ -20,13 +21,14 @@ use std::sync::OnceLock;
 
 pub(crate) use cluster::{pg_client, pg_count, TempCluster};
 pub(crate) use db::{
-    assert_no_poison, least_privilege_role, refuse_web_logins, sleeping_backends, slow_down_copy,
-    TestDb,
+    assert_no_poison, hold_writes, least_privilege_role, lock_waiters, refuse_web_logins,
+    sleeping_backends, slow_down_copy, TestDb,
 };
 pub(crate) use fake_sqs::{FakeSqs, Reply};
 use login_etl::mask::{KeyRing, Masker};
 pub(crate) use pgbouncer::PgBouncer;
 pub(crate) use pii::*;
+pub(crate) use ports::{address_in_use, on_a_spare_port, ANY_PORT};
 pub(crate) use process::*;
 pub(crate) use proxy::{PgProxy, SqsProxy};
 pub(crate) use queue::*;
@@ -96,14 +98,6 @@ pub(crate) fn gzip_members_base64_wrapped(texts: &[&str]) -> String {
         .map(|c| std::str::from_utf8(c).unwrap())
         .collect();
     lines.join("\n") + "\n"
-}
-
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `host:port` of a URL such as `postgres://u@127.0.0.1:5432/db` or `http://127.0.0.1:4566`.

@@ -152,3 +152,24 @@ pub(crate) fn run_ok(cmd: &mut Command) -> Output {
 pub(crate) fn run_drain(queue: &TestQueue, db: &TestDb, extra: &[&str]) -> Output {
     run_ok(binary(queue, db).args(["run", "--drain"]).args(extra))
 }
+
+/// Longest a fault retrying cannot fix may take to end the process: far above a slow start on a
+/// loaded machine, far below the default retry budget (300 s) that a retry loop would spend.
+pub(crate) const AT_ONCE: Duration = Duration::from_secs(60);
+
+/// A fault retrying cannot fix stopped the process at once: not one retry line in what it
+/// printed (the evidence, whatever the machine's speed), and within [`AT_ONCE`].
+pub(crate) fn assert_stopped_at_once(printed: &str, took: Duration) {
+    let retries: Vec<&str> = printed
+        .lines()
+        .filter(|l| l.contains(", retrying"))
+        .collect();
+    assert!(
+        retries.is_empty(),
+        "a fault retrying cannot fix was retried: {retries:#?}\n{printed}"
+    );
+    assert!(
+        took < AT_ONCE,
+        "stopped after {took:?}, not at once:\n{printed}"
+    );
+}

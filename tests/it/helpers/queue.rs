@@ -103,6 +103,15 @@ impl TestQueue {
         self.source.send(bodies).await.unwrap()
     }
 
+    /// Until no message is in flight: what a dead or killed consumer held is visible again
+    /// (its visibility timeout ran out), whatever the time that took on this machine.
+    pub(crate) async fn until_none_in_flight(&self) {
+        super::wait_until("no message in flight", Duration::from_secs(120), || async {
+            self.source.depth().await.unwrap().in_flight == 0
+        })
+        .await;
+    }
+
     /// Visible + in flight.
     pub(crate) async fn remaining(&self) -> u64 {
         let depth = self.source.depth().await.unwrap();

@@ -135,8 +135,8 @@ pub(crate) async fn redelivery_after_commit_adds_no_duplicate(queue: &TestQueue)
         committed += sink.write_batch(&outcomes).await.unwrap().rows;
     }
     assert!(committed > 0);
-    // Let the visibility timeout (1 s) expire: SQS hands the same messages out again.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Until the visibility timeout (1 s) has run out: SQS hands the same messages out again.
+    queue.until_none_in_flight().await;
 
     let summary = drain(queue, &db).await;
     assert!(summary.duplicates >= committed, "{summary}");
@@ -148,22 +148,28 @@ pub(crate) async fn redelivery_after_commit_adds_no_duplicate(queue: &TestQueue)
 pub(crate) async fn slow_commit_keeps_messages_invisible(queue: &TestQueue) {
     let db = TestDb::new().await;
     db.sink().migrate().await.unwrap();
-    slow_down_copy(&db, 5).await;
     queue.send(&sample_bodies()).await;
+    // The commit waits on a lock this test holds: slow for exactly as long as the test needs.
+    let held = hold_writes(&db).await;
 
     let mut run = Spawned::new(binary(queue, &db).args([
         "run",
         "--drain",
         "--wait-time-seconds",
         "1",
+        "--batch-size",
+        "100",
         "--batch-max-wait-ms",
-        "1000", // one batch for all 100 messages
+        "60000", // one batch for all 100 messages, cut by count, never by age
     ]));
-    wait_until("the slow commit", Duration::from_secs(30), || async {
-        sleeping_backends(&db).await > 0
+    wait_until("the slow commit", Duration::from_secs(120), || async {
+        let depth = queue.source.depth().await.unwrap();
+        depth.in_flight == 100 && lock_waiters(&db).await > 0
     })
     .await;
-    // Well past the 2 s visibility timeout, the messages must still be hidden.
+    // Every message was received by now; past the 2 s visibility timeout from now (the property
+    // under test is about time passing, so this is a lower bound, not a guess of a duration),
+    // they must still be hidden.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let depth = queue.source.depth().await.unwrap();
     assert_eq!(
@@ -171,6 +177,7 @@ pub(crate) async fn slow_commit_keeps_messages_invisible(queue: &TestQueue) {
         (0, 100),
         "still invisible while committing"
     );
+    held.batch_execute("ROLLBACK").await.unwrap();
 
     let status = run.wait(Duration::from_secs(60)).await;
     assert!(status.success(), "{}", run.log());
