@@ -5,6 +5,9 @@
 # one held is drained. Prints the books (rows, quarantine by reason, ledger, duplicates skipped,
 # what is left) and, every 10 s (--sample-every), each consumer's RSS and the CPU per message of
 # the interval, so a leak or a cost that grows with time shows.
+# Fails (exit 1) unless the books are exact: rows = valid messages, quarantine = bad messages (none
+# as too_many_receives), one ledger id per message, the queue empty, and every consumer ended as
+# it was made to (SIGKILL: 137; SIGTERM: 0): a consumer that crashed or exited non-zero is named.
 # Usage: scripts/soak.sh [--messages N] [--kill-every SECONDS] [--duration SECONDS]
 #                        [--consumers C] [--visibility SECONDS] [--max-receives M] [--stand-in]
 #                        [--sample-every SECONDS]
@@ -78,6 +81,19 @@ bad=$(( (messages + 500) / 1000 ))
 # Started in this shell (not in a command substitution) so that `wait` can collect them.
 start() { LOGIN_ETL_LOG=warn "$bin" run >>"$work/consumer-$1.log" 2>&1 & consumer[$1]=$!; pids+=($!); }
 declare -a consumer
+consumer_failures=0
+# Collect consumer $1, which was sent signal $2: it must have died of it (SIGKILL) or exited 0
+# (SIGTERM); anything else (it had crashed, or failed to stop) is a failure, shown with its log.
+collect() {
+  local code=0 expected=0
+  [ "$2" = KILL ] && expected=137
+  wait "${consumer[$1]}" 2>/dev/null || code=$?
+  if [ "$code" -ne "$expected" ]; then
+    echo "consumer $1 exited with status $code (expected $expected after SIG$2):" >&2
+    tail -n 3 "$work/consumer-$1.log" >&2
+    consumer_failures=$((consumer_failures + 1))
+  fi
+}
 for i in $(seq 1 "$consumers"); do start "$i"; done
 started=$(date +%s) kills=0
 remaining() {
@@ -101,19 +117,21 @@ while [ $(( $(date +%s) - started )) -lt "$duration" ] && [ "$(remaining)" != 0 
   if [ "$now" -ge "$next_sample" ]; then sample; next_sample=$((now + sample_every)); fi
   if [ "$kill_every" -gt 0 ] && [ "$now" -ge "$next_kill" ]; then
     kill -9 "${consumer[1]}" 2>/dev/null || true
-    wait "${consumer[1]}" 2>/dev/null || true
+    collect 1 KILL
     kills=$((kills + 1)) next_kill=$((now + kill_every))
     start 1
   fi
 done
 sample
 chaos=$(( $(date +%s) - started ))
-[ "$kill_every" -gt 0 ] && kill -9 "${consumer[1]}" 2>/dev/null || true
-first=2; [ "$kill_every" -gt 0 ] || first=1
-for i in $(seq "$first" "$consumers"); do kill -TERM "${consumer[$i]}"; done
-for i in $(seq "$first" "$consumers"); do
-  wait "${consumer[$i]}" || { echo "consumer $i exited non-zero:" >&2; tail -n 3 "$work/consumer-$i.log" >&2; }
-done
+first=1
+if [ "$kill_every" -gt 0 ]; then
+  kill -9 "${consumer[1]}" 2>/dev/null || true
+  collect 1 KILL
+  first=2
+fi
+for i in $(seq "$first" "$consumers"); do kill -TERM "${consumer[$i]}" 2>/dev/null || true; done
+for i in $(seq "$first" "$consumers"); do collect "$i" TERM; done
 python3 "$root/scripts/soak-samples.py" "$work/samples" "$consumers"
 duplicates=$(cat "$work"/consumer-*.log | sed -n 's/.*duplicates skipped \([0-9]*\).*/\1/p' | awk '{ n += $1 } END { print n + 0 }')
 for _ in $(seq 1 10); do
@@ -126,12 +144,16 @@ rows=$(psql_db "SELECT count(*) FROM user_logins")
 ledger=$(psql_db "SELECT count(*) FROM processed_messages")
 reasons=$(psql_db "SELECT coalesce(string_agg(reason_code || ': ' || n, ', '), 'none') FROM (SELECT reason_code, count(*) n FROM quarantined_messages GROUP BY 1 ORDER BY 1) q")
 poison=$(psql_db "SELECT count(*) FROM quarantined_messages WHERE reason_code = 'too_many_receives'")
+quarantined=$(psql_db "SELECT count(*) FROM quarantined_messages")
+left=$(remaining)
 echo "soak: $messages messages ($bad bad), $consumers consumers, visibility ${visibility}s, --max-receives $max_receives"
 echo "      $kills SIGKILLs over ${chaos}s (one every ${kill_every}s; 0 = none), against $endpoint"
 echo "      duplicates skipped by the consumers stopped with SIGTERM: $duplicates"
-echo "rows $rows (expected $((messages - bad))), quarantined: $reasons (expected $bad), ledger $ledger (expected $messages), queue left $(remaining)"
-if [ "$rows" = $((messages - bad)) ] && [ "$ledger" = "$messages" ] && [ "$poison" = 0 ]; then
-  echo "exact: every valid login is a row, no valid login was quarantined as too_many_receives"
+echo "rows $rows (expected $((messages - bad))), quarantined $quarantined: $reasons (expected $bad), ledger $ledger (expected $messages), queue left ${left:-unknown} (expected 0)"
+echo "consumers that did not end as made to: $consumer_failures"
+if [ "$rows" = $((messages - bad)) ] && [ "$quarantined" = "$bad" ] && [ "$ledger" = "$messages" ] \
+   && [ "$poison" = 0 ] && [ "$left" = 0 ] && [ "$consumer_failures" = 0 ]; then
+  echo "exact: every valid login is a row, every bad one quarantined once, no valid login quarantined as too_many_receives, the queue empty, every consumer ended cleanly"
 else
   echo "NOT EXACT" >&2
   exit 1

@@ -98,15 +98,27 @@ fn pg_command(tool: &str) -> Command {
 
 impl TempCluster {
     pub(crate) fn new() -> Self {
-        Self::init(None)
+        Self::init(None, None)
     }
 
     /// A cluster that accepts only TLS connections over TCP, with this certificate and key (PEM).
     pub(crate) fn with_tls(cert_pem: &str, key_pem: &str) -> Self {
-        Self::init(Some((cert_pem, key_pem)))
+        Self::init(Some((cert_pem, key_pem)), None)
     }
 
-    fn init(tls: Option<(&str, &str)>) -> Self {
+    /// A cluster that asks every role but `postgres` for its password over TCP (scram-sha-256),
+    /// as a production server does; `postgres` is trusted, to set roles up.
+    pub(crate) fn with_passwords() -> Self {
+        Self::init(
+            None,
+            Some(
+                "local all all trust\nhost all postgres 127.0.0.1/32 trust\n\
+                 host all all 127.0.0.1/32 scram-sha-256\n",
+            ),
+        )
+    }
+
+    fn init(tls: Option<(&str, &str)>, hba: Option<&str>) -> Self {
         let dir = std::env::temp_dir().join(unique("login-etl-pg"));
         std::fs::create_dir_all(&dir).unwrap();
         give_to_postgres(&dir, false);
@@ -153,6 +165,9 @@ impl TempCluster {
                 "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 reject\n",
             )
             .unwrap();
+        }
+        if let Some(hba) = hba {
+            std::fs::write(dir.join("pg_hba.conf"), hba).unwrap();
         }
         Self::started(dir)
     }

@@ -17,8 +17,6 @@ mod proxy;
 mod queue;
 mod scenarios;
 
-use std::sync::OnceLock;
-
 pub(crate) use cluster::{pg_client, pg_count, TempCluster};
 pub(crate) use db::{
     assert_no_poison, hold_writes, least_privilege_role, lock_waiters, refuse_web_logins,
@@ -112,17 +110,16 @@ fn host_port(url: &str, default_port: u16) -> String {
     }
 }
 
-/// Without the local stack every test would fail with a panic trace; say once what to do and
-/// exit instead.
+/// Without the local stack every test would fail deep inside a fixture; fail at the start instead,
+/// saying what to do.
 pub(crate) fn require_stack() {
-    static CHECKED: OnceLock<()> = OnceLock::new();
-    CHECKED.get_or_init(|| {
-        require_endpoint(&admin_url(), "PostgreSQL");
-        require_endpoint(&sqs_endpoint(), "LocalStack");
-    });
+    require_endpoint(&admin_url(), "PostgreSQL");
+    require_endpoint(&sqs_endpoint(), "LocalStack");
 }
 
-/// Exit the test process with one line when `url`'s host:port does not accept connections.
+/// Panic with one line naming what to start when `url`'s host:port does not accept connections.
+/// A panic fails this test only (and is reported as such), never the whole test binary, and no
+/// test passes without the service it needs.
 pub(crate) fn require_endpoint(url: &str, what: &str) {
     use std::net::ToSocketAddrs;
     let address = host_port(
@@ -140,15 +137,11 @@ pub(crate) fn require_endpoint(url: &str, what: &str) {
         .is_some_and(|a| {
             std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(2)).is_ok()
         });
-    if !reachable {
-        // Straight to the process's stderr: the test harness would swallow `eprintln!`.
-        let line = format!(
-            "error: the integration tests need {what} ({address}); \
-             run the README's test command, scripts/test.sh, which starts it\n"
-        );
-        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
-        std::process::exit(1);
-    }
+    assert!(
+        reachable,
+        "the integration tests need {what} ({address}), which does not answer; \
+         run the README's test command, scripts/test.sh, which starts it"
+    );
 }
 
 /// The books balance: exactly `rows` rows and `quarantined` quarantine entries, one ledger id
