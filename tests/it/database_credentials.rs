@@ -77,6 +77,9 @@ async fn password_cluster() -> TempCluster {
     cluster
 }
 
+/// A database URL made with a given password.
+type UrlFor<'a> = Box<dyn Fn(&str) -> String + 'a>;
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_database_password_never_reaches_logs_or_errors() {
     let seed: u64 = rand::random();
@@ -85,7 +88,7 @@ async fn the_database_password_never_reaches_logs_or_errors() {
     let cluster = password_cluster().await;
     // Port 1 (tcpmux): nothing listens there on this machine, and nothing can take it unprivileged.
     let closed_port = 1;
-    let cases: Vec<(&str, Box<dyn Fn(&str) -> String>)> = vec![
+    let cases: Vec<(&str, UrlFor<'_>)> = vec![
         (
             "connection refused",
             Box::new(move |pw| format!("postgres://etl:{pw}@127.0.0.1:{closed_port}/postgres")),
