@@ -17,6 +17,8 @@ pub mod elements;
 pub mod event;
 pub mod mask;
 pub mod message;
+#[cfg(feature = "sim-mutants")]
+mod mutants;
 pub mod pipeline;
 mod retry;
 pub mod safe_text;

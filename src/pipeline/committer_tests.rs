@@ -82,7 +82,7 @@ fn redelivered(id: usize, user: &str, receive_count: u32) -> Envelope {
         ),
         sent_at: Utc::now(),
         receive_count,
-        received: std::time::Instant::now(),
+        received: tokio::time::Instant::now(),
     }
 }
 

@@ -8,11 +8,14 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::source::{Envelope, ReceiptHandle, SqsSource};
+use super::source::Source;
+use crate::source::{Envelope, ReceiptHandle};
 
 /// The receipt handles held, each with when its visibility runs out.
 #[derive(Clone, Default)]
@@ -25,6 +28,11 @@ impl Held {
 
     /// Messages just received: invisible for `timeout` from their receipt.
     pub(super) fn hold(&self, messages: &[Envelope], timeout: Duration) {
+        #[cfg(feature = "sim-mutants")]
+        let messages = match crate::mutants::active(crate::mutants::Mutant::DropHeartbeat) {
+            true => &messages[..messages.len().saturating_sub(1)],
+            false => messages,
+        };
         let mut map = self.map();
         for m in messages {
             map.insert(m.receipt_handle.clone(), m.received + timeout);
@@ -68,11 +76,12 @@ impl Held {
 /// Every quarter visibility timeout, extend by one timeout the held messages that would become
 /// visible within the next two beats; until `stop`. If this process dies, its messages come
 /// back within about one timeout.
-pub(super) async fn heartbeat(held: Held, source: SqsSource, stop: CancellationToken) {
+pub(super) async fn heartbeat<Q: Source>(held: Held, source: Q, stop: CancellationToken) {
     let timeout = source.visibility_timeout();
     let beat = (timeout / 4).max(Duration::from_millis(250));
     loop {
         tokio::select! {
+            biased;
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(beat) => {}
         }

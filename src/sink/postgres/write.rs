@@ -197,13 +197,7 @@ async fn claim_ids<'a, O: Borrow<Outcome>>(
     outcomes: &'a [O],
 ) -> Result<(Vec<(&'a Outcome, Claim)>, u64), tokio_postgres::Error> {
     let outcomes: Vec<&Outcome> = outcomes.iter().map(Borrow::borrow).collect();
-    let mut ledger: BTreeMap<&str, &str> = BTreeMap::new();
-    for o in &outcomes {
-        let kind = ledger.entry(o.message_id.as_str()).or_insert("quarantined");
-        if matches!(o.kind, OutcomeKind::Row { .. }) {
-            *kind = "row";
-        }
-    }
+    let ledger = redrive::ledger_claims(&outcomes);
     let ids: Vec<&str> = ledger.keys().copied().collect();
     let kinds: Vec<&str> = ledger.values().copied().collect();
     let new_ids: HashSet<String> = tx
@@ -216,21 +210,7 @@ async fn claim_ids<'a, O: Borrow<Outcome>>(
         .filter(|id| !new_ids.contains(*id))
         .collect();
     let reclaimed = redrive::reclaim(tx, &known).await?;
-    let mut seen = HashSet::new();
-    let candidates: Vec<(&Outcome, Claim)> = (outcomes.iter().copied())
-        .filter_map(|o| match o.message_id.as_str() {
-            id if new_ids.contains(id) => Some((o, Claim::Fresh)),
-            id if reclaimed.contains(id) => Some((o, Claim::Reclaimed)),
-            _ => None,
-        })
-        .filter(|(o, _)| seen.insert((o.message_id.as_str(), o.element)))
-        .collect();
-    // Each delivery has one outcome that stands for the message or its first login.
-    let deliveries = outcomes
-        .iter()
-        .filter(|o| o.element.unwrap_or(0) == 0)
-        .count();
-    Ok((candidates, deliveries as u64))
+    Ok(redrive::candidates(&outcomes, &new_ids, &reclaimed))
 }
 
 /// Stream the rows with binary COPY; how many were written.

@@ -2,7 +2,7 @@
 //! not be confused: the message id (stable across deliveries: the deduplication key) and the
 //! receipt handle (one delivery: what deletes it).
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use chrono::{DateTime, Utc};
 
@@ -27,7 +27,8 @@ pub struct Envelope {
     pub sent_at: DateTime<Utc>,
     /// ApproximateReceiveCount: 1 on first delivery.
     pub receive_count: u32,
-    /// When this consumer received it: the visibility timeout runs from here.
+    /// When this consumer received it: the visibility timeout runs from here (tokio's clock, so
+    /// a paused test clock drives the heartbeat).
     pub received: Instant,
 }
 
@@ -44,11 +45,11 @@ impl<'a> From<&'a Envelope> for Message<'a> {
 
 /// A rejected message on its way to the dead-letter queue.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Forwarded<'a> {
+pub struct Forwarded<'a> {
     /// The raw body, as received.
-    pub(crate) body: &'a str,
+    pub body: &'a str,
     /// Its MessageId in the source queue.
-    pub(crate) message_id: &'a MessageId,
+    pub message_id: &'a MessageId,
     /// Why it was rejected (a [`crate::event::RejectCode`] text).
-    pub(crate) reason_code: &'a str,
+    pub reason_code: &'a str,
 }

@@ -1,7 +1,9 @@
 //! ReceiveMessage: long poll, with the two system attributes the pipeline needs and the one
 //! message attribute that makes a redriven dead letter the message it was (on the hot path).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use chrono::{TimeZone, Utc};
 
