@@ -24,6 +24,8 @@ mod retry;
 pub mod safe_text;
 pub mod sample;
 mod service;
+#[cfg(test)]
+mod sim;
 pub mod sink;
 pub mod source;
 mod telemetry;

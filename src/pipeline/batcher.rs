@@ -110,7 +110,7 @@ mod tests {
             body: "x".repeat(bytes),
             sent_at: chrono::Utc::now(),
             receive_count: 1,
-            received: tokio::time::Instant::now(),
+            received: std::time::Instant::now(),
         }
     }
 

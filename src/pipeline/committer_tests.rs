@@ -82,7 +82,7 @@ fn redelivered(id: usize, user: &str, receive_count: u32) -> Envelope {
         ),
         sent_at: Utc::now(),
         receive_count,
-        received: tokio::time::Instant::now(),
+        received: std::time::Instant::now(),
     }
 }
 
@@ -320,7 +320,7 @@ mod minimal_refusal {
             quarantined: vec![],
             probes: 0,
         };
-        let mut committer = Committer::new(
+        let mut committer: Committer<Table> = Committer::new(
             table,
             masker,
             None,

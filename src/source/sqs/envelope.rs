@@ -2,7 +2,7 @@
 //! not be confused: the message id (stable across deliveries: the deduplication key) and the
 //! receipt handle (one delivery: what deletes it).
 
-use tokio::time::Instant;
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
@@ -27,8 +27,7 @@ pub struct Envelope {
     pub sent_at: DateTime<Utc>,
     /// ApproximateReceiveCount: 1 on first delivery.
     pub receive_count: u32,
-    /// When this consumer received it: the visibility timeout runs from here (tokio's clock, so
-    /// a paused test clock drives the heartbeat).
+    /// When this consumer received it: the visibility timeout runs from here.
     pub received: Instant,
 }
 

@@ -1,9 +1,7 @@
 //! ReceiveMessage: long poll, with the two system attributes the pipeline needs and the one
 //! message attribute that makes a redriven dead letter the message it was (on the hot path).
 
-use std::time::Duration;
-
-use tokio::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 
