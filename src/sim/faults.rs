@@ -39,6 +39,8 @@ pub(super) struct Faults {
     pub(super) clock_jump: Option<(Duration, Duration)>,
     /// When the process crashes, from the start of the run.
     pub(super) crashes: Vec<Duration>,
+    /// After which operations (queue and store calls, counted from 1) the process crashes.
+    pub(super) crash_ops: Vec<u64>,
     /// How long faults last; after that the queue must drain.
     pub(super) window: Duration,
 }
@@ -62,8 +64,20 @@ impl Faults {
         };
         let clock_jump = (p.contains_key("clock_jump"))
             .then(|| (at(rng), Duration::from_secs(rng.gen_range(1..=90))));
+        // Half early, at millisecond precision, while the first messages are in flight.
         let mut crashes: Vec<Duration> = match p.contains_key("crash") {
-            true => (0..rng.gen_range(1..=4)).map(|_| at(rng)).collect(),
+            true => (0..rng.gen_range(1..=4))
+                .map(|_| match rng.gen_bool(0.5) {
+                    true => Duration::from_millis(rng.gen_range(0..8_000)),
+                    false => at(rng),
+                })
+                .collect(),
+            false => vec![],
+        };
+        let crash_ops = match p.contains_key("crash") {
+            true => (0..rng.gen_range(1..=3))
+                .map(|_| rng.gen_range(1..=300))
+                .collect(),
             false => vec![],
         };
         crashes.sort();
@@ -73,6 +87,7 @@ impl Faults {
             stall: Duration::from_secs(rng.gen_range(1..=150)),
             clock_jump,
             crashes,
+            crash_ops,
             window,
         }
     }
@@ -93,7 +108,10 @@ impl Faults {
         match kind {
             "read_only" => self.read_only.clear(),
             "clock_jump" => self.clock_jump = None,
-            "crash" => self.crashes.clear(),
+            "crash" => {
+                self.crashes.clear();
+                self.crash_ops.clear();
+            }
             _ => {}
         }
     }

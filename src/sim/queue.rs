@@ -92,6 +92,7 @@ impl SimSource {
         let ids: Vec<&str> = out.iter().map(|e| e.message_id.as_str()).collect();
         let line = format!("receive {ids:?} lost={lost}");
         w.event(&line);
+        w.crash_here("receive");
         if lost {
             return Err(transient("the receive reply was lost"));
         }
@@ -111,35 +112,7 @@ impl SimSource {
         handles
     }
 
-    fn excuse(&self, handles: &[String]) {
-        let mut w = self.world.lock();
-        for h in handles {
-            if let Some(r) = w.receipts.get_mut(h) {
-                r.excused = true;
-            }
-        }
-    }
-}
-
-impl Source for SimSource {
-    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Envelope>, SourceError> {
-        let _busy = self.world.busy("receive");
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            if let Some(messages) = self.take(max)? {
-                return Ok(messages);
-            }
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
-                return Ok(vec![]);
-            }
-            tokio::time::sleep_until(deadline.min(now + Duration::from_secs(1))).await;
-        }
-    }
-
-    async fn delete(&self, receipts: &[ReceiptHandle]) -> Result<usize, SourceError> {
-        let _busy = self.world.busy("delete");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    fn delete_now(&self, receipts: &[ReceiptHandle]) -> Result<usize, SourceError> {
         let handles = self.known(receipts);
         let mut w = self.world.lock();
         if w.strike("delete_error") {
@@ -172,16 +145,15 @@ impl Source for SimSource {
             w.receipts.retain(|_, r| r.seq != seq);
             w.event(&format!("delete {id}"));
         }
+        w.crash_here("delete");
         Ok(failed)
     }
 
-    async fn extend_visibility(
+    fn extend_now(
         &self,
         receipts: &[ReceiptHandle],
         timeout: Duration,
     ) -> Result<usize, SourceError> {
-        let _busy = self.world.busy("extend");
-        tokio::time::sleep(Duration::from_millis(20)).await;
         let handles = self.known(receipts);
         let mut w = self.world.lock();
         if w.strike("extend_error") {
@@ -207,21 +179,16 @@ impl Source for SimSource {
             }
         }
         w.event(&format!("extend {handles:?} refused={refused}"));
+        w.crash_here("extend");
         Ok(refused)
     }
 
-    fn visibility_timeout(&self) -> Duration {
-        self.world.lock().visibility
-    }
-
-    async fn forward(&self, messages: &[Forwarded<'_>]) -> Result<ForwardReport, SourceError> {
-        debug_assert!(self.dead_letter, "forwarding goes to the dead-letter queue");
-        let _busy = self.world.busy("forward");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    fn forward_now(&self, messages: &[Forwarded<'_>]) -> Result<ForwardReport, SourceError> {
         let mut w = self.world.lock();
         if w.strike("forward_error") {
             return Err(transient("send to the dead-letter queue failed"));
         }
+
         for m in messages {
             let id = m.message_id.clone();
             let (entry, element) = id.entry(None);
@@ -234,10 +201,72 @@ impl Source for SimSource {
             w.dead_letters.push((id.0.clone(), m.body.to_string()));
             w.event(&format!("forward {id}"));
         }
+        w.crash_here("forward");
         Ok(ForwardReport {
             forwarded: messages.len(),
             not_forwarded: vec![],
         })
+    }
+
+    fn excuse(&self, handles: &[String]) {
+        let mut w = self.world.lock();
+        for h in handles {
+            if let Some(r) = w.receipts.get_mut(h) {
+                r.excused = true;
+            }
+        }
+    }
+}
+
+impl Source for SimSource {
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Envelope>, SourceError> {
+        let _busy = self.world.busy("receive");
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let taken = self.take(max);
+            self.world.halt().await;
+            if let Some(messages) = taken? {
+                return Ok(messages);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(vec![]);
+            }
+            tokio::time::sleep_until(deadline.min(now + Duration::from_secs(1))).await;
+        }
+    }
+
+    async fn delete(&self, receipts: &[ReceiptHandle]) -> Result<usize, SourceError> {
+        let _busy = self.world.busy("delete");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let failed = self.delete_now(receipts);
+        self.world.halt().await;
+        failed
+    }
+
+    async fn extend_visibility(
+        &self,
+        receipts: &[ReceiptHandle],
+        timeout: Duration,
+    ) -> Result<usize, SourceError> {
+        let _busy = self.world.busy("extend");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let refused = self.extend_now(receipts, timeout);
+        self.world.halt().await;
+        refused
+    }
+
+    fn visibility_timeout(&self) -> Duration {
+        self.world.lock().visibility
+    }
+
+    async fn forward(&self, messages: &[Forwarded<'_>]) -> Result<ForwardReport, SourceError> {
+        debug_assert!(self.dead_letter, "forwarding goes to the dead-letter queue");
+        let _busy = self.world.busy("forward");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let report = self.forward_now(messages);
+        self.world.halt().await;
+        report
     }
 
     async fn sibling(&self, _queue_url: &str) -> Result<Self, SourceError> {

@@ -26,6 +26,8 @@ use crate::pipeline::{self, PipelineError, PipelineSettings};
 pub(super) struct Scenario {
     pub(super) seed: u64,
     pub(super) messages: Vec<Spec>,
+    /// When each message is sent, from the start (half at once, the rest during the faults).
+    pub(super) delays: Vec<Duration>,
     pub(super) settings: PipelineSettings,
     pub(super) visibility: Duration,
     pub(super) faults: Faults,
@@ -35,7 +37,7 @@ pub(super) struct Scenario {
 impl Scenario {
     pub(super) fn of(seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
-        let messages = (0..rng.gen_range(1..=30))
+        let messages: Vec<Spec> = (0..rng.gen_range(1..=30))
             .map(|_| shapes::message(&mut rng))
             .collect();
         let settings = PipelineSettings {
@@ -46,12 +48,21 @@ impl Scenario {
             dead_letter_queue: rng.gen_bool(0.8).then(|| "sim://dead-letters".to_string()),
             ..PipelineSettings::default()
         };
+        let faults = Faults::draw(&mut rng);
+        let spread = faults.window.as_millis() as u64 / 2;
+        let delays = (0..messages.len())
+            .map(|_| match rng.gen_bool(0.5) {
+                true => Duration::ZERO,
+                false => Duration::from_millis(rng.gen_range(0..spread)),
+            })
+            .collect();
         Self {
             seed,
             messages,
+            delays,
             settings,
             visibility: Duration::from_secs(rng.gen_range(10..=60)),
-            faults: Faults::draw(&mut rng),
+            faults,
             redrive: rng.gen_bool(0.5),
         }
     }
@@ -160,10 +171,18 @@ async fn simulate(scenario: &Scenario, world: Shared) {
         w.visibility = scenario.visibility;
         let s = &scenario.settings;
         w.held_bound = 3 * s.batch_size + 1 + 10 * s.receivers;
-        for (i, spec) in scenario.messages.iter().enumerate() {
-            send(&mut w, format!("m{i}"), spec.body.clone());
-        }
+        w.crash_ops = scenario.faults.crash_ops.iter().copied().collect();
     }
+    let mut sends: Vec<(Duration, usize)> = scenario.delays.iter().copied().zip(0..).collect();
+    sends.sort();
+    let producer = world.clone();
+    let bodies: Vec<String> = scenario.messages.iter().map(|s| s.body.clone()).collect();
+    tokio::spawn(async move {
+        for (delay, i) in sends {
+            tokio::time::sleep_until(t0 + delay).await;
+            send(&mut producer.lock(), format!("m{i}"), bodies[i].clone());
+        }
+    });
     let masker = Masker::hmac(&KeyRing::parse(&"11".repeat(32)).expect("a key"));
     let mut crashes: Vec<Duration> = scenario.faults.crashes.clone();
     crashes.reverse();
@@ -211,6 +230,7 @@ async fn incarnation(
         let mut w = world.lock();
         w.incarnation += 1;
         w.alive = true;
+        w.dying = false;
         let line = format!("start {}", w.incarnation);
         w.event(&line);
     }
@@ -230,10 +250,22 @@ async fn incarnation(
         scenario.settings.clone(),
         shutdown.clone(),
     );
+    let crash_now = world.lock().crash_now.clone();
     let crash = async {
+        let at = async {
+            match crash_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            () = crash_now.notified() => return,
+            () = at => {}
+        }
         match crash_at {
             Some(at) => {
-                tokio::time::sleep_until(at).await;
+                let _ = at;
                 let mut w = world.lock();
                 let busy: Vec<&str> = (w.in_progress.iter())
                     .filter(|(k, n)| **n > 0 && **k != "receive")

@@ -51,6 +51,11 @@ impl Subset {
         if let Some(keep) = &self.messages {
             let all = std::mem::take(&mut scenario.messages);
             scenario.messages = keep.iter().filter_map(|&i| all.get(i).cloned()).collect();
+            let delays = std::mem::take(&mut scenario.delays);
+            scenario.delays = keep
+                .iter()
+                .filter_map(|&i| delays.get(i).copied())
+                .collect();
         }
         for kind in &self.off {
             scenario.faults.without(kind);

@@ -81,6 +81,26 @@ impl SimStore {
     }
 }
 
+impl SimStore {
+    /// The transaction: fails before COMMIT, is refused, or commits (its reply maybe lost).
+    fn write_now(&self, outcomes: &[&Outcome], solo: bool) -> Result<WriteReport, SinkError> {
+        let mut w = self.world.lock();
+        if w.strike("write_fails_before_commit") {
+            return Err(transient("the server closed the connection before COMMIT"));
+        }
+        let changes = plan_write(&w, outcomes)?;
+        let report = changes.report.clone();
+        apply(&mut w, changes, outcomes, solo);
+        let ids: Vec<&str> = outcomes.iter().map(|o| o.message_id.as_str()).collect();
+        w.event(&format!("commit {ids:?} {report:?}"));
+        w.crash_here("commit");
+        if w.strike("write_fails_after_commit") {
+            return Err(transient("connection lost after COMMIT was sent"));
+        }
+        Ok(report)
+    }
+}
+
 /// What a write of `outcomes` does against the database as it is: the report and, unless
 /// refused, the changes (applied by `apply`).
 fn plan_write(w: &World, outcomes: &[&Outcome]) -> Result<Planned, SinkError> {
@@ -220,34 +240,35 @@ impl Store for SimStore {
             return Ok(WriteReport::default());
         }
         self.connect("write").await?;
-        let mut w = self.world.lock();
-        if w.strike("write_fails_before_commit") {
-            return Err(transient("the server closed the connection before COMMIT"));
-        }
-        let changes = plan_write(&w, outcomes)?;
-        let report = changes.report.clone();
-        apply(&mut w, changes, outcomes, solo);
-        let ids: Vec<&str> = outcomes.iter().map(|o| o.message_id.as_str()).collect();
-        w.event(&format!("commit {ids:?} {report:?}"));
-        if w.strike("write_fails_after_commit") {
-            return Err(transient("connection lost after COMMIT was sent"));
-        }
-        Ok(report)
+        let result = self.write_now(outcomes, solo);
+        self.world.halt().await;
+        result
     }
 
     async fn probe(&mut self, outcomes: &[&Outcome]) -> Result<(), SinkError> {
         self.connect("probe").await?;
-        let w = self.world.lock();
-        plan_write(&w, outcomes).map(drop)
+        let result = {
+            let mut w = self.world.lock();
+            let result = plan_write(&w, outcomes).map(drop);
+            w.crash_here("probe");
+            result
+        };
+        self.world.halt().await;
+        result
     }
 
     async fn record_solo_attempt(&mut self, id: &MessageId) -> Result<u32, SinkError> {
         self.connect("solo_attempt").await?;
-        let mut w = self.world.lock();
-        let attempts = w.db.attempts.entry(id.0.clone()).or_default();
-        *attempts += 1;
-        let attempts = *attempts;
-        w.event(&format!("solo attempt {id} {attempts}"));
+        let attempts = {
+            let mut w = self.world.lock();
+            let attempts = w.db.attempts.entry(id.0.clone()).or_default();
+            *attempts += 1;
+            let attempts = *attempts;
+            w.event(&format!("solo attempt {id} {attempts}"));
+            w.crash_here("solo_attempt");
+            attempts
+        };
+        self.world.halt().await;
         Ok(attempts)
     }
 

@@ -96,6 +96,13 @@ pub(super) struct World {
     pub(super) violations: Vec<String>,
     /// Every id sent to the queue (originals and redriven dead letters): the ledger must equal it.
     pub(super) processed: BTreeSet<String>,
+    /// Operations counted so far, and those right after which the process dies.
+    pub(super) ops: u64,
+    pub(super) crash_ops: BTreeSet<u64>,
+    /// Woken when an operation is a crash point (the runner drops the process).
+    pub(super) crash_now: Arc<tokio::sync::Notify>,
+    /// Set by a crash point: the process is dead, its operations never return.
+    pub(super) dying: bool,
 }
 
 /// The world, shared by the simulated queue and store of every incarnation.
@@ -105,6 +112,13 @@ pub(super) struct Shared(pub(super) Arc<Mutex<World>>);
 impl Shared {
     pub(super) fn lock(&self) -> MutexGuard<'_, World> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Never returns once the process died at a crash point (it is about to be dropped).
+    pub(super) async fn halt(&self) {
+        if self.lock().dying {
+            std::future::pending::<()>().await;
+        }
     }
 
     /// Mark an operation of `kind` in progress until the guard drops (or the process dies).
@@ -141,6 +155,20 @@ impl World {
             self.event(&format!("fault {kind}"));
         }
         hit
+    }
+
+    /// Count one operation done (its effect applied, its reply not yet given); `true` if the
+    /// process dies right here: the caller then never returns.
+    pub(super) fn crash_here(&mut self, point: &str) -> bool {
+        self.ops += 1;
+        if !self.faults_on || !self.crash_ops.remove(&self.ops) {
+            return false;
+        }
+        self.count(format!("crash.after.{point}"));
+        self.event(&format!("crash after {point}"));
+        self.crash_now.notify_one();
+        self.dying = true;
+        true
     }
 
     pub(super) fn count(&mut self, key: String) {
