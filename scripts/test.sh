@@ -22,6 +22,8 @@ trap 'rm -f "$log"' EXIT
 # Under pipefail a failing `cargo test` would end the script here, before the summary: keep its
 # status, print the summary, then exit with it.
 status=0
+# The deterministic simulation (src/sim/): this many seeds, about a minute (scripts/sim.sh for campaigns).
+export SIM_SEEDS="${SIM_SEEDS:-800}"
 cargo test --locked --features test-hooks "$@" 2>&1 | tee "$log" || status=$?
 # One closing line for the whole suite (cargo prints one per test binary). A test binary that
 # did not finish (a build error, a crash) has no result line: say so rather than undercount.
