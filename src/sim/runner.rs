@@ -164,7 +164,7 @@ async fn simulate(scenario: &Scenario, world: Shared) {
     let t0 = Instant::now();
     {
         let mut w = world.lock();
-        w.rng = Some(StdRng::seed_from_u64(scenario.seed ^ 0x5eed_0f_5111));
+        w.rng = Some(StdRng::seed_from_u64(scenario.seed ^ 0x005e_ed0f_5111));
         w.faults = scenario.faults.clone();
         w.faults_on = true;
         w.t0 = Some(t0);
@@ -288,32 +288,32 @@ async fn incarnation(
         () = crash => None,
     };
     watcher.abort();
-    let mut w = world.lock();
-    w.alive = false;
-    w.in_progress.clear();
-    match ended {
-        None => false,
-        Some(Ok(_)) => {
-            w.event("drained");
-            true
+    let exited = {
+        let mut w = world.lock();
+        w.alive = false;
+        w.in_progress.clear();
+        match ended {
+            None => return false,
+            Some(Ok(_)) => {
+                w.event("drained");
+                return true;
+            }
+            Some(Err(PipelineError::Panicked { task })) => {
+                w.violation(format!("a {task} task panicked"));
+                return true;
+            }
+            Some(Err(PipelineError::Sink(_))) => "exit.sink_error",
+            Some(Err(_)) => "exit.source_error",
         }
-        Some(Err(PipelineError::Panicked { task })) => {
-            w.violation(format!("a {task} task panicked"));
-            true
-        }
-        Some(Err(e)) => {
-            let kind = match e {
-                PipelineError::Sink(_) => "exit.sink_error",
-                _ => "exit.source_error",
-            };
-            w.count(kind.into());
-            w.event(kind);
-            drop(w);
-            // Restarted a second later, as a supervisor would.
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            Instant::now() >= hard_end
-        }
+    };
+    {
+        let mut w = world.lock();
+        w.count(exited.into());
+        w.event(exited);
     }
+    // Restarted a second later, as a supervisor would.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Instant::now() >= hard_end
 }
 
 /// Faults off at `fault_end`; shut down once the queue is empty with faults off, or at
