@@ -114,6 +114,7 @@ fn campaign() {
 fn every_mutant_is_found() {
     let only = std::env::var("SIM_MUTANT").ok();
     let most = env("SIM_MUTANT_SEEDS").unwrap_or(300u64);
+    let sample = env("SIM_MUTANT_SAMPLE").unwrap_or(100u64);
     let mut missed = Vec::new();
     for (mutant, name) in crate::mutants::ALL {
         if only.as_deref().is_some_and(|o| o != name) {
@@ -124,10 +125,14 @@ fn every_mutant_is_found() {
             let report = runner::run(&Scenario::of(seed));
             report.violations.first().map(|v| (seed, v.clone()))
         });
+        // How often: of the first `sample` seeds, how many see it.
+        let seen = (0..sample)
+            .filter(|&seed| !runner::run(&Scenario::of(seed)).violations.is_empty())
+            .count();
         crate::mutants::set(None);
         match found {
             Some((seed, violation)) => println!(
-                "mutant {name:<26} FOUND after {} seeds (seed {seed}): {violation}",
+                "mutant {name:<26} FOUND after {} seeds (seed {seed}; {seen} of the first {sample} seeds see it): {violation}",
                 seed + 1
             ),
             None => {
