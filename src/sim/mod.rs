@@ -13,6 +13,7 @@
 
 mod check;
 mod faults;
+mod labels;
 mod queue;
 mod runner;
 mod shapes;

@@ -101,7 +101,7 @@ pub(super) fn run(scenario: &Scenario) -> Report {
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .without_time()
-        .with_max_level(tracing::Level::INFO)
+        .with_max_level(tracing::Level::DEBUG)
         .finish();
     let _logging = tracing::subscriber::set_default(subscriber);
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -110,8 +110,11 @@ pub(super) fn run(scenario: &Scenario) -> Report {
         .build()
         .expect("a runtime");
     let world = Shared::default();
+    let labels = super::labels::Labels::default();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        runtime.block_on(simulate(scenario, world.clone()))
+        metrics::with_local_recorder(&labels, || {
+            runtime.block_on(simulate(scenario, world.clone()))
+        })
     }));
     crate::retry::seed_jitter(None);
     let mut w = world.lock();
@@ -124,6 +127,7 @@ pub(super) fn run(scenario: &Scenario) -> Report {
     }
     let logs =
         String::from_utf8_lossy(&logs.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    let logs = format!("{logs}\n{}", labels.text());
     let sent: Vec<(String, Spec)> = (scenario.messages.iter().enumerate())
         .map(|(i, s)| (format!("m{i}"), s.clone()))
         .collect();
@@ -133,6 +137,11 @@ pub(super) fn run(scenario: &Scenario) -> Report {
     for spec in &scenario.messages {
         w.count(format!("shape.{}", spec.shape));
     }
+    let label_count = labels.text().lines().count() as u64;
+    *w.coverage
+        .entry("checked.metric_labels".into())
+        .or_default() += label_count;
+    *w.coverage.entry("checked.log_lines".into()).or_default() += logs.lines().count() as u64;
     use std::hash::Hasher;
     Report {
         violations,
