@@ -32,6 +32,8 @@ pub(super) struct Scenario {
     pub(super) visibility: Duration,
     pub(super) faults: Faults,
     pub(super) redrive: bool,
+    /// An operator redriving the dead letters while the faults last (a redrive started early).
+    pub(super) early_redrive: Option<Duration>,
 }
 
 impl Scenario {
@@ -49,6 +51,7 @@ impl Scenario {
             ..PipelineSettings::default()
         };
         let faults = Faults::draw(&mut rng);
+        let window_ms = faults.window.as_millis() as u64;
         let spread = faults.window.as_millis() as u64 / 2;
         let delays = (0..messages.len())
             .map(|_| match rng.gen_bool(0.5) {
@@ -64,8 +67,16 @@ impl Scenario {
             visibility: Duration::from_secs(rng.gen_range(10..=60)),
             faults,
             redrive: rng.gen_bool(0.5),
+            // Off unless asked for (SIM_EARLY_REDRIVE=1): it finds a known bug, see tests.rs.
+            early_redrive: (rng.gen_bool(0.25) && early_redrive())
+                .then(|| Duration::from_millis(rng.gen_range(0..=window_ms))),
         }
     }
+}
+
+/// Whether scenarios may redrive dead letters while the faults last (`SIM_EARLY_REDRIVE=1`).
+pub(super) fn early_redrive() -> bool {
+    std::env::var_os("SIM_EARLY_REDRIVE").is_some_and(|v| v == "1")
 }
 
 /// What a run found.
@@ -193,6 +204,17 @@ async fn simulate(scenario: &Scenario, world: Shared) {
         }
     });
     let masker = Masker::hmac(&KeyRing::parse(&"11".repeat(32)).expect("a key"));
+    if let Some(at) = scenario.early_redrive {
+        let operator = world.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(t0 + at).await;
+            let mut w = operator.lock();
+            w.count("early_redrive".into());
+            for (id, body) in std::mem::take(&mut w.dead_letters) {
+                send(&mut w, id, body);
+            }
+        });
+    }
     let mut crashes: Vec<Duration> = scenario.faults.crashes.clone();
     crashes.reverse();
     let fault_end = t0 + scenario.faults.window;
