@@ -67,16 +67,16 @@ impl Scenario {
             visibility: Duration::from_secs(rng.gen_range(10..=60)),
             faults,
             redrive: rng.gen_bool(0.5),
-            // Off unless asked for (SIM_EARLY_REDRIVE=1): it finds a known bug, see tests.rs.
             early_redrive: (rng.gen_bool(0.25) && early_redrive())
                 .then(|| Duration::from_millis(rng.gen_range(0..=window_ms))),
         }
     }
 }
 
-/// Whether scenarios may redrive dead letters while the faults last (`SIM_EARLY_REDRIVE=1`).
+/// Whether scenarios may redrive dead letters while the faults last (on unless
+/// `SIM_EARLY_REDRIVE=0`).
 pub(super) fn early_redrive() -> bool {
-    std::env::var_os("SIM_EARLY_REDRIVE").is_some_and(|v| v == "1")
+    !matches!(std::env::var("SIM_EARLY_REDRIVE").as_deref(), Ok("0"))
 }
 
 /// What a run found.
@@ -142,6 +142,18 @@ pub(super) fn run(scenario: &Scenario) -> Report {
     let sent: Vec<(String, Spec)> = (scenario.messages.iter().enumerate())
         .map(|(i, s)| (format!("m{i}"), s.clone()))
         .collect();
+    if w.dump {
+        eprintln!("ledger {:?}", w.db.ledger);
+        for (k, e) in &w.db.entries {
+            eprintln!(
+                "entry {k:?}: {} resolved={} attempts={}",
+                e.code, e.resolved, e.attempts
+            );
+        }
+        for r in &w.db.rows {
+            eprintln!("row {:?} as {}", r.identity, r.landed_as);
+        }
+    }
     let processed = std::mem::take(&mut w.processed);
     let mut violations = std::mem::take(&mut w.violations);
     violations.extend(super::check::at_end(&w, &sent, &processed, &logs));
@@ -188,6 +200,7 @@ async fn simulate(scenario: &Scenario, world: Shared) {
         w.faults = scenario.faults.clone();
         w.faults_on = true;
         w.t0 = Some(t0);
+        w.dump = std::env::var_os("SIM_DUMP").is_some();
         w.visibility = scenario.visibility;
         let s = &scenario.settings;
         w.held_bound = 3 * s.batch_size + 1 + 10 * s.receivers;

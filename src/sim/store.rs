@@ -161,8 +161,9 @@ fn plan_write(w: &World, outcomes: &[&Outcome]) -> Result<Planned, SinkError> {
         ..WriteReport::default()
     };
     for (o, q) in &plan.new_entries {
-        // The real INSERT's key: (message id, element or -1), ON CONFLICT DO NOTHING.
-        let key = (o.message_id.0.clone(), o.element.map_or(-1, |i| i as i32));
+        // The real INSERT's key: the entry the login stands for, ON CONFLICT DO NOTHING.
+        let (id, element) = o.message_id.entry(o.element);
+        let key = (id.to_string(), element);
         if w.db.entries.contains_key(&key) || changes.entries.iter().any(|(k, _)| *k == key) {
             continue;
         }

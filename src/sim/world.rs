@@ -103,6 +103,8 @@ pub(super) struct World {
     pub(super) crash_now: Arc<tokio::sync::Notify>,
     /// Set by a crash point: the process is dead, its operations never return.
     pub(super) dying: bool,
+    /// Print every event (`SIM_DUMP=1`, for replaying one seed).
+    pub(super) dump: bool,
 }
 
 /// The world, shared by the simulated queue and store of every incarnation.
@@ -178,6 +180,9 @@ impl World {
     /// Add an event to the trace, with the simulated time.
     pub(super) fn event(&mut self, what: &str) {
         let at = self.t0.map_or(0, |t0| t0.elapsed().as_millis());
+        if self.dump {
+            eprintln!("{at:>9} ms  {what}");
+        }
         self.trace.write(what.as_bytes());
         self.trace.write_u128(at);
     }

@@ -259,15 +259,13 @@ async fn insert_quarantine(
     let column = |f: fn(&QuarantineRecord) -> &str| -> Vec<&str> {
         entries.iter().map(|(_, q)| f(q)).collect()
     };
-    let ids: Vec<&str> = entries.iter().map(|(o, _)| o.message_id.as_str()).collect();
-    // -1: the entry stands for the whole message.
-    let elements: Vec<i32> = entries
-        .iter()
-        .map(|(o, _)| {
-            o.element
-                .map_or(-1, |i| i32::try_from(i).unwrap_or(i32::MAX))
-        })
+    // The entry a login stands for (-1: the whole message): a redriven dead letter of one login,
+    // `<id>#<i>`, is element `i` of `<id>`, where its retries and the original look for it.
+    let keys: Vec<(&str, i32)> = (entries.iter())
+        .map(|(o, _)| o.message_id.entry(o.element))
         .collect();
+    let ids: Vec<&str> = keys.iter().map(|(id, _)| *id).collect();
+    let elements: Vec<i32> = keys.iter().map(|(_, element)| *element).collect();
     let codes = column(|q| q.rejection.code.as_str());
     let reasons = column(|q| q.rejection.message.as_str());
     let received: Vec<_> = entries.iter().map(|(_, q)| q.received_at).collect();

@@ -202,9 +202,11 @@ pub(crate) async fn received_too_often_is_processed_alone(queue: &TestQueue) {
                 .len();
         }
         // Until their visibility runs out (a condition, not a sleep: the machine may be slow).
-        wait_until("the messages visible again", Duration::from_secs(60), || async {
-            queue.source.depth().await.unwrap().visible == 20
-        })
+        wait_until(
+            "the messages visible again",
+            Duration::from_secs(60),
+            || async { queue.source.depth().await.unwrap().visible == 20 },
+        )
         .await;
     }
     let mut sink = db.sink();
