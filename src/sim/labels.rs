@@ -1,8 +1,9 @@
-//! A metrics recorder for one simulated run that keeps every metric name and label value the
-//! pipeline records, so the PII check covers metric labels as well as stored data and log lines.
+//! What a simulated run's process says: its log lines (a writer for the tracing subscriber) and
+//! every metric name and label value it records (a metrics recorder), for the PII check.
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 
@@ -47,5 +48,22 @@ impl Recorder for Labels {
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
         self.keep(key);
         Histogram::noop()
+    }
+}
+
+/// The log lines written, kept in memory.
+#[derive(Clone)]
+pub(super) struct Logs(pub(super) Arc<Mutex<Vec<u8>>>);
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

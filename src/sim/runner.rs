@@ -4,7 +4,6 @@
 //! the same durable world), an operator's redrive of the dead letters, then faults off and the
 //! queue must drain. Log lines are captured for the PII check.
 
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -87,26 +86,10 @@ pub(super) struct Report {
     pub(super) coverage: std::collections::BTreeMap<String, u64>,
 }
 
-#[derive(Clone)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Run one scenario to its end and check it.
 pub(super) fn run(scenario: &Scenario) -> Report {
     crate::retry::seed_jitter(Some(scenario.seed));
-    let logs = Logs(Arc::new(Mutex::new(Vec::new())));
+    let logs = super::labels::Logs(Arc::new(Mutex::new(Vec::new())));
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(move || writer.clone())
