@@ -56,6 +56,8 @@ trap 'rm -f "$log"' EXIT
 # status, print the summary, then exit with it. --no-fail-fast: a failing binary does not keep
 # the ones after it from running (and from being counted).
 status=0
+# The deterministic simulation (src/sim/): this many seeds, about a minute (scripts/sim.sh for campaigns).
+export SIM_SEEDS="${SIM_SEEDS:-800}"
 cargo test --locked --no-fail-fast --features test-hooks "$@" 2>&1 | tee "$log" || status=$?
 if [ "$status" -ne 0 ]; then
   echo "cargo test exited with status $status" >&2

@@ -17,11 +17,15 @@ pub mod elements;
 pub mod event;
 pub mod mask;
 pub mod message;
+#[cfg(feature = "sim-mutants")]
+mod mutants;
 pub mod pipeline;
 mod retry;
 pub mod safe_text;
 pub mod sample;
 mod service;
+#[cfg(test)]
+mod sim;
 pub mod sink;
 pub mod source;
 mod telemetry;

@@ -17,7 +17,9 @@
 //! database restart) instead of having them return in lockstep, while still guaranteeing growth.
 
 use std::fmt::Display;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
@@ -128,6 +130,7 @@ impl<'a> Retry<'a> {
             observe(self.kind);
         }
         tokio::select! {
+            biased;
             _ = self.shutdown.cancelled() => Err(error),
             _ = tokio::time::sleep(delay) => Ok(()),
         }
@@ -138,6 +141,29 @@ impl<'a> Retry<'a> {
         self.backoff.reset();
         self.started = Instant::now();
     }
+}
+
+/// A random wait between `low` and `high` milliseconds. Under test, from this thread's seeded
+/// generator when the simulation set one (`seed_jitter`), so a seed replays exactly.
+fn jitter(low: u64, high: u64) -> u64 {
+    #[cfg(test)]
+    if let Some(millis) = SEEDED.with(|s| s.borrow_mut().as_mut().map(|r| r.gen_range(low..=high)))
+    {
+        return millis;
+    }
+    rand::thread_rng().gen_range(low..=high)
+}
+
+#[cfg(test)]
+thread_local! {
+    static SEEDED: std::cell::RefCell<Option<rand::rngs::StdRng>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Draw this thread's retry jitter from a generator seeded with `seed` (`None`: at random again).
+#[cfg(test)]
+pub(crate) fn seed_jitter(seed: Option<u64>) {
+    use rand::SeedableRng;
+    SEEDED.with(|s| *s.borrow_mut() = seed.map(rand::rngs::StdRng::seed_from_u64));
 }
 
 /// Delay generator: the cap doubles after each failure, up to `max`. Also paces the renewal of
@@ -169,7 +195,7 @@ impl Backoff {
         let cap = self.cap();
         self.attempt = self.attempt.saturating_add(1);
         let millis = cap.as_millis().max(1) as u64;
-        Duration::from_millis(rand::thread_rng().gen_range(millis / 2..=millis))
+        Duration::from_millis(jitter(millis / 2, millis))
     }
 
     fn attempts(&self) -> u32 {

@@ -4,8 +4,9 @@
 use tokio_util::sync::CancellationToken;
 
 use super::held::Held;
+use super::source::Source;
 use crate::retry::{Budget, Retry};
-use crate::source::{Envelope, ReceiptHandle, SqsSource};
+use crate::source::{Envelope, ReceiptHandle};
 use crate::telemetry::metrics;
 
 /// The receipt handles of a batch, for deleting it and extending its visibility.
@@ -13,14 +14,14 @@ pub(super) fn receipts(batch: &[Envelope]) -> Vec<ReceiptHandle> {
     batch.iter().map(|e| e.receipt_handle.clone()).collect()
 }
 
-pub(super) struct Acknowledger {
-    source: SqsSource,
+pub(super) struct Acknowledger<Q> {
+    source: Q,
     held: Held,
     shutdown: CancellationToken,
 }
 
-impl Acknowledger {
-    pub(super) fn new(source: SqsSource, held: Held, shutdown: CancellationToken) -> Self {
+impl<Q: Source> Acknowledger<Q> {
+    pub(super) fn new(source: Q, held: Held, shutdown: CancellationToken) -> Self {
         Self {
             source,
             held,

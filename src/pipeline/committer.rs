@@ -19,52 +19,14 @@ use std::collections::HashSet;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
+use super::source::Source;
+use super::store::Store;
 use super::{PipelineError, PipelineSettings};
 use crate::mask::Masker;
 use crate::retry::{Budget, Retry};
-use crate::sink::{PgSink, SinkError, WriteReport};
-use crate::source::{Envelope, Forwarded, MessageId, SqsSource};
+use crate::sink::{SinkError, WriteReport};
+use crate::source::{Envelope, Forwarded, MessageId};
 use crate::transform::{self, Outcome, OutcomeKind};
-
-/// Where committed outcomes go: the database, or a stand-in in unit tests.
-pub(super) trait Store {
-    /// Commit outcomes in one transaction; `solo`: also clear their recorded solo attempts.
-    async fn write(&mut self, outcomes: &[&Outcome], solo: bool) -> Result<WriteReport, SinkError>;
-    /// Write outcomes and roll back: would the database take them? (Finding the refused login
-    /// of a message of several, whose logins must commit together.)
-    async fn probe(&mut self, outcomes: &[&Outcome]) -> Result<(), SinkError>;
-    /// Record one more solo attempt (committed at once); how many there have been.
-    async fn record_solo_attempt(&mut self, id: &MessageId) -> Result<u32, SinkError>;
-    /// Which of these refused logins (message id, element) were quarantined before: their dead
-    /// letter was sent then. A store without a quarantine table knows none.
-    async fn quarantined_before(
-        &mut self,
-        _logins: &[(&MessageId, Option<u32>)],
-    ) -> Result<HashSet<usize>, SinkError> {
-        Ok(HashSet::new())
-    }
-}
-
-impl Store for PgSink {
-    async fn write(&mut self, outcomes: &[&Outcome], solo: bool) -> Result<WriteReport, SinkError> {
-        self.write_outcomes(outcomes, solo).await
-    }
-
-    async fn record_solo_attempt(&mut self, id: &MessageId) -> Result<u32, SinkError> {
-        PgSink::record_solo_attempt(self, id).await
-    }
-
-    async fn probe(&mut self, outcomes: &[&Outcome]) -> Result<(), SinkError> {
-        self.probe_outcomes(outcomes).await
-    }
-
-    async fn quarantined_before(
-        &mut self,
-        logins: &[(&MessageId, Option<u32>)],
-    ) -> Result<HashSet<usize>, SinkError> {
-        PgSink::quarantined_before(self, logins).await
-    }
-}
 
 /// A message and what its logins became, kept together so nothing has to be matched up again.
 struct Item {
@@ -84,21 +46,21 @@ impl Item {
     }
 }
 
-pub(super) struct Committer<S> {
+pub(super) struct Committer<S, Q = crate::source::SqsSource> {
     store: S,
     masker: Masker,
     decoding: crate::unwrap::Decoding,
-    dead_letter: Option<SqsSource>,
+    dead_letter: Option<Q>,
     max_receives: u32,
     write_retry_timeout: std::time::Duration,
     shutdown: CancellationToken,
 }
 
-impl<S: Store> Committer<S> {
+impl<S: Store, Q: Source> Committer<S, Q> {
     pub(super) fn new(
         store: S,
         masker: Masker,
-        dead_letter: Option<SqsSource>,
+        dead_letter: Option<Q>,
         settings: &PipelineSettings,
         shutdown: CancellationToken,
     ) -> Self {
@@ -280,6 +242,11 @@ impl<S: Store> Committer<S> {
             return Ok(());
         }
         let before = self.quarantined_before(&refused).await?;
+        #[cfg(feature = "sim-mutants")]
+        let before = match crate::mutants::active(crate::mutants::Mutant::ForwardEveryRedelivery) {
+            true => HashSet::new(),
+            false => before,
+        };
         let Some(dead_letter) = &self.dead_letter else {
             return Ok(());
         };

@@ -320,7 +320,7 @@ mod minimal_refusal {
             quarantined: vec![],
             probes: 0,
         };
-        let mut committer = Committer::new(
+        let mut committer: Committer<Table> = Committer::new(
             table,
             masker,
             None,

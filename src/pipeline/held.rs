@@ -8,11 +8,14 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::source::{Envelope, ReceiptHandle, SqsSource};
+use super::source::Source;
+use crate::source::{Envelope, ReceiptHandle};
 
 /// The receipt handles held, each with when its visibility runs out.
 #[derive(Clone, Default)]
@@ -25,9 +28,16 @@ impl Held {
 
     /// Messages just received: invisible for `timeout` from their receipt.
     pub(super) fn hold(&self, messages: &[Envelope], timeout: Duration) {
+        #[cfg(feature = "sim-mutants")]
+        let messages = match crate::mutants::active(crate::mutants::Mutant::DropHeartbeat) {
+            true => &messages[..messages.len().saturating_sub(1)],
+            false => messages,
+        };
         let mut map = self.map();
         for m in messages {
-            map.insert(m.receipt_handle.clone(), m.received + timeout);
+            // On tokio's clock, which a paused test clock (the simulation) drives.
+            let received = Instant::from_std(m.received);
+            map.insert(m.receipt_handle.clone(), received + timeout);
         }
     }
 
@@ -68,11 +78,12 @@ impl Held {
 /// Every quarter visibility timeout, extend by one timeout the held messages that would become
 /// visible within the next two beats; until `stop`. If this process dies, its messages come
 /// back within about one timeout.
-pub(super) async fn heartbeat(held: Held, source: SqsSource, stop: CancellationToken) {
+pub(super) async fn heartbeat<Q: Source>(held: Held, source: Q, stop: CancellationToken) {
     let timeout = source.visibility_timeout();
     let beat = (timeout / 4).max(Duration::from_millis(250));
     loop {
         tokio::select! {
+            biased;
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(beat) => {}
         }
@@ -103,7 +114,7 @@ mod tests {
     use super::*;
     use crate::source::MessageId;
 
-    fn envelope(i: usize, received: Instant) -> Envelope {
+    fn envelope(i: usize, received: std::time::Instant) -> Envelope {
         Envelope {
             message_id: MessageId(format!("m{i}")),
             receipt_handle: ReceiptHandle(format!("r{i}")),
@@ -117,7 +128,8 @@ mod tests {
     #[test]
     fn what_is_held_is_due_before_it_runs_out_until_extended_or_released() {
         let held = Held::default();
-        let t0 = Instant::now();
+        let t0 = std::time::Instant::now();
+        let t = Instant::from_std(t0);
         let timeout = Duration::from_secs(30);
         let early: Vec<Envelope> = (0..15).map(|i| envelope(i, t0)).collect();
         let late: Vec<Envelope> = (15..20)
@@ -126,15 +138,15 @@ mod tests {
         held.hold(&early, timeout);
         held.hold(&late, timeout);
         assert_eq!(held.len(), 20);
-        assert!(held.due(t0 + Duration::from_secs(29)).is_empty());
-        assert_eq!(held.due(t0 + timeout).len(), 15, "the early ones first");
-        let due = held.due(t0 + timeout);
-        held.extended(&due, t0 + Duration::from_secs(60));
-        assert_eq!(held.due(t0 + Duration::from_secs(45)).len(), 5);
+        assert!(held.due(t + Duration::from_secs(29)).is_empty());
+        assert_eq!(held.due(t + timeout).len(), 15, "the early ones first");
+        let due = held.due(t + timeout);
+        held.extended(&due, t + Duration::from_secs(60));
+        assert_eq!(held.due(t + Duration::from_secs(45)).len(), 5);
         held.release(&due);
         held.release(&[ReceiptHandle("r15".into())]);
         assert_eq!(held.len(), 4);
-        held.extended(&due, t0); // released ones stay released
+        held.extended(&due, t); // released ones stay released
         assert_eq!(held.len(), 4);
     }
 }

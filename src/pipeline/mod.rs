@@ -15,6 +15,8 @@ mod committer;
 mod held;
 mod progress;
 mod receiver;
+mod source;
+mod store;
 mod summary;
 
 use std::time::{Duration, Instant};
@@ -25,10 +27,12 @@ use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::mask::Masker;
-use crate::sink::{PgSink, SinkError};
-use crate::source::{Envelope, SourceError, SqsSource};
+use crate::sink::SinkError;
+use crate::source::{Envelope, SourceError};
 use crate::telemetry::{health, metrics};
 
+pub use source::Source;
+pub use store::Store;
 pub use summary::Summary;
 
 /// The default of each knob, written once: [`PipelineSettings::default`] and `run`'s flags both
@@ -115,9 +119,9 @@ pub enum PipelineError {
 }
 
 /// Run until `shutdown` is cancelled or, in drain mode, until the queue stays empty.
-pub async fn run(
-    source: SqsSource,
-    sink: PgSink,
+pub async fn run<Q: Source, S: Store>(
+    source: Q,
+    sink: S,
     masker: Masker,
     settings: PipelineSettings,
     shutdown: CancellationToken,
@@ -174,6 +178,10 @@ pub async fn run(
                 let receipts = acknowledger::receipts(&batch);
                 let sent: Vec<_> = batch.iter().map(|e| e.sent_at).collect();
                 let commit_started = Instant::now();
+                #[cfg(feature = "sim-mutants")]
+                if crate::mutants::active(crate::mutants::Mutant::DeleteBeforeCommit) {
+                    summary.delete_failures += acknowledger.delete(&receipts).await;
+                }
                 let report = committer.commit(batch).await?;
                 let batch = metrics::Committed {
                     messages: received,

@@ -8,14 +8,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::batcher::Buffer;
 use super::held::Held;
+use super::source::Source;
 use crate::retry::{Budget, Retry};
 use crate::source::sqs::SQS_BATCH_MAX;
-use crate::source::{Envelope, SourceError, SqsSource};
+use crate::source::{Envelope, SourceError};
 
 #[allow(clippy::too_many_arguments)]
-pub(super) async fn receive_loop(
+pub(super) async fn receive_loop<Q: Source>(
     id: usize,
-    source: SqsSource,
+    source: Q,
     tx: mpsc::Sender<Envelope>,
     buffer: Buffer,
     held: Held,
@@ -28,6 +29,7 @@ pub(super) async fn receive_loop(
     let mut retry = Retry::new("receive", "receive failed", Budget::Forever, &stop);
     loop {
         let received = tokio::select! {
+            biased;
             _ = stop.cancelled() => return Ok(()),
             r = source.receive(SQS_BATCH_MAX, wait) => r,
         };
@@ -47,6 +49,7 @@ pub(super) async fn receive_loop(
                 held.hold(&messages, source.visibility_timeout());
                 for message in messages {
                     tokio::select! {
+                        biased;
                         _ = buffer.reserve(message.body.len()) => {}
                         _ = tx.closed() => return Ok(()), // the writer is gone
                     }

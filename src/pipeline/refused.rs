@@ -20,14 +20,14 @@
 
 use chrono::Utc;
 
-use super::{Committer, Item, Store};
+use super::{Committer, Item, Source, Store};
 use crate::event::{RejectCode, Rejection};
 use crate::pipeline::PipelineError;
 use crate::retry::{Budget, Retry};
 use crate::sink::SinkError;
 use crate::transform::{self, Outcome, OutcomeKind};
 
-impl<S: Store> Committer<S> {
+impl<S: Store, Q: Source> Committer<S, Q> {
     /// Turn the logins of `item` that PostgreSQL refuses into quarantine entries. Each call
     /// quarantines at least one row; an item without rows means the quarantine insert itself
     /// was refused: the schema is broken, not the data, and that stops the run.
@@ -150,6 +150,12 @@ impl<S: Store> Committer<S> {
                 return Ok(None);
             }
             kept.extend_from_slice(&rest[..good]);
+            #[cfg(feature = "sim-mutants")]
+            if good > 0 && crate::mutants::active(crate::mutants::Mutant::RefusedPairLast) {
+                refused.push(rest[rest.len() - 1]);
+                rest = &rest[bad..];
+                continue;
+            }
             refused.push(rest[good]);
             rest = &rest[bad..];
         }

@@ -2,8 +2,7 @@
 
 pub mod sqs;
 
-pub(crate) use sqs::Forwarded;
 pub use sqs::{
-    Envelope, MessageId, QueueDepth, ReceiptHandle, SourceError, SqsProtocol, SqsSettings,
-    SqsSource,
+    Envelope, ForwardReport, Forwarded, MessageId, QueueDepth, ReceiptHandle, SourceError,
+    SqsProtocol, SqsSettings, SqsSource,
 };

@@ -9,7 +9,7 @@ mod error;
 mod iam;
 mod migrate;
 mod ops;
-mod redrive;
+pub(crate) mod redrive;
 mod tls;
 mod unknown_fields;
 mod write;

@@ -8,7 +8,7 @@
 //! last reason); one whose entry is resolved already landed and is dropped. So a login lands
 //! once, and a login that keeps failing keeps one entry, however many copies come back.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use tokio_postgres::Transaction;
 
@@ -17,11 +17,11 @@ use super::SinkError;
 use crate::message::{MessageId, Outcome, OutcomeKind, QuarantineRecord};
 
 /// A quarantine entry's key: message id and element (-1: the whole message).
-pub(super) type EntryKey = (String, i32);
+pub(crate) type EntryKey = (String, i32);
 
 /// How the ledger took a message id in this write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Claim {
+pub(crate) enum Claim {
     /// Not in the ledger before: everything lands, except logins whose entry is resolved.
     Fresh,
     /// In the ledger as `quarantined`: only its open entries are tried again.
@@ -30,25 +30,25 @@ pub(super) enum Claim {
 
 /// What a write does with its outcomes.
 #[derive(Debug, Default)]
-pub(super) struct Plan<'a> {
+pub(crate) struct Plan<'a> {
     /// Rows to copy.
-    pub(super) rows: Vec<&'a Outcome>,
+    pub(crate) rows: Vec<&'a Outcome>,
     /// Quarantine entries to insert.
-    pub(super) new_entries: Vec<(&'a Outcome, &'a QuarantineRecord)>,
+    pub(crate) new_entries: Vec<(&'a Outcome, &'a QuarantineRecord)>,
     /// Open entries that failed again: attempts + 1, the latest reason.
-    pub(super) retried: Vec<(EntryKey, &'a QuarantineRecord)>,
+    pub(crate) retried: Vec<(EntryKey, &'a QuarantineRecord)>,
     /// Open entries whose login landed now (or whose whole message is judged login by login).
-    pub(super) resolved: BTreeSet<EntryKey>,
+    pub(crate) resolved: BTreeSet<EntryKey>,
     /// Reclaimed ids that landed a row: the ledger says `row` from now on.
-    pub(super) landed: BTreeSet<&'a str>,
+    pub(crate) landed: BTreeSet<&'a str>,
     /// Ids that added a row or a new entry. The others count as duplicates: a redelivery that
     /// only counted another attempt added nothing, so `received = new + duplicates` still holds.
-    pub(super) acted: HashSet<&'a str>,
+    pub(crate) acted: HashSet<&'a str>,
 }
 
 /// The entries a write must look at: those of reclaimed ids (and their whole-message entry),
 /// and those a redriven dead letter of one login stands for.
-pub(super) fn entries_to_read(candidates: &[(&Outcome, Claim)]) -> BTreeSet<EntryKey> {
+pub(crate) fn entries_to_read(candidates: &[(&Outcome, Claim)]) -> BTreeSet<EntryKey> {
     let mut keys = BTreeSet::new();
     for (o, claim) in candidates {
         let (id, element) = o.message_id.entry(o.element);
@@ -66,8 +66,48 @@ pub(super) fn entries_to_read(candidates: &[(&Outcome, Claim)]) -> BTreeSet<Entr
     keys
 }
 
+/// The ledger entry each message id of a write claims: `row` if any of its logins is a row.
+pub(crate) fn ledger_claims<'a>(outcomes: &[&'a Outcome]) -> BTreeMap<&'a str, &'static str> {
+    let mut ledger: BTreeMap<&str, &str> = BTreeMap::new();
+    for o in outcomes {
+        let kind = ledger.entry(o.message_id.as_str()).or_insert("quarantined");
+        if matches!(o.kind, OutcomeKind::Row { .. }) {
+            *kind = "row";
+        }
+    }
+    ledger
+}
+
+/// The outcomes of the messages newly claimed or reclaimed, each login once (a message delivered
+/// twice in one write counts once), and how many deliveries the write held. Pure.
+pub(crate) fn candidates<'a>(
+    outcomes: &[&'a Outcome],
+    new_ids: &HashSet<String>,
+    reclaimed: &HashSet<String>,
+) -> (Vec<(&'a Outcome, Claim)>, u64) {
+    let mut seen = HashSet::new();
+    let candidates: Vec<(&Outcome, Claim)> = (outcomes.iter().copied())
+        .filter_map(|o| match o.message_id.as_str() {
+            #[cfg(feature = "sim-mutants")]
+            _ if crate::mutants::active(crate::mutants::Mutant::SkipLedgerClaim) => {
+                Some((o, Claim::Fresh))
+            }
+            id if new_ids.contains(id) => Some((o, Claim::Fresh)),
+            id if reclaimed.contains(id) => Some((o, Claim::Reclaimed)),
+            _ => None,
+        })
+        .filter(|(o, _)| seen.insert((o.message_id.as_str(), o.element)))
+        .collect();
+    // Each delivery has one outcome that stands for the message or its first login.
+    let deliveries = outcomes
+        .iter()
+        .filter(|o| o.element.unwrap_or(0) == 0)
+        .count();
+    (candidates, deliveries as u64)
+}
+
 /// Decide, from the claims and the entries read (`true`: resolved), what lands. Pure.
-pub(super) fn plan<'a>(
+pub(crate) fn plan<'a>(
     candidates: &[(&'a Outcome, Claim)],
     entries: &HashMap<EntryKey, bool>,
 ) -> Plan<'a> {

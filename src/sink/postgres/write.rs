@@ -186,13 +186,7 @@ async fn claim_ids<'a, O: Borrow<Outcome>>(
     outcomes: &'a [O],
 ) -> Result<(Vec<(&'a Outcome, Claim)>, u64), tokio_postgres::Error> {
     let outcomes: Vec<&Outcome> = outcomes.iter().map(Borrow::borrow).collect();
-    let mut ledger: BTreeMap<&str, &str> = BTreeMap::new();
-    for o in &outcomes {
-        let kind = ledger.entry(o.message_id.as_str()).or_insert("quarantined");
-        if matches!(o.kind, OutcomeKind::Row { .. }) {
-            *kind = "row";
-        }
-    }
+    let ledger = redrive::ledger_claims(&outcomes);
     let ids: Vec<&str> = ledger.keys().copied().collect();
     let kinds: Vec<&str> = ledger.values().copied().collect();
     let new_ids: HashSet<String> = tx
@@ -205,21 +199,7 @@ async fn claim_ids<'a, O: Borrow<Outcome>>(
         .filter(|id| !new_ids.contains(*id))
         .collect();
     let reclaimed = redrive::reclaim(tx, &known).await?;
-    let mut seen = HashSet::new();
-    let candidates: Vec<(&Outcome, Claim)> = (outcomes.iter().copied())
-        .filter_map(|o| match o.message_id.as_str() {
-            id if new_ids.contains(id) => Some((o, Claim::Fresh)),
-            id if reclaimed.contains(id) => Some((o, Claim::Reclaimed)),
-            _ => None,
-        })
-        .filter(|(o, _)| seen.insert((o.message_id.as_str(), o.element)))
-        .collect();
-    // Each delivery has one outcome that stands for the message or its first login.
-    let deliveries = outcomes
-        .iter()
-        .filter(|o| o.element.unwrap_or(0) == 0)
-        .count();
-    Ok((candidates, deliveries as u64))
+    Ok(redrive::candidates(&outcomes, &new_ids, &reclaimed))
 }
 
 /// Stream the rows with binary COPY; how many were written.
@@ -268,15 +248,13 @@ async fn insert_quarantine(
     let column = |f: fn(&QuarantineRecord) -> &str| -> Vec<&str> {
         entries.iter().map(|(_, q)| f(q)).collect()
     };
-    let ids: Vec<&str> = entries.iter().map(|(o, _)| o.message_id.as_str()).collect();
-    // -1: the entry stands for the whole message.
-    let elements: Vec<i32> = entries
-        .iter()
-        .map(|(o, _)| {
-            o.element
-                .map_or(-1, |i| i32::try_from(i).unwrap_or(i32::MAX))
-        })
+    // The entry a login stands for (-1: the whole message): a redriven dead letter of one login,
+    // `<id>#<i>`, is element `i` of `<id>`, where its retries and the original look for it.
+    let keys: Vec<(&str, i32)> = (entries.iter())
+        .map(|(o, _)| o.message_id.entry(o.element))
         .collect();
+    let ids: Vec<&str> = keys.iter().map(|(id, _)| *id).collect();
+    let elements: Vec<i32> = keys.iter().map(|(_, element)| *element).collect();
     let codes = column(|q| q.rejection.code.as_str());
     let reasons = column(|q| q.rejection.message.as_str());
     let received: Vec<_> = entries.iter().map(|(_, q)| q.received_at).collect();

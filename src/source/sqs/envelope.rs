@@ -44,11 +44,11 @@ impl<'a> From<&'a Envelope> for Message<'a> {
 
 /// A rejected message on its way to the dead-letter queue.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Forwarded<'a> {
+pub struct Forwarded<'a> {
     /// The raw body, as received.
-    pub(crate) body: &'a str,
+    pub body: &'a str,
     /// Its MessageId in the source queue.
-    pub(crate) message_id: &'a MessageId,
+    pub message_id: &'a MessageId,
     /// Why it was rejected (a [`crate::event::RejectCode`] text).
-    pub(crate) reason_code: &'a str,
+    pub reason_code: &'a str,
 }

@@ -20,11 +20,11 @@ const FIFO_GROUP: &str = "login-etl-quarantine";
 
 /// What a forward did.
 #[derive(Debug, Default)]
-pub(crate) struct ForwardReport {
+pub struct ForwardReport {
     /// Messages now in the dead-letter queue.
-    pub(crate) forwarded: usize,
+    pub forwarded: usize,
     /// Messages that cannot be forwarded, and why (they stay in quarantine).
-    pub(crate) not_forwarded: Vec<(MessageId, String)>,
+    pub not_forwarded: Vec<(MessageId, String)>,
 }
 
 /// Bytes a message counts for against the 256 KiB limits: body and attributes (name, type and

@@ -25,9 +25,9 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use aws_sdk_sqs::Client;
 use url::Url;
 
-pub(crate) use envelope::Forwarded;
-pub use envelope::{Envelope, MessageId, ReceiptHandle};
+pub use envelope::{Envelope, Forwarded, MessageId, ReceiptHandle};
 pub use error::SourceError;
+pub use forward::ForwardReport;
 pub use protocol::SqsProtocol;
 
 /// How long connecting to SQS may take (the SDK's own default).
