@@ -66,6 +66,9 @@ fn fails_with(
     (text, started.elapsed())
 }
 
+/// A database URL made around a (percent-encoded) password.
+type UrlWith<'a> = Box<dyn Fn(&str) -> String + 'a>;
+
 /// A cluster asking for passwords, with a role `etl` whose password is `right`.
 async fn password_cluster() -> TempCluster {
     let cluster = TempCluster::with_passwords();
@@ -84,7 +87,7 @@ async fn the_database_password_never_reaches_logs_or_errors() {
     let queue = TestQueue::new(30).await;
     let cluster = password_cluster().await;
     let closed_port = free_port();
-    let cases: Vec<(&str, Box<dyn Fn(&str) -> String>)> = vec![
+    let cases: Vec<(&str, UrlWith)> = vec![
         (
             "connection refused",
             Box::new(move |pw| format!("postgres://etl:{pw}@127.0.0.1:{closed_port}/postgres")),
