@@ -1,17 +1,31 @@
-//! parse → validate → mask, on arbitrary bodies. Invariants checked on every input:
-//! nothing panics; a row's masks are well-formed and fit their column; a quarantined body keeps no
-//! `ip` or `device_id` value that is not a mask. The first input byte picks hmac-sha256 or aes-siv.
+//! The whole pure middle (`transform::process_with`: unwrap → split → validate → mask, or scrub
+//! into a quarantine record) on arbitrary bodies. Invariants checked on every input:
+//! nothing panics; a row's masks are well-formed and fit their column; no raw `ip` or `device_id`
+//! value of the message (at any depth, inside gzip, envelopes and JSON strings) appears in a
+//! quarantined body, a rejection's text, a row's `extra_fields` or a metrics label.
+//! The first input byte picks the decoding: bit 0 hmac-sha256 / aes-siv, bit 1 keep extra fields,
+//! bit 2 `--envelope none`. `scripts/test.sh` runs it for a bounded time on every test run.
 #![no_main]
 
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
+use login_etl::elements::{self, Logins};
 use login_etl::mask::{KeyRing, Masker, StrategyName};
-use login_etl::source::{Envelope, MessageId, ReceiptHandle};
+use login_etl::message::{Message, MessageId};
 use login_etl::transform::{self, OutcomeKind};
+use login_etl::unwrap::{Decoding, EnvelopeMode};
 use serde_json::Value;
 
-/// Both keyed strategies: the fuzzer's input picks one with its first byte.
+/// Shorter PII values are not looked for: they could occur by chance in a mask or in the fixed
+/// words of a scrubbed body (`#str`, `fingerprint`, …).
+const MIN_LOOKED_FOR: usize = 8;
+/// The scrubber decodes JSON inside strings this many levels (docs of `mask::scrub`).
+const JSON_IN_STRING_LEVELS: usize = 2;
+/// The scrubber replaces subtrees deeper than 32 with `#truncated`.
+const MAX_DEPTH: usize = 30;
+
+/// Both keyed strategies, with one key (id `k1`).
 fn maskers() -> &'static [Masker; 2] {
     static MASKERS: OnceLock<[Masker; 2]> = OnceLock::new();
     MASKERS.get_or_init(|| {
@@ -24,8 +38,8 @@ fn maskers() -> &'static [Masker; 2] {
 }
 
 /// `k1:` followed by 64 hex characters (HMAC) or base64url (AES-SIV).
-fn is_mask(value: &Value) -> bool {
-    value.as_str().and_then(|s| s.strip_prefix("k1:")).is_some_and(|payload| {
+fn is_mask(text: &str) -> bool {
+    text.strip_prefix("k1:").is_some_and(|payload| {
         !payload.is_empty()
             && payload
                 .bytes()
@@ -33,19 +47,138 @@ fn is_mask(value: &Value) -> bool {
     })
 }
 
-fn assert_masked(value: &Value) {
+/// `ip`, `IP`, `device_id`, `deviceId`, `Device-ID`…
+fn is_pii_name(name: &str) -> bool {
+    let folded: String = (name.chars())
+        .filter(|c| *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect();
+    folded == "ip" || folded == "deviceid"
+}
+
+/// Every string or number under a PII name, at any depth, inside JSON strings too.
+fn collect_pii(value: &Value, under_pii: bool, depth: usize, levels: usize, out: &mut Vec<String>) {
+    if depth > MAX_DEPTH {
+        return;
+    }
     match value {
-        Value::Object(map) => {
-            for (key, v) in map {
-                if key == "ip" || key == "device_id" {
-                    assert!(v.is_null() || is_mask(v), "raw {key} survived in a quarantined body");
-                } else {
-                    assert_masked(v);
-                }
+        Value::String(s) => {
+            let inner = (levels < JSON_IN_STRING_LEVELS)
+                .then(|| serde_json::from_str::<Value>(s).ok())
+                .flatten()
+                .filter(|v| v.is_object() || v.is_array());
+            match inner {
+                Some(inner) => collect_pii(&inner, under_pii, depth + 1, levels + 1, out),
+                None if under_pii => out.push(s.trim().to_string()),
+                None => {}
             }
         }
-        Value::Array(items) => items.iter().for_each(assert_masked),
+        Value::Number(n) if under_pii => out.push(n.to_string()),
+        Value::Array(items) => {
+            (items.iter()).for_each(|v| collect_pii(v, under_pii, depth + 1, levels, out))
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                collect_pii(v, under_pii || is_pii_name(k), depth + 1, levels, out);
+            }
+        }
         _ => {}
+    }
+}
+
+/// The raw PII values of `texts` (each one JSON value, or NDJSON), long enough to look for.
+fn pii_of<'t>(texts: impl Iterator<Item = &'t str>) -> Vec<String> {
+    let mut found = Vec::new();
+    for text in texts {
+        for part in std::iter::once(text).chain(text.lines()) {
+            if let Ok(value) = serde_json::from_str::<Value>(part) {
+                collect_pii(&value, false, 0, 0, &mut found);
+            }
+        }
+    }
+    found.retain(|v| v.chars().count() >= MIN_LOOKED_FOR);
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// The raw PII values of a body as the pipeline sees it (decompressed): of the whole message, and
+/// of each login of a body of several. A refused login of several is scrubbed from its own text,
+/// knowing its own PII values only, so its quarantine entry is checked against those: another
+/// login's value in its kept fields is not caught (a known gap, in docs/testing.md "Untested").
+fn raw_pii(body: &str, decoding: &Decoding) -> (Vec<String>, Vec<Vec<String>>) {
+    let Ok(unwrapped) = login_etl::unwrap::unwrap(body, decoding) else {
+        return (pii_of(std::iter::once(body)), Vec::new());
+    };
+    let whole = pii_of(std::iter::once(unwrapped.body.as_ref()));
+    let elements = match decoding.envelope {
+        EnvelopeMode::None => Vec::new(),
+        _ => match elements::split(&unwrapped.login, decoding.max_logins_per_message) {
+            Ok(Logins::Many(texts)) => texts.iter().map(|t| pii_of(std::iter::once(*t))).collect(),
+            _ => Vec::new(),
+        },
+    };
+    (whole, elements)
+}
+
+/// Every key and string of a JSON value, decoded (a value with quotes is escaped in the text).
+fn strings_of(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(items) => items.iter().for_each(|v| strings_of(v, out)),
+        Value::Object(map) => {
+            for (k, v) in map {
+                out.push(k.clone());
+                strings_of(v, out);
+            }
+        }
+        _ => out.push(value.to_string()),
+    }
+}
+
+fn assert_no_pii_in_json(pii: &[String], what: &str, value: &Value) {
+    let mut strings = Vec::new();
+    strings_of(value, &mut strings);
+    for text in &strings {
+        assert_no_pii(pii, what, text);
+        assert!(
+            !text.contains('\0'),
+            "{what} holds \\u0000, which jsonb refuses"
+        );
+    }
+}
+
+/// Bytes hidden from libFuzzer: it intercepts memcmp and copies what it sees compared into its
+/// inputs, so comparing the output with the raw values in the clear teaches it to make raw values
+/// equal to pieces of masks or fixed wording. XORed bytes teach it nothing.
+fn hidden(text: &str) -> Vec<u8> {
+    text.bytes().map(|b| b ^ 0x5a).collect()
+}
+
+/// `text` with every mask and fingerprint (`k1:` and what follows) cut out: they are keyed
+/// output, and a short raw value may occur in one by chance (a seed keeps such an input).
+fn without_masks(text: &str) -> String {
+    let mut kept = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("k1:") {
+        kept.push_str(&rest[..at]);
+        kept.push('\u{1}');
+        rest = rest[at..].trim_start_matches(|c: char| {
+            c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == ':'
+        });
+    }
+    kept.push_str(rest);
+    kept
+}
+
+fn assert_no_pii(pii: &[String], what: &str, text: &str) {
+    let text = hidden(&without_masks(text));
+    for value in pii {
+        let value = hidden(value);
+        assert!(
+            !text.windows(value.len()).any(|w| w == value.as_slice()),
+            "a raw ip/device_id value is in {what}"
+        );
     }
 }
 
@@ -53,30 +186,59 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, data)) = data.split_first() else {
         return;
     };
-    let masker = &maskers()[usize::from(selector & 1)];
     let Ok(body) = std::str::from_utf8(data) else {
         return; // SQS bodies are always valid Unicode
     };
-    let envelope = Envelope {
-        message_id: MessageId::from("fuzz"),
-        receipt_handle: ReceiptHandle(String::new()),
-        body: body.to_string(),
+    let masker = &maskers()[usize::from(selector & 1)];
+    let decoding = Decoding {
+        keep_extra_fields: selector & 2 != 0,
+        envelope: if selector & 4 != 0 {
+            EnvelopeMode::None
+        } else {
+            EnvelopeMode::Auto
+        },
+        ..Decoding::default()
+    };
+    let (whole, of_element) = raw_pii(body, &decoding);
+    let id = MessageId::from("fuzz");
+    let message = Message {
+        id: &id,
+        body,
         sent_at: chrono::Utc::now(),
         receive_count: 1,
-        received: std::time::Instant::now(),
     };
-    match transform::process(&envelope, masker, chrono::Utc::now()).kind {
-        OutcomeKind::Row { login, .. } => {
-            assert!(is_mask(&Value::from(login.masked_ip.as_str())));
-            assert!(is_mask(&Value::from(login.masked_device_id.as_str())));
-            assert!(login.masked_ip.len() <= 256 && login.masked_device_id.len() <= 256);
-            assert!(login.user_id.chars().count() <= 128 && !login.user_id.contains('\0'));
+    let outcomes = transform::process_with(message, masker, &decoding, chrono::Utc::now());
+    assert!(!outcomes.is_empty(), "every message has an outcome");
+    for outcome in outcomes {
+        assert_eq!(outcome.message_id, id);
+        let own = (outcome.element)
+            .and_then(|i| of_element.get(i as usize))
+            .unwrap_or(&whole);
+        for label in &outcome.unknown_fields {
+            assert_no_pii(&whole, "a metrics label", label);
         }
-        OutcomeKind::Quarantine(q) => {
-            assert!(!q.rejection.message.is_empty());
-            if let Some(stored) = q.body_masked {
-                let value: Value = serde_json::from_str(&stored).expect("stored body is JSON");
-                assert_masked(&value);
+        match outcome.kind {
+            OutcomeKind::Row {
+                login,
+                extra_fields,
+                ..
+            } => {
+                assert!(is_mask(&login.masked_ip) && is_mask(&login.masked_device_id));
+                assert!(login.masked_ip.len() <= 256 && login.masked_device_id.len() <= 256);
+                assert!(login.user_id.chars().count() <= 128 && !login.user_id.contains('\0'));
+                if let Some(extra) = extra_fields {
+                    assert_no_pii_in_json(own, "extra_fields", &extra);
+                }
+            }
+            OutcomeKind::Quarantine(q) => {
+                assert!(!q.rejection.message.is_empty());
+                assert_no_pii(&whole, "a rejection's text", &q.rejection.message);
+                let stored: Value =
+                    serde_json::from_str(&q.body_masked).expect("a stored body is JSON");
+                assert_no_pii_in_json(own, "a quarantined body", &stored);
+                if let Some(user) = &q.user_id {
+                    assert_no_pii(own, "a quarantine user_id", user);
+                }
             }
         }
     }

@@ -66,6 +66,9 @@ fn fails_with(
     (text, started.elapsed())
 }
 
+/// A database URL made around a (percent-encoded) password.
+type UrlWith<'a> = Box<dyn Fn(&str) -> String + 'a>;
+
 /// A cluster asking for passwords, with a role `etl` whose password is `right`.
 async fn password_cluster() -> TempCluster {
     let cluster = TempCluster::with_passwords();
@@ -77,9 +80,6 @@ async fn password_cluster() -> TempCluster {
     cluster
 }
 
-/// A database URL made with a given password.
-type UrlFor<'a> = Box<dyn Fn(&str) -> String + 'a>;
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_database_password_never_reaches_logs_or_errors() {
     let seed: u64 = rand::random();
@@ -88,7 +88,7 @@ async fn the_database_password_never_reaches_logs_or_errors() {
     let cluster = password_cluster().await;
     // Port 1 (tcpmux): nothing listens there on this machine, and nothing can take it unprivileged.
     let closed_port = 1;
-    let cases: Vec<(&str, UrlFor<'_>)> = vec![
+    let cases: Vec<(&str, UrlWith)> = vec![
         (
             "connection refused",
             Box::new(move |pw| format!("postgres://etl:{pw}@127.0.0.1:{closed_port}/postgres")),
