@@ -25,12 +25,15 @@ fn maskers() -> &'static [Masker; 2] {
 
 /// `k1:` followed by 64 hex characters (HMAC) or base64url (AES-SIV).
 fn is_mask(value: &Value) -> bool {
-    value.as_str().and_then(|s| s.strip_prefix("k1:")).is_some_and(|payload| {
-        !payload.is_empty()
-            && payload
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    })
+    value
+        .as_str()
+        .and_then(|s| s.strip_prefix("k1:"))
+        .is_some_and(|payload| {
+            !payload.is_empty()
+                && payload
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 fn assert_masked(value: &Value) {
@@ -38,7 +41,10 @@ fn assert_masked(value: &Value) {
         Value::Object(map) => {
             for (key, v) in map {
                 if key == "ip" || key == "device_id" {
-                    assert!(v.is_null() || is_mask(v), "raw {key} survived in a quarantined body");
+                    assert!(
+                        v.is_null() || is_mask(v),
+                        "raw {key} survived in a quarantined body"
+                    );
                 } else {
                     assert_masked(v);
                 }
