@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 rows=${1:-1000000}
 scripts/stack-up.sh >/dev/null
 cargo build --quiet --locked
-bin=$root/target/debug/login-etl
+bin=$target_dir/debug/login-etl
 db=login_etl_report_bench
 fresh_database "$db"
 export LOGIN_ETL_DATABASE_URL=postgres://postgres@127.0.0.1:5432/$db

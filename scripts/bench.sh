@@ -17,6 +17,6 @@ cargo build --release --locked --quiet --bin login-etl --example sqs-stand-in
 if [[ " $* " == *" --instructions "* ]] && ! command -v valgrind >/dev/null; then apt_install valgrind; fi
 db=login_etl_bench_cpu
 fresh_database "$db"
-python3 "$root/scripts/bench-cpu.py" "$root/target/release/login-etl" \
-  "$root/target/release/examples/sqs-stand-in" "postgres://postgres@127.0.0.1:5432/$db" \
+python3 "$root/scripts/bench-cpu.py" "$target_dir/release/login-etl" \
+  "$target_dir/release/examples/sqs-stand-in" "postgres://postgres@127.0.0.1:5432/$db" \
   $($cpu_only && printf '%q ' "$@")

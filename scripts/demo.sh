@@ -26,7 +26,7 @@ psql_demo() { psql -X -v ON_ERROR_STOP=1 "$LOGIN_ETL_DATABASE_URL" "$@"; }
 
 echo "==> building login-etl"
 cargo build --quiet
-bin=$root/target/debug/login-etl
+bin=$target_dir/debug/login-etl
 
 if [ "$reset" = 1 ]; then
   echo "==> --reset: dropping database $db_name and the queue's messages"

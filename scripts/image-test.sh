@@ -139,7 +139,8 @@ say "ok    check passes in the container"
 # docker-compose.yml's login-etl service: its environment (service names mapped to this host, the
 # scratch database and queue instead of the take-home's) runs `check` with this image too.
 compose_env=$stack_dir/image-test-compose.env
-"$root/.stack/validators-venv/bin/python" - "$root/docker-compose.yml" "$db" "$queue" >"$compose_env" <<'PY'
+validators=$(validators_bin)   # PyYAML, installed here if validate-deploy.sh has not run
+"$validators/python" - "$root/docker-compose.yml" "$db" "$queue" >"$compose_env" <<'PY'
 import sys, yaml
 compose, db, queue = sys.argv[1:]
 env = yaml.safe_load(open(compose))["services"]["login-etl"]["environment"]

@@ -7,6 +7,8 @@ cd "$root"
 export AWS_EC2_METADATA_DISABLED=true
 script_name=$(basename "$0" .sh)
 stack_dir=${LOGIN_ETL_STACK_DIR:-$root/.stack}
+# Where cargo puts what it builds (CARGO_TARGET_DIR when set, relative to the checkout).
+target_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}")
 
 say() { printf '[%s] %s\n' "$script_name" "$*" >&2; }
 die() { printf '[%s] error: %s\n' "$script_name" "$*" >&2; exit 1; }
@@ -45,6 +47,18 @@ install_venv() {
   cp "$lock" "$venv/.installed-lock"
 }
 
+# The validators' venv (PyYAML, jsonschema, cfn-lint; scripts/validators.lock), built if missing
+# or stale, so any script can use it without validate-deploy.sh having run. Prints its bin folder.
+validators_bin() {
+  local venv=$stack_dir/validators-venv python
+  python=$(python_for 11)
+  [ -n "$python" ] || python=$(command -v python3 || true)
+  [ -n "$python" ] || die "python3 is required for the validators (apt-get install python3-venv)"
+  mkdir -p "$stack_dir"
+  install_venv "$venv" "$python" "$root/scripts/validators.lock" >&2
+  printf '%s' "$venv/bin"
+}
+
 # A new, empty database $1 on the local server (dropped first if it exists).
 fresh_database() {
   psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres -d postgres \
@@ -62,6 +76,6 @@ scratch_run() {
   export LOGIN_ETL_DATABASE_URL=postgres://postgres@127.0.0.1:5432/$1
   LOGIN_ETL_MASK_KEY=$(random_key)
   export LOGIN_ETL_MASK_KEY
-  "$root/target/release/login-etl" send-sample --create-queue --count 0 >/dev/null
-  "$root/target/release/login-etl" purge-queue --yes >/dev/null || true   # leftovers of an interrupted run
+  "$target_dir/release/login-etl" send-sample --create-queue --count 0 >/dev/null
+  "$target_dir/release/login-etl" purge-queue --yes >/dev/null || true   # leftovers of an interrupted run
 }

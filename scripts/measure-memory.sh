@@ -16,7 +16,7 @@ case $mode in hostile) default=200 ;; field-names) default=20000 ;; *) default=1
 count=${1:-$default}
 scripts/stack-up.sh
 bin=${LOGIN_ETL_BIN:-}
-[ -n "$bin" ] || { cargo build --release --locked --quiet; bin=$root/target/release/login-etl; }
+[ -n "$bin" ] || { cargo build --release --locked --quiet; bin=$target_dir/release/login-etl; }
 db=login_etl_memory_$$   # its own database and queue: several runs may overlap
 scratch_run "$db" "login-etl-memory-$$"
 if [ "$mode" = hostile ]; then

@@ -9,7 +9,7 @@ count=${1:-20000}
 command -v chromium >/dev/null || { say "installing chromium"; apt_install chromium; }
 scripts/stack-up.sh
 cargo build --release --locked --quiet
-bin=$root/target/release/login-etl
+bin=$target_dir/release/login-etl
 db=login_etl_observe
 scratch_run "$db" login-etl-observe
 metrics=127.0.0.1:9465 prom=127.0.0.1:9391

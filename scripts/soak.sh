@@ -36,7 +36,7 @@ while [ $# -gt 0 ]; do
 done
 
 cargo build --release --locked --quiet --bin login-etl --example sqs-stand-in
-bin=$root/target/release/login-etl
+bin=$target_dir/release/login-etl
 db=login_etl_soak queue=login-etl-soak
 work=$(mktemp -d)
 pids=()
@@ -49,7 +49,7 @@ trap cleanup EXIT
 if [ "$endpoint" = http://127.0.0.1:4566 ]; then
   scripts/stack-up.sh
 else
-  "$root/target/release/examples/sqs-stand-in" 127.0.0.1:4599 2>"$work/stand-in.log" &
+  "$target_dir/release/examples/sqs-stand-in" 127.0.0.1:4599 2>"$work/stand-in.log" &
   pids+=($!)
   sleep 0.5
 fi

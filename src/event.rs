@@ -95,6 +95,17 @@ pub enum RejectCode {
 }
 
 impl RejectCode {
+    /// Every code, so each reason's counter is exported at 0 from the start.
+    pub const ALL: [RejectCode; 7] = [
+        RejectCode::InvalidJson,
+        RejectCode::NotAnObject,
+        RejectCode::DuplicateKey,
+        RejectCode::InvalidFields,
+        RejectCode::TooManyReceives,
+        RejectCode::RejectedByDatabase,
+        RejectCode::TooManyLogins,
+    ];
+
     /// The text stored in the database and logs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -385,6 +396,24 @@ fn optional_text(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_reject_code_is_in_all() {
+        // A new variant fails to compile here until it has the next index, then fails below
+        // until it is in `ALL` (so its counter is exported at 0).
+        let index = |code: RejectCode| match code {
+            RejectCode::InvalidJson => 0,
+            RejectCode::NotAnObject => 1,
+            RejectCode::DuplicateKey => 2,
+            RejectCode::InvalidFields => 3,
+            RejectCode::TooManyReceives => 4,
+            RejectCode::RejectedByDatabase => 5,
+            RejectCode::TooManyLogins => 6,
+        };
+        let mut listed: Vec<usize> = RejectCode::ALL.iter().map(|c| index(*c)).collect();
+        listed.sort_unstable();
+        assert_eq!(listed, (0..=6).collect::<Vec<_>>());
+    }
 
     const GOOD: &str = r#"{"user_id": "424cdd21-063a-43a7-b91b-7ca1a833afae", "app_version": "2.3.0", "device_type": "android", "ip": "199.172.111.135", "locale": "RU", "device_id": "593-47-5928"}"#;
 

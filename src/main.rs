@@ -5,7 +5,8 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use login_etl::cli::{Cli, LogFormat};
+use login_etl::cli::LogFormat;
+use login_etl::commands::Cli;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 

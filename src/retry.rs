@@ -78,6 +78,9 @@ pub(crate) enum Budget {
 ///     }
 /// };
 /// ```
+/// Every `kind` a retry is labelled with, so the metric exports each at 0 from the start.
+pub(crate) const KINDS: &[&str] = &["receive", "write", "delete", "forward", "startup"];
+
 pub(crate) struct Retry<'a> {
     kind: &'static str,
     what: &'static str,
@@ -96,6 +99,10 @@ impl<'a> Retry<'a> {
         budget: Budget,
         shutdown: &'a CancellationToken,
     ) -> Self {
+        debug_assert!(
+            KINDS.contains(&kind) || cfg!(test),
+            "retry kind {kind:?} is not in retry::KINDS"
+        );
         Self {
             kind,
             what,

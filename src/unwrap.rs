@@ -40,6 +40,13 @@ pub enum EnvelopeKind {
 }
 
 impl EnvelopeKind {
+    /// Every kind, so each label is exported at 0 from the start.
+    pub const ALL: [EnvelopeKind; 3] = [
+        EnvelopeKind::None,
+        EnvelopeKind::Sns,
+        EnvelopeKind::EventBridge,
+    ];
+
     /// The label used in metrics and reasons.
     pub fn as_str(self) -> &'static str {
         match self {

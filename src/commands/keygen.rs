@@ -1,8 +1,8 @@
 //! `login-etl keygen`: print a new key entry (plain, or a KMS-encrypted data key).
 
-use clap::Args;
 use super::Context as Ctx;
 use crate::cli::KmsArgs;
+use clap::Args;
 use zeroize::Zeroizing;
 
 use super::kms_endpoint;

@@ -1,11 +1,10 @@
 //! `login-etl migrate`: create or upgrade the schema (optionally partitioning `user_logins` by
 //! month) and exit.
 
-use clap::Args;
 use super::Context as Ctx;
 use crate::cli::DbArgs;
+use clap::Args;
 use std::time::Duration;
-
 
 use super::connect_sink;
 

@@ -1,9 +1,9 @@
 //! `login-etl purge-queue --yes`: empty the queue (development).
 
-use clap::Args;
 use super::Context as Ctx;
 use crate::cli::SqsArgs;
 use anyhow::bail;
+use clap::Args;
 
 use super::open_queue;
 use crate::source::SqsSettings;

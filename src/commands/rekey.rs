@@ -4,10 +4,10 @@
 //! value still reveals to the same raw value. hmac masks are one-way: without the raw values they
 //! cannot be re-keyed (reported, left as they are).
 
-use clap::Args;
 use super::Context as Ctx;
 use crate::cli::{DbArgs, KeyArgs};
 use anyhow::{bail, Context};
+use clap::Args;
 
 use super::{load_keys, os_user};
 use crate::mask::{Field, Rekeyer};

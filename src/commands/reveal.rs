@@ -1,10 +1,10 @@
 //! `login-etl reveal`: aes-siv masks back into values, for an authorised operator, audited in
 //! `mask_reveals` before anything is shown.
 
-use clap::Args;
 use super::Context as Ctx;
 use crate::cli::{DbArgs, FieldArg, KeyArgs};
 use anyhow::{bail, Context};
+use clap::Args;
 
 use super::{load_keys, os_user};
 use crate::mask::{network, Field, Masker, RevealError, StrategyName};

@@ -6,10 +6,12 @@ use clap::Args;
 use std::time::Duration;
 
 use super::{connect_sink, connect_source, load_keys};
+use crate::event::RejectCode;
 use crate::mask::{Masker, NetworkMaskMode, NetworkMasker, StrategyName};
 use crate::pipeline::{self, defaults, PipelineSettings};
 use crate::source::{SqsSettings, SqsSource};
 use crate::telemetry;
+use crate::unwrap::EnvelopeKind;
 
 /// `run` options.
 #[derive(Debug, Clone, Args)]
@@ -222,7 +224,12 @@ pub(super) async fn execute(args: RunArgs, ctx: Ctx) -> anyhow::Result<()> {
     let recorder = match args.metrics_addr {
         Some(_) => {
             let key_id = masker.key_id().unwrap_or("none");
-            let handle = telemetry::metrics::install(masker.strategy(), key_id)?;
+            let known = telemetry::metrics::Known {
+                retry_kinds: crate::retry::KINDS,
+                reasons: &RejectCode::ALL.map(RejectCode::as_str),
+                envelopes: &EnvelopeKind::ALL.map(EnvelopeKind::as_str),
+            };
+            let handle = telemetry::metrics::install(masker.strategy(), key_id, known)?;
             crate::service::count_retries();
             Some(handle)
         }

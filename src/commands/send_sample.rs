@@ -1,9 +1,9 @@
 //! `login-etl send-sample`: the bundled sample, or N synthetic messages, onto the queue.
 
-use clap::Args;
 use super::Context as Ctx;
 use crate::cli::SqsArgs;
 use anyhow::{bail, Context};
+use clap::Args;
 
 use crate::sample::{self, SampleSpec, SAMPLE_JSONL};
 use crate::source::{SqsSettings, SqsSource};

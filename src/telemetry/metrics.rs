@@ -33,8 +33,26 @@ pub(crate) const LAST_UPKEEP: &str = "login_etl_ledger_pruning_last_run_timestam
 pub(crate) const BUILD_INFO: &str = "login_etl_build_info";
 pub(crate) const LEDGER_PRUNED: &str = "login_etl_ledger_pruned_total";
 
-/// Install the process-wide Prometheus recorder; its handle renders `/metrics`.
-pub(crate) fn install(strategy: &str, key_id: &str) -> anyhow::Result<PrometheusHandle> {
+/// The label values known before anything happens (telemetry knows no pipeline type: the
+/// caller names them).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Known<'a> {
+    /// `kind` of `login_etl_retries_total`.
+    pub(crate) retry_kinds: &'a [&'static str],
+    /// `reason` of `login_etl_quarantined_total`.
+    pub(crate) reasons: &'a [&'static str],
+    /// `envelope` of `login_etl_messages_by_envelope_total`.
+    pub(crate) envelopes: &'a [&'static str],
+}
+
+/// Install the process-wide Prometheus recorder; its handle renders `/metrics`. Every counter
+/// and labelled series known in advance is exported at 0 from here on, so a dashboard shows 0
+/// rather than "No data" and `increase()` sees the first event.
+pub(crate) fn install(
+    strategy: &str,
+    key_id: &str,
+    known: Known<'_>,
+) -> anyhow::Result<PrometheusHandle> {
     let seconds = [
         0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
     ];
@@ -48,9 +66,51 @@ pub(crate) fn install(strategy: &str, key_id: &str) -> anyhow::Result<Prometheus
         .set_buckets_for_metric(Matcher::Full(LATENCY_SECONDS.into()), &seconds)?
         .install_recorder()?;
     describe();
+    at_zero(known);
     gauge!(START_TIME).set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "commit" => env!("LOGIN_ETL_GIT_COMMIT"), "strategy" => strategy.to_string(), "key_id" => key_id.to_string()).set(1.0);
     Ok(handle)
+}
+
+/// Every counter, labelled series and histogram known in advance, at 0. The two timestamps are
+/// 0 until their event ("never"; the alerts fall back to the start time); the queue gauges come
+/// with the first probe.
+fn at_zero(known: Known<'_>) {
+    for name in [
+        RECEIVED,
+        ROWS,
+        DUPLICATES,
+        DELETED,
+        DELETE_FAILURES,
+        DEAD_LETTERS,
+        DECOMPRESSED,
+        DEAD_LETTERS_NOT_FORWARDED,
+        BATCHES,
+        LEDGER_PRUNED,
+    ] {
+        counter!(name).absolute(0);
+    }
+    for &kind in known.retry_kinds {
+        counter!(RETRIES, "kind" => kind).absolute(0);
+    }
+    for &reason in known.reasons {
+        counter!(QUARANTINED, "reason" => reason).absolute(0);
+    }
+    for &envelope in known.envelopes {
+        counter!(MESSAGES_BY_ENVELOPE, "envelope" => envelope).absolute(0);
+    }
+    counter!(UNKNOWN_FIELDS, "field" => "other").absolute(0);
+    for name in [
+        BATCH_SIZE,
+        LOGINS_PER_MESSAGE,
+        COMMIT_SECONDS,
+        LATENCY_SECONDS,
+    ] {
+        drop(histogram!(name));
+    }
+    for name in [HELD, READY, LAST_COMMIT, LAST_UPKEEP] {
+        gauge!(name).set(0.0);
+    }
 }
 
 fn describe() {

@@ -1,8 +1,8 @@
 //! The dashboard and alert rules of deploy/observability against a real Prometheus (Debian's
 //! `prometheus`, its own port and data directory, 1 s scrapes) scraping a real `login-etl run`
 //! during a drain of 3,000 messages: every dashboard query returns data, every alert expression
-//! evaluates and every metric either names is exported (queries that need an event are listed
-//! below with the reason); then PostgreSQL (a private cluster) is stopped and `LoginEtlNotReady`
+//! evaluates and every metric either names is exported, none exempt (every series known in
+//! advance starts at 0); then PostgreSQL (a private cluster) is stopped and `LoginEtlNotReady`
 //! goes pending, then firing (the test copy of the rules has `for: 5s`).
 
 use std::collections::BTreeSet;
@@ -12,22 +12,6 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::helpers::*;
-
-/// Metrics that appear only once something happens that a clean drain never does.
-const NEED_AN_EVENT: &[(&str, &str)] = &[
-    (
-        "login_etl_retries_total",
-        "only after a transient failure is retried",
-    ),
-    (
-        "login_etl_ledger_pruned_total",
-        "only once ids past --ledger-retention-days are pruned",
-    ),
-    (
-        "login_etl_dead_letters_forwarded_total",
-        "only with --dead-letter-queue and a quarantined message",
-    ),
-];
 
 struct Prometheus {
     child: Child,
@@ -254,14 +238,13 @@ async fn the_dashboard_and_alerts_work_against_a_real_prometheus() {
     })
     .await;
 
-    // Every metric the dashboard or an alert names is exported (or needs an event).
+    // Every metric the dashboard or an alert names is exported.
     let exported: BTreeSet<String> = (prometheus.api("label/__name__/values").await)
         .as_array()
         .unwrap()
         .iter()
         .filter_map(|n| n.as_str().map(String::from))
         .collect();
-    let event_only = |name: &str| NEED_AN_EVENT.iter().any(|(n, _)| name.starts_with(n));
     let rules = prometheus.api("rules").await;
     let alert_queries: Vec<(String, String)> = (rules["groups"].as_array().unwrap().iter())
         .flat_map(|g| g["rules"].as_array().unwrap().clone())
@@ -276,15 +259,14 @@ async fn the_dashboard_and_alerts_work_against_a_real_prometheus() {
     let mut problems = Vec::new();
     for (what, expr) in dashboard_queries().iter().chain(&alert_queries) {
         for name in metric_names(expr) {
-            if !exported.contains(&name) && !event_only(&name) {
+            if !exported.contains(&name) {
                 problems.push(format!("{what}: {name} is not exported"));
             }
         }
     }
-    // Every dashboard query returns data, but those of metrics that need an event.
+    // Every dashboard query returns data.
     for (panel, expr) in dashboard_queries() {
-        let needs_event = metric_names(&expr).iter().any(|n| event_only(n));
-        if !needs_event && prometheus.query(&expr).await.is_empty() {
+        if prometheus.query(&expr).await.is_empty() {
             problems.push(format!("{panel}: no data for {expr}"));
         }
     }
@@ -311,6 +293,90 @@ async fn the_dashboard_and_alerts_work_against_a_real_prometheus() {
         || async { prometheus.alert_state("LoginEtlNotReady").await == "firing" },
     )
     .await;
+    run.sigterm();
+    run.wait(Duration::from_secs(60)).await;
+}
+
+/// Every metric of docs/operations.md's table with its type (`counter`, `gauge`, `histogram`).
+fn documented_metrics() -> Vec<(String, String)> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md"))
+        .unwrap();
+    let table = doc
+        .split("\n| metric | type | meaning |")
+        .nth(1)
+        .expect("docs/operations.md has the metrics table");
+    let mut metrics = Vec::new();
+    for row in table.lines().skip(2).take_while(|l| l.starts_with('|')) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        for name in metric_names(cells[1]) {
+            metrics.push((name, cells[2].to_string()));
+        }
+    }
+    assert!(metrics.len() > 20, "{metrics:?}");
+    metrics
+}
+
+/// Right after start-up, before any message: every metric of docs/operations.md's table is on
+/// `/metrics`, every counter series at 0 (each retry kind, quarantine reason and envelope among
+/// them) and every histogram with a count of 0, so dashboards show 0, not "No data".
+#[tokio::test(flavor = "multi_thread")]
+async fn every_documented_metric_is_exported_from_the_start() {
+    let db = TestDb::new().await;
+    let queue = TestQueue::new(30).await;
+    let mut run = Spawned::new(
+        binary(&queue, &db)
+            .env("LOGIN_ETL_METRICS_ADDR", ANY_PORT)
+            .arg("run"),
+    );
+    let port = run.metrics_port().await;
+    // The first probe (SQS and PostgreSQL answered) sets the readiness and the queue depth.
+    wait_until("ready", Duration::from_secs(60), || async {
+        matches!(http_get(port, "/readyz").await, Some((200, _)))
+    })
+    .await;
+    let (_, text) = http_get(port, "/metrics").await.unwrap();
+    let samples: Vec<(&str, f64)> = (text.lines())
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(series, value)| (series, value.parse().unwrap()))
+        .collect();
+    let mut problems = Vec::new();
+    for (name, kind) in documented_metrics() {
+        let sample_name = match kind.as_str() {
+            "histogram" => format!("{name}_count"),
+            _ => name.clone(),
+        };
+        let series: Vec<&(&str, f64)> = (samples.iter())
+            .filter(|(s, _)| *s == sample_name || s.starts_with(&format!("{sample_name}{{")))
+            .collect();
+        if series.is_empty() {
+            problems.push(format!("{name} ({kind}) is not exported at start-up"));
+        }
+        if kind != "gauge" {
+            for (s, value) in series.iter().filter(|(_, v)| *v != 0.0) {
+                problems.push(format!("{s} is {value} at start-up"));
+            }
+        }
+    }
+    let count = |prefix: &str| {
+        samples
+            .iter()
+            .filter(|(s, _)| s.starts_with(prefix))
+            .count()
+    };
+    for (prefix, known) in [
+        ("login_etl_retries_total{", 5),
+        ("login_etl_quarantined_total{", 7),
+        ("login_etl_messages_by_envelope_total{", 3),
+    ] {
+        if count(prefix) != known {
+            problems.push(format!(
+                "{prefix}…}}: {} series, {known} known",
+                count(prefix)
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}\n{text}");
     run.sigterm();
     run.wait(Duration::from_secs(60)).await;
 }
