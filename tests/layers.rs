@@ -157,7 +157,7 @@ fn code_edges(root: &Path, known: &BTreeSet<String>) -> Edges {
         };
         let entry = edges.entry(module.clone()).or_default();
         entry.extend(
-            imports(&code, prefix)
+            imports(code, prefix)
                 .into_iter()
                 .filter(|m| *m != module && modules.contains(m)),
         );
