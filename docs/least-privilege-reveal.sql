@@ -2,6 +2,10 @@
 -- people allowed to recover PII (they also need the masking keys). Replace `analytics`.
 CREATE ROLE login_etl_revealer NOLOGIN;
 GRANT CONNECT ON DATABASE analytics TO login_etl_revealer;
+-- Only the schema's owner creates objects in it (PostgreSQL 14 and older grant CREATE on `public`
+-- to every role; see least-privilege.sql).
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+REVOKE CREATE ON SCHEMA public FROM login_etl_revealer;
 GRANT USAGE ON SCHEMA public TO login_etl_revealer;
 GRANT SELECT ON login_etl_schema_migrations TO login_etl_revealer;
 GRANT SELECT ON user_logins TO login_etl_revealer;

@@ -3,6 +3,11 @@
 -- IAM authentication for the role.
 CREATE ROLE login_etl_writer NOLOGIN;
 GRANT CONNECT ON DATABASE analytics TO login_etl_writer;
+-- Only the schema's owner creates objects in it. PostgreSQL 14 and older let every role (PUBLIC)
+-- create in `public`, so this role could plant a table or function there that another role's
+-- query would then resolve to; 15 and later no longer grant it, and revoking again is harmless.
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+REVOKE CREATE ON SCHEMA public FROM login_etl_writer;
 GRANT USAGE ON SCHEMA public TO login_etl_writer;
 -- Checking the schema version at start.
 GRANT SELECT ON login_etl_schema_migrations TO login_etl_writer;

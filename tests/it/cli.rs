@@ -118,7 +118,8 @@ async fn a_bad_key_is_rejected_without_echoing_it() {
     assert!(!stderr.contains("s3cret"));
 }
 
-/// The grants documented in docs/security.md are enough for `run`, and `migrate` needs more.
+/// The grants documented in docs/security.md are enough for `run`, and `migrate` needs more; the
+/// role cannot create anything in `public`.
 #[tokio::test(flavor = "multi_thread")]
 async fn run_works_under_the_documented_least_privilege_role() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
@@ -169,6 +170,20 @@ async fn run_works_under_the_documented_least_privilege_role() {
     let out = run_binary(binary_for(&queue, &url).arg("migrate"));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("permission denied"));
+    // Nor plant a table in `public` (the file revokes CREATE there from PUBLIC, which PostgreSQL
+    // 14 and older grant). One implicit transaction: the failure undoes the SET ROLE too.
+    let planted = client
+        .batch_execute(&format!(
+            "SET ROLE {role}; CREATE TABLE public.planted (x int)"
+        ))
+        .await;
+    client.batch_execute("RESET ROLE").await.unwrap();
+    let refused = planted.expect_err("the writer role created a table in public");
+    assert_eq!(
+        refused.code(),
+        Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+        "{refused}"
+    );
     client
         .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
         .await
