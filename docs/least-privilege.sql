@@ -21,7 +21,7 @@ GRANT INSERT, SELECT (message_id) ON processed_messages TO login_etl_writer;
 -- `FOR UPDATE SKIP LOCKED` that keeps it off the writers' rows needs UPDATE on a column.
 GRANT DELETE, SELECT (processed_at), UPDATE (processed_at) ON processed_messages TO login_etl_writer;
 GRANT INSERT, SELECT (message_id, element, reason_code) ON quarantined_messages TO login_etl_writer;
--- Redeliveries and redriven dead letters (src/sink/postgres/redrive.rs): a message the ledger
+-- Redeliveries and redriven dead letters (src/sink/postgres/redrive/): a message the ledger
 -- holds as quarantined is tried again; its open entry counts the attempt or is resolved.
 GRANT SELECT (outcome), UPDATE (outcome) ON processed_messages TO login_etl_writer;
 GRANT SELECT (attempts, resolved_at),

@@ -16,7 +16,7 @@ pub(crate) enum Mutant {
     /// (`committer::forward_quarantined` ignores what was quarantined before).
     ForwardEveryRedelivery,
     /// A refused pair quarantines the last login of the message instead of the pair's later one
-    /// (`refused.rs`).
+    /// (`pipeline/committer/refused/`).
     RefusedPairLast,
     /// Only the first gzip member is decoded; the others are lost (`unwrap.rs`).
     LoseGzipMember,

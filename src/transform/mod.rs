@@ -261,5 +261,4 @@ fn unknown_field_labels(event: &mut crate::event::LoginEvent) -> Vec<String> {
 }
 
 #[cfg(test)]
-#[path = "transform_tests.rs"]
 mod tests;

@@ -262,5 +262,4 @@ impl PgSink {
 }
 
 #[cfg(test)]
-#[path = "redrive_tests.rs"]
 mod tests;

@@ -1,4 +1,4 @@
-//! Review findings against `refused.rs`: event orders and refusals the minimal-set search and
+//! Review findings against `refused/mod.rs`: event orders and refusals the minimal-set search and
 //! the schema stop get wrong. Each test states the rule it wants; they fail on the code as is.
 
 use super::super::*;

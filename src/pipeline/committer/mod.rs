@@ -32,7 +32,7 @@ use crate::transform::{self, Outcome, OutcomeKind};
 struct Item {
     envelope: Envelope,
     outcomes: Vec<Outcome>,
-    /// Writes refused while no rolled-back probe was (see `refused.rs`).
+    /// Writes refused while no rolled-back probe was (see [`refused`]).
     unexplained_refusals: u8,
 }
 
@@ -333,9 +333,7 @@ impl<S: Store, Q: Source> Committer<S, Q> {
     }
 }
 
-#[path = "refused.rs"]
 mod refused;
 
 #[cfg(test)]
-#[path = "committer_tests.rs"]
 mod tests;

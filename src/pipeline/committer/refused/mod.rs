@@ -262,5 +262,4 @@ pub(super) fn probe_bound(n: usize, k: usize) -> usize {
 }
 
 #[cfg(test)]
-#[path = "refused_tests.rs"]
 mod tests;

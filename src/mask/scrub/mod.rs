@@ -29,7 +29,6 @@ use serde_json::{Map, Value};
 use super::{Field, Masker};
 use known::{collect_known, find_user_id, json_in_string, KnownValues};
 
-#[path = "scrub_known.rs"]
 mod known;
 use crate::safe_text;
 
@@ -370,5 +369,4 @@ impl Scrubber<'_> {
 }
 
 #[cfg(test)]
-#[path = "scrub_tests.rs"]
 mod tests;

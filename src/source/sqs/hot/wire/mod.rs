@@ -192,5 +192,4 @@ fn error_code(raw: &str) -> &str {
 }
 
 #[cfg(test)]
-#[path = "wire_tests.rs"]
 mod tests;

@@ -82,5 +82,4 @@ fn strip(value: &mut Value, forms: &[String]) {
 }
 
 #[cfg(test)]
-#[path = "erasure_tests.rs"]
 mod tests;

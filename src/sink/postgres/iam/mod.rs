@@ -259,7 +259,6 @@ pub fn auth_token(
 }
 
 #[cfg(test)]
-#[path = "iam_tests.rs"]
 mod tests;
 
 #[cfg(test)]

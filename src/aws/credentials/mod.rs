@@ -206,5 +206,4 @@ pub(crate) fn not_configured(error: &CredentialsError) -> bool {
 }
 
 #[cfg(test)]
-#[path = "credentials_tests.rs"]
 mod tests;
