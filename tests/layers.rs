@@ -2,6 +2,8 @@
 //! the diagram from the doc and every `crate::` / `login_etl::` path from src/, and fails when
 //! a module imports one the diagram does not list for it, when the diagram lists an import the
 //! code no longer has, or when an arrow points up (to a module listed above, so no cycle).
+//! Those layers are read from the file tree, so the tree must be the module tree: no `#[path]`,
+//! and a module with submodules is a folder with `mod.rs`, never `x.rs` beside `x/`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -194,6 +196,27 @@ fn every_import_is_in_the_diagram_and_points_down() {
         "docs/architecture.md \"Who imports whom\" and src/ disagree:\n{}\nthe code's imports: {code:#?}",
         faults.join("\n")
     );
+}
+
+#[test]
+fn the_file_tree_is_the_module_tree() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let mut faults = Vec::new();
+    for file in &files {
+        let code = std::fs::read_to_string(file).unwrap();
+        if code.lines().any(|l| l.trim_start().starts_with("#[path")) {
+            faults.push(format!("{}: a #[path] attribute", file.display()));
+        }
+        if file.with_extension("").is_dir() {
+            faults.push(format!(
+                "{}: beside a folder of the same name; move it to mod.rs inside",
+                file.display()
+            ));
+        }
+    }
+    assert!(faults.is_empty(), "{}", faults.join("\n"));
 }
 
 #[test]
