@@ -102,11 +102,11 @@ fn main() -> ExitCode {
     // (a futex call per message; 18 % of a drain's CPU against LocalStack, docs/benchmarks.md).
     let result = runtime.block_on(async {
         tokio::spawn(cancel_on_signal(shutdown.clone()));
-        let context = login_etl::commands::Context {
+        let globals = login_etl::commands::Globals {
             log_format: cli.log_format,
             shutdown,
         };
-        match tokio::spawn(login_etl::commands::execute(cli.command, context)).await {
+        match tokio::spawn(login_etl::commands::execute(cli.command, globals)).await {
             Ok(result) => result,
             Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
             Err(cancelled) => Err(anyhow::anyhow!("the command was cancelled: {cancelled}")),

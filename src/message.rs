@@ -5,8 +5,8 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::event::Rejection;
 use crate::mask::MaskedLogin;
+use crate::validate::Rejection;
 
 /// The source's id of a message (SQS MessageId): the same for every delivery, hence the
 /// ledger's key.
@@ -80,7 +80,7 @@ pub struct Outcome {
     /// Which login of a JSON array or NDJSON body (from 0); `None` for a body of one login.
     pub element: Option<u32>,
     /// What the login was wrapped in (for the metrics).
-    pub envelope: crate::unwrap::EnvelopeKind,
+    pub envelope: crate::envelope::EnvelopeKind,
     /// Whether it arrived as base64 of gzip.
     pub compressed: bool,
     /// Top-level fields of a valid login nobody asked for, by name (`other` for a name that could

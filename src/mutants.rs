@@ -18,7 +18,7 @@ pub(crate) enum Mutant {
     /// A refused pair quarantines the last login of the message instead of the pair's later one
     /// (`pipeline/committer/refused/`).
     RefusedPairLast,
-    /// Only the first gzip member is decoded; the others are lost (`unwrap.rs`).
+    /// Only the first gzip member is decoded; the others are lost (`envelope.rs`).
     LoseGzipMember,
     /// The heartbeat drops the last message of each receive (`pipeline/held.rs`).
     DropHeartbeat,

@@ -142,7 +142,7 @@ fn bad_message(k: usize, rng: &mut StdRng) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::decode;
+    use crate::validate::decode;
 
     #[test]
     fn one_percent_of_a_hundred_is_the_take_home_junk_message() {

@@ -10,11 +10,11 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use login_etl::elements::{self, Logins};
+use login_etl::envelope::{Decoding, EnvelopeMode};
+use login_etl::logins::{self, Logins};
 use login_etl::mask::{KeyRing, Masker, StrategyName};
 use login_etl::message::{Message, MessageId};
 use login_etl::transform::{self, OutcomeKind};
-use login_etl::unwrap::{Decoding, EnvelopeMode};
 use serde_json::Value;
 
 /// Shorter PII values are not looked for: they could occur by chance in a mask or in the fixed
@@ -107,13 +107,13 @@ fn pii_of<'t>(texts: impl Iterator<Item = &'t str>) -> Vec<String> {
 /// knowing its own PII values only, so its quarantine entry is checked against those: another
 /// login's value in its kept fields is not caught (a known gap, in docs/testing.md "Untested").
 fn raw_pii(body: &str, decoding: &Decoding) -> (Vec<String>, Vec<Vec<String>>) {
-    let Ok(unwrapped) = login_etl::unwrap::unwrap(body, decoding) else {
+    let Ok(unwrapped) = login_etl::envelope::unwrap(body, decoding) else {
         return (pii_of(std::iter::once(body)), Vec::new());
     };
     let whole = pii_of(std::iter::once(unwrapped.body.as_ref()));
     let elements = match decoding.envelope {
         EnvelopeMode::None => Vec::new(),
-        _ => match elements::split(&unwrapped.login, decoding.max_logins_per_message) {
+        _ => match logins::split(&unwrapped.login, decoding.max_logins_per_message) {
             Ok(Logins::Many(texts)) => texts.iter().map(|t| pii_of(std::iter::once(*t))).collect(),
             _ => Vec::new(),
         },

@@ -105,9 +105,9 @@ pub enum EnvelopeArg {
     Eventbridge,
 }
 
-impl From<EnvelopeArg> for crate::unwrap::EnvelopeMode {
+impl From<EnvelopeArg> for crate::envelope::EnvelopeMode {
     fn from(arg: EnvelopeArg) -> Self {
-        use crate::unwrap::EnvelopeMode;
+        use crate::envelope::EnvelopeMode;
         match arg {
             EnvelopeArg::Auto => EnvelopeMode::Auto,
             EnvelopeArg::None => EnvelopeMode::None,

@@ -7,7 +7,7 @@ use anyhow::bail;
 
 use super::load_keys;
 use super::run::RunArgs;
-use super::Context as Ctx;
+use super::Globals;
 use crate::mask::{KeyError, Masker, StrategyName};
 use crate::source::{SqsSettings, SqsSource};
 
@@ -32,7 +32,7 @@ impl Lines {
     }
 }
 
-pub(super) async fn execute(args: RunArgs, _: Ctx) -> anyhow::Result<()> {
+pub(super) async fn execute(args: RunArgs, _: Globals) -> anyhow::Result<()> {
     let mut lines = Lines::default();
     let fingerprints = check_keys(&args, &mut lines).await;
     match SqsSource::connect(&SqsSettings::from(&args.sqs)).await {

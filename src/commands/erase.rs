@@ -1,7 +1,7 @@
 //! `login-etl erase`: a data subject's erasure request — their rows and quarantine entries, in one
 //! transaction with its audit row (counts only, never the user id).
 
-use super::Context as Ctx;
+use super::Globals;
 use crate::cli::{DbArgs, KeyArgs};
 use anyhow::{bail, Context};
 use clap::Args;
@@ -32,7 +32,7 @@ pub struct EraseArgs {
     pub dry_run: bool,
 }
 
-pub(super) async fn execute(args: EraseArgs, _: Ctx) -> anyhow::Result<()> {
+pub(super) async fn execute(args: EraseArgs, _: Globals) -> anyhow::Result<()> {
     if args.reason.trim().is_empty() {
         bail!("--reason must name the request (e.g. its ticket); it is stored in the audit trail");
     }

@@ -1,6 +1,6 @@
 //! `login-etl keygen`: print a new key entry (plain, or a KMS-encrypted data key).
 
-use super::Context as Ctx;
+use super::Globals;
 use crate::cli::KmsArgs;
 use clap::Args;
 use zeroize::Zeroizing;
@@ -23,7 +23,7 @@ pub struct KeygenArgs {
     pub kms: KmsArgs,
 }
 
-pub(super) async fn execute(args: KeygenArgs, _: Ctx) -> anyhow::Result<()> {
+pub(super) async fn execute(args: KeygenArgs, _: Globals) -> anyhow::Result<()> {
     let entry = match &args.kms_key_id {
         Some(kms_key_id) => {
             let endpoint = kms_endpoint(args.kms.kms_endpoint.0.as_ref(), None);

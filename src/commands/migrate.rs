@@ -1,7 +1,7 @@
 //! `login-etl migrate`: create or upgrade the schema (optionally partitioning `user_logins` by
 //! month) and exit.
 
-use super::Context as Ctx;
+use super::Globals;
 use crate::cli::DbArgs;
 use clap::Args;
 use std::time::Duration;
@@ -25,8 +25,8 @@ pub struct MigrateArgs {
     pub partitions_from: Option<chrono::NaiveDate>,
 }
 
-pub(super) async fn execute(args: MigrateArgs, ctx: Ctx) -> anyhow::Result<()> {
-    let shutdown = ctx.shutdown;
+pub(super) async fn execute(args: MigrateArgs, globals: Globals) -> anyhow::Result<()> {
+    let shutdown = globals.shutdown;
     let mut sink = connect_sink(&args.db, Duration::from_secs(30), &shutdown).await?;
     if args.partition_by_month {
         let done = sink.partition_by_month().await?;

@@ -53,9 +53,10 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// What every command gets besides its own flags.
+/// What every command gets besides its own flags: the global flags and the shutdown signal.
+/// (Not `Context`, which every command file also imports from anyhow.)
 #[derive(Debug, Clone)]
-pub struct Context {
+pub struct Globals {
     /// How log lines are written (`run` hides its progress bar for JSON logs).
     pub log_format: LogFormat,
     /// Cancelled by the binary on SIGINT/SIGTERM.
@@ -63,7 +64,7 @@ pub struct Context {
 }
 
 /// The subcommands, one line each: `Variant(flags type) => module`, where `module` (a file of
-/// this folder, declared above) has `execute(flags, Context)`. Adding a command is a file, a
+/// this folder, declared above) has `execute(flags, Globals)`. Adding a command is a file, a
 /// `pub mod` and a line here.
 macro_rules! commands {
     ($( $(#[$doc:meta])* $variant:ident($args:ty) => $module:ident, )*) => {
@@ -74,9 +75,9 @@ macro_rules! commands {
         }
 
         /// Run one subcommand to completion.
-        pub async fn execute(command: Command, context: Context) -> anyhow::Result<()> {
+        pub async fn execute(command: Command, globals: Globals) -> anyhow::Result<()> {
             match command {
-                $( Command::$variant(args) => $module::execute(args, context).await, )*
+                $( Command::$variant(args) => $module::execute(args, globals).await, )*
             }
         }
     };

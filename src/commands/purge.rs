@@ -1,6 +1,6 @@
 //! `login-etl purge-queue --yes`: empty the queue (development).
 
-use super::Context as Ctx;
+use super::Globals;
 use crate::cli::SqsArgs;
 use anyhow::bail;
 use clap::Args;
@@ -19,7 +19,7 @@ pub struct PurgeArgs {
     pub yes: bool,
 }
 
-pub(super) async fn execute(args: PurgeArgs, _: Ctx) -> anyhow::Result<()> {
+pub(super) async fn execute(args: PurgeArgs, _: Globals) -> anyhow::Result<()> {
     if !args.yes {
         bail!("purge-queue deletes every message in the queue; pass --yes to confirm");
     }

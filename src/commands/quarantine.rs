@@ -1,6 +1,6 @@
 //! `login-etl quarantine list|show`: what went to quarantine and why, without writing SQL.
 
-use super::Context as Ctx;
+use super::Globals;
 use crate::cli::{DbArgs, ReportFormat};
 use anyhow::{bail, Context};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -56,7 +56,7 @@ pub struct QuarantineShowArgs {
     pub message_id: String,
 }
 
-pub(super) async fn execute(args: QuarantineArgs, _: Ctx) -> anyhow::Result<()> {
+pub(super) async fn execute(args: QuarantineArgs, _: Globals) -> anyhow::Result<()> {
     match args.command {
         QuarantineCommand::List(args) => list(args).await,
         QuarantineCommand::Show(args) => show(args).await,

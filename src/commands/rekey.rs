@@ -4,7 +4,7 @@
 //! value still reveals to the same raw value. hmac masks are one-way: without the raw values they
 //! cannot be re-keyed (reported, left as they are).
 
-use super::Context as Ctx;
+use super::Globals;
 use crate::cli::{DbArgs, KeyArgs};
 use anyhow::{bail, Context};
 use clap::Args;
@@ -65,8 +65,8 @@ fn field_name(field: Field) -> &'static str {
     }
 }
 
-pub(super) async fn execute(args: RekeyArgs, ctx: Ctx) -> anyhow::Result<()> {
-    let shutdown = ctx.shutdown;
+pub(super) async fn execute(args: RekeyArgs, globals: Globals) -> anyhow::Result<()> {
+    let shutdown = globals.shutdown;
     let keys = load_keys(&args.keys, None).await?;
     if args.from.as_deref() == Some(args.to.as_str()) {
         bail!("--from and --to are the same key");

@@ -5,7 +5,7 @@ use anyhow::Context;
 
 use clap::{Args, Subcommand};
 
-use super::Context as Ctx;
+use super::Globals;
 use crate::cli::{DbArgs, ReportFormat};
 use crate::safe_text::{escape, escape_json};
 use crate::sink::{SharedDevice, SharedIp};
@@ -54,7 +54,7 @@ pub struct KeysReportArgs {
     pub format: ReportFormat,
 }
 
-pub(super) async fn execute(args: ReportArgs, _: Ctx) -> anyhow::Result<()> {
+pub(super) async fn execute(args: ReportArgs, _: Globals) -> anyhow::Result<()> {
     match args.report {
         ReportKind::Duplicates(args) => duplicates(args).await,
         ReportKind::Keys(args) => keys(args).await,

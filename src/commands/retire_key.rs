@@ -4,7 +4,7 @@ use anyhow::{bail, Context};
 
 use clap::Args;
 
-use super::Context as Ctx;
+use super::Globals;
 use crate::cli::DbArgs;
 
 /// `retire-key` options.
@@ -18,7 +18,7 @@ pub struct RetireKeyArgs {
     pub id: String,
 }
 
-pub(super) async fn execute(args: RetireKeyArgs, _: Ctx) -> anyhow::Result<()> {
+pub(super) async fn execute(args: RetireKeyArgs, _: Globals) -> anyhow::Result<()> {
     let mut sink = args.db.sink()?;
     let usage = sink
         .key_usage()

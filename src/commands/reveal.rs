@@ -1,7 +1,7 @@
 //! `login-etl reveal`: aes-siv masks back into values, for an authorised operator, audited in
 //! `mask_reveals` before anything is shown.
 
-use super::Context as Ctx;
+use super::Globals;
 use crate::cli::{DbArgs, FieldArg, KeyArgs};
 use anyhow::{bail, Context};
 use clap::Args;
@@ -68,7 +68,7 @@ impl RevealArgs {
     }
 }
 
-pub(super) async fn execute(args: RevealArgs, _: Ctx) -> anyhow::Result<()> {
+pub(super) async fn execute(args: RevealArgs, _: Globals) -> anyhow::Result<()> {
     if args.reason.trim().is_empty() {
         bail!("--reason must say why the values are needed; it is stored in the audit trail");
     }

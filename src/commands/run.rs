@@ -1,17 +1,17 @@
 //! `login-etl run`: consume until shutdown (or, with --drain, until the queue is empty).
 
-use super::Context as Ctx;
+use super::Globals;
 use crate::cli::{DbArgs, EnvelopeArg, KeyArgs, LogFormat, NetworkArgs, SqsArgs, StrategyArg};
 use clap::Args;
 use std::time::Duration;
 
 use super::{connect_sink, connect_source, load_keys};
-use crate::event::RejectCode;
+use crate::envelope::EnvelopeKind;
 use crate::mask::{Masker, NetworkMaskMode, NetworkMasker, StrategyName};
 use crate::pipeline::{self, defaults, PipelineSettings};
 use crate::source::{SqsSettings, SqsSource};
 use crate::telemetry;
-use crate::unwrap::EnvelopeKind;
+use crate::validate::RejectCode;
 
 /// `run` options.
 #[derive(Debug, Clone, Args)]
@@ -131,7 +131,7 @@ impl RunArgs {
 impl From<&RunArgs> for PipelineSettings {
     fn from(args: &RunArgs) -> Self {
         PipelineSettings {
-            decoding: crate::unwrap::Decoding {
+            decoding: crate::envelope::Decoding {
                 envelope: args.envelope.into(),
                 max_decompressed_bytes: args.max_decompressed_bytes as usize,
                 max_logins_per_message: args.max_logins_per_message as usize,
@@ -159,11 +159,11 @@ const PROBE_EVERY: Duration = Duration::from_secs(5);
 /// created ahead, when `user_logins` is partitioned).
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
-pub(super) async fn execute(args: RunArgs, ctx: Ctx) -> anyhow::Result<()> {
-    let Ctx {
+pub(super) async fn execute(args: RunArgs, globals: Globals) -> anyhow::Result<()> {
+    let Globals {
         log_format,
         shutdown,
-    } = ctx;
+    } = globals;
     let network_on = args.network.mode() != NetworkMaskMode::Off;
     let keys = if args.strategy() != StrategyName::Sha256 || network_on {
         Some(load_keys(&args.keys, args.sqs.sqs_endpoint.0.as_ref()).await?)
@@ -230,14 +230,14 @@ pub(super) async fn execute(args: RunArgs, ctx: Ctx) -> anyhow::Result<()> {
                 envelopes: &EnvelopeKind::ALL.map(EnvelopeKind::as_str),
             };
             let handle = telemetry::metrics::install(masker.strategy(), key_id, known)?;
-            crate::service::count_retries();
+            crate::background::count_retries();
             Some(handle)
         }
         None => None,
     };
-    tokio::spawn(crate::service::maintenance_loop(
+    tokio::spawn(crate::background::maintenance_loop(
         args.db.sink()?,
-        crate::service::Upkeep {
+        crate::background::Upkeep {
             ledger_retention,
             retain_days: args.retain_days,
             quarantine_retention_days: args.quarantine_retention_days,
@@ -260,7 +260,7 @@ pub(super) async fn execute(args: RunArgs, ctx: Ctx) -> anyhow::Result<()> {
             None => None,
         };
         let probe_db = args.db.sink()?;
-        tokio::spawn(crate::service::probe_loop(
+        tokio::spawn(crate::background::probe_loop(
             source.clone(),
             dead_letter,
             probe_db,

@@ -1,6 +1,6 @@
 //! `login-etl send-sample`: the bundled sample, or N synthetic messages, onto the queue.
 
-use super::Context as Ctx;
+use super::Globals;
 use crate::cli::SqsArgs;
 use anyhow::{bail, Context};
 use clap::Args;
@@ -31,7 +31,7 @@ pub struct SendSampleArgs {
     pub print: bool,
 }
 
-pub(super) async fn execute(args: SendSampleArgs, _: Ctx) -> anyhow::Result<()> {
+pub(super) async fn execute(args: SendSampleArgs, _: Globals) -> anyhow::Result<()> {
     if !(0.0..=1.0).contains(&args.bad_share) {
         bail!(
             "--bad-share must be between 0.0 and 1.0, got {}",

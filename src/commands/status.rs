@@ -1,6 +1,6 @@
 //! `login-etl status`: queue depth (and the dead-letter queue's) and what has landed.
 
-use super::Context as Ctx;
+use super::Globals;
 use crate::cli::{DbArgs, SqsArgs};
 use crate::safe_text::escape;
 use anyhow::Context;
@@ -37,7 +37,7 @@ pub enum StatusFormat {
     Json,
 }
 
-pub(super) async fn execute(args: StatusArgs, _: Ctx) -> anyhow::Result<()> {
+pub(super) async fn execute(args: StatusArgs, _: Globals) -> anyhow::Result<()> {
     let source = open_queue(&SqsSettings::from(&args.sqs)).await?;
     let depth = source.depth().await?;
     let dead_letter = match args.dead_letter_queue.as_deref().filter(|u| !u.is_empty()) {

@@ -34,7 +34,7 @@ pub use network::{NetworkMaskMode, NetworkMasker, NetworkPrefixes};
 pub use rekey::Rekeyer;
 pub use scrub::{contains_ip, is_plain_name, ScrubbedBody, USER_FINGERPRINT};
 
-use crate::event::LoginEvent;
+use crate::validate::LoginEvent;
 
 /// Field domains, kept distinct so that one field's masks can't be matched against another's.
 /// Also what `reveal --field` takes (`ip`, `device-id`).

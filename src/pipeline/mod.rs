@@ -81,7 +81,7 @@ pub struct PipelineSettings {
     /// Show a progress bar on stderr (a terminal, `run --drain`) instead of periodic log lines.
     pub progress_bar: bool,
     /// Envelopes and compression taken off before validation.
-    pub decoding: crate::unwrap::Decoding,
+    pub decoding: crate::envelope::Decoding,
 }
 
 impl Default for PipelineSettings {
@@ -96,7 +96,7 @@ impl Default for PipelineSettings {
             write_retry_timeout: Duration::from_secs(defaults::WRITE_RETRY_SECONDS),
             dead_letter_queue: None,
             progress_bar: false,
-            decoding: crate::unwrap::Decoding::default(),
+            decoding: crate::envelope::Decoding::default(),
         }
     }
 }

@@ -1,16 +1,16 @@
 //! The pure middle of the pipeline: one received message in, one [`Outcome`] out.
 //!
-//! Decoding ([`crate::event`]) and masking ([`crate::mask`]) meet here; what leaves this module holds
+//! Decoding ([`crate::validate`]) and masking ([`crate::mask`]) meet here; what leaves this module holds
 //! no raw `ip` or `device_id`, whichever way the message went.
 
 use chrono::{DateTime, Utc};
 
-use crate::elements::{self, Logins};
-use crate::event::{self, RejectCode, Rejection};
+use crate::envelope::{self, Decoding, EnvelopeKind, EnvelopeMode, Unwrapped};
+use crate::logins::{self, Logins};
 use crate::mask::Masker;
 use crate::message::Message;
 pub use crate::message::{Outcome, OutcomeKind, QuarantineRecord};
-use crate::unwrap::{self, Decoding, EnvelopeKind, EnvelopeMode, Unwrapped};
+use crate::validate::{self, RejectCode, Rejection};
 
 /// Decide what a message becomes: masked rows, or quarantine entries with the reason, with the
 /// default decoding (envelopes recognised, base64+gzip up to 1 MiB, up to 1,000 logins a body).
@@ -22,8 +22,8 @@ pub fn process<'a>(
     process_with(message, masker, &Decoding::default(), received_at)
 }
 
-/// [`process`] with the run's decoding flags: wrappers come off first ([`crate::unwrap`]), a
-/// JSON array or NDJSON body is split into its logins ([`crate::elements`]), then each login is
+/// [`process`] with the run's decoding flags: wrappers come off first ([`crate::envelope`]), a
+/// JSON array or NDJSON body is split into its logins ([`crate::logins`]), then each login is
 /// validated and masked. One outcome per login, all with the message's id; a refused login's
 /// reason names its envelope and element, and quarantine keeps its own text, scrubbed.
 pub fn process_with<'a>(
@@ -33,7 +33,7 @@ pub fn process_with<'a>(
     received_at: DateTime<Utc>,
 ) -> Vec<Outcome> {
     let message = message.into();
-    let unwrapped = match unwrap::unwrap(message.body, decoding) {
+    let unwrapped = match envelope::unwrap(message.body, decoding) {
         Ok(unwrapped) => unwrapped,
         Err(rejection) => return vec![quarantine(message, masker, rejection, received_at)],
     };
@@ -75,7 +75,7 @@ pub(crate) fn refuse_element<'a>(
     rejection: Rejection,
 ) -> Option<Outcome> {
     let message = message.into();
-    let unwrapped = unwrap::unwrap(message.body, decoding).ok()?;
+    let unwrapped = envelope::unwrap(message.body, decoding).ok()?;
     let Ok(Logins::Many(elements)) = split(&unwrapped, decoding) else {
         return None;
     };
@@ -99,7 +99,7 @@ pub(crate) fn refuse_element<'a>(
 
 /// The raw text of element `index` of a message (for the dead-letter queue), if it has one.
 pub(crate) fn element_text(body: &str, decoding: &Decoding, index: u32) -> Option<String> {
-    let unwrapped = unwrap::unwrap(body, decoding).ok()?;
+    let unwrapped = envelope::unwrap(body, decoding).ok()?;
     match split(&unwrapped, decoding) {
         Ok(Logins::Many(elements)) => elements.get(index as usize).map(|t| t.to_string()),
         _ => None,
@@ -110,7 +110,7 @@ fn split<'u>(unwrapped: &'u Unwrapped<'_>, decoding: &Decoding) -> Result<Logins
     if decoding.envelope == EnvelopeMode::None {
         return Ok(Logins::One);
     }
-    elements::split(&unwrapped.login, decoding.max_logins_per_message)
+    logins::split(&unwrapped.login, decoding.max_logins_per_message)
 }
 
 /// Where a login sits in a body of several.
@@ -147,7 +147,7 @@ impl Context<'_, '_> {
 
     /// One login's outcome; `body` is what quarantine keeps (scrubbed) if it is refused.
     fn login(&self, text: &str, body: &str, element: Option<Element>) -> Outcome {
-        match event::decode(text) {
+        match validate::decode(text) {
             Ok(mut event) => {
                 let keep = self.keep_extra_fields && !event.unknown_fields.is_empty();
                 let extra_fields = keep.then(|| self.masker.extra_fields(text)).flatten();
@@ -246,7 +246,7 @@ pub fn quarantine<'a>(
 
 /// The unknown field names of a valid login as metric labels: a name that could be a value (not
 /// plain, or equal to the login's own device id) is `other`.
-fn unknown_field_labels(event: &mut crate::event::LoginEvent) -> Vec<String> {
+fn unknown_field_labels(event: &mut crate::validate::LoginEvent) -> Vec<String> {
     let device = event.device_id.to_lowercase();
     std::mem::take(&mut event.unknown_fields)
         .into_iter()

@@ -98,7 +98,7 @@ fn a_login_of_ever_more_field_names_keeps_at_most_the_bound_and_still_lands() {
     );
     assert_eq!(
         outcome.unknown_fields.len(),
-        crate::event::MAX_UNKNOWN_FIELDS
+        crate::validate::MAX_UNKNOWN_FIELDS
     );
 }
 
@@ -185,7 +185,7 @@ fn too_many_logins_is_one_entry_and_envelope_none_splits_nothing() {
     assert!(q.rejection.message.contains("of 3 logins"));
     assert!(!q.body_masked.contains("10.0.0.1"));
     let none = Decoding {
-        envelope: crate::unwrap::EnvelopeMode::None,
+        envelope: crate::envelope::EnvelopeMode::None,
         ..Decoding::default()
     };
     let outcomes = process_with(&envelope(&body, 1), &masker(), &none, Utc::now());

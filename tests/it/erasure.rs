@@ -7,9 +7,9 @@
 //! were.
 
 use chrono::Utc;
-use login_etl::event::{RejectCode, Rejection};
 use login_etl::mask::{user_id_forms, Field, KeyRing};
 use login_etl::transform;
+use login_etl::validate::{RejectCode, Rejection};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};

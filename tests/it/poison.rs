@@ -93,7 +93,7 @@ async fn a_crash_loop_turns_no_valid_login_into_quarantine() {
 async fn a_message_that_kills_its_consumer_every_time_is_quarantined_as_poison() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(2).await);
     let mut bodies = synthetic(30, 41);
-    bodies.retain(|b| login_etl::event::decode(b).is_ok());
+    bodies.retain(|b| login_etl::validate::decode(b).is_ok());
     let good = bodies.len() as i64;
     let marker = "kills-its-consumer";
     bodies.insert(

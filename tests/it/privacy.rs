@@ -5,8 +5,8 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::helpers::*;
-use login_etl::event::decode;
 use login_etl::mask::{Field, KeyRing, Masker, StrategyName};
+use login_etl::validate::decode;
 use sha2::{Digest, Sha256};
 
 const ROTATED_KEYS: &str = "k2:2222222222222222222222222222222222222222222222222222222222222222,\

@@ -36,9 +36,9 @@ pub(super) fn collect_known(
                 .flatten()
             {
                 collect_known(&inner, kind, depth + 1, json_depth + 1, out);
-            } else if kind.is_some() || crate::event::canonical_ip(s).is_some() {
+            } else if kind.is_some() || crate::validate::canonical_ip(s).is_some() {
                 out.push(s.trim().to_lowercase());
-                if let Some(ip) = crate::event::canonical_ip(s) {
+                if let Some(ip) = crate::validate::canonical_ip(s) {
                     out.push(ip.to_string());
                 }
             }

@@ -216,7 +216,7 @@ impl Masker {
         };
         let extra: Map<String, Value> = scrubbed
             .into_iter()
-            .filter(|(name, _)| !crate::event::FIELDS.contains(&name.as_str()))
+            .filter(|(name, _)| !crate::validate::FIELDS.contains(&name.as_str()))
             .collect();
         (!extra.is_empty()).then_some(Value::Object(extra))
     }
@@ -311,7 +311,7 @@ impl Scrubber<'_> {
                 // A user id shaped like an address is fingerprinted below, not masked as one:
                 // erasure must recompute whatever a user id became.
                 let user_id = name == Some("user_id") && pii.is_none();
-                if let Some(ip) = crate::event::canonical_ip(&s).filter(|_| !user_id) {
+                if let Some(ip) = crate::validate::canonical_ip(&s).filter(|_| !user_id) {
                     return self.masker.mask_ip(&ip).into();
                 }
                 match pii {

@@ -49,7 +49,7 @@ impl Item {
 pub(super) struct Committer<S, Q = crate::source::SqsSource> {
     store: S,
     masker: Masker,
-    decoding: crate::unwrap::Decoding,
+    decoding: crate::envelope::Decoding,
     dead_letter: Option<Q>,
     max_receives: u32,
     write_retry_timeout: std::time::Duration,
@@ -230,7 +230,7 @@ impl<S: Store, Q: Source> Committer<S, Q> {
         if self.dead_letter.is_none() {
             return Ok(());
         }
-        let refused: Vec<(&Item, Option<u32>, crate::event::RejectCode)> = part
+        let refused: Vec<(&Item, Option<u32>, crate::validate::RejectCode)> = part
             .iter()
             .flat_map(|item| item.outcomes.iter().map(move |o| (item, o)))
             .filter_map(|(item, outcome)| match &outcome.kind {
@@ -296,7 +296,7 @@ impl<S: Store, Q: Source> Committer<S, Q> {
     /// Which of these refused logins the store quarantined before (retried like a write).
     async fn quarantined_before(
         &mut self,
-        refused: &[(&Item, Option<u32>, crate::event::RejectCode)],
+        refused: &[(&Item, Option<u32>, crate::validate::RejectCode)],
     ) -> Result<HashSet<usize>, PipelineError> {
         let logins: Vec<(&MessageId, Option<u32>)> = (refused.iter())
             .map(|(item, element, _)| (&item.envelope.message_id, *element))

@@ -72,7 +72,10 @@ mod tests {
         Outcome {
             message_id: MessageId::from("m"),
             kind: OutcomeKind::Quarantine(QuarantineRecord {
-                rejection: crate::event::Rejection::new(crate::event::RejectCode::InvalidJson, ""),
+                rejection: crate::validate::Rejection::new(
+                    crate::validate::RejectCode::InvalidJson,
+                    "",
+                ),
                 received_at: now,
                 sent_at: now,
                 receive_count: 1,
@@ -83,7 +86,7 @@ mod tests {
                 key_id: None,
             }),
             element: None,
-            envelope: crate::unwrap::EnvelopeKind::None,
+            envelope: crate::envelope::EnvelopeKind::None,
             compressed: false,
             unknown_fields: names,
         }

@@ -49,6 +49,6 @@ pub struct Forwarded<'a> {
     pub body: &'a str,
     /// Its MessageId in the source queue.
     pub message_id: &'a MessageId,
-    /// Why it was rejected (a [`crate::event::RejectCode`] text).
+    /// Why it was rejected (a [`crate::validate::RejectCode`] text).
     pub reason_code: &'a str,
 }

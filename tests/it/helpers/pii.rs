@@ -54,7 +54,7 @@ pub(crate) fn synthetic(count: usize, seed: u64) -> Vec<String> {
 pub(crate) fn valid_count(bodies: &[String]) -> i64 {
     bodies
         .iter()
-        .filter(|b| login_etl::event::decode(b).is_ok())
+        .filter(|b| login_etl::validate::decode(b).is_ok())
         .count() as i64
 }
 

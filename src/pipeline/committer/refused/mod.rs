@@ -21,11 +21,11 @@
 use chrono::Utc;
 
 use super::{Committer, Item, Source, Store};
-use crate::event::{RejectCode, Rejection};
 use crate::pipeline::PipelineError;
 use crate::retry::{Budget, Retry};
 use crate::sink::SinkError;
 use crate::transform::{self, Outcome, OutcomeKind};
+use crate::validate::{RejectCode, Rejection};
 
 impl<S: Store, Q: Source> Committer<S, Q> {
     /// Turn the logins of `item` that PostgreSQL refuses into quarantine entries. Each call

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use proptest::prelude::*;
 
 use super::*;
-use crate::event::{RejectCode, Rejection};
 use crate::mask::MaskedLogin;
+use crate::validate::{RejectCode, Rejection};
 
 /// A login's fate: refused before the fix; refused after it too.
 #[derive(Debug, Clone, Copy)]

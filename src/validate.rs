@@ -1,4 +1,8 @@
-//! Decoding and validating one SQS message body into a typed [`LoginEvent`].
+//! Decoding and validating one login (a body, or one element of it) into a typed [`LoginEvent`].
+//!
+//! Named for what it does: it was `event`, which beside `message` (the delivery, source-neutral)
+//! read as another word for the same thing. A message holds one or more logins; this module
+//! decides whether each one is a valid login.
 //!
 //! Validation happens *before* anything reaches PostgreSQL, so a single bad message can never fail a
 //! whole batch: everything the table would reject (too long, NUL characters, wrong types) is caught

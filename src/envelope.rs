@@ -2,6 +2,9 @@
 //! pay per request), an SNS notification (a topic fanned out to SQS without raw delivery), an
 //! EventBridge event (a rule targeting SQS). Only these shapes are unwrapped; anything else is
 //! validated as it is. The envelope's own timestamp becomes the login's `sent_at`.
+//!
+//! These are the producer's envelopes, inside the body; SQS's own delivery of a body (message id,
+//! receipt handle) is `source::Envelope`, which never reaches this module.
 
 use std::borrow::Cow;
 use std::io::Read;
@@ -10,7 +13,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::event::{RejectCode, Rejection};
+use crate::validate::{RejectCode, Rejection};
 
 /// Which envelopes are taken off (`--envelope`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,7 +67,7 @@ pub struct Decoding {
     pub envelope: EnvelopeMode,
     /// Largest decompressed body accepted from base64+gzip (a zip bomb stops here).
     pub max_decompressed_bytes: usize,
-    /// Most logins one JSON array or NDJSON body may hold ([`crate::elements`]).
+    /// Most logins one JSON array or NDJSON body may hold ([`crate::logins`]).
     pub max_logins_per_message: usize,
     /// Keep a valid login's unknown top-level fields, scrubbed, for the `extra_fields` column.
     pub keep_extra_fields: bool,

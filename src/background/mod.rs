@@ -1,6 +1,6 @@
-//! The layer that runs the service: what goes beside the pipeline while `run` consumes — the
-//! depth/readiness probe and the database upkeep — and the wiring of telemetry into the layers
-//! below, which record nothing themselves (the retry policy reports through an observer).
+//! The background loops beside the pipeline while `run` consumes — the depth/readiness probe and
+//! the database upkeep — and the wiring of telemetry into the layers below, which record nothing
+//! themselves (the retry policy reports through an observer).
 //! Above `pipeline`, `sink`, `source` and `telemetry`; only `commands` uses it.
 
 mod maintenance;

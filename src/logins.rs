@@ -8,7 +8,7 @@ use std::fmt;
 use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::event::{RejectCode, Rejection};
+use crate::validate::{RejectCode, Rejection};
 
 /// The logins a body holds.
 #[derive(Debug, PartialEq, Eq)]
