@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use login_etl::mask::{keys, KeyRing, Masker};
 use login_etl::sample::{self, SampleSpec};
-use login_etl::sink::PgSink;
+use login_etl::sink::{DbSettings, PgOperator, PgSink};
 use login_etl::source::{Envelope, MessageId, ReceiptHandle};
 use login_etl::transform::{self, Outcome};
 use tokio_postgres::NoTls;
@@ -120,7 +120,7 @@ async fn commit_latencies(
 async fn ledger_pruning(admin: &tokio_postgres::Client, masker: &Masker) {
     const EXPIRED: i64 = 2_000_000;
     let url = fresh(admin, "login_etl_growth_ledger").await;
-    let mut sink = PgSink::new(&url).unwrap();
+    let mut sink = PgSink::new(&DbSettings::from_url(&url)).unwrap();
     sink.migrate().await.unwrap();
     let db = client(&url).await;
     db.batch_execute(&format!(
@@ -136,7 +136,7 @@ async fn ledger_pruning(admin: &tokio_postgres::Client, masker: &Masker) {
         .unwrap();
     let before = commit_latencies(&mut sink, masker, "before", 40).await;
 
-    let mut pruner = PgSink::new(&url).unwrap();
+    let mut pruner = PgOperator::new(&DbSettings::from_url(&url)).unwrap();
     let cutoff = Utc::now() - chrono::Duration::days(15);
     let prune = tokio::spawn(async move {
         let started = Instant::now();
@@ -188,13 +188,15 @@ async fn timed_ms(client: &tokio_postgres::Client, sql: &str) -> f64 {
 }
 
 async fn load(url: &str, masker: &Masker, rows: usize, partitioned: bool) -> Duration {
-    let mut sink = PgSink::new(url).unwrap();
+    let settings = DbSettings::from_url(url);
+    let mut sink = PgSink::new(&settings).unwrap();
     sink.migrate().await.unwrap();
     if partitioned {
-        sink.partition_by_month().await.unwrap();
+        let mut operator = PgOperator::new(&settings).unwrap();
+        operator.partition_by_month().await.unwrap();
         // The history being loaded spans 12 months back: their partitions first (a backfill).
         let first = (Utc::now() - chrono::Duration::days(370)).date_naive();
-        sink.ensure_partitions_from(Some(first)).await.unwrap();
+        operator.ensure_partitions_from(Some(first)).await.unwrap();
     }
     let chunk = 50_000;
     let mut busy = Duration::ZERO;
@@ -226,10 +228,10 @@ async fn plain_vs_partitioned(admin: &tokio_postgres::Client, masker: &Masker, r
         let url = fresh(admin, name).await;
         let busy = load(&url, masker, rows, partitioned).await;
         let db = client(&url).await;
-        let mut sink = PgSink::new(&url).unwrap();
+        let mut operator = PgOperator::new(&DbSettings::from_url(&url)).unwrap();
         let started = Instant::now();
-        sink.shared_devices(20).await.unwrap();
-        sink.shared_ips(20).await.unwrap();
+        operator.shared_devices(20).await.unwrap();
+        operator.shared_ips(20).await.unwrap();
         let report = started.elapsed().as_secs_f64() * 1000.0;
         // The oldest full month: DELETE its rows, or drop its partition.
         let month = (Utc::now() - chrono::Duration::days(300))

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use login_etl::mask::{keys, KeyRing, Masker};
 use login_etl::pipeline::{self, PipelineSettings};
 use login_etl::sample::{self, SampleSpec};
-use login_etl::sink::PgSink;
+use login_etl::sink::{DbSettings, PgSink};
 use login_etl::source::{Envelope, MessageId, ReceiptHandle, SqsSettings, SqsSource};
 use login_etl::transform;
 use tokio_postgres::NoTls;
@@ -124,7 +124,7 @@ async fn main() {
     let transform_rate = rate(outcomes.len(), started.elapsed());
 
     // 2. sink alone.
-    let mut sink = PgSink::new(&db_url).unwrap();
+    let mut sink = PgSink::new(&DbSettings::from_url(&db_url)).unwrap();
     sink.migrate().await.unwrap();
     let started = Instant::now();
     for chunk in outcomes.chunks(500) {
@@ -165,7 +165,7 @@ async fn main() {
 
     // 4. the whole pipeline.
     source.send(&bodies).await.unwrap();
-    let sink = PgSink::new(&db_url).unwrap();
+    let sink = PgSink::new(&DbSettings::from_url(&db_url)).unwrap();
     let summary = pipeline::run(
         source.clone(),
         {

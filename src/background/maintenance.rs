@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use crate::sink::{Accountable, PgSink};
+use crate::sink::{Accountable, PgOperator};
 use crate::telemetry::metrics;
 
 /// What the background upkeep does, and how often.
@@ -33,7 +33,7 @@ const RETENTION_BATCH: i64 = 10_000;
 /// create the partitions of the coming months if `user_logins` is partitioned, apply
 /// `--retain-days`.
 pub(crate) async fn maintenance_loop(
-    mut sink: PgSink,
+    mut database: PgOperator,
     upkeep: Upkeep,
     shutdown: CancellationToken,
 ) {
@@ -42,7 +42,7 @@ pub(crate) async fn maintenance_loop(
     let every = upkeep.every;
     loop {
         let cutoff = Utc::now() - retention;
-        let pruned = sink.prune_ledger(cutoff, &shutdown).await;
+        let pruned = database.prune_ledger(cutoff, &shutdown).await;
         if pruned.is_ok() {
             metrics::ledger_pruning_ran();
         }
@@ -55,15 +55,15 @@ pub(crate) async fn maintenance_loop(
             Err(e) => tracing::warn!(error = %e, "ledger pruning failed; trying again later"),
         }
         if let Some(days) = upkeep.retain_days {
-            retain(&mut sink, days).await;
+            retain(&mut database, days).await;
         }
         if let Some(days) = upkeep.quarantine_retention_days {
-            retain_quarantine(&mut sink, days).await;
+            retain_quarantine(&mut database, days).await;
         }
         if let Some(days) = upkeep.audit_retention_days {
-            retain_audit(&mut sink, days).await;
+            retain_audit(&mut database, days).await;
         }
-        if let Err(e) = sink.ensure_partitions().await {
+        if let Err(e) = database.ensure_partitions().await {
             tracing::warn!(error = %e, "creating the coming months' partitions failed (rows go to user_logins_default meanwhile); trying again later");
         }
         tokio::select! {
@@ -83,10 +83,10 @@ fn run_itself(flag: &str, days: u32) -> Accountable {
 }
 
 /// Delete quarantine entries received more than `days` days ago.
-async fn retain_quarantine(sink: &mut PgSink, days: u32) {
+async fn retain_quarantine(database: &mut PgOperator, days: u32) {
     let cutoff = Utc::now() - chrono::Duration::days(i64::from(days));
     let who = run_itself("--quarantine-retention-days", days);
-    match sink
+    match database
         .delete_quarantine_before(cutoff, RETENTION_BATCH, &who)
         .await
     {
@@ -99,10 +99,10 @@ async fn retain_quarantine(sink: &mut PgSink, days: u32) {
 }
 
 /// Delete audit rows older than `days` days.
-async fn retain_audit(sink: &mut PgSink, days: u32) {
+async fn retain_audit(database: &mut PgOperator, days: u32) {
     let cutoff = Utc::now() - chrono::Duration::days(i64::from(days));
     let who = run_itself("--audit-retention-days", days);
-    match sink
+    match database
         .delete_audit_before(cutoff, RETENTION_BATCH, &who)
         .await
     {
@@ -115,10 +115,10 @@ async fn retain_audit(sink: &mut PgSink, days: u32) {
 }
 
 /// Delete rows older than `days` days, audited as done by `login-etl run`.
-async fn retain(sink: &mut PgSink, days: u32) {
+async fn retain(database: &mut PgOperator, days: u32) {
     let cutoff = Utc::now().date_naive() - chrono::Days::new(u64::from(days));
     let who = run_itself("--retain-days", days);
-    match sink.delete_before(cutoff, RETENTION_BATCH, &who).await {
+    match database.delete_before(cutoff, RETENTION_BATCH, &who).await {
         Ok(0) => {}
         Ok(deleted) => {
             tracing::info!(deleted, %cutoff, "deleted user_logins rows older than --retain-days")

@@ -6,14 +6,14 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::sink::PgSink;
+use crate::sink::PgConnection;
 use crate::source::SqsSource;
 use crate::telemetry::{health, metrics};
 
 pub(crate) async fn probe_loop(
     source: SqsSource,
     dead_letter: Option<SqsSource>,
-    mut database: PgSink,
+    mut database: PgConnection,
     every: Duration,
     handle: Option<PrometheusHandle>,
     stop: CancellationToken,

@@ -9,7 +9,7 @@ use clap::Args;
 use url::Url;
 
 use crate::mask::NetworkPrefixes;
-use crate::sink::DatabaseUrl;
+use crate::sink::{DatabaseUrl, DbSettings};
 use crate::source::SqsSettings;
 
 mod values;
@@ -114,16 +114,14 @@ pub struct DbArgs {
 }
 
 impl DbArgs {
-    /// A sink for this database (no connection yet).
-    pub fn sink(&self) -> Result<crate::sink::PgSink, crate::sink::SinkError> {
-        let sink = crate::sink::PgSink::with_ca_file(
-            self.database_url.expose(),
-            self.database_ca_file.as_deref(),
-        )?;
-        if self.database_iam_auth {
-            return sink.with_iam_auth(None);
+    /// Where the database is and how to reach it; each command builds the type it needs (the
+    /// writer, `PgSink`, or the operator's `PgOperator`) from these.
+    pub fn settings(&self) -> DbSettings {
+        DbSettings {
+            url: self.database_url.clone(),
+            ca_file: self.database_ca_file.clone(),
+            iam_auth: self.database_iam_auth,
         }
-        Ok(sink)
     }
 }
 

@@ -9,6 +9,7 @@ use super::load_keys;
 use super::run::RunArgs;
 use super::Globals;
 use crate::mask::{KeyError, Masker, StrategyName};
+use crate::sink::PgSink;
 use crate::source::{SqsSettings, SqsSource};
 
 /// Time allowed for one commit on top of the batch window, when judging the visibility timeout.
@@ -140,11 +141,11 @@ async fn check_queue(args: &RunArgs, source: &SqsSource, lines: &mut Lines) {
 }
 
 async fn check_database(args: &RunArgs, ring: Option<&[(String, String)]>, lines: &mut Lines) {
-    let mut sink = match args.db.sink() {
+    let mut sink = match PgSink::new(&args.db.settings()) {
         Ok(sink) => sink,
         Err(e) => return lines.bad(e, "fix --database-url / LOGIN_ETL_DATABASE_URL"),
     };
-    match sink.pending_migrations().await {
+    match sink.connection().pending_migrations().await {
         Ok(0) => lines.ok(format!(
             "PostgreSQL {}: reachable, schema current",
             sink.target()
@@ -179,14 +180,14 @@ async fn check_database(args: &RunArgs, ring: Option<&[(String, String)]>, lines
             ),
         }
     }
-    match sink.plaintext_risk() {
+    match sink.connection().plaintext_risk() {
         Some(risk) => lines.bad(
             format!("PostgreSQL transport: {risk}"),
             "drop sslmode from the URL (verify-full is the default off this machine) or set sslmode=verify-full",
         ),
         None => lines.ok("PostgreSQL transport: encrypted or on this machine"),
     }
-    match sink.run_privileges().await {
+    match sink.connection().run_privileges().await {
         Ok((needed, extra)) => {
             let missing: Vec<&str> = needed
                 .iter()

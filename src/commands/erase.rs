@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use super::{load_keys, os_user};
-use crate::sink::Accountable;
+use crate::sink::{Accountable, PgOperator};
 
 /// `erase` options.
 #[derive(Debug, Clone, Args)]
@@ -42,17 +42,20 @@ pub(super) async fn execute(args: EraseArgs, _: Globals) -> anyhow::Result<()> {
     let keys = load_keys(&args.keys, None).await?;
     let subjects = crate::mask::user_fingerprints(&keys, &args.user_id);
     let forms = crate::mask::user_id_forms(&keys, &args.user_id);
-    let mut sink = args.db.sink()?;
-    sink.migrate().await.context("cannot prepare the schema")?;
+    let mut database = PgOperator::new(&args.db.settings())?;
+    database
+        .migrate()
+        .await
+        .context("cannot prepare the schema")?;
     let who = Accountable {
         os_user: os_user(),
         actor: args.actor.clone().unwrap_or_else(os_user),
         reason: args.reason.clone(),
     };
-    let erased = sink
+    let erased = database
         .erase_user(&args.user_id, &subjects, &forms, &who, args.dry_run)
         .await
-        .with_context(|| format!("cannot erase in {}; nothing was changed", sink.target()))?;
+        .with_context(|| format!("cannot erase in {}; nothing was changed", database.target()))?;
     match erased.audit_id {
         None => println!(
             "dry run: would erase {} rows from user_logins and {} quarantine entries, neutralise {} reveal audit rows and take the user's logins out of {} entries shared with other users; nothing changed",

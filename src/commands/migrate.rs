@@ -3,10 +3,11 @@
 
 use super::Globals;
 use crate::cli::DbArgs;
+use crate::sink::PgOperator;
 use clap::Args;
 use std::time::Duration;
 
-use super::connect_sink;
+use super::connect_database;
 
 /// `migrate` options.
 #[derive(Debug, Clone, Args)]
@@ -27,9 +28,10 @@ pub struct MigrateArgs {
 
 pub(super) async fn execute(args: MigrateArgs, globals: Globals) -> anyhow::Result<()> {
     let shutdown = globals.shutdown;
-    let mut sink = connect_sink(&args.db, Duration::from_secs(30), &shutdown).await?;
+    let mut database =
+        PgOperator::from(connect_database(&args.db, Duration::from_secs(30), &shutdown).await?);
     if args.partition_by_month {
-        let done = sink.partition_by_month().await?;
+        let done = database.partition_by_month().await?;
         if done.converted {
             println!(
                 "user_logins is now partitioned by month: {} rows copied, {} monthly partitions (and user_logins_default)",
@@ -42,10 +44,12 @@ pub(super) async fn execute(args: MigrateArgs, globals: Globals) -> anyhow::Resu
             );
         }
     }
-    let ahead = sink.ensure_partitions_from(args.partitions_from).await?;
+    let ahead = database
+        .ensure_partitions_from(args.partitions_from)
+        .await?;
     if ahead > 0 {
         println!("partitions exist for this month and the next {ahead}");
     }
-    println!("schema is up to date in {}", sink.target());
+    println!("schema is up to date in {}", database.target());
     Ok(())
 }

@@ -13,7 +13,7 @@ use clap::Parser;
 use crate::cli::{DbArgs, KeyArgs, LogFormat};
 use crate::mask::{keys, KeyError, KeyRing};
 use crate::retry::{Budget, Retry};
-use crate::sink::PgSink;
+use crate::sink::PgConnection;
 use crate::source::{SqsSettings, SqsSource};
 
 // Declared here, not by `commands!`: rustfmt and other tools reach only modules they can see.
@@ -157,14 +157,14 @@ fn kms_endpoint(given: Option<&Url>, sqs_endpoint: Option<&Url>) -> Option<Url> 
 }
 
 /// Connect to PostgreSQL and bring the schema up to date, retrying while the server is not
-/// reachable yet (for at most `budget`); anything else stops at once.
-async fn connect_sink(
+/// reachable yet (for at most `budget`); anything else stops at once. The caller makes the
+/// connection the type it needs: the writer (`run`) or the operator's (`migrate`).
+async fn connect_database(
     db: &DbArgs,
     budget: Duration,
     shutdown: &CancellationToken,
-) -> anyhow::Result<PgSink> {
-    let mut sink = db
-        .sink()
+) -> anyhow::Result<PgConnection> {
+    let mut database = PgConnection::new(&db.settings())
         .context("check --database-url / LOGIN_ETL_DATABASE_URL")?;
     let mut retry = Retry::new(
         "startup",
@@ -173,20 +173,20 @@ async fn connect_sink(
         shutdown,
     );
     let applied = loop {
-        match sink.migrate().await {
+        match database.migrate().await {
             Ok(applied) => break applied,
             Err(e) => retry
                 .after(e)
                 .await
-                .with_context(|| format!("cannot prepare the schema in {}", sink.target()))?,
+                .with_context(|| format!("cannot prepare the schema in {}", database.target()))?,
         }
     };
     tracing::info!(
-        target = sink.target(),
+        target = database.target(),
         migrations_applied = applied,
         "database ready"
     );
-    Ok(sink)
+    Ok(database)
 }
 
 /// Open the queue, retrying while SQS is not reachable yet (for at most `budget`).

@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Subcommand};
 
 use crate::safe_text::{escape, escape_json};
-use crate::sink::QuarantineEntry;
+use crate::sink::{PgOperator, QuarantineEntry};
 
 /// `quarantine` subcommands.
 #[derive(Debug, Clone, Args)]
@@ -64,11 +64,11 @@ pub(super) async fn execute(args: QuarantineArgs, _: Globals) -> anyhow::Result<
 }
 
 async fn list(args: QuarantineListArgs) -> anyhow::Result<()> {
-    let mut sink = args.db.sink()?;
-    let entries = sink
+    let mut database = PgOperator::new(&args.db.settings())?;
+    let entries = database
         .quarantine_entries(args.reason.as_deref(), args.since, args.limit)
         .await
-        .with_context(|| format!("cannot read quarantined_messages in {}", sink.target()))?;
+        .with_context(|| format!("cannot read quarantined_messages in {}", database.target()))?;
     match args.format {
         ReportFormat::Json => println!("{}", escape_json(&serde_json::to_string_pretty(&entries)?)),
         ReportFormat::Csv => {
@@ -109,11 +109,11 @@ async fn list(args: QuarantineListArgs) -> anyhow::Result<()> {
 }
 
 async fn show(args: QuarantineShowArgs) -> anyhow::Result<()> {
-    let mut sink = args.db.sink()?;
-    let entries: Vec<QuarantineEntry> = sink
+    let mut database = PgOperator::new(&args.db.settings())?;
+    let entries: Vec<QuarantineEntry> = database
         .quarantine_entries_of(&args.message_id)
         .await
-        .with_context(|| format!("cannot read quarantined_messages in {}", sink.target()))?;
+        .with_context(|| format!("cannot read quarantined_messages in {}", database.target()))?;
     if entries.is_empty() {
         bail!(
             "no quarantined message with id `{}`",

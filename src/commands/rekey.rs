@@ -11,7 +11,7 @@ use clap::Args;
 
 use super::{load_keys, os_user};
 use crate::mask::{Field, Rekeyer};
-use crate::sink::{rekey_commit, Accountable, RekeyRow};
+use crate::sink::{rekey_commit, Accountable, PgOperator, RekeyRow};
 
 /// `rekey` options.
 #[derive(Debug, Clone, Args)]
@@ -72,9 +72,12 @@ pub(super) async fn execute(args: RekeyArgs, globals: Globals) -> anyhow::Result
         bail!("--from and --to are the same key");
     }
     let rekeyer = Rekeyer::new(keys, &args.to)?;
-    let mut sink = args.db.sink()?;
-    sink.migrate().await.context("cannot prepare the schema")?;
-    let one_way = sink.one_way_masks_not_under(&args.to).await?;
+    let mut database = PgOperator::new(&args.db.settings())?;
+    database
+        .migrate()
+        .await
+        .context("cannot prepare the schema")?;
+    let one_way = database.one_way_masks_not_under(&args.to).await?;
     if one_way > 0 {
         eprintln!(
             "note: {one_way} hmac-sha256 masks are under other keys than `{}`; they are one-way and \
@@ -87,12 +90,12 @@ pub(super) async fn execute(args: RekeyArgs, globals: Globals) -> anyhow::Result
         actor: args.actor.clone().unwrap_or_else(os_user),
         reason: args.reason.clone(),
     };
-    let audit_id = sink
+    let audit_id = database
         .start_rekey(&who, &args.to, args.from.as_deref())
         .await?;
     let mut total = 0usize;
     while !shutdown.is_cancelled() {
-        let (tx, rows) = sink
+        let (tx, rows) = database
             .rekey_batch(&args.to, args.from.as_deref(), i64::from(args.batch))
             .await
             .context("cannot read the rows to re-key")?;

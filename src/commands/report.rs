@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use super::Globals;
 use crate::cli::{DbArgs, ReportFormat};
 use crate::safe_text::{escape, escape_json};
-use crate::sink::{SharedDevice, SharedIp};
+use crate::sink::{PgOperator, SharedDevice, SharedIp};
 
 /// `report` options.
 #[derive(Debug, Clone, Args)]
@@ -62,13 +62,13 @@ pub(super) async fn execute(args: ReportArgs, _: Globals) -> anyhow::Result<()> 
 }
 
 async fn duplicates(args: DuplicatesArgs) -> anyhow::Result<()> {
-    let mut sink = args.db.sink()?;
-    let devices = sink
+    let mut database = PgOperator::new(&args.db.settings())?;
+    let devices = database
         .shared_devices(args.limit)
         .await
-        .with_context(|| format!("cannot read user_logins in {}", sink.target()))?;
-    let ips = sink.shared_ips(args.limit).await?;
-    let networks = sink.shared_networks(args.limit).await?;
+        .with_context(|| format!("cannot read user_logins in {}", database.target()))?;
+    let ips = database.shared_ips(args.limit).await?;
+    let networks = database.shared_networks(args.limit).await?;
     match args.format {
         ReportFormat::Json => {
             let report = serde_json::json!({
@@ -162,11 +162,11 @@ fn print_table(devices: &[SharedDevice], ips: &[SharedIp]) {
 
 /// `report keys`: per column, each key id with its rows and first/last date.
 async fn keys(args: KeysReportArgs) -> anyhow::Result<()> {
-    let mut sink = args.db.sink()?;
-    let usage = sink
+    let mut database = PgOperator::new(&args.db.settings())?;
+    let usage = database
         .key_usage()
         .await
-        .with_context(|| format!("cannot read user_logins in {}", sink.target()))?;
+        .with_context(|| format!("cannot read user_logins in {}", database.target()))?;
     let date = |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
     match args.format {
         ReportFormat::Json => println!("{}", escape_json(&serde_json::to_string_pretty(&usage)?)),

@@ -6,6 +6,7 @@ use clap::Args;
 
 use super::Globals;
 use crate::cli::DbArgs;
+use crate::sink::PgOperator;
 
 /// `retire-key` options.
 #[derive(Debug, Clone, Args)]
@@ -19,11 +20,11 @@ pub struct RetireKeyArgs {
 }
 
 pub(super) async fn execute(args: RetireKeyArgs, _: Globals) -> anyhow::Result<()> {
-    let mut sink = args.db.sink()?;
-    let usage = sink
+    let mut database = PgOperator::new(&args.db.settings())?;
+    let usage = database
         .key_usage()
         .await
-        .with_context(|| format!("cannot read user_logins in {}", sink.target()))?;
+        .with_context(|| format!("cannot read user_logins in {}", database.target()))?;
     let in_use: Vec<String> = usage
         .iter()
         .filter(|u| u.key_id == args.id)
@@ -45,7 +46,7 @@ pub(super) async fn execute(args: RetireKeyArgs, _: Globals) -> anyhow::Result<(
     println!(
         "key `{}` masks nothing in {}: it can be removed from LOGIN_ETL_MASK_KEY / the key file",
         args.id,
-        sink.target()
+        database.target()
     );
     Ok(())
 }

@@ -9,7 +9,7 @@ use clap::Args;
 use super::{load_keys, os_user};
 use crate::mask::{network, Field, Masker, RevealError, StrategyName};
 use crate::safe_text::escape;
-use crate::sink::{Accountable, RevealRequest};
+use crate::sink::{Accountable, PgOperator, RevealRequest};
 
 /// `reveal` options.
 #[derive(Debug, Clone, Args)]
@@ -84,8 +84,11 @@ pub(super) async fn execute(args: RevealArgs, _: Globals) -> anyhow::Result<()> 
     }
     let keys = load_keys(&args.keys, None).await?;
     let masker = Masker::new(StrategyName::AesSiv, Some(&keys))?;
-    let mut sink = args.db.sink()?;
-    sink.migrate().await.context("cannot prepare the schema")?;
+    let mut database = PgOperator::new(&args.db.settings())?;
+    database
+        .migrate()
+        .await
+        .context("cannot prepare the schema")?;
     let subject = match &request {
         RevealRequest::UserId(id) => masker.fingerprint("user", id.as_bytes()),
         _ => None,
@@ -95,7 +98,7 @@ pub(super) async fn execute(args: RevealArgs, _: Globals) -> anyhow::Result<()> 
         actor: args.actor.clone().unwrap_or_else(os_user),
         reason: args.reason.clone(),
     };
-    let rows = sink
+    let rows = database
         .reveal_rows(&request, args.limit, &audit, subject.as_deref())
         .await
         .context("cannot read or audit the rows; nothing was revealed")?;

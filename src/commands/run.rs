@@ -5,10 +5,11 @@ use crate::cli::{DbArgs, EnvelopeArg, KeyArgs, LogFormat, NetworkArgs, SqsArgs, 
 use clap::Args;
 use std::time::Duration;
 
-use super::{connect_sink, connect_source, load_keys};
+use super::{connect_database, connect_source, load_keys};
 use crate::envelope::EnvelopeKind;
 use crate::mask::{Masker, NetworkMaskMode, NetworkMasker, StrategyName};
 use crate::pipeline::{self, defaults, PipelineSettings};
+use crate::sink::{PgConnection, PgOperator, PgSink};
 use crate::source::{SqsSettings, SqsSource};
 use crate::telemetry;
 use crate::validate::RejectCode;
@@ -198,7 +199,7 @@ pub(super) async fn execute(args: RunArgs, globals: Globals) -> anyhow::Result<(
         }
     }
     let budget = Duration::from_secs(args.write_retry_seconds);
-    let mut sink = connect_sink(&args.db, budget, &shutdown).await?;
+    let mut sink = PgSink::from(connect_database(&args.db, budget, &shutdown).await?);
     sink.check_columns().await?;
     if let Some(keys) = &keys {
         let ring = keys.key_fingerprints();
@@ -236,7 +237,7 @@ pub(super) async fn execute(args: RunArgs, globals: Globals) -> anyhow::Result<(
         None => None,
     };
     tokio::spawn(crate::background::maintenance_loop(
-        args.db.sink()?,
+        PgOperator::new(&args.db.settings())?,
         crate::background::Upkeep {
             ledger_retention,
             retain_days: args.retain_days,
@@ -259,7 +260,7 @@ pub(super) async fn execute(args: RunArgs, globals: Globals) -> anyhow::Result<(
             Some(url) => Some(source.sibling(url).await?),
             None => None,
         };
-        let probe_db = args.db.sink()?;
+        let probe_db = PgConnection::new(&args.db.settings())?;
         tokio::spawn(crate::background::probe_loop(
             source.clone(),
             dead_letter,

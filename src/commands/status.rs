@@ -8,7 +8,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::open_queue;
-use crate::sink::DbStatus;
+use crate::sink::{DbStatus, PgOperator};
 use crate::source::{QueueDepth, SqsSettings};
 
 /// `status` options.
@@ -50,11 +50,11 @@ pub(super) async fn execute(args: StatusArgs, _: Globals) -> anyhow::Result<()> 
         }
         None => None,
     };
-    let mut sink = args.db.sink()?;
-    let db = sink.status().await.with_context(|| {
+    let mut database = PgOperator::new(&args.db.settings())?;
+    let db = database.status().await.with_context(|| {
         format!(
             "cannot read the tables in {} (has `migrate` run?)",
-            sink.target()
+            database.target()
         )
     })?;
     match args.format {

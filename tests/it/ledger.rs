@@ -37,7 +37,8 @@ async fn ids_inside_the_retention_survive_pruning_and_keep_redeliveries_out() {
     backdate(&db, "outside", 16).await;
 
     let cutoff = Utc::now() - chrono::Duration::days(15);
-    let pruned = sink
+    let pruned = db
+        .operator()
         .prune_ledger(cutoff, &CancellationToken::new())
         .await
         .unwrap();
@@ -90,7 +91,7 @@ async fn pruning_never_blocks_the_write_path() {
         .expect("the write was not blocked by the open pruning batch")
         .unwrap();
     assert_eq!(written.rows + written.quarantined, 500);
-    let mut pruner = db.sink();
+    let mut pruner = db.operator();
     let cutoff = Utc::now() - chrono::Duration::days(15);
     let pruned = tokio::time::timeout(
         Duration::from_secs(10),

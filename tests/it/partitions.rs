@@ -122,7 +122,7 @@ async fn an_existing_table_is_converted_keeping_rows_indexes_and_grants() {
     let snapshot = "SELECT string_agg(t::text, '|' ORDER BY t::text) FROM user_logins t";
     let before: String = client.query_one(snapshot, &[]).await.unwrap().get(0);
 
-    let done = sink.partition_by_month().await.unwrap();
+    let done = db.operator().partition_by_month().await.unwrap();
     assert!(done.converted);
     assert_eq!(done.rows_copied, written + 1);
     let after: String = client.query_one(snapshot, &[]).await.unwrap().get(0);

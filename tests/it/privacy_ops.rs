@@ -237,9 +237,10 @@ async fn retention_deletes_exactly_the_rows_older_than_retain_days_and_audits_it
         let mut sink = db.sink();
         sink.migrate().await.unwrap();
         if partitioned {
-            sink.partition_by_month().await.unwrap();
+            let mut operator = db.operator();
+            operator.partition_by_month().await.unwrap();
             let first = (Utc::now() - chrono::Duration::days(120)).date_naive();
-            sink.ensure_partitions_from(Some(first)).await.unwrap();
+            operator.ensure_partitions_from(Some(first)).await.unwrap();
         }
         let bodies = synthetic(300, 23);
         let outcomes: Vec<_> = bodies

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::helpers::*;
+use login_etl::sink::{DbSettings, PgOperator};
 
 /// Backends of `db` other than ours (a killed client's backend lingers until its query ends).
 async fn other_backends(db: &TestDb) -> i64 {
@@ -148,8 +149,8 @@ async fn postgres_stopped_mid_drain_is_survived_with_exact_counts() {
         "1",
     ]));
     wait_until("the first rows", Duration::from_secs(60), || async {
-        let mut sink = login_etl::sink::PgSink::new(&url).unwrap();
-        sink.counts().await.map(|c| c.rows > 0).unwrap_or(false)
+        let mut operator = PgOperator::new(&DbSettings::from_url(&url)).unwrap();
+        operator.counts().await.map(|c| c.rows > 0).unwrap_or(false)
     })
     .await;
     cluster.stop();
@@ -168,7 +169,7 @@ async fn postgres_stopped_mid_drain_is_survived_with_exact_counts() {
         "the outage was seen"
     );
 
-    let counts = login_etl::sink::PgSink::new(&url)
+    let counts = PgOperator::new(&DbSettings::from_url(&url))
         .unwrap()
         .counts()
         .await

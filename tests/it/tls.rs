@@ -1,7 +1,7 @@
 //! TLS to PostgreSQL: libpq's sslmode values are honoured against a real TLS-only server.
 
 use crate::helpers::*;
-use login_etl::sink::PgSink;
+use login_etl::sink::{DbSettings, PgOperator};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 
 pub(crate) struct Pki {
@@ -57,8 +57,11 @@ async fn sslmode_is_honoured_against_a_tls_only_server() {
         ),
         url("127.0.0.1", &format!("sslmode=verify-ca&sslrootcert={ca}")),
     ] {
-        let mut sink = PgSink::new(&ok).unwrap();
-        sink.migrate().await.unwrap_or_else(|e| panic!("{ok}: {e}"));
+        let mut operator = PgOperator::new(&DbSettings::from_url(&ok)).unwrap();
+        operator
+            .migrate()
+            .await
+            .unwrap_or_else(|e| panic!("{ok}: {e}"));
     }
     // ...the rest fail at once, with a reason, and without retrying (fatal).
     for (bad, reason) in [
@@ -78,7 +81,11 @@ async fn sslmode_is_honoured_against_a_tls_only_server() {
             "certificate",
         ),
     ] {
-        let err = PgSink::new(&bad).unwrap().migrate().await.unwrap_err();
+        let err = PgOperator::new(&DbSettings::from_url(&bad))
+            .unwrap()
+            .migrate()
+            .await
+            .unwrap_err();
         assert!(
             matches!(err, login_etl::sink::SinkError::Fatal { .. }),
             "{bad}: {err}"
@@ -106,6 +113,10 @@ async fn the_binary_drains_over_verified_tls() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let counts = PgSink::new(&url).unwrap().counts().await.unwrap();
+    let counts = PgOperator::new(&DbSettings::from_url(&url))
+        .unwrap()
+        .counts()
+        .await
+        .unwrap();
     assert_eq!((counts.rows, counts.quarantined()), (99, 1));
 }

@@ -13,6 +13,7 @@ impl PgSink {
     /// Record one more solo attempt of `id`; how many there have been, this one included.
     pub(crate) async fn record_solo_attempt(&mut self, id: &MessageId) -> Result<u32, SinkError> {
         let attempts: i32 = self
+            .db
             .query_one(RECORD_ATTEMPT, &[&id.as_str()])
             .await?
             .get(0);

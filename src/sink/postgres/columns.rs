@@ -47,7 +47,7 @@ impl PgSink {
     /// Stop (`SinkError::Schema`) naming the first column of `user_logins` that cannot hold
     /// what the writer writes, with the statement that fixes it.
     pub async fn check_columns(&mut self) -> Result<(), SinkError> {
-        let rows = self.query(COLUMNS, &[]).await?;
+        let rows = self.db.query(COLUMNS, &[]).await?;
         let found: Vec<(String, String, Option<i32>)> = rows
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2)))
@@ -55,7 +55,7 @@ impl PgSink {
         if let Some(line) = mismatch(&found) {
             return Err(SinkError::Schema(line));
         }
-        let rows = self.query(MUST_BE_FILLED, &[]).await?;
+        let rows = self.db.query(MUST_BE_FILLED, &[]).await?;
         let filled: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
         match unfilled(&filled) {
             Some(line) => Err(SinkError::Schema(line)),

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use tokio_postgres::{Client, GenericClient};
 
 use super::begin;
-use super::{PgSink, SinkError};
+use super::{PgConnection, SinkError};
 
 /// (version, name, SQL), in order.
 const MIGRATIONS: &[(i32, &str, &str)] = &[
@@ -148,7 +148,7 @@ fn current(applied: &HashMap<i32, Option<String>>) -> bool {
         .all(|(v, _, _)| matches!(applied.get(v), Some(Some(_))))
 }
 
-impl PgSink {
+impl PgConnection {
     /// How many migrations this version would apply (read-only; for `check`).
     pub(crate) async fn pending_migrations(&mut self) -> Result<usize, SinkError> {
         let result = applied_in_transaction(self.client().await?).await;

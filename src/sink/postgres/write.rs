@@ -106,11 +106,11 @@ impl PgSink {
         self.record_pending_key().await?;
         let end = End::Commit { clear_attempts };
         let new_fields = self.recorded_fields.new_names(outcomes);
-        let result = write(self.client().await?, outcomes, &new_fields, end).await;
+        let result = write(self.db.client().await?, outcomes, &new_fields, end).await;
         if result.is_ok() {
             self.recorded_fields.sent(new_fields);
         }
-        result.map_err(|e| self.on_error(e))
+        result.map_err(|e| self.db.on_error(e))
     }
 
     /// Write outcomes as [`write_batch`](Self::write_batch) would, then roll back: `Ok` if
@@ -119,8 +119,8 @@ impl PgSink {
     where
         O: Borrow<Outcome> + Sync,
     {
-        let result = write(self.client().await?, outcomes, &[], End::Rollback).await;
-        result.map(drop).map_err(|e| self.on_error(e))
+        let result = write(self.db.client().await?, outcomes, &[], End::Rollback).await;
+        result.map(drop).map_err(|e| self.db.on_error(e))
     }
 }
 

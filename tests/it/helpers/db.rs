@@ -2,7 +2,7 @@
 
 use tokio_postgres::NoTls;
 
-use login_etl::sink::{PgSink, TableCounts};
+use login_etl::sink::{DbSettings, PgOperator, PgSink, TableCounts};
 
 use super::{admin_url, require_stack, unique};
 
@@ -43,12 +43,18 @@ impl TestDb {
         client
     }
 
+    /// The writer, as the pipeline holds it.
     pub(crate) fn sink(&self) -> PgSink {
-        PgSink::new(&self.url).unwrap()
+        PgSink::new(&DbSettings::from_url(&self.url)).unwrap()
+    }
+
+    /// The operator's type: status, reports, partitions, pruning, retention, erasure.
+    pub(crate) fn operator(&self) -> PgOperator {
+        PgOperator::new(&DbSettings::from_url(&self.url)).unwrap()
     }
 
     pub(crate) async fn counts(&self) -> TableCounts {
-        self.sink().counts().await.unwrap()
+        self.operator().counts().await.unwrap()
     }
 
     /// The one value of a query that returns one row of one column.

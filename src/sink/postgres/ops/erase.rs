@@ -6,8 +6,9 @@
 use serde::Serialize;
 
 use super::super::begin;
-use super::super::{PgSink, SinkError};
+use super::super::SinkError;
 use super::audit::{audit, Accountable};
+use super::PgOperator;
 
 /// What an erasure removed (or, dry, would remove).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -45,7 +46,7 @@ const NEUTRALISE_REVEALS: &str = "UPDATE mask_reveals SET \
      subject = CASE WHEN subject = ANY($3) THEN NULL ELSE subject END \
      WHERE masks && $1 OR selector = ANY($2) OR subject = ANY($3)";
 
-impl PgSink {
+impl PgOperator {
     /// Delete one user's rows and quarantine entries (taking the user's logins out of entries
     /// shared with others), neutralise the reveal audit rows that name them or show their masks,
     /// and audit it (with `subjects[0]`, a keyed fingerprint of the user id under the active key,
@@ -61,10 +62,10 @@ impl PgSink {
         who: &Accountable,
         dry_run: bool,
     ) -> Result<Erased, SinkError> {
-        let target = self.target.clone();
+        let target = self.db.target().to_owned();
         let pg = |e: tokio_postgres::Error| super::super::error::classify(e, &target);
         let result = async {
-            let client = self.client().await?;
+            let client = self.db.client().await?;
             let tx = begin(client).await.map_err(pg)?;
             // Entries whose user id looked like PII hold its fingerprint instead.
             let mut forms = forms.to_vec();
@@ -117,7 +118,7 @@ impl PgSink {
             })
         }
         .await;
-        result.inspect_err(|_| self.client = None)
+        result.inspect_err(|_| self.db.forget_connection())
     }
 }
 

@@ -1,12 +1,12 @@
-//! Read-only views for operators: `status`, `quarantine list/show`, and what `check` verifies
-//! (schema current, the role's privileges).
+//! Read-only views for operators: `status`, `quarantine list/show`.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::super::{PgSink, SinkError};
+use super::super::SinkError;
+use super::PgOperator;
 use super::TableCounts;
 
 /// What `status` shows of the database.
@@ -59,15 +59,6 @@ pub struct QuarantineEntry {
     pub resolved_at: Option<DateTime<Utc>>,
 }
 
-/// One privilege `run` needs (or one it should not have).
-#[derive(Debug, Clone)]
-pub(crate) struct Privilege {
-    /// e.g. `INSERT on user_logins`.
-    pub(crate) what: &'static str,
-    /// Whether the role has it.
-    pub(crate) granted: bool,
-}
-
 const STATUS: &str = "SELECT (SELECT max(processed_at) FROM processed_messages), \
      (SELECT max(version) FROM login_etl_schema_migrations), \
      (SELECT count(*) FROM quarantined_messages WHERE resolved_at IS NOT NULL)";
@@ -76,70 +67,6 @@ const KEY_IDS: &str = "SELECT CASE WHEN position(':' in masked_ip) > 0 \
 const UNKNOWN_FIELDS: &str = "SELECT name, first_seen FROM unknown_fields ORDER BY 1";
 const ENTRY_COLUMNS: &str = "SELECT message_id, reason_code, reason, received_at, sent_at, \
      receive_count, body_bytes, body_masked, element, attempts, resolved_at FROM quarantined_messages";
-
-/// (privilege text, SQL deciding it): what `run` needs, per docs/least-privilege.sql.
-const NEEDED: &[(&str, &str)] = &[
-    (
-        "INSERT on user_logins",
-        "has_table_privilege('user_logins', 'INSERT')",
-    ),
-    (
-        "INSERT on processed_messages",
-        "has_table_privilege('processed_messages', 'INSERT')",
-    ),
-    (
-        "SELECT (message_id) on processed_messages",
-        "has_column_privilege('processed_messages', 'message_id', 'SELECT')",
-    ),
-    (
-        "INSERT on quarantined_messages",
-        "has_table_privilege('quarantined_messages', 'INSERT')",
-    ),
-    (
-        "SELECT (message_id, element, reason_code) on quarantined_messages",
-        "has_column_privilege('quarantined_messages', 'element', 'SELECT') \
-         AND has_column_privilege('quarantined_messages', 'reason_code', 'SELECT')",
-    ),
-    (
-        "SELECT, UPDATE (outcome) on processed_messages (redeliveries of quarantined messages)",
-        "has_column_privilege('processed_messages', 'outcome', 'SELECT, UPDATE')",
-    ),
-    (
-        "SELECT (attempts, resolved_at), UPDATE (attempts, reason, resolved_at, …) on quarantined_messages",
-        "has_column_privilege('quarantined_messages', 'attempts', 'SELECT, UPDATE') \
-         AND has_column_privilege('quarantined_messages', 'resolved_at', 'SELECT, UPDATE') \
-         AND has_column_privilege('quarantined_messages', 'last_attempt_at', 'UPDATE') \
-         AND has_column_privilege('quarantined_messages', 'reason_code', 'UPDATE') \
-         AND has_column_privilege('quarantined_messages', 'reason', 'UPDATE') \
-         AND has_column_privilege('quarantined_messages', 'receive_count', 'UPDATE')",
-    ),
-    (
-        "INSERT, SELECT (name) on unknown_fields",
-        "has_table_privilege('unknown_fields', 'INSERT') \
-         AND has_column_privilege('unknown_fields', 'name', 'SELECT')",
-    ),
-    (
-        "INSERT, SELECT on mask_key_fingerprints",
-        "has_table_privilege('mask_key_fingerprints', 'INSERT, SELECT')",
-    ),
-    (
-        "INSERT, UPDATE, DELETE on poison_attempts",
-        "has_table_privilege('poison_attempts', 'INSERT, UPDATE, DELETE')",
-    ),
-    (
-        "DELETE, UPDATE (processed_at) on processed_messages (ledger pruning)",
-        "has_table_privilege('processed_messages', 'DELETE') AND has_column_privilege('processed_messages', 'processed_at', 'UPDATE')",
-    ),
-    (
-        "SELECT on login_etl_schema_migrations",
-        "has_table_privilege('login_etl_schema_migrations', 'SELECT')",
-    ),
-];
-/// More than `run` needs: reading login rows back.
-const EXTRA: (&str, &str) = (
-    "SELECT on user_logins (more than run needs: it can read login rows)",
-    "has_table_privilege('user_logins', 'SELECT')",
-);
 
 fn entry(r: &tokio_postgres::Row) -> QuarantineEntry {
     QuarantineEntry {
@@ -157,7 +84,7 @@ fn entry(r: &tokio_postgres::Row) -> QuarantineEntry {
     }
 }
 
-impl PgSink {
+impl PgOperator {
     /// Counts, last commit, schema version and key ids in use.
     pub async fn status(&mut self) -> Result<DbStatus, SinkError> {
         let TableCounts {
@@ -165,9 +92,9 @@ impl PgSink {
             quarantined_by_code,
             processed,
         } = self.counts().await?;
-        let row = self.query_one(STATUS, &[]).await?;
-        let keys = self.query(KEY_IDS, &[]).await?;
-        let fields = self.query(UNKNOWN_FIELDS, &[]).await?;
+        let row = self.db.query_one(STATUS, &[]).await?;
+        let keys = self.db.query(KEY_IDS, &[]).await?;
+        let fields = self.db.query(UNKNOWN_FIELDS, &[]).await?;
         Ok(DbStatus {
             rows,
             quarantined_by_code: quarantined_by_code.into_iter().collect(),
@@ -192,6 +119,7 @@ impl PgSink {
              AND ($2::timestamptz IS NULL OR received_at >= $2) ORDER BY received_at DESC LIMIT $3"
         );
         let rows = self
+            .db
             .query(&sql, &[&reason, &since, &i64::from(limit)])
             .await?;
         Ok(rows.iter().map(entry).collect())
@@ -204,32 +132,12 @@ impl PgSink {
         id: &str,
     ) -> Result<Vec<QuarantineEntry>, SinkError> {
         let sql = format!("{ENTRY_COLUMNS} WHERE message_id = $1 ORDER BY element");
-        Ok(self.query(&sql, &[&id]).await?.iter().map(entry).collect())
-    }
-
-    /// The privileges `run` needs, each granted or not, and the one it should not have.
-    pub(crate) async fn run_privileges(
-        &mut self,
-    ) -> Result<(Vec<Privilege>, Privilege), SinkError> {
-        let checks: Vec<&str> = NEEDED
+        Ok(self
+            .db
+            .query(&sql, &[&id])
+            .await?
             .iter()
-            .map(|(_, sql)| *sql)
-            .chain([EXTRA.1])
-            .collect();
-        let sql = format!("SELECT {}", checks.join(", "));
-        let row = self.query_one(&sql, &[]).await?;
-        let needed = NEEDED
-            .iter()
-            .enumerate()
-            .map(|(i, (what, _))| Privilege {
-                what,
-                granted: row.get(i),
-            })
-            .collect();
-        let extra = Privilege {
-            what: EXTRA.0,
-            granted: row.get(NEEDED.len()),
-        };
-        Ok((needed, extra))
+            .map(entry)
+            .collect())
     }
 }

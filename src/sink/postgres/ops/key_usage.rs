@@ -3,7 +3,8 @@
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use super::super::{PgSink, SinkError};
+use super::super::SinkError;
+use super::PgOperator;
 
 /// Rows per key id in one column, with the dates they span.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -20,7 +21,7 @@ pub struct KeyUsage {
     pub last: Option<NaiveDate>,
 }
 
-impl PgSink {
+impl PgOperator {
     /// Per column and key id: how many rows, from which date to which. An old key can be retired
     /// once it has no rows left here.
     pub async fn key_usage(&mut self) -> Result<Vec<KeyUsage>, SinkError> {
@@ -41,7 +42,7 @@ impl PgSink {
             per_column("masked_device_id"),
             per_column("masked_ip_network"),
         );
-        let rows = self.query(&sql, &[]).await?;
+        let rows = self.db.query(&sql, &[]).await?;
         Ok(rows
             .iter()
             .map(|r| KeyUsage {

@@ -1,12 +1,11 @@
-//! Operator queries on the same connection type as the writer, kept apart from the data path
-//! (`migrate`, `write`, `attempts` in the parent folder): views for `status` and `quarantine`,
-//! reports, audited reveals, erasure, key usage, re-keying, retention, monthly partitions and
-//! ledger pruning. Each file adds methods to [`PgSink`](super::PgSink) for one concern.
+//! The operator's type, [`PgOperator`], apart from the writer (`PgSink`, the parent folder) over
+//! the same shared connection: views for `status` and `quarantine`, reports, audited reveals,
+//! erasure, key usage, re-keying, retention, monthly partitions and ledger pruning. Each file
+//! adds methods to [`PgOperator`] for one concern.
 
 mod audit;
 mod erase;
 mod inspect;
-mod key_fingerprints;
 mod key_usage;
 mod partition;
 mod prune;
@@ -24,3 +23,35 @@ pub use prune::PRUNE_BATCH;
 pub use rekey::{rekey_commit, RekeyRow};
 pub use reports::{SharedDevice, SharedIp, SharedNetwork, TableCounts};
 pub use reveal::{MaskedRow, RevealRequest};
+
+use super::{DbSettings, PgConnection, SinkError};
+
+/// What operators run against the database (commands and `run`'s background upkeep); the
+/// pipeline never holds one.
+#[derive(Debug)]
+pub struct PgOperator {
+    db: PgConnection,
+}
+
+impl From<PgConnection> for PgOperator {
+    fn from(db: PgConnection) -> Self {
+        Self { db }
+    }
+}
+
+impl PgOperator {
+    /// An operator's handle on this database (no connection yet).
+    pub fn new(settings: &DbSettings) -> Result<Self, SinkError> {
+        PgConnection::new(settings).map(Self::from)
+    }
+
+    /// `user@host:port/db`, for log lines.
+    pub fn target(&self) -> &str {
+        self.db.target()
+    }
+
+    /// Apply pending migrations ([`PgConnection::migrate`]).
+    pub async fn migrate(&mut self) -> Result<usize, SinkError> {
+        self.db.migrate().await
+    }
+}

@@ -10,7 +10,8 @@
 use chrono::{Datelike, NaiveDate, Utc};
 
 use super::super::begin;
-use super::super::{PgSink, SinkError};
+use super::super::SinkError;
+use super::PgOperator;
 
 /// Partitions created ahead of the current month.
 pub(crate) const MONTHS_AHEAD: u32 = 3;
@@ -45,10 +46,11 @@ fn create_partition_sql(start: NaiveDate) -> String {
     )
 }
 
-impl PgSink {
+impl PgOperator {
     /// Whether `user_logins` is partitioned.
     pub async fn is_partitioned(&mut self) -> Result<bool, SinkError> {
         let row = self
+            .db
             .query_opt(
                 "SELECT c.relkind = 'p' FROM pg_class c
                  WHERE c.oid = to_regclass('user_logins')",
@@ -80,7 +82,7 @@ impl PgSink {
         let sql: Vec<String> = (-months_back..=MONTHS_AHEAD as i32)
             .map(|m| create_partition_sql(month_start(this_month, m)))
             .collect();
-        self.batch_execute(&sql.join(";\n")).await?;
+        self.db.batch_execute(&sql.join(";\n")).await?;
         Ok(MONTHS_AHEAD)
     }
 
@@ -95,8 +97,8 @@ impl PgSink {
                 converted: false,
             });
         }
-        let result = convert(self.client().await?).await;
-        let rows_copied = result.map_err(|e| self.on_error(e))?;
+        let result = convert(self.db.client().await?).await;
+        let rows_copied = result.map_err(|e| self.db.on_error(e))?;
         self.ensure_partitions().await?;
         Ok(Conversion {
             rows_copied,
@@ -106,7 +108,7 @@ impl PgSink {
     }
 
     async fn partition_count(&mut self) -> Result<usize, SinkError> {
-        let row = self.query_one(
+        let row = self.db.query_one(
                 "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
                  WHERE i.inhparent = to_regclass('user_logins') AND c.relname LIKE 'user_logins_y%'",
                 &[],

@@ -12,7 +12,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use super::super::{PgSink, SinkError};
+use super::super::SinkError;
+use super::PgOperator;
 
 /// Rows deleted per transaction.
 pub const PRUNE_BATCH: i64 = 1_000;
@@ -20,23 +21,24 @@ pub const PRUNE_BATCH: i64 = 1_000;
 /// Pause between batches, so a long prune leaves the database to the writers.
 const PAUSE_BETWEEN_BATCHES: Duration = Duration::from_millis(20);
 
-impl PgSink {
+impl PgOperator {
     /// Delete one batch of ledger ids processed before `cutoff`; returns how many went.
     pub async fn prune_ledger_batch(
         &mut self,
         cutoff: DateTime<Utc>,
         batch: i64,
     ) -> Result<u64, SinkError> {
-        self.execute(
-            "DELETE FROM processed_messages WHERE message_id IN (
+        self.db
+            .execute(
+                "DELETE FROM processed_messages WHERE message_id IN (
                      SELECT message_id FROM processed_messages
                      WHERE processed_at < $1
                      ORDER BY processed_at
                      LIMIT $2
                      FOR UPDATE SKIP LOCKED)",
-            &[&cutoff, &batch],
-        )
-        .await
+                &[&cutoff, &batch],
+            )
+            .await
     }
 
     /// Delete every ledger id processed before `cutoff`, batch after batch, until none is left or

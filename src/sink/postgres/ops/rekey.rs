@@ -2,8 +2,9 @@
 //! write of each re-encrypted batch with its share of the run's audit row.
 
 use super::super::begin;
-use super::super::{PgSink, SinkError};
+use super::super::SinkError;
 use super::audit::{audit, Accountable};
+use super::PgOperator;
 use crate::mask::sql_is_hmac_mask;
 
 /// A row whose reversible masks are under another key than the target.
@@ -37,7 +38,7 @@ fn siv(column: &str) -> String {
 /// ipcrypt-pfx network masks are `<id>:pfx:<address>`.
 const PFX: &str = "({c} LIKE '%:pfx:%')";
 
-impl PgSink {
+impl PgOperator {
     /// Up to `batch` rows with a reversible mask under another key than `to` (and, with `from`,
     /// under that key), locked until [`rekey_commit`](Self::rekey_commit) in the same
     /// transaction: see `commands::rekey`.
@@ -47,7 +48,7 @@ impl PgSink {
         from: Option<&str>,
         batch: i64,
     ) -> Result<(tokio_postgres::Transaction<'_>, Vec<RekeyRow>), SinkError> {
-        let target = self.target.clone();
+        let target = self.db.target().to_owned();
         let pg = |e: tokio_postgres::Error| super::super::error::classify(e, &target);
         let siv = |c: &str| old_key(c, &siv(c));
         let pfx = old_key(
@@ -64,7 +65,7 @@ impl PgSink {
             ip = siv("masked_ip"),
             device = siv("masked_device_id"),
         );
-        let client = self.client().await?;
+        let client = self.db.client().await?;
         let tx = begin(client).await.map_err(pg)?;
         let rows = tx
             .query(&sql, &[&to, &from, &batch])
@@ -98,7 +99,7 @@ impl PgSink {
             hmac("masked_device_id"),
             hmac("masked_ip_network"),
         );
-        Ok(self.query_one(&sql, &[&to]).await?.get(0))
+        Ok(self.db.query_one(&sql, &[&to]).await?.get(0))
     }
 }
 
@@ -137,7 +138,7 @@ pub async fn rekey_commit(
     tx.commit().await.map_err(pg)
 }
 
-impl PgSink {
+impl PgOperator {
     /// The audit row a re-keying run adds its batches to.
     pub async fn start_rekey(
         &mut self,
@@ -145,10 +146,10 @@ impl PgSink {
         to: &str,
         from: Option<&str>,
     ) -> Result<i64, SinkError> {
-        let target = self.target.clone();
+        let target = self.db.target().to_owned();
         let pg = |e: tokio_postgres::Error| super::super::error::classify(e, &target);
         let result = async {
-            let client = self.client().await?;
+            let client = self.db.client().await?;
             let tx = begin(client).await.map_err(pg)?;
             let detail = serde_json::json!({ "to": to, "from": from });
             let id = audit(&tx, "rekey", who, 0, 0, detail).await.map_err(pg)?;
@@ -156,6 +157,6 @@ impl PgSink {
             Ok(id)
         }
         .await;
-        result.inspect_err(|_| self.client = None)
+        result.inspect_err(|_| self.db.forget_connection())
     }
 }

@@ -1,6 +1,7 @@
 //! Read-only views of what landed: counts for `status` and tests, the duplicates report.
 
-use super::super::{PgSink, SinkError};
+use super::super::SinkError;
+use super::PgOperator;
 
 /// Table sizes, for `status` and for checking that the books balance.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -78,33 +79,12 @@ const SHARED_IPS: &str = "SELECT masked_ip, count(DISTINCT user_id), \
      GROUP BY masked_ip HAVING count(DISTINCT user_id) > 1 OR count(DISTINCT masked_device_id) > 1 \
      ORDER BY 2 DESC, 3 DESC, 4 DESC, 1 LIMIT $1";
 
-impl PgSink {
-    /// Whether the database answers (`/readyz`).
-    /// A read-only server (a standby, or a demoted writer) answers but can't take writes: that
-    /// is not ready either, and the connection is dropped so the next probe follows the writer.
-    pub(crate) async fn ping(&mut self) -> Result<(), SinkError> {
-        let row = self
-            .query_one(
-                "SELECT current_setting('transaction_read_only') = 'on'",
-                &[],
-            )
-            .await?;
-        if row.get::<_, bool>(0) {
-            self.forget_connection();
-            return Err(SinkError::Failover {
-                target: self.target().to_string(),
-                message: "connected to a read-only server (a standby, or a writer demoted by \
-                          failover)"
-                    .into(),
-            });
-        }
-        Ok(())
-    }
-
+impl PgOperator {
     /// Count what has landed (exact counts: meant for checks and small tables, not dashboards).
     pub async fn counts(&mut self) -> Result<TableCounts, SinkError> {
-        let totals = self.query_one(COUNT_TOTALS, &[]).await?;
+        let totals = self.db.query_one(COUNT_TOTALS, &[]).await?;
         let quarantined_by_code = self
+            .db
             .query(COUNT_QUARANTINE, &[])
             .await?
             .iter()
@@ -119,7 +99,7 @@ impl PgSink {
 
     /// Masked device ids used by more than one user, most users first.
     pub async fn shared_devices(&mut self, limit: u32) -> Result<Vec<SharedDevice>, SinkError> {
-        let rows = self.query(SHARED_DEVICES, &[&i64::from(limit)]).await?;
+        let rows = self.db.query(SHARED_DEVICES, &[&i64::from(limit)]).await?;
         Ok(rows
             .iter()
             .map(|r| SharedDevice {
@@ -132,7 +112,7 @@ impl PgSink {
 
     /// Masked addresses shared by several users or devices, most users first.
     pub async fn shared_ips(&mut self, limit: u32) -> Result<Vec<SharedIp>, SinkError> {
-        let rows = self.query(SHARED_IPS, &[&i64::from(limit)]).await?;
+        let rows = self.db.query(SHARED_IPS, &[&i64::from(limit)]).await?;
         Ok(rows
             .iter()
             .map(|r| SharedIp {
@@ -147,7 +127,7 @@ impl PgSink {
     /// Network pseudonyms shared by several users (empty unless `--ip-network-mask` was on).
     pub async fn shared_networks(&mut self, limit: u32) -> Result<Vec<SharedNetwork>, SinkError> {
         let sql = SHARED_NETWORKS.replace("{key}", NETWORK_KEY);
-        let rows = self.query(&sql, &[&i64::from(limit)]).await?;
+        let rows = self.db.query(&sql, &[&i64::from(limit)]).await?;
         Ok(rows
             .iter()
             .map(|r| SharedNetwork {

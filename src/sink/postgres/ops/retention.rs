@@ -7,8 +7,9 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::super::begin;
-use super::super::{PgSink, SinkError};
+use super::super::SinkError;
 use super::audit::{audit, Accountable};
+use super::PgOperator;
 
 /// Which count column of the audit row a deletion adds to (`rows` for login rows, `quarantined`
 /// for everything else).
@@ -18,7 +19,7 @@ enum Counted {
     Quarantined,
 }
 
-impl PgSink {
+impl PgOperator {
     /// Delete rows whose `create_date` is before `cutoff`, at most `batch` per transaction (each
     /// audited); returns how many went. Partitioned tables lose whole months first.
     pub async fn delete_before(
@@ -42,13 +43,13 @@ impl PgSink {
         cutoff: NaiveDate,
         who: &Accountable,
     ) -> Result<u64, SinkError> {
-        let target = self.target.clone();
+        let target = self.db.target().to_owned();
         let pg = |e: tokio_postgres::Error| super::super::error::classify(e, &target);
         if !self.is_partitioned().await? {
             return Ok(0);
         }
         let result = async {
-            let client = self.client().await?;
+            let client = self.db.client().await?;
             // Read in a transaction: one server connection behind a pooler.
             let read = begin(client).await.map_err(pg)?;
             let whole_months = read
@@ -86,7 +87,7 @@ impl PgSink {
             Ok(dropped)
         }
         .await;
-        result.inspect_err(|_| self.client = None)
+        result.inspect_err(|_| self.db.forget_connection())
     }
 
     /// Delete quarantine entries received before `cutoff`, `batch` per audited transaction.
@@ -148,12 +149,12 @@ impl PgSink {
     where
         C: tokio_postgres::types::ToSql + Sync + std::fmt::Display,
     {
-        let target = self.target.clone();
+        let target = self.db.target().to_owned();
         let pg = |e: tokio_postgres::Error| super::super::error::classify(e, &target);
         let mut total = 0;
         loop {
             let result = async {
-                let client = self.client().await?;
+                let client = self.db.client().await?;
                 let tx = begin(client).await.map_err(pg)?;
                 let n = if delete.starts_with("DELETE") {
                     tx.execute(delete, &[cutoff, &batch]).await.map_err(pg)?
@@ -179,7 +180,7 @@ impl PgSink {
                 Ok(n)
             }
             .await;
-            let n = result.inspect_err(|_| self.client = None)?;
+            let n = result.inspect_err(|_| self.db.forget_connection())?;
             total += n;
             if n < batch as u64 {
                 return Ok(total);

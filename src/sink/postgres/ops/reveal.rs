@@ -4,8 +4,9 @@
 use tokio_postgres::Client;
 
 use super::super::begin;
-use super::super::{PgSink, SinkError};
+use super::super::SinkError;
 use super::audit::Accountable;
+use super::PgOperator;
 use crate::mask::Field;
 
 /// What `reveal` was asked to show.
@@ -67,7 +68,7 @@ const AUDIT: &str =
     "INSERT INTO mask_reveals (os_user, actor, reason, selector, masks, row_count, subject) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
-impl PgSink {
+impl PgOperator {
     /// The rows the request selects (none for a single value), at most `limit`, with the audit
     /// entry (every mask that will be shown; for a user, `subject`: the user id's keyed
     /// fingerprint) committed in the same transaction.
@@ -79,14 +80,14 @@ impl PgSink {
         subject: Option<&str>,
     ) -> Result<Vec<MaskedRow>, SinkError> {
         let result = reveal(
-            self.client().await?,
+            self.db.client().await?,
             request,
             i64::from(limit),
             audit,
             subject,
         )
         .await;
-        result.map_err(|e| self.on_error(e))
+        result.map_err(|e| self.db.on_error(e))
     }
 }
 

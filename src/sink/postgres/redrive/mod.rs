@@ -253,7 +253,7 @@ impl PgSink {
         let keys: Vec<(&str, i32)> = logins.iter().map(|(id, el)| id.entry(*el)).collect();
         let entries: Vec<&str> = keys.iter().map(|(id, _)| *id).collect();
         let elements: Vec<i32> = keys.iter().map(|(_, el)| *el).collect();
-        let rows = self.query(SEEN, &[&ids, &entries, &elements]).await?;
+        let rows = self.db.query(SEEN, &[&ids, &entries, &elements]).await?;
         Ok(rows
             .iter()
             .filter_map(|r| usize::try_from(r.get::<_, i32>(0) - 1).ok())

@@ -1,12 +1,13 @@
 //! The recorded fingerprint of each key id (migration 0011): read at start by `run` and `check`,
 //! written the first time a key masks a row.
 
-use super::super::{PgSink, SinkError};
+use super::{PgSink, SinkError};
 
 impl PgSink {
     /// `(key id, fingerprint)` of every key that has masked a row here.
     pub async fn recorded_key_fingerprints(&mut self) -> Result<Vec<(String, String)>, SinkError> {
         let rows = self
+            .db
             .query(
                 "SELECT key_id, fingerprint FROM mask_key_fingerprints ORDER BY key_id",
                 &[],
@@ -28,12 +29,13 @@ impl PgSink {
         let Some((key_id, fingerprint)) = self.pending_key.clone() else {
             return Ok(());
         };
-        self.execute(
-            "INSERT INTO mask_key_fingerprints (key_id, fingerprint) VALUES ($1, $2) \
+        self.db
+            .execute(
+                "INSERT INTO mask_key_fingerprints (key_id, fingerprint) VALUES ($1, $2) \
              ON CONFLICT (key_id) DO NOTHING",
-            &[&key_id, &fingerprint],
-        )
-        .await?;
+                &[&key_id, &fingerprint],
+            )
+            .await?;
         let recorded = self.recorded_key_fingerprints().await?;
         let ring = [(key_id, fingerprint)];
         if let Some(line) = crate::mask::replaced_keys(&ring, &recorded) {
