@@ -3,11 +3,13 @@
 # a real LocalStack SQS and two query-protocol-only SQS emulators (brought up first by stack-up.sh
 # and query-sqs-up.sh if they are not running).
 # The full run (no arguments) also builds the container image from the Dockerfile with podman and
-# runs it against the stack (scripts/image-test.sh; LOGIN_ETL_SKIP_IMAGE_TEST=1 leaves it out), and
-# fuzzes the pure middle for LOGIN_ETL_FUZZ_SECONDS (default 30; scripts/fuzz.sh; 0 leaves it out).
+# runs it against the stack (scripts/image-test.sh; LOGIN_ETL_SKIP_IMAGE_TEST=1 leaves it out),
+# builds the .deb, installs it and drains the sample with the unit's ExecStart (scripts/deb-test.sh;
+# LOGIN_ETL_SKIP_DEB_TEST=1 leaves it out), and fuzzes the pure middle for LOGIN_ETL_FUZZ_SECONDS
+# (default 30; scripts/fuzz.sh; 0 leaves it out).
 # Extra arguments go to `cargo test`, e.g. `scripts/test.sh --test it pipeline::` (one area of
 # the integration tests) or `scripts/test.sh --lib` (unit and property tests only); such a partial
-# run leaves out the image test and the fuzz run.
+# run leaves out the image test, the .deb test and the fuzz run.
 # Nothing is left out silently: every part not run is one `skipped: …` line in the summary, and
 # under CI=true any skip fails the run.
 set -euo pipefail
@@ -21,9 +23,11 @@ scripts/validate-deploy.sh
 skipped=()        # one line each, with its reason
 failed_parts=()   # parts other than `cargo test` that failed, with their status
 # Run a part of the suite that is not `cargo test` (its output merged into ours): exit 77 is its
-# own skip when it printed a `skipped:` line (the last one is its reason); any other non-zero, a failure.
+# own skip when it printed a `skipped:` line (the last one is its reason); any other non-zero, a
+# failure. A part that passed but said `skipped:` (its own `[script] skipped: …` lines) left
+# those steps out: each is a skip.
 part() {
-  local name=$1 out code=0
+  local name=$1 out code=0 step
   shift
   out=$(mktemp)
   "$@" 2>&1 | tee "$out" || code=${PIPESTATUS[0]}
@@ -31,16 +35,26 @@ part() {
     skipped+=("$name ($(sed -n 's/.*skipped: //p' "$out" | tail -n 1))")
   elif [ "$code" -ne 0 ]; then
     failed_parts+=("$name ($*) failed with status $code")
+  else
+    while IFS= read -r step; do
+      skipped+=("$name: $step")
+    done < <(sed -n 's/^\[[^]]*\] skipped: //p' "$out")
   fi
   rm -f "$out"
 }
 if [ $# -gt 0 ]; then
-  skipped+=("image test (arguments given: a partial run)" "fuzz run (arguments given: a partial run)")
+  skipped+=("image test (arguments given: a partial run)" ".deb test (arguments given: a partial run)"
+    "fuzz run (arguments given: a partial run)")
 else
   if [ -n "${LOGIN_ETL_SKIP_IMAGE_TEST:-}" ]; then
     skipped+=("image test (LOGIN_ETL_SKIP_IMAGE_TEST=$LOGIN_ETL_SKIP_IMAGE_TEST)")
   else
     part "image test" scripts/image-test.sh
+  fi
+  if [ -n "${LOGIN_ETL_SKIP_DEB_TEST:-}" ]; then
+    skipped+=(".deb test (LOGIN_ETL_SKIP_DEB_TEST=$LOGIN_ETL_SKIP_DEB_TEST)")
+  else
+    part ".deb test" scripts/deb-test.sh
   fi
   fuzz_seconds=${LOGIN_ETL_FUZZ_SECONDS:-30}
   if [ "$fuzz_seconds" = 0 ]; then
