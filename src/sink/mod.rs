@@ -3,7 +3,7 @@
 pub mod postgres;
 
 pub use postgres::{
-    rds_auth_token, rekey_commit, Accountable, Conversion, DatabaseUrl, DbStatus, Erased, KeyUsage,
-    MaskedRow, PgSink, QuarantineEntry, RekeyRow, RevealRequest, SharedDevice, SharedIp,
-    SharedNetwork, SinkError, TableCounts, WriteReport, PRUNE_BATCH,
+    rds_auth_token, rekey_commit, Accountable, Conversion, DatabaseUrl, DbStatus, EraseSubject,
+    Erased, KeyUsage, MaskedRow, PgSink, QuarantineEntry, RekeyRow, RevealRequest, SharedDevice,
+    SharedIp, SharedNetwork, SinkError, TableCounts, WriteReport, PRUNE_BATCH,
 };

@@ -5,6 +5,7 @@
 
 mod attempts;
 mod columns;
+mod erased;
 mod error;
 mod iam;
 mod migrate;
@@ -21,8 +22,9 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 pub use error::SinkError;
 pub use iam::auth_token as rds_auth_token;
 pub use ops::{
-    rekey_commit, Accountable, Conversion, DbStatus, Erased, KeyUsage, MaskedRow, QuarantineEntry,
-    RekeyRow, RevealRequest, SharedDevice, SharedIp, SharedNetwork, TableCounts, PRUNE_BATCH,
+    rekey_commit, Accountable, Conversion, DbStatus, EraseSubject, Erased, KeyUsage, MaskedRow,
+    QuarantineEntry, RekeyRow, RevealRequest, SharedDevice, SharedIp, SharedNetwork, TableCounts,
+    PRUNE_BATCH,
 };
 pub use write::WriteReport;
 
@@ -92,6 +94,8 @@ pub struct PgSink {
     recorded_fields: unknown_fields::RecordedFields,
     /// The active key's id and fingerprint, recorded before the first write.
     pending_key: Option<(String, String)>,
+    /// Erasure records are checked in every write ([`erased`]); `None`: no keys to check with.
+    erasures: Option<crate::mask::ErasureFingerprints>,
 }
 
 impl std::fmt::Debug for PgSink {
@@ -156,6 +160,7 @@ impl PgSink {
             client: None,
             recorded_fields: Default::default(),
             pending_key: None,
+            erasures: None,
         })
     }
 
