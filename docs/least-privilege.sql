@@ -32,6 +32,9 @@ GRANT INSERT, SELECT (name) ON unknown_fields TO login_etl_writer;
 -- Key fingerprints (key ids and keyed hashes, nothing about the keys): read at start, the active
 -- key's recorded the first time it masks a row.
 GRANT INSERT, SELECT ON mask_key_fingerprints TO login_etl_writer;
+-- Erasure records (migration 14): each write leaves out the logins of subjects erased after
+-- they were sent; it only reads them.
+GRANT SELECT ON erased_subjects TO login_etl_writer;
 -- Solo attempts of suspect messages (ids and counters only): recorded, counted, cleared on commit.
 GRANT INSERT, UPDATE, DELETE, SELECT (message_id, attempts) ON poison_attempts TO login_etl_writer;
 -- Optional, only with `run --retain-days` on a plain (unpartitioned) table: the background

@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use super::{load_keys, os_user};
-use crate::sink::{Accountable, PgOperator};
+use crate::sink::{Accountable, EraseSubject, PgOperator};
 
 /// `erase` options.
 #[derive(Debug, Clone, Args)]
@@ -40,8 +40,17 @@ pub(super) async fn execute(args: EraseArgs, _: Globals) -> anyhow::Result<()> {
         bail!("--user-id is empty");
     }
     let keys = load_keys(&args.keys, None).await?;
-    let subjects = crate::mask::user_fingerprints(&keys, &args.user_id);
+    let fingerprints = crate::mask::user_fingerprints(&keys, &args.user_id);
     let forms = crate::mask::user_id_forms(&keys, &args.user_id);
+    let records = crate::mask::ErasureFingerprints::new(&keys).of(&args.user_id);
+    let generations = crate::mask::Generations::new(&keys)?;
+    let subject = EraseSubject {
+        id: &args.user_id,
+        fingerprints: &fingerprints,
+        forms: &forms,
+        records: &records,
+        generations: &|mask| generations.of(mask),
+    };
     let mut database = PgOperator::new(&args.db.settings())?;
     database
         .migrate()
@@ -53,7 +62,7 @@ pub(super) async fn execute(args: EraseArgs, _: Globals) -> anyhow::Result<()> {
         reason: args.reason.clone(),
     };
     let erased = database
-        .erase_user(&args.user_id, &subjects, &forms, &who, args.dry_run)
+        .erase_user(&subject, &who, args.dry_run)
         .await
         .with_context(|| format!("cannot erase in {}; nothing was changed", database.target()))?;
     match erased.audit_id {
@@ -64,7 +73,7 @@ pub(super) async fn execute(args: EraseArgs, _: Globals) -> anyhow::Result<()> {
         Some(id) => println!(
             "erased {} rows from user_logins and {} quarantine entries, neutralised {} reveal audit rows; \
              took the user's logins out of {} entries shared with other users; \
-             audited in privacy_operations (id {id}); the ledger keeps the message ids, so redeliveries add nothing",
+             audited in privacy_operations (id {id}); recorded so that logins of this user sent before now, still queued or redriven later, are never written",
             erased.rows, erased.quarantined, erased.reveals, erased.stripped
         ),
     }

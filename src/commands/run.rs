@@ -210,6 +210,15 @@ pub(super) async fn execute(args: RunArgs, globals: Globals) -> anyhow::Result<(
         }
         let (active, fingerprint) = &ring[0];
         sink.record_key_on_first_write(active, fingerprint);
+        sink.honour_erasures(keys);
+    } else {
+        let records = sink.erasure_records().await?;
+        anyhow::ensure!(
+            records == 0,
+            "{records} erasure records exist and the sha256 strategy runs without keys, so this \
+             consumer could not leave out the erased subjects' queued logins; give it the \
+             masking keys (LOGIN_ETL_MASK_KEY) that `erase` used"
+        );
     }
     let source = connect_source(&SqsSettings::from(&args.sqs), budget, &shutdown).await?;
     anyhow::ensure!(

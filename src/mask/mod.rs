@@ -26,12 +26,14 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-pub use erasure::{strip_subject, user_id_forms, Stripped, ERASED};
+pub use erasure::{
+    strip_subject, subject_strings, user_id_forms, ErasureFingerprints, Stripped, ERASED,
+};
 pub use key_fingerprint::replaced_keys;
 pub(crate) use keys::MaskKey;
 pub use keys::{KeyError, KeyRing};
 pub use network::{NetworkMaskMode, NetworkMasker, NetworkPrefixes};
-pub use rekey::Rekeyer;
+pub use rekey::{Generations, Rekeyer};
 pub use scrub::{contains_ip, is_plain_name, ScrubbedBody, USER_FINGERPRINT};
 
 use crate::validate::LoginEvent;

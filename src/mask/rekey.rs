@@ -49,6 +49,42 @@ impl Rekeyer {
     }
 }
 
+/// Every form a stored mask takes under the keys of a ring, itself included: what `erase`
+/// removes from the reveal audit, which keeps masks written before a `rekey` moved the rows to
+/// another key (and which `reveal --value` still opens while that key is in the ring). One-way
+/// masks have one form.
+#[derive(Debug)]
+pub struct Generations {
+    rekeyers: Vec<Rekeyer>,
+}
+
+impl Generations {
+    /// Forms under every key of `keys`.
+    pub fn new(keys: &KeyRing) -> Result<Self, KeyError> {
+        let ids: Vec<String> = keys.all().map(|(id, _)| id.to_string()).collect();
+        let rekeyers = (ids.iter())
+            .map(|id| Rekeyer::new(keys.clone(), id))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { rekeyers })
+    }
+
+    /// `mask` and, if it opens under the ring, the same value masked under every key (its field
+    /// is whichever authenticates it: the fields' domains are apart).
+    pub fn of(&self, mask: &str) -> Vec<String> {
+        let mut forms = vec![mask.to_string()];
+        for field in [Field::Ip, Field::DeviceId, Field::IpNetwork] {
+            for rekeyer in &self.rekeyers {
+                if let Ok(form) = rekeyer.reencrypt(field, mask) {
+                    forms.push(form);
+                }
+            }
+        }
+        forms.sort();
+        forms.dedup();
+        forms
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -187,6 +187,7 @@ pub async fn run<Q: Source, S: Store>(
                     messages: received,
                     rows: report.rows,
                     duplicates: report.duplicates,
+                    erased: report.erased,
                     quarantined_by_code: &report.quarantined_by_code,
                 };
                 metrics::committed(batch, commit_started.elapsed(), sent.into_iter());

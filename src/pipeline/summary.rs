@@ -15,6 +15,8 @@ pub struct Summary {
     pub quarantined: u64,
     /// Redeliveries skipped because their id was already committed.
     pub duplicates: u64,
+    /// Logins not written because their user was erased after they were sent.
+    pub erased: u64,
     /// Committed messages whose delete SQS refused (they come back and are skipped as duplicates).
     pub delete_failures: u64,
     /// Wall time of the run, including the final idle wait of `--drain`.
@@ -34,6 +36,7 @@ impl Summary {
         self.written += report.rows;
         self.quarantined += report.quarantined;
         self.duplicates += report.duplicates;
+        self.erased += report.erased;
     }
 }
 
@@ -51,6 +54,10 @@ impl std::fmt::Display for Summary {
             self.elapsed.as_secs_f64(),
             self.busy.as_secs_f64(),
             self.messages_per_second()
-        )
+        )?;
+        if self.erased > 0 {
+            write!(f, ", erased users' logins left out {}", self.erased)?;
+        }
+        Ok(())
     }
 }

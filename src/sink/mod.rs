@@ -4,7 +4,7 @@ pub mod postgres;
 
 pub use postgres::{
     rds_auth_token, rekey_commit, Accountable, Conversion, DatabaseUrl, DbSettings, DbStatus,
-    Erased, KeyUsage, MaskedRow, PgConnection, PgOperator, PgSink, QuarantineEntry, RekeyRow,
-    RevealRequest, SharedDevice, SharedIp, SharedNetwork, SinkError, TableCounts, WriteReport,
-    PRUNE_BATCH,
+    EraseSubject, Erased, KeyUsage, MaskedRow, PgConnection, PgOperator, PgSink, QuarantineEntry,
+    RekeyRow, RevealRequest, SharedDevice, SharedIp, SharedNetwork, SinkError, TableCounts,
+    WriteReport, PRUNE_BATCH,
 };

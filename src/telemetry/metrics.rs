@@ -10,6 +10,7 @@ pub(crate) const RECEIVED: &str = "login_etl_messages_received_total";
 pub(crate) const ROWS: &str = "login_etl_rows_written_total";
 pub(crate) const QUARANTINED: &str = "login_etl_quarantined_total";
 pub(crate) const DUPLICATES: &str = "login_etl_duplicates_skipped_total";
+pub(crate) const ERASED: &str = "login_etl_erased_logins_left_out_total";
 pub(crate) const DELETED: &str = "login_etl_deletes_total";
 pub(crate) const DELETE_FAILURES: &str = "login_etl_delete_failures_total";
 pub(crate) const DEAD_LETTERS: &str = "login_etl_dead_letters_forwarded_total";
@@ -80,6 +81,7 @@ fn at_zero(known: Known<'_>) {
         RECEIVED,
         ROWS,
         DUPLICATES,
+        ERASED,
         DELETED,
         DELETE_FAILURES,
         DEAD_LETTERS,
@@ -127,6 +129,10 @@ fn describe() {
     describe_counter!(
         DUPLICATES,
         "Redeliveries skipped because their id was already committed."
+    );
+    describe_counter!(
+        ERASED,
+        "Logins not written because their user was erased after they were sent."
     );
     describe_counter!(DELETED, "Committed messages deleted from SQS.");
     describe_counter!(
@@ -219,6 +225,7 @@ pub(crate) fn committed(
     counter!(BATCHES).increment(1);
     counter!(ROWS).increment(batch.rows);
     counter!(DUPLICATES).increment(batch.duplicates);
+    counter!(ERASED).increment(batch.erased);
     for (code, n) in batch.quarantined_by_code {
         counter!(QUARANTINED, "reason" => code.clone()).increment(*n);
     }
@@ -319,6 +326,8 @@ pub(crate) struct Committed<'a> {
     pub(crate) rows: u64,
     /// Redeliveries skipped.
     pub(crate) duplicates: u64,
+    /// Logins left out: their user was erased after they were sent.
+    pub(crate) erased: u64,
     /// Quarantine entries by reason code.
     pub(crate) quarantined_by_code: &'a std::collections::BTreeMap<String, u64>,
 }

@@ -12,6 +12,7 @@ mod dead_letters;
 mod deploy;
 mod endpoints;
 mod erasure;
+mod erasure_holds;
 mod fail_closed;
 mod fail_closed_ops;
 mod failover;

@@ -34,6 +34,59 @@ pub fn user_id_forms(keys: &KeyRing, user_id: &str) -> Vec<String> {
     forms
 }
 
+/// What an erasure records of its subject, and what the writer looks each login's user up by
+/// (`erased_subjects`, migration 0014): the subject's `user` and `value` fingerprints under every
+/// key of the ring, never the id. A record stays effective while any key it was made under is in
+/// the writer's ring.
+#[derive(Debug, Clone)]
+pub struct ErasureFingerprints {
+    keys: Vec<Fingerprinter>,
+}
+
+impl ErasureFingerprints {
+    /// Fingerprints under every key of `keys`.
+    pub fn new(keys: &KeyRing) -> Self {
+        let keys = (keys.all())
+            .map(|(id, key)| Fingerprinter::with_key(id, key))
+            .collect();
+        Self { keys }
+    }
+
+    /// What an erasure of `user_id` records: its fingerprints in both purposes the stored data
+    /// uses (`user`: the `user_id` column's `#user` form; `value`: a scrubbed body's `#str(n)`),
+    /// under every key.
+    pub fn of(&self, user_id: &str) -> Vec<String> {
+        let mut all = Vec::with_capacity(self.keys.len() * 2);
+        for key in &self.keys {
+            all.push(key.fingerprint("user", user_id.as_bytes()));
+            all.push(key.fingerprint("value", user_id.as_bytes()));
+        }
+        all
+    }
+
+    /// What to look a user id up by, as stored data holds it: the id's own fingerprints, and for
+    /// a `#user`, `#str(n)` or `#num(n)` form the fingerprint it already is (an id may itself
+    /// look like such a form, so both).
+    pub fn lookups(&self, stored: &str) -> Vec<String> {
+        let mut lookups: Vec<String> = (self.keys.iter())
+            .map(|key| key.fingerprint("user", stored.as_bytes()))
+            .collect();
+        lookups.extend(stored_fingerprint(stored).map(str::to_string));
+        lookups
+    }
+}
+
+/// The fingerprint inside a stored form of a user id (`#user <fp>`, `#str(n) <fp>`,
+/// `#num(n) <fp>`), `None` for a plain id.
+fn stored_fingerprint(stored: &str) -> Option<&str> {
+    if let Some(fingerprint) = stored.strip_prefix(USER_FINGERPRINT) {
+        return Some(fingerprint);
+    }
+    let rest = (stored.strip_prefix("#str(")).or_else(|| stored.strip_prefix("#num("))?;
+    let (chars, fingerprint) = rest.split_once(") ")?;
+    (chars.bytes().all(|b| b.is_ascii_digit()) && !fingerprint.is_empty()).then_some(fingerprint)
+}
+
 /// A quarantine body after one subject's erasure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stripped {
@@ -53,6 +106,47 @@ pub fn strip_subject(body: &str, forms: &[String]) -> Stripped {
     }
     strip(&mut value, forms);
     Stripped::Kept(value.to_string())
+}
+
+/// The strings of the subject's logins in `body` (a scrubbed quarantine body): all of it if it is
+/// the subject's as a whole, else those inside the objects whose own `user_id` is one of `forms`.
+/// `erase` looks for the masks among them that only ever sat in quarantine.
+pub fn subject_strings(body: &str, forms: &[String]) -> Vec<String> {
+    let Ok(value) = serde_json::from_str::<Value>(body) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    if is_subjects(&value, forms) {
+        strings(&value, &mut found);
+    } else {
+        subjects_strings(&value, forms, &mut found);
+    }
+    found
+}
+
+fn subjects_strings(value: &Value, forms: &[String], found: &mut Vec<String>) {
+    let children: Box<dyn Iterator<Item = &Value>> = match value {
+        Value::Array(items) => Box::new(items.iter()),
+        Value::Object(map) => Box::new(map.values()),
+        _ => return,
+    };
+    for child in children {
+        if is_subjects(child, forms) {
+            strings(child, found);
+        } else {
+            subjects_strings(child, forms, found);
+        }
+    }
+}
+
+/// Every string value under `value`.
+fn strings(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::String(s) => found.push(s.clone()),
+        Value::Array(items) => items.iter().for_each(|v| strings(v, found)),
+        Value::Object(map) => map.values().for_each(|v| strings(v, found)),
+        _ => {}
+    }
 }
 
 /// Whether `value` is an object whose own `user_id` is one of `forms`.

@@ -142,3 +142,46 @@ fn a_body_that_is_the_subjects_or_unreadable_goes_whole() {
         Stripped::Kept(other.json)
     );
 }
+
+proptest! {
+    /// Whatever form stored data holds a user id in (as it is, `#user`, `#str(n)`, `#num(n)`),
+    /// the writer's lookups for it meet what an erasure of that id records, under a ring of one
+    /// or two keys; another id's never do.
+    #[test]
+    fn every_stored_form_of_an_id_finds_its_erasure_record(
+        id in "[ -~]{1,40}",
+        other in "[ -~]{1,40}",
+        two_keys in any::<bool>(),
+    ) {
+        prop_assume!(id != other);
+        let text = if two_keys {
+            format!("k2:{},k1:{}", "22".repeat(32), "11".repeat(32))
+        } else {
+            format!("k1:{}", "11".repeat(32))
+        };
+        let ring = KeyRing::parse(&text).unwrap();
+        let check = ErasureFingerprints::new(&ring);
+        let recorded = check.of(&id);
+        for form in user_id_forms(&ring, &id) {
+            let lookups = check.lookups(&form);
+            prop_assert!(lookups.iter().any(|l| recorded.contains(l)), "form {form:?}");
+            let theirs = check.of(&other);
+            prop_assert!(!lookups.iter().any(|l| theirs.contains(l)), "form {form:?}");
+        }
+    }
+}
+
+#[test]
+fn the_subjects_strings_are_those_of_their_logins_only() {
+    let forms = vec!["u1".to_string()];
+    let body = r#"[{"user_id":"u1","ip":"k1:aaa"},{"user_id":"u2","ip":"k1:bbb"}]"#;
+    let sorted = |body: &str| {
+        let mut found = subject_strings(body, &forms);
+        found.sort();
+        found
+    };
+    assert_eq!(sorted(body), ["k1:aaa", "u1"]);
+    let whole = r#"{"user_id":"u1","nested":{"device_id":"k1:ccc"}}"#;
+    assert_eq!(sorted(whole), ["k1:ccc", "u1"]);
+    assert!(subject_strings("not json", &forms).is_empty());
+}

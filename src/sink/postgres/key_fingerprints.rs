@@ -22,6 +22,20 @@ impl PgSink {
         self.pending_key = Some((key_id.to_string(), fingerprint.to_string()));
     }
 
+    /// Leave out of every write the logins of subjects erased after they were sent (erasure
+    /// records under any key of `keys`; see `sink/postgres/erased.rs`).
+    pub fn honour_erasures(&mut self, keys: &crate::mask::KeyRing) {
+        self.erasures = Some(crate::mask::ErasureFingerprints::new(keys));
+    }
+
+    /// How many erasure records exist: a writer without keys cannot honour them.
+    pub async fn erasure_records(&mut self) -> Result<i64, SinkError> {
+        let row = (self.db)
+            .query_one("SELECT count(*) FROM erased_subjects", &[])
+            .await?;
+        Ok(row.get(0))
+    }
+
     /// Before the first write: record the active key's fingerprint if its id has none yet, and
     /// stop if the id already has another one (another consumer with another key under the same
     /// id got there first).

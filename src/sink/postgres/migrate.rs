@@ -81,6 +81,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "redrive",
         include_str!("../../../migrations/0013_redrive.sql"),
     ),
+    (
+        14,
+        "erasure_records",
+        include_str!("../../../migrations/0014_erasure_records.sql"),
+    ),
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock`: "loginetl".

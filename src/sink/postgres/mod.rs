@@ -10,6 +10,7 @@
 mod attempts;
 mod columns;
 mod connection;
+mod erased;
 mod error;
 mod iam;
 mod key_fingerprints;
@@ -26,9 +27,9 @@ pub use connection::{DatabaseUrl, DbSettings, PgConnection};
 pub use error::SinkError;
 pub use iam::auth_token as rds_auth_token;
 pub use ops::{
-    rekey_commit, Accountable, Conversion, DbStatus, Erased, KeyUsage, MaskedRow, PgOperator,
-    QuarantineEntry, RekeyRow, RevealRequest, SharedDevice, SharedIp, SharedNetwork, TableCounts,
-    PRUNE_BATCH,
+    rekey_commit, Accountable, Conversion, DbStatus, EraseSubject, Erased, KeyUsage, MaskedRow,
+    PgOperator, QuarantineEntry, RekeyRow, RevealRequest, SharedDevice, SharedIp, SharedNetwork,
+    TableCounts, PRUNE_BATCH,
 };
 pub use write::WriteReport;
 
@@ -39,6 +40,8 @@ pub struct PgSink {
     recorded_fields: unknown_fields::RecordedFields,
     /// The active key's id and fingerprint, recorded before the first write.
     pending_key: Option<(String, String)>,
+    /// Erasure records are checked in every write ([`erased`]); `None`: no keys to check with.
+    erasures: Option<crate::mask::ErasureFingerprints>,
 }
 
 impl std::fmt::Debug for PgSink {
@@ -55,6 +58,7 @@ impl From<PgConnection> for PgSink {
             db,
             recorded_fields: Default::default(),
             pending_key: None,
+            erasures: None,
         }
     }
 }

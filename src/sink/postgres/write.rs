@@ -15,9 +15,11 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Transaction;
 
 use super::begin;
+use super::erased;
 use super::redrive::{self, Claim};
 use super::unknown_fields::{MAX_RECORDED_FIELDS, RECORD_FIELDS};
 use super::{PgSink, SinkError};
+use crate::mask::ErasureFingerprints;
 use crate::message::{Outcome, OutcomeKind, QuarantineRecord};
 
 const CLAIM_IDS: &str = "INSERT INTO processed_messages (message_id, outcome) \
@@ -66,6 +68,9 @@ pub struct WriteReport {
     pub retried: u64,
     /// Open quarantine entries whose login landed now.
     pub resolved: u64,
+    /// Logins left out because their subject was erased after they were sent
+    /// ([`erased`](super::erased)).
+    pub erased: u64,
 }
 
 impl std::ops::AddAssign for WriteReport {
@@ -75,6 +80,7 @@ impl std::ops::AddAssign for WriteReport {
         self.duplicates += other.duplicates;
         self.retried += other.retried;
         self.resolved += other.resolved;
+        self.erased += other.erased;
         for (code, n) in other.quarantined_by_code {
             *self.quarantined_by_code.entry(code).or_default() += n;
         }
@@ -106,7 +112,8 @@ impl PgSink {
         self.record_pending_key().await?;
         let end = End::Commit { clear_attempts };
         let new_fields = self.recorded_fields.new_names(outcomes);
-        let result = write(self.db.client().await?, outcomes, &new_fields, end).await;
+        let client = self.db.client().await?;
+        let result = write(client, outcomes, &new_fields, end, self.erasures.as_ref()).await;
         if result.is_ok() {
             self.recorded_fields.sent(new_fields);
         }
@@ -119,7 +126,8 @@ impl PgSink {
     where
         O: Borrow<Outcome> + Sync,
     {
-        let result = write(self.db.client().await?, outcomes, &[], End::Rollback).await;
+        let client = self.db.client().await?;
+        let result = write(client, outcomes, &[], End::Rollback, self.erasures.as_ref()).await;
         result.map(drop).map_err(|e| self.db.on_error(e))
     }
 }
@@ -138,8 +146,12 @@ async fn write<O: Borrow<Outcome> + Sync>(
     outcomes: &[O],
     new_fields: &[String],
     end: End,
+    erasures: Option<&ErasureFingerprints>,
 ) -> Result<WriteReport, tokio_postgres::Error> {
     let tx = begin(client).await?;
+    if erasures.is_some() {
+        tx.batch_execute(erased::LOCK).await?;
+    }
     if !new_fields.is_empty() {
         let cap = MAX_RECORDED_FIELDS as i64;
         tx.execute(RECORD_FIELDS, &[&new_fields, &cap]).await?;
@@ -163,8 +175,15 @@ async fn write<O: Borrow<Outcome> + Sync>(
         resolved: plan.resolved.len() as u64,
         ..WriteReport::default()
     };
-    report.rows = copy_rows(&tx, &plan.rows).await?;
-    report.quarantined_by_code = insert_quarantine(&tx, &plan.new_entries).await?;
+    let kept = match erasures {
+        Some(check) => erased::keep(&tx, check, &plan.rows, &plan.new_entries).await?,
+        None => erased::Kept::all(&plan.rows, &plan.new_entries),
+    };
+    report.erased = kept.left_out;
+    report.rows = copy_rows(&tx, &kept.rows).await?;
+    let entries: Vec<(&Outcome, &QuarantineRecord)> =
+        kept.entries.iter().map(|(o, q)| (*o, q.as_ref())).collect();
+    report.quarantined_by_code = insert_quarantine(&tx, &entries).await?;
     report.quarantined = report.quarantined_by_code.values().sum();
     redrive::settle(&tx, &plan).await?;
     match end {

@@ -1,5 +1,6 @@
-//! `erase`: one data subject's rows and quarantine entries deleted, and the reveal audit rows that
-//! name them or show their masks neutralised, in one transaction with its audit row. An entry
+//! `erase`: one data subject's erasure recorded (so later writes cannot undo it), their rows and
+//! quarantine entries deleted, and the reveal audit rows that name them or show their masks
+//! (under any key of the ring) neutralised, in one transaction with its audit row. An entry
 //! that also holds other users' logins (a message of several quarantined whole) is kept without
 //! the subject's logins ([`crate::mask::strip_subject`]).
 
@@ -46,19 +47,48 @@ const NEUTRALISE_REVEALS: &str = "UPDATE mask_reveals SET \
      subject = CASE WHEN subject = ANY($3) THEN NULL ELSE subject END \
      WHERE masks && $1 OR selector = ANY($2) OR subject = ANY($3)";
 
+/// Whom an erasure is of, in every form stored data holds them (see `commands::erase`).
+pub struct Subject<'a> {
+    /// The user id.
+    pub id: &'a str,
+    /// Keyed fingerprints of the id for the audit rows, active key first.
+    pub fingerprints: &'a [String],
+    /// Every form the id takes in stored data ([`crate::mask::user_id_forms`]).
+    pub forms: &'a [String],
+    /// What the erasure record holds ([`crate::mask::ErasureFingerprints::of`]).
+    pub records: &'a [String],
+    /// Every form a mask takes under the ring's keys ([`crate::mask::Generations::of`]).
+    pub generations: &'a (dyn Fn(&str) -> Vec<String> + Sync),
+}
+
+impl std::fmt::Debug for Subject<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Subject(<redacted>)")
+    }
+}
+
+/// Lock order with the writers (`sink/postgres/erased.rs`): an erase waits for the writes in
+/// flight and holds new ones until it commits.
+const LOCK_WRITERS: &str = "LOCK TABLE user_logins IN SHARE MODE";
+/// The erasure record; erasing again moves its time forward.
+const RECORD: &str = "INSERT INTO erased_subjects (fingerprint) SELECT unnest($1::text[]) \
+     ON CONFLICT (fingerprint) DO UPDATE SET erased_at = now()";
+/// Of these masks, those a remaining row holds (another user shares the value).
+const SHARED: &str =
+    "SELECT m FROM unnest($1::text[]) AS m WHERE EXISTS (SELECT 1 FROM user_logins \
+     WHERE masked_ip = m OR masked_device_id = m OR masked_ip_network = m)";
+
 impl PgOperator {
-    /// Delete one user's rows and quarantine entries (taking the user's logins out of entries
-    /// shared with others), neutralise the reveal audit rows that name them or show their masks,
-    /// and audit it (with `subjects[0]`, a keyed fingerprint of the user id under the active key,
-    /// never the id; `subjects` holds it under every key), in one transaction; with `dry_run`,
-    /// count only and roll back. `forms`: every form the id takes in stored data
-    /// ([`crate::mask::user_id_forms`]). The ledger keeps the message ids, so a redelivered
-    /// message of that user is still skipped.
+    /// Erase one data subject in one transaction: record the erasure (keyed fingerprints and the
+    /// time, never the id) that every later write checks, delete their rows and quarantine
+    /// entries (taking their logins out of entries shared with others), neutralise the reveal
+    /// audit rows that name them or show one of their masks under any key of the ring, and audit
+    /// it. A mask another user's rows also hold (a shared address or device) stays in the audit:
+    /// it is that user's data too, and the evidence about them. With `dry_run`, count only and
+    /// roll back. The ledger keeps the message ids, so a redelivered message is still skipped.
     pub async fn erase_user(
         &mut self,
-        user_id: &str,
-        subjects: &[String],
-        forms: &[String],
+        subject: &Subject<'_>,
         who: &Accountable,
         dry_run: bool,
     ) -> Result<Erased, SinkError> {
@@ -67,35 +97,53 @@ impl PgOperator {
         let result = async {
             let client = self.db.client().await?;
             let tx = begin(client).await.map_err(pg)?;
+            tx.batch_execute(LOCK_WRITERS).await.map_err(pg)?;
+            tx.execute(RECORD, &[&subject.records]).await.map_err(pg)?;
             // Entries whose user id looked like PII hold its fingerprint instead.
-            let mut forms = forms.to_vec();
-            forms.push(user_id.to_string());
+            let mut forms = subject.forms.to_vec();
+            forms.push(subject.id.to_string());
             forms.extend(
-                (subjects.iter()).map(|fp| format!("{}{fp}", crate::mask::USER_FINGERPRINT)),
+                (subject.fingerprints.iter())
+                    .map(|fp| format!("{}{fp}", crate::mask::USER_FINGERPRINT)),
             );
-            let masks: Vec<String> = tx
-                .query_one(SUBJECT_MASKS, &[&user_id])
+            let mut masks: Vec<String> = tx
+                .query_one(SUBJECT_MASKS, &[&subject.id])
                 .await
                 .map_err(pg)?
                 .get(0);
             let rows = tx
-                .execute("DELETE FROM user_logins WHERE user_id = $1", &[&user_id])
+                .execute("DELETE FROM user_logins WHERE user_id = $1", &[&subject.id])
                 .await
                 .map_err(pg)?;
-            let (quarantined, stripped) = erase_entries(&tx, &forms).await.map_err(pg)?;
-            let mut selectors = vec![format!("user_id = {user_id:?}")];
+            let entries = erase_entries(&tx, &forms).await.map_err(pg)?;
+            masks.extend(entries.strings.into_iter().filter(|s| looks_masked(s)));
+            masks.sort();
+            masks.dedup();
+            let shared: Vec<String> = (tx.query(SHARED, &[&masks]).await.map_err(pg)?.iter())
+                .map(|r| r.get(0))
+                .collect();
+            let mut masks: Vec<String> = (masks.iter())
+                .filter(|m| !shared.contains(m))
+                .flat_map(|m| (subject.generations)(m))
+                .collect();
+            masks.sort();
+            masks.dedup();
+            let mut selectors = vec![format!("user_id = {:?}", subject.id)];
             for mask in &masks {
                 selectors.push(format!("masked_ip = {mask:?}"));
                 selectors.push(format!("masked_device_id = {mask:?}"));
             }
             let reveals = tx
-                .execute(NEUTRALISE_REVEALS, &[&masks, &selectors, &subjects])
+                .execute(
+                    NEUTRALISE_REVEALS,
+                    &[&masks, &selectors, &subject.fingerprints],
+                )
                 .await
                 .map_err(pg)?;
             let erased = Erased {
                 rows,
-                quarantined,
-                stripped,
+                quarantined: entries.deleted,
+                stripped: entries.stripped,
                 reveals,
                 audit_id: None,
             };
@@ -104,11 +152,11 @@ impl PgOperator {
                 return Ok(erased);
             }
             let detail = serde_json::json!({
-                "subject": subjects.first(),
+                "subject": subject.fingerprints.first(),
                 "reveals_neutralised": reveals,
-                "quarantine_entries_stripped": stripped,
+                "quarantine_entries_stripped": entries.stripped,
             });
-            let id = audit(&tx, "erase", who, rows, quarantined, detail)
+            let id = audit(&tx, "erase", who, rows, entries.deleted, detail)
                 .await
                 .map_err(pg)?;
             tx.commit().await.map_err(pg)?;
@@ -122,16 +170,33 @@ impl PgOperator {
     }
 }
 
+/// Whether a stored string has a mask's shape (`<key id>:…`, or 64 hex digits unkeyed).
+fn looks_masked(s: &str) -> bool {
+    s.contains(':') || (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// What [`erase_entries`] did.
+struct ErasedEntries {
+    deleted: u64,
+    stripped: u64,
+    /// The strings of the subject's logins in those entries (where masks that only ever sat in
+    /// quarantine are).
+    strings: Vec<String>,
+}
+
 /// Delete the entries naming only the subject; take the subject's logins out of those naming
-/// others too. (deleted, stripped).
+/// others too.
 async fn erase_entries(
     tx: &tokio_postgres::Transaction<'_>,
     forms: &[String],
-) -> Result<(u64, u64), tokio_postgres::Error> {
-    let (mut deleted, mut stripped) = (0, 0);
+) -> Result<ErasedEntries, tokio_postgres::Error> {
+    let (mut deleted, mut stripped, mut strings) = (0, 0, Vec::new());
     for entry in tx.query(SUBJECT_ENTRIES, &[&forms]).await? {
         let (id, element): (String, i32) = (entry.get(0), entry.get(1));
         let body: Option<String> = entry.get(2);
+        if let Some(body) = &body {
+            strings.extend(crate::mask::subject_strings(body, forms));
+        }
         let others: Vec<String> = (entry.get::<_, Vec<String>>(4).into_iter())
             .chain(entry.get::<_, Option<String>>(3))
             .filter(|u| !forms.contains(u))
@@ -156,5 +221,9 @@ async fn erase_entries(
             }
         }
     }
-    Ok((deleted, stripped))
+    Ok(ErasedEntries {
+        deleted,
+        stripped,
+        strings,
+    })
 }

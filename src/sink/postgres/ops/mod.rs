@@ -15,7 +15,7 @@ mod retention;
 mod reveal;
 
 pub use audit::Accountable;
-pub use erase::Erased;
+pub use erase::{Erased, Subject as EraseSubject};
 pub use inspect::{DbStatus, QuarantineEntry};
 pub use key_usage::KeyUsage;
 pub use partition::Conversion;
