@@ -52,10 +52,7 @@ pub(super) async fn execute(args: EraseArgs, _: Globals) -> anyhow::Result<()> {
         generations: &|mask| generations.of(mask),
     };
     let mut database = PgOperator::new(&args.db.settings())?;
-    database
-        .migrate()
-        .await
-        .context("cannot prepare the schema")?;
+    database.require_current_schema().await?;
     let who = Accountable {
         os_user: os_user(),
         actor: args.actor.clone().unwrap_or_else(os_user),

@@ -73,10 +73,7 @@ pub(super) async fn execute(args: RekeyArgs, globals: Globals) -> anyhow::Result
     }
     let rekeyer = Rekeyer::new(keys, &args.to)?;
     let mut database = PgOperator::new(&args.db.settings())?;
-    database
-        .migrate()
-        .await
-        .context("cannot prepare the schema")?;
+    database.require_current_schema().await?;
     let one_way = database.one_way_masks_not_under(&args.to).await?;
     if one_way > 0 {
         eprintln!(

@@ -21,6 +21,7 @@ pub struct RetireKeyArgs {
 
 pub(super) async fn execute(args: RetireKeyArgs, _: Globals) -> anyhow::Result<()> {
     let mut database = PgOperator::new(&args.db.settings())?;
+    database.require_current_schema().await?;
     let usage = database
         .key_usage()
         .await

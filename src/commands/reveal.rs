@@ -85,10 +85,7 @@ pub(super) async fn execute(args: RevealArgs, _: Globals) -> anyhow::Result<()> 
     let keys = load_keys(&args.keys, None).await?;
     let masker = Masker::new(StrategyName::AesSiv, Some(&keys))?;
     let mut database = PgOperator::new(&args.db.settings())?;
-    database
-        .migrate()
-        .await
-        .context("cannot prepare the schema")?;
+    database.require_current_schema().await?;
     let subject = match &request {
         RevealRequest::UserId(id) => masker.fingerprint("user", id.as_bytes()),
         _ => None,

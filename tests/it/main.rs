@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod audit_roles;
 mod cli;
 mod commands;
 mod config_faults;

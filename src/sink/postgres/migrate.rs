@@ -86,6 +86,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "erasure_records",
         include_str!("../../../migrations/0014_erasure_records.sql"),
     ),
+    (
+        15,
+        "audit_stamped_by_server",
+        include_str!("../../../migrations/0015_audit_stamped_by_server.sql"),
+    ),
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock`: "loginetl".

@@ -40,12 +40,9 @@ const STRIP_ENTRY: &str = "UPDATE quarantined_messages SET body_masked = $3, use
      user_id = CASE WHEN user_id = ANY($5) THEN ($4::text[])[1] ELSE user_id END \
      WHERE message_id = $1 AND element = $2";
 /// Reveal audit rows that name the subject (by fingerprint, or by id in rows written before
-/// fingerprints) or show one of their masks: the selector and those masks are removed.
-const NEUTRALISE_REVEALS: &str = "UPDATE mask_reveals SET \
-     masks = ARRAY(SELECT m FROM unnest(masks) AS m WHERE m <> ALL($1)), \
-     selector = CASE WHEN selector = ANY($2) OR subject = ANY($3) THEN 'erased subject' ELSE selector END, \
-     subject = CASE WHEN subject = ANY($3) THEN NULL ELSE subject END \
-     WHERE masks && $1 OR selector = ANY($2) OR subject = ANY($3)";
+/// fingerprints) or show one of their masks: the selector and those masks are removed, by the
+/// owner's function (migration 15), the only change anyone but the owner can make to that table.
+const NEUTRALISE_REVEALS: &str = "SELECT login_etl_neutralise_reveals($1, $2, $3)";
 
 /// Whom an erasure is of, in every form stored data holds them (see `commands::erase`).
 pub struct Subject<'a> {
@@ -133,13 +130,15 @@ impl PgOperator {
                 selectors.push(format!("masked_ip = {mask:?}"));
                 selectors.push(format!("masked_device_id = {mask:?}"));
             }
-            let reveals = tx
-                .execute(
+            let reveals: i64 = tx
+                .query_one(
                     NEUTRALISE_REVEALS,
                     &[&masks, &selectors, &subject.fingerprints],
                 )
                 .await
-                .map_err(pg)?;
+                .map_err(pg)?
+                .get(0);
+            let reveals = reveals.max(0) as u64;
             let erased = Erased {
                 rows,
                 quarantined: entries.deleted,

@@ -50,8 +50,21 @@ impl PgOperator {
         self.db.target()
     }
 
-    /// Apply pending migrations ([`PgConnection::migrate`]).
+    /// Apply pending migrations ([`PgConnection::migrate`]); only `login-etl migrate` does.
     pub async fn migrate(&mut self) -> Result<usize, SinkError> {
         self.db.migrate().await
+    }
+
+    /// Stop unless every migration of this version is applied. Operator commands never change
+    /// the schema (they run under a role that may not): they say to run `login-etl migrate`.
+    pub async fn require_current_schema(&mut self) -> Result<(), SinkError> {
+        let pending = self.db.pending_migrations().await?;
+        if pending > 0 {
+            return Err(SinkError::Schema(format!(
+                "the schema in {} is {pending} migration(s) behind this version: run `login-etl migrate` first (as the schema's owner); nothing was changed",
+                self.db.target()
+            )));
+        }
+        Ok(())
     }
 }

@@ -130,7 +130,8 @@ pub async fn rekey_commit(
         .map_err(pg)?;
     }
     tx.execute(
-        "UPDATE privacy_operations SET rows = rows + $2 WHERE id = $1",
+        // The owner's function (migration 15): nobody else may change an audit row.
+        "SELECT login_etl_count_rekeyed($1, $2)",
         &[&audit_id, &(rows.len() as i64)],
     )
     .await

@@ -1,0 +1,35 @@
+-- What the operator commands need — `erase`, `rekey`, `retire-key`, and the plain table's
+-- retention (`run --retain-days` as a separate operator consumer) — so that they do not run as
+-- the schema's owner. They never change the schema: `login-etl migrate` runs as the owner first.
+-- The audit tables can only be added to: their `db_user` and time are stamped by the server
+-- (migration 15), and the two changes operators make to audit rows go through the owner's
+-- functions granted at the end. Replace `analytics` with your database.
+CREATE ROLE login_etl_operator NOLOGIN;
+GRANT CONNECT ON DATABASE analytics TO login_etl_operator;
+-- Only the schema's owner creates objects in it (PostgreSQL 14 and older grant CREATE on `public`
+-- to every role; see least-privilege.sql).
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+REVOKE CREATE ON SCHEMA public FROM login_etl_operator;
+GRANT USAGE ON SCHEMA public TO login_etl_operator;
+-- Checking that the schema is current (operator commands refuse to run on an older one).
+GRANT SELECT ON login_etl_schema_migrations TO login_etl_operator;
+-- erase: find and delete the subject's rows (its lock on user_logins needs DELETE or UPDATE);
+-- rekey: rewrite masks in place; retire-key and retention: read and delete.
+GRANT SELECT, DELETE, UPDATE (masked_ip, masked_device_id, masked_ip_network, extra_fields)
+    ON user_logins TO login_etl_operator;
+GRANT SELECT, DELETE, UPDATE (body_masked, user_ids, user_id)
+    ON quarantined_messages TO login_etl_operator;
+-- erase's record, checked by every write; erasing again moves its time forward.
+GRANT SELECT, INSERT, UPDATE (erased_at) ON erased_subjects TO login_etl_operator;
+-- Key fingerprints: checked against the ring; `rekey --to` records the key it writes under.
+GRANT SELECT, INSERT ON mask_key_fingerprints TO login_etl_operator;
+-- Its own audit rows: INSERT of the columns a client may set (db_user and at are the server's),
+-- and reading them back (`RETURNING id`). No UPDATE, DELETE or TRUNCATE.
+GRANT SELECT, INSERT (operation, os_user, actor, reason, rows, quarantined, detail)
+    ON privacy_operations TO login_etl_operator;
+GRANT USAGE ON SEQUENCE privacy_operations_id_seq TO login_etl_operator;
+-- The only changes to audit rows anyone but the owner can make: erase takes an erased
+-- subject's masks out of the reveal audit; rekey counts its batches in its own row.
+GRANT EXECUTE ON FUNCTION login_etl_neutralise_reveals(text[], text[], text[]) TO login_etl_operator;
+GRANT EXECUTE ON FUNCTION login_etl_count_rekeyed(bigint, bigint) TO login_etl_operator;
+-- Audit retention (`--audit-retention-days`) deletes audit rows: only the owner runs it.
