@@ -53,6 +53,7 @@ pub(super) async fn execute(args: EraseArgs, _: Globals) -> anyhow::Result<()> {
     };
     let mut database = PgOperator::new(&args.db.settings())?;
     database.require_current_schema().await?;
+    database.check_key_ring(&keys.key_fingerprints()).await?;
     let who = Accountable {
         os_user: os_user(),
         actor: args.actor.clone().unwrap_or_else(os_user),

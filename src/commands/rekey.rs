@@ -39,8 +39,9 @@ pub struct RekeyArgs {
     pub actor: Option<String>,
 }
 
-/// The same row with every old value re-encrypted to the target key.
-fn rekey_row(rekeyer: &Rekeyer, row: RekeyRow) -> anyhow::Result<RekeyRow> {
+/// The same row with every old value re-encrypted to the target key (in `extra_fields`, those
+/// under one of the `old` key ids).
+fn rekey_row(rekeyer: &Rekeyer, old: &[String], row: RekeyRow) -> anyhow::Result<RekeyRow> {
     let moved = |field: Field, mask: Option<&str>| -> anyhow::Result<Option<String>> {
         mask.map(|m| {
             rekeyer
@@ -49,7 +50,26 @@ fn rekey_row(rekeyer: &Rekeyer, row: RekeyRow) -> anyhow::Result<RekeyRow> {
         })
         .transpose()
     };
+    let extra_fields = match row.extra_fields.as_deref() {
+        None => None,
+        Some(text) => {
+            let mut value: serde_json::Value =
+                serde_json::from_str(text).context("extra_fields is not JSON")?;
+            let moved = (rekeyer.reencrypt_json(&mut value, &|id| old.iter().any(|o| o == id)))
+                .context("a mask in extra_fields cannot be decrypted")?;
+            // Selected for a mask that does not move: stop rather than select it again forever.
+            if moved == 0
+                && row.masked_ip.is_none()
+                && row.masked_device_id.is_none()
+                && row.masked_ip_network.is_none()
+            {
+                bail!("a value in extra_fields looks like a mask under an old key but is not one");
+            }
+            Some(value.to_string())
+        }
+    };
     Ok(RekeyRow {
+        extra_fields,
         masked_ip: moved(Field::Ip, row.masked_ip.as_deref())?,
         masked_device_id: moved(Field::DeviceId, row.masked_device_id.as_deref())?,
         masked_ip_network: moved(Field::IpNetwork, row.masked_ip_network.as_deref())?,
@@ -71,9 +91,21 @@ pub(super) async fn execute(args: RekeyArgs, globals: Globals) -> anyhow::Result
     if args.from.as_deref() == Some(args.to.as_str()) {
         bail!("--from and --to are the same key");
     }
+    let ring = keys.key_fingerprints();
+    // The key ids whose masks move (for extra_fields; the columns select by `--to`/`--from`).
+    let old: Vec<String> = (ring.iter())
+        .map(|(id, _)| id.clone())
+        .filter(|id| *id != args.to && args.from.as_ref().map_or(true, |from| from == id))
+        .collect();
     let rekeyer = Rekeyer::new(keys, &args.to)?;
     let mut database = PgOperator::new(&args.db.settings())?;
     database.require_current_schema().await?;
+    // Refuse a replaced key before touching anything; then record the key written under, so
+    // consumers with another key under that id are refused afterwards.
+    database.check_key_ring(&ring).await?;
+    if let Some((id, fingerprint)) = ring.iter().find(|(id, _)| *id == args.to) {
+        database.record_key(id, fingerprint).await?;
+    }
     let one_way = database.one_way_masks_not_under(&args.to).await?;
     if one_way > 0 {
         eprintln!(
@@ -93,7 +125,7 @@ pub(super) async fn execute(args: RekeyArgs, globals: Globals) -> anyhow::Result
     let mut total = 0usize;
     while !shutdown.is_cancelled() {
         let (tx, rows) = database
-            .rekey_batch(&args.to, args.from.as_deref(), i64::from(args.batch))
+            .rekey_batch(&args.to, args.from.as_deref(), &old, i64::from(args.batch))
             .await
             .context("cannot read the rows to re-key")?;
         if rows.is_empty() {
@@ -101,7 +133,7 @@ pub(super) async fn execute(args: RekeyArgs, globals: Globals) -> anyhow::Result
         }
         let rekeyed = rows
             .into_iter()
-            .map(|row| rekey_row(&rekeyer, row))
+            .map(|row| rekey_row(&rekeyer, &old, row))
             .collect::<anyhow::Result<Vec<_>>>()
             .context("re-keying stopped; the rows already done keep their new key (run again after fixing the key ring)")?;
         total += rekeyed.len();

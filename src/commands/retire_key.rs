@@ -4,8 +4,8 @@ use anyhow::{bail, Context};
 
 use clap::Args;
 
-use super::Globals;
-use crate::cli::DbArgs;
+use super::{load_keys, Globals};
+use crate::cli::{DbArgs, KeyArgs};
 use crate::sink::PgOperator;
 
 /// `retire-key` options.
@@ -14,29 +14,39 @@ pub struct RetireKeyArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub db: DbArgs,
+    /// The key ring, checked against the recorded key fingerprints before anything is read.
+    #[command(flatten)]
+    pub keys: KeyArgs,
     /// The key id to retire from the key ring.
     #[arg(long)]
     pub id: String,
 }
 
 pub(super) async fn execute(args: RetireKeyArgs, _: Globals) -> anyhow::Result<()> {
+    let keys = load_keys(&args.keys, None).await?;
     let mut database = PgOperator::new(&args.db.settings())?;
     database.require_current_schema().await?;
+    database.check_key_ring(&keys.key_fingerprints()).await?;
     let usage = database
         .key_usage()
         .await
         .with_context(|| format!("cannot read user_logins in {}", database.target()))?;
-    let in_use: Vec<String> = usage
+    let mut in_use: Vec<String> = usage
         .iter()
         .filter(|u| u.key_id == args.id)
         .map(|u| format!("{} {}", u.rows, u.column))
         .collect();
+    let extra = database.extra_fields_under(&args.id).await?;
+    if extra > 0 {
+        in_use.push(format!("{extra} extra_fields"));
+    }
     if !in_use.is_empty() {
-        let total: i64 = usage
-            .iter()
-            .filter(|u| u.key_id == args.id)
-            .map(|u| u.rows)
-            .sum();
+        let total: i64 = extra
+            + usage
+                .iter()
+                .filter(|u| u.key_id == args.id)
+                .map(|u| u.rows)
+                .sum::<i64>();
         bail!(
             "key `{}` still masks {total} values ({}); re-key them first (`login-etl rekey --to <active id> --from {}`: aes-siv and ipcrypt-pfx only) or keep the key",
             args.id,

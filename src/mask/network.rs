@@ -176,6 +176,14 @@ pub fn reveal_pfx(keys: &KeyRing, mask: &str) -> Result<String, RevealError> {
 mod tests {
     use super::*;
 
+    /// The ipcrypt-pfx ciphers (two aes 0.9 `Aes128`) zero their round keys on drop: this does
+    /// not compile without aes 0.9's `zeroize` feature (Cargo.toml's `aes09`).
+    #[test]
+    fn the_ipcrypt_round_keys_are_zeroed_on_drop() {
+        fn zeroed_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        zeroed_on_drop::<aes09::Aes128>();
+    }
+
     fn ring(byte: u8) -> KeyRing {
         KeyRing::parse(&format!("k1:{}", hex::encode([byte; 32]))).unwrap()
     }

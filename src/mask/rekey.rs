@@ -49,6 +49,39 @@ impl Rekeyer {
     }
 }
 
+impl Rekeyer {
+    /// Re-encrypt, in place, every aes-siv mask in `value` (a row's `extra_fields`, scrubbed like a
+    /// quarantine body: addresses and devices recurring there are row masks) whose key id `is_old`
+    /// accepts; keyed fingerprints (`#str(n) <id>:…`) and hmac masks are one-way and stay. A mask
+    /// opens as an `ip` or a `device_id` mask (their domains are apart). Returns how many changed.
+    pub fn reencrypt_json(
+        &self,
+        value: &mut serde_json::Value,
+        is_old: &dyn Fn(&str) -> bool,
+    ) -> Result<usize, RevealError> {
+        use serde_json::Value;
+        match value {
+            Value::String(s) => {
+                let old = s.split_once(':').is_some_and(|(id, _)| is_old(id))
+                    && super::strategy_of(s) == StrategyName::AesSiv;
+                if !old {
+                    return Ok(0);
+                }
+                *s = (self.reencrypt(Field::Ip, s))
+                    .or_else(|_| self.reencrypt(Field::DeviceId, s))?;
+                Ok(1)
+            }
+            Value::Array(items) => items
+                .iter_mut()
+                .try_fold(0, |n, v| Ok(n + self.reencrypt_json(v, is_old)?)),
+            Value::Object(map) => map
+                .values_mut()
+                .try_fold(0, |n, v| Ok(n + self.reencrypt_json(v, is_old)?)),
+            _ => Ok(0),
+        }
+    }
+}
+
 /// Every form a stored mask takes under the keys of a ring, itself included: what `erase`
 /// removes from the reveal audit, which keeps masks written before a `rekey` moved the rows to
 /// another key (and which `reveal --value` still opens while that key is in the ring). One-way

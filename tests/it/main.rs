@@ -21,6 +21,7 @@ mod formats;
 mod held;
 mod hostile;
 mod iam;
+mod key_checks;
 mod ledger;
 mod logins_per_message;
 mod network_pseudonyms;

@@ -54,4 +54,16 @@ impl PgOperator {
             })
             .collect())
     }
+
+    /// Rows whose `extra_fields` hold a mask under `key_id` (an address or device recurring in an
+    /// unknown field): `retire-key` refuses while any remain, as for the columns. Keyed
+    /// fingerprints there (`#str(n) <id>:…`) are one-way, like the quarantine's, and not counted.
+    pub async fn extra_fields_under(&mut self, key_id: &str) -> Result<i64, SinkError> {
+        const SQL: &str =
+            "SELECT count(*) FROM user_logins WHERE extra_fields IS NOT NULL AND EXISTS (
+             SELECT 1 FROM jsonb_path_query(extra_fields, 'strict $.**') AS v(item)
+             WHERE jsonb_typeof(item) = 'string' AND (item #>> '{}') LIKE '%:%'
+               AND split_part(item #>> '{}', ':', 1) = $1)";
+        Ok(self.db.query_one(SQL, &[&key_id]).await?.get(0))
+    }
 }

@@ -6,6 +6,7 @@
 mod audit;
 mod erase;
 mod inspect;
+mod key_check;
 mod key_usage;
 mod partition;
 mod prune;

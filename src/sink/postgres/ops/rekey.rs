@@ -18,6 +18,8 @@ pub struct RekeyRow {
     pub masked_device_id: Option<String>,
     /// ipcrypt-pfx `masked_ip_network`, if under an old key.
     pub masked_ip_network: Option<String>,
+    /// `extra_fields` (JSON text), if it holds an aes-siv mask under an old key.
+    pub extra_fields: Option<String>,
 }
 
 /// Whether a mask is under `key` (and, with `from`, under that one only).
@@ -38,14 +40,28 @@ fn siv(column: &str) -> String {
 /// ipcrypt-pfx network masks are `<id>:pfx:<address>`.
 const PFX: &str = "({c} LIKE '%:pfx:%')";
 
+/// `extra_fields` holding a string that is an aes-siv mask under one of the old key ids (`$4`,
+/// ids of the ring; keyed fingerprints `#str(n) <id>:…` start with `#` and are one-way).
+fn extra_old() -> String {
+    let item = "(item #>> '{}')";
+    format!(
+        "(extra_fields IS NOT NULL AND EXISTS (
+             SELECT 1 FROM jsonb_path_query(extra_fields, 'strict $.**') AS v(item)
+             WHERE jsonb_typeof(item) = 'string' AND {item} LIKE '%:%'
+               AND split_part({item}, ':', 1) = ANY($4) AND NOT {}))",
+        sql_is_hmac_mask(item)
+    )
+}
+
 impl PgOperator {
     /// Up to `batch` rows with a reversible mask under another key than `to` (and, with `from`,
-    /// under that key), locked until [`rekey_commit`](Self::rekey_commit) in the same
-    /// transaction: see `commands::rekey`.
+    /// under that key) in a column, or in `extra_fields` under one of the `old` key ids, locked
+    /// until [`rekey_commit`](Self::rekey_commit) in the same transaction: see `commands::rekey`.
     pub async fn rekey_batch(
         &mut self,
         to: &str,
         from: Option<&str>,
+        old: &[String],
         batch: i64,
     ) -> Result<(tokio_postgres::Transaction<'_>, Vec<RekeyRow>), SinkError> {
         let target = self.db.target().to_owned();
@@ -59,16 +75,18 @@ impl PgOperator {
             "SELECT tableoid::oid, ctid::text,
                     CASE WHEN {ip} THEN masked_ip END,
                     CASE WHEN {device} THEN masked_device_id END,
-                    CASE WHEN {pfx} THEN masked_ip_network END
-             FROM user_logins WHERE {ip} OR {device} OR {pfx}
+                    CASE WHEN {pfx} THEN masked_ip_network END,
+                    CASE WHEN {extra} THEN extra_fields::text END
+             FROM user_logins WHERE {ip} OR {device} OR {pfx} OR {extra}
              LIMIT $3 FOR UPDATE SKIP LOCKED",
             ip = siv("masked_ip"),
             device = siv("masked_device_id"),
+            extra = extra_old(),
         );
         let client = self.db.client().await?;
         let tx = begin(client).await.map_err(pg)?;
         let rows = tx
-            .query(&sql, &[&to, &from, &batch])
+            .query(&sql, &[&to, &from, &batch, &old])
             .await
             .map_err(pg)?
             .iter()
@@ -78,6 +96,7 @@ impl PgOperator {
                 masked_ip: r.get(2),
                 masked_device_id: r.get(3),
                 masked_ip_network: r.get(4),
+                extra_fields: r.get(5),
             })
             .collect();
         Ok((tx, rows))
@@ -116,7 +135,8 @@ pub async fn rekey_commit(
             "UPDATE user_logins SET
                  masked_ip = coalesce($3, masked_ip),
                  masked_device_id = coalesce($4, masked_device_id),
-                 masked_ip_network = coalesce($5, masked_ip_network)
+                 masked_ip_network = coalesce($5, masked_ip_network),
+                 extra_fields = coalesce($6::text::jsonb, extra_fields)
              WHERE tableoid = $1 AND ctid = $2::text::tid",
             &[
                 &row.table,
@@ -124,6 +144,7 @@ pub async fn rekey_commit(
                 &row.masked_ip,
                 &row.masked_device_id,
                 &row.masked_ip_network,
+                &row.extra_fields,
             ],
         )
         .await
