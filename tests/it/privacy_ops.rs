@@ -137,7 +137,12 @@ async fn rekey_killed_midway_and_restarted_moves_every_value_to_the_new_key() {
     assert_eq!(before.len() as i64, valid);
 
     // k1 in use: retiring it is refused with its count.
-    let retire = run_binary(binary(&queue, &db).args(["retire-key", "--id", "k1"]));
+    // (retire-key checks the ring against the recorded fingerprints: it needs this test's keys.)
+    let retire = run_binary(binary(&queue, &db).env("LOGIN_ETL_MASK_KEY", K1).args([
+        "retire-key",
+        "--id",
+        "k1",
+    ]));
     let said = String::from_utf8_lossy(&retire.stderr);
     assert_eq!(retire.status.code(), Some(1));
     assert!(said.contains(&format!("{valid} masked_ip")), "{said}");
@@ -224,7 +229,11 @@ async fn rekey_killed_midway_and_restarted_moves_every_value_to_the_new_key() {
         "{usage}"
     );
     // The quarantine bodies keep their k1 masks (not re-keyed): retiring k1 stays refused.
-    let retire = run_binary(binary(&queue, &db).args(["retire-key", "--id", "k1"]));
+    let retire = run_binary(binary(&queue, &db).env("LOGIN_ETL_MASK_KEY", &ring).args([
+        "retire-key",
+        "--id",
+        "k1",
+    ]));
     assert_eq!(retire.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&retire.stderr).contains("quarantined_messages"));
 }
