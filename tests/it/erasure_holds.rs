@@ -132,7 +132,7 @@ async fn a_write_that_starts_during_an_erase_sees_its_record() {
     // An erase's transaction, its record written, not yet committed.
     let eraser = db.client().await;
     eraser
-        .batch_execute("BEGIN; LOCK TABLE user_logins IN SHARE MODE")
+        .batch_execute("BEGIN; LOCK TABLE user_logins IN SHARE ROW EXCLUSIVE MODE")
         .await
         .unwrap();
     eraser
@@ -161,6 +161,53 @@ async fn a_write_that_starts_during_an_erase_sees_its_record() {
     let report = write.await.unwrap().unwrap();
     assert_eq!((report.rows, report.erased), (0, 1));
     assert_eq!(rows_of(&db, &subject).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_erases_at_once_both_finish() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    run_ok(binary(&queue, &db).args(["migrate"]));
+    let subjects = [unique("first"), unique("second")];
+    // A writer's transaction holds both erases back until they wait together: with a lock that
+    // does not conflict with itself, both would then get it and deadlock on their DELETEs.
+    let writer = db.client().await;
+    let mut sql = "BEGIN; LOCK TABLE user_logins IN ROW EXCLUSIVE MODE;".to_owned();
+    for (i, subject) in subjects.iter().enumerate() {
+        sql += &format!(
+            " INSERT INTO user_logins (user_id, device_type, masked_ip, masked_device_id, create_date) \
+             VALUES ('{subject}', 'ios', 'k1:x{i}', 'k1:y{i}', current_date);"
+        );
+    }
+    writer.batch_execute(&sql).await.unwrap();
+    let mut erases: Vec<Spawned> = subjects
+        .iter()
+        .map(|subject| {
+            Spawned::new(binary(&queue, &db).args([
+                "erase",
+                "--user-id",
+                subject,
+                "--reason",
+                "dsr-both",
+            ]))
+        })
+        .collect();
+    wait_until(
+        "both erases wait for the write",
+        Duration::from_secs(60),
+        || async { lock_waiters(&db).await >= 2 },
+    )
+    .await;
+    writer.batch_execute("COMMIT").await.unwrap();
+    for erase in &mut erases {
+        assert!(
+            erase.wait(Duration::from_secs(60)).await.success(),
+            "{}",
+            erase.log()
+        );
+    }
+    for subject in &subjects {
+        assert_eq!(rows_of(&db, subject).await, 0, "{subject} was erased");
+    }
 }
 
 /// Every mask of `value` in `field` under each key of the ring, for the strategy that made it.

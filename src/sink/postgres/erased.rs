@@ -4,8 +4,8 @@
 //! are ledgered as usual (never retried); a login sent after the erasure is new data and lands.
 //!
 //! Lock order makes `erase` and writers unable to interleave: every write takes `ROW EXCLUSIVE`
-//! on `user_logins` before it reads the records, and `erase` takes `SHARE` on it before anything
-//! else. So an erase waits for the writes in flight to commit (and then deletes their rows), and
+//! on `user_logins` before it reads the records, and `erase` takes `SHARE ROW EXCLUSIVE` on it
+//! before anything else. So an erase waits for the writes in flight to commit (and then deletes their rows), and
 //! a write that starts during an erase waits for it to commit and then reads its record.
 
 use std::borrow::Cow;

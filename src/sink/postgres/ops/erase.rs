@@ -65,8 +65,9 @@ impl std::fmt::Debug for Subject<'_> {
 }
 
 /// Lock order with the writers (`sink/postgres/erased.rs`): an erase waits for the writes in
-/// flight and holds new ones until it commits.
-const LOCK_WRITERS: &str = "LOCK TABLE user_logins IN SHARE MODE";
+/// flight and holds new ones until it commits. SHARE ROW EXCLUSIVE, not SHARE: it also conflicts
+/// with itself, so two erases run one after the other instead of deadlocking on their DELETEs.
+const LOCK_WRITERS: &str = "LOCK TABLE user_logins IN SHARE ROW EXCLUSIVE MODE";
 /// The erasure record; erasing again moves its time forward.
 const RECORD: &str = "INSERT INTO erased_subjects (fingerprint) SELECT unnest($1::text[]) \
      ON CONFLICT (fingerprint) DO UPDATE SET erased_at = now()";
