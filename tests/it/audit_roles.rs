@@ -232,6 +232,19 @@ async fn erase_rekey_and_retire_key_work_under_the_operator_role() {
     ] {
         refused(as_operator.execute(sql, &[]).await, sql);
     }
+    // Nor empty the reveal audit through erase's owner function outside an erase.
+    let outside = as_operator
+        .query_one(
+            "SELECT login_etl_neutralise_reveals(ARRAY['k2:any'], ARRAY['any'], ARRAY['fp'])",
+            &[],
+        )
+        .await
+        .expect_err("neutralising outside an erase");
+    assert_eq!(
+        outside.code(),
+        Some(&SqlState::RAISE_EXCEPTION),
+        "{outside}"
+    );
     drop(as_operator);
     drop_role(&db, &operator).await;
     drop_role(&db, &revealer).await;

@@ -85,6 +85,9 @@ impl PgOperator {
         );
         let client = self.db.client().await?;
         let tx = begin(client).await.map_err(pg)?;
+        // The writers' lock first, as they take it: `FOR UPDATE` alone would let an erase take
+        // its table lock between this batch's row locks and its UPDATE, and deadlock with it.
+        (tx.batch_execute(super::super::erased::LOCK).await).map_err(pg)?;
         let rows = tx
             .query(&sql, &[&to, &from, &batch, &old])
             .await
