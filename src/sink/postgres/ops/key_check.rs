@@ -4,31 +4,20 @@
 //! `rekey --to` records the key it writes under, so consumers with another key under that id
 //! are refused afterwards.
 
+use super::super::key_fingerprints::{check, record};
 use super::super::SinkError;
 use super::PgOperator;
-
-const RECORDED: &str = "SELECT key_id, fingerprint FROM mask_key_fingerprints ORDER BY key_id";
-const RECORD: &str = "INSERT INTO mask_key_fingerprints (key_id, fingerprint) VALUES ($1, $2) \
-     ON CONFLICT (key_id) DO NOTHING";
 
 impl PgOperator {
     /// Stop with one line (ids and short fingerprints, never key material) if any key of `ring`
     /// (`(id, fingerprint)`, [`crate::mask::KeyRing::key_fingerprints`]) is not the recorded one.
     pub async fn check_key_ring(&mut self, ring: &[(String, String)]) -> Result<(), SinkError> {
-        let recorded: Vec<(String, String)> = (self.db.query(RECORDED, &[]).await?.iter())
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        match crate::mask::replaced_keys(ring, &recorded) {
-            Some(line) => Err(SinkError::KeyReplaced(line)),
-            None => Ok(()),
-        }
+        check(&mut self.db, ring).await
     }
 
     /// Record the key `rekey` writes under (if its id has none yet), then check it: another
     /// operator's key under the same id, recorded first, is refused.
     pub async fn record_key(&mut self, id: &str, fingerprint: &str) -> Result<(), SinkError> {
-        self.db.execute(RECORD, &[&id, &fingerprint]).await?;
-        self.check_key_ring(&[(id.to_string(), fingerprint.to_string())])
-            .await
+        record(&mut self.db, id, fingerprint).await
     }
 }
