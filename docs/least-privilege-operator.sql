@@ -29,7 +29,10 @@ GRANT SELECT, INSERT (operation, os_user, actor, reason, rows, quarantined, deta
     ON privacy_operations TO login_etl_operator;
 GRANT USAGE ON SEQUENCE privacy_operations_id_seq TO login_etl_operator;
 -- The only changes to audit rows anyone but the owner can make: erase takes an erased
--- subject's masks out of the reveal audit; rekey counts its batches in its own row.
-GRANT EXECUTE ON FUNCTION login_etl_neutralise_reveals(text[], text[], text[]) TO login_etl_operator;
+-- subject's masks out of the reveal audit (and the function writes the erase's audit row
+-- itself); rekey counts its batches in its own row.
+GRANT EXECUTE ON FUNCTION
+    login_etl_erase_audited(text[], text[], text[], text, text, text, bigint, bigint, jsonb)
+    TO login_etl_operator;
 GRANT EXECUTE ON FUNCTION login_etl_count_rekeyed(bigint, bigint) TO login_etl_operator;
 -- Audit retention (`--audit-retention-days`) deletes audit rows: only the owner runs it.

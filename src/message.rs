@@ -99,6 +99,9 @@ pub enum OutcomeKind {
         create_date: NaiveDate,
         /// When the login was sent: its envelope's timestamp, else the SQS SentTimestamp.
         sent_at: DateTime<Utc>,
+        /// When the queue took its message (SQS SentTimestamp). The envelope's time is the
+        /// producer's word and may run ahead of it, so an erasure compares the earlier of the two.
+        queued_at: DateTime<Utc>,
         /// With `--keep-extra-fields`: the login's unknown top-level fields, scrubbed fail-closed
         /// like a quarantine body ([`crate::mask::Masker::extra_fields`]).
         extra_fields: Option<serde_json::Value>,

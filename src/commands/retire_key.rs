@@ -54,6 +54,18 @@ pub(super) async fn execute(args: RetireKeyArgs, _: Globals) -> anyhow::Result<(
             args.id
         );
     }
+    let remaining: Vec<String> = (keys.key_fingerprints().into_iter())
+        .map(|(id, _)| id)
+        .filter(|id| *id != args.id)
+        .collect();
+    let erasures = database.erasures_only_under(&args.id, &remaining).await?;
+    if erasures > 0 {
+        bail!(
+            "key `{}` is the only key {erasures} erasure(s) were recorded under: without it no writer can tell their subjects' earlier logins apart, and queued or redriven ones would land again; erase those subjects again with the new key and `{}` both in the ring (the records hold no user ids: take them from your request log), or keep the key",
+            args.id,
+            args.id
+        );
+    }
     println!(
         "key `{}` masks nothing in {}: it can be removed from LOGIN_ETL_MASK_KEY / the key file",
         args.id,

@@ -134,6 +134,33 @@ pub fn strategy_of(mask: &str) -> StrategyName {
 /// Hex digits of a hash-based mask (SHA-256 and HMAC-SHA256 output).
 const HASH_HEX_DIGITS: usize = 64;
 
+/// Shortest payload of an aes-siv mask: base64url (unpadded) of a 16-byte tag and at least one
+/// byte of value.
+const SIV_MIN_PAYLOAD: usize = 23;
+
+/// Whether `text` has the exact shape of an aes-siv mask under key `id`: `<id>:` and unpadded
+/// base64url of at least [`SIV_MIN_PAYLOAD`] characters. Where producers' text sits beside masks
+/// (`extra_fields`), only such a string is taken for a mask: a kept value such as `k1:x` is the
+/// producer's, and neither blocks `rekey` nor keeps a key in use for `retire-key`.
+pub fn is_siv_shaped(text: &str) -> bool {
+    let Some((id, payload)) = text.split_once(':') else {
+        return false;
+    };
+    let url_safe = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+    !id.is_empty()
+        && payload.len() >= SIV_MIN_PAYLOAD
+        && payload.len() % 4 != 1
+        && payload.bytes().all(url_safe)
+}
+
+/// The same rule as [`is_siv_shaped`], in SQL, for a text expression.
+pub fn sql_is_siv_shaped(text: &str) -> String {
+    format!(
+        "({text} ~ '^[^:]+:[A-Za-z0-9_-]{{{SIV_MIN_PAYLOAD},}}$' \
+         AND length(split_part({text}, ':', 2)) % 4 <> 1)"
+    )
+}
+
 /// The same rule as [`strategy_of`], for SQL that picks masks by strategy: a condition that is
 /// true when `column` holds an `hmac-sha256` mask (`<id>:` and 64 hex digits, either case).
 pub fn sql_is_hmac_mask(column: &str) -> String {

@@ -52,7 +52,8 @@ impl Rekeyer {
 impl Rekeyer {
     /// Re-encrypt, in place, every aes-siv mask in `value` (a row's `extra_fields`, scrubbed like a
     /// quarantine body: addresses and devices recurring there are row masks) whose key id `is_old`
-    /// accepts; keyed fingerprints (`#str(n) <id>:…`) and hmac masks are one-way and stay. A mask
+    /// accepts; keyed fingerprints (`#str(n) <id>:…`) and hmac masks are one-way and stay, and so
+    /// does a producer's kept text not shaped as a mask ([`super::is_siv_shaped`]). A mask
     /// opens as an `ip` or a `device_id` mask (their domains are apart). Returns how many changed.
     pub fn reencrypt_json(
         &self,
@@ -63,7 +64,8 @@ impl Rekeyer {
         match value {
             Value::String(s) => {
                 let old = s.split_once(':').is_some_and(|(id, _)| is_old(id))
-                    && super::strategy_of(s) == StrategyName::AesSiv;
+                    && super::strategy_of(s) == StrategyName::AesSiv
+                    && super::is_siv_shaped(s);
                 if !old {
                     return Ok(0);
                 }

@@ -216,3 +216,33 @@ proptest! {
         prop_assert_eq!(m.reveal(Field::DeviceId, &m.mask(Field::DeviceId, &v)).unwrap(), v);
     }
 }
+
+proptest! {
+    /// Every aes-siv mask has the shape `rekey` and `retire-key` look for in `extra_fields`;
+    /// short, spaced or colon-led text a producer may send does not.
+    #[test]
+    fn every_siv_mask_is_siv_shaped_and_producer_text_is_not(
+        value in ".{1,40}",
+        ip in any::<[u8; 4]>(),
+        id in "[a-z0-9]{1,8}",
+        text in "[a-z0-9]{1,8}:[ -~]{0,22}",
+    ) {
+        let masker = masker(StrategyName::AesSiv, &[(id.as_str(), 5)]);
+        prop_assert!(is_siv_shaped(&masker.mask(Field::DeviceId, &value)));
+        prop_assert!(is_siv_shaped(&masker.mask_ip(&std::net::IpAddr::from(ip))));
+        prop_assert!(!is_siv_shaped(&text));
+    }
+}
+
+#[test]
+fn text_that_is_not_a_siv_mask() {
+    for text in [
+        "k1:x",
+        "k1:",
+        ":AAAAAAAAAAAAAAAAAAAAAAAA",
+        "k1:AAAAAAAAAAAAAAAAAAAAAAA A",
+        "k1",
+    ] {
+        assert!(!is_siv_shaped(text), "{text}");
+    }
+}

@@ -27,11 +27,13 @@ pub trait Store: Send {
         &mut self,
         id: &MessageId,
     ) -> impl Future<Output = Result<u32, SinkError>> + Send;
-    /// Which of these refused logins (message id, element) were quarantined before: their dead
-    /// letter was sent then. A store without a quarantine table knows none.
-    fn quarantined_before(
+    /// Which of these refused logins must not go to the dead-letter queue: those quarantined
+    /// before (their dead letter was sent then), and those naming a subject erased since they
+    /// were sent (their raw body would carry the subject out). A store without a quarantine
+    /// table knows none.
+    fn not_to_forward(
         &mut self,
-        _logins: &[(&MessageId, Option<u32>)],
+        _refused: &[&Outcome],
     ) -> impl Future<Output = Result<HashSet<usize>, SinkError>> + Send {
         async { Ok(HashSet::new()) }
     }
@@ -50,10 +52,7 @@ impl Store for PgSink {
         self.probe_outcomes(outcomes).await
     }
 
-    async fn quarantined_before(
-        &mut self,
-        logins: &[(&MessageId, Option<u32>)],
-    ) -> Result<HashSet<usize>, SinkError> {
-        PgSink::quarantined_before(self, logins).await
+    async fn not_to_forward(&mut self, refused: &[&Outcome]) -> Result<HashSet<usize>, SinkError> {
+        PgSink::not_to_forward(self, refused).await
     }
 }

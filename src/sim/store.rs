@@ -273,15 +273,13 @@ impl Store for SimStore {
         Ok(attempts)
     }
 
-    async fn quarantined_before(
-        &mut self,
-        logins: &[(&MessageId, Option<u32>)],
-    ) -> Result<HashSet<usize>, SinkError> {
+    async fn not_to_forward(&mut self, refused: &[&Outcome]) -> Result<HashSet<usize>, SinkError> {
         self.connect("read").await?;
         let w = self.world.lock();
-        Ok((logins.iter().enumerate())
-            .filter(|(_, (id, element))| {
-                let (entry, el) = id.entry(*element);
+        Ok((refused.iter().enumerate())
+            .filter(|(_, o)| {
+                let (id, element) = (&o.message_id, o.element);
+                let (entry, el) = id.entry(element);
                 w.db.entries.contains_key(&(entry.to_string(), el))
                     || w.db.ledger.get(id.as_str()) == Some(&"row")
             })

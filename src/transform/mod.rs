@@ -159,6 +159,7 @@ impl Context<'_, '_> {
                         login: self.masker.mask_event(event),
                         create_date: self.sent_at().date_naive(),
                         sent_at: self.sent_at(),
+                        queued_at: self.message.sent_at,
                         extra_fields,
                     },
                     unknown_fields,

@@ -235,7 +235,8 @@ async fn erase_rekey_and_retire_key_work_under_the_operator_role() {
     // Nor empty the reveal audit through erase's owner function outside an erase.
     let outside = as_operator
         .query_one(
-            "SELECT login_etl_neutralise_reveals(ARRAY['k2:any'], ARRAY['any'], ARRAY['fp'])",
+            "SELECT login_etl_erase_audited(ARRAY['k2:any'], ARRAY['any'], ARRAY['fp'], \
+             'u', 'u', 'r', 0, 0, '{}')",
             &[],
         )
         .await
@@ -245,6 +246,25 @@ async fn erase_rekey_and_retire_key_work_under_the_operator_role() {
         Some(&SqlState::RAISE_EXCEPTION),
         "{outside}"
     );
+    // An erasure record for a made-up subject, in the operator's own transaction, lets the
+    // function run: and it writes the audit row that names the operator's role, the made-up
+    // fingerprint and the reason given.
+    as_operator
+        .batch_execute(
+            "BEGIN; INSERT INTO erased_subjects (fingerprint) VALUES ('made-up'); \
+             SELECT login_etl_erase_audited(ARRAY['k2:any'], ARRAY['any'], ARRAY['made-up'], \
+             'u', 'u', 'forged', 0, 0, '{}'); COMMIT",
+        )
+        .await
+        .unwrap();
+    let forged = (client.query_one(
+        "SELECT db_user, reason FROM privacy_operations WHERE detail->'subjects' ? 'made-up'",
+        &[],
+    ))
+    .await
+    .unwrap();
+    let forged: (String, String) = (forged.get(0), forged.get(1));
+    assert_eq!(forged, (operator.clone(), "forged".to_string()));
     drop(as_operator);
     drop_role(&db, &operator).await;
     drop_role(&db, &revealer).await;
@@ -279,7 +299,7 @@ async fn operator_commands_on_an_older_schema_say_to_migrate_and_change_nothing(
     run_ok(binary(&queue, &db).arg("migrate"));
     let client = db.client().await;
     client
-        .batch_execute("DELETE FROM login_etl_schema_migrations WHERE version = 15")
+        .batch_execute("DELETE FROM login_etl_schema_migrations WHERE version = 16")
         .await
         .unwrap();
     let out = run_binary(
@@ -291,7 +311,7 @@ async fn operator_commands_on_an_older_schema_say_to_migrate_and_change_nothing(
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("1 migration(s) behind"), "{stderr}");
     let applied: i64 = db
-        .scalar("SELECT count(*) FROM login_etl_schema_migrations WHERE version = 15")
+        .scalar("SELECT count(*) FROM login_etl_schema_migrations WHERE version = 16")
         .await;
     assert_eq!(applied, 0, "erase applied a migration");
     assert_eq!(

@@ -228,9 +228,13 @@ async fn after_rekey_no_table_holds_a_mask_that_opens_to_the_erased_subject() {
     let mut bad: serde_json::Value =
         serde_json::from_str(&login(&subject, "198.51.100.30", "dev-quarantined")).unwrap();
     bad.as_object_mut().unwrap().remove("device_type");
+    // A second address in a field nobody asked for: kept (masked) in `extra_fields`.
+    let mut own: serde_json::Value =
+        serde_json::from_str(&login(&subject, "198.51.100.20", "dev-own")).unwrap();
+    own["backup_ip"] = json!("198.51.100.40");
     queue
         .send(&[
-            login(&subject, "198.51.100.20", "dev-own"),
+            own.to_string(),
             // The device is shared with another user: it is their data too.
             login(&subject, "198.51.100.21", "dev-shared"),
             login(&other, "198.51.100.22", "dev-shared"),
@@ -243,19 +247,16 @@ async fn after_rekey_no_table_holds_a_mask_that_opens_to_the_erased_subject() {
             .env("LOGIN_ETL_MASK_STRATEGY", "aes-siv");
         cmd
     };
-    run_ok(with(K1).args(["run", "--drain"]));
+    run_ok(with(K1).args(["run", "--drain", "--keep-extra-fields"]));
     // Revealed under k1: the audit keeps k1 masks of the subject's values.
     run_ok(with(K1).args(["reveal", "--user-id", &subject, "--reason", "t-1"]));
-    let quarantined = masks_under_every_key("198.51.100.30", Field::Ip)[0].clone();
-    run_ok(with(K1).args([
-        "reveal",
-        "--value",
-        &quarantined,
-        "--field",
-        "ip",
-        "--reason",
-        "t-2",
-    ]));
+    for value in ["198.51.100.30", "198.51.100.40"] {
+        let mask = masks_under_every_key(value, Field::Ip)[0].clone();
+        let reveal = [
+            "reveal", "--value", &mask, "--field", "ip", "--reason", "t-2",
+        ];
+        run_ok(with(K1).args(reveal));
+    }
     // Moved to k2: the rows change key, the audit does not.
     let ring = format!("{K2},{K1}");
     run_ok(with(&ring).args(["rekey", "--to", "k2", "--reason", "rotation"]));
@@ -268,6 +269,7 @@ async fn after_rekey_no_table_holds_a_mask_that_opens_to_the_erased_subject() {
         ("198.51.100.20", Field::Ip),
         ("198.51.100.21", Field::Ip),
         ("198.51.100.30", Field::Ip),
+        ("198.51.100.40", Field::Ip),
         ("dev-own", Field::DeviceId),
         ("dev-quarantined", Field::DeviceId),
     ] {

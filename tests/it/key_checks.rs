@@ -95,7 +95,13 @@ async fn after_rekey_to_k2_a_consumer_with_another_k2_is_refused() {
 async fn rekey_moves_masks_in_extra_fields_and_retire_key_counts_them() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
     let ip = "198.51.100.73";
-    queue.send(&[login(&unique("keys"), ip)]).await;
+    // A producer's kept text that starts like a k1 mask is not one: it neither stops `rekey`
+    // nor keeps k1 in use.
+    let mut posing =
+        serde_json::from_str::<serde_json::Value>(&login(&unique("keys"), ip)).unwrap();
+    posing["source"] = json!("k1:x");
+    posing["peer"]["Type"] = json!("k1:not-a-mask");
+    queue.send(&[posing.to_string()]).await;
     run_ok(with(&queue, &db, K1).args(["run", "--drain", "--keep-extra-fields"]));
     let mask = |key: &str| {
         let masker = Masker::new(StrategyName::AesSiv, Some(&KeyRing::parse(key).unwrap()));
@@ -126,6 +132,12 @@ async fn rekey_moves_masks_in_extra_fields_and_retire_key_counts_them() {
         "a k1 mask stayed in extra_fields: {moved}"
     );
     assert!(moved.contains(&mask(K2)), "{moved}");
+    for posing in [r#""source": "k1:x""#, r#""Type": "k1:not-a-mask""#] {
+        assert!(
+            moved.contains(posing),
+            "the producer's text is kept as it was: {moved}"
+        );
+    }
     run_ok(with(&queue, &db, &ring).args(["retire-key", "--id", "k1"]));
 
     // A k1 mask left in extra_fields alone keeps k1 in use.
@@ -143,4 +155,30 @@ async fn rekey_moves_masks_in_extra_fields_and_retire_key_counts_them() {
         "retired a key extra_fields still use"
     );
     assert!(stderr.contains("1 extra_fields"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retire_key_keeps_the_last_key_an_erasure_was_recorded_under() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    let subject = unique("erased-under-k1");
+    run_ok(with(&queue, &db, K1).args(["migrate"]));
+    run_ok(with(&queue, &db, K1).args(["erase", "--user-id", &subject, "--reason", "dsr-k"]));
+    let ring = format!("{K2},{K1}");
+    let out = run_binary(with(&queue, &db, &ring).args(["retire-key", "--id", "k1"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "retired the only key of an erasure");
+    assert!(
+        stderr.contains("the only key 1 erasure(s) were recorded under"),
+        "{stderr}"
+    );
+    // Erased again with both keys in the ring: the record holds under k2 as well, k1 can go,
+    // and a writer with k2 alone still leaves out the subject's earlier login.
+    queue.send(&[login(&subject, "198.51.100.74")]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    run_ok(with(&queue, &db, &ring).args(["erase", "--user-id", &subject, "--reason", "dsr-k"]));
+    run_ok(with(&queue, &db, &ring).args(["retire-key", "--id", "k1"]));
+    run_ok(with(&queue, &db, K2).args(["run", "--drain"]));
+    assert_eq!(queue.remaining().await, 0);
+    let rows: i64 = db.scalar("SELECT count(*) FROM user_logins").await;
+    assert_eq!(rows, 0, "the erasure holds under k2 alone");
 }

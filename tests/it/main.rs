@@ -14,6 +14,7 @@ mod deploy;
 mod endpoints;
 mod erasure;
 mod erasure_holds;
+mod erasure_redrive;
 mod fail_closed;
 mod fail_closed_ops;
 mod failover;

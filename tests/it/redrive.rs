@@ -81,7 +81,7 @@ async fn users(db: &TestDb) -> Vec<String> {
 }
 
 /// Make `dlq` a dead-letter queue (of a queue of its own), so StartMessageMoveTask takes it.
-async fn move_back(dlq: &TestQueue, to: &TestQueue, anchor: &TestQueue) {
+pub(crate) async fn move_back(dlq: &TestQueue, to: &TestQueue, anchor: &TestQueue) {
     let client = login_etl::source::sqs::client(&dlq.settings()).await;
     let arn = |q: &TestQueue| {
         let client = client.clone();
@@ -143,7 +143,7 @@ async fn move_back(dlq: &TestQueue, to: &TestQueue, anchor: &TestQueue) {
 }
 
 /// Every message of `dlq` (bodies and original ids), left in it (visible again after 2 s).
-async fn peek(dlq: &TestQueue, expected: usize) -> Vec<(String, String)> {
+pub(crate) async fn peek(dlq: &TestQueue, expected: usize) -> Vec<(String, String)> {
     let client = login_etl::source::sqs::client(&dlq.settings()).await;
     let mut seen = std::collections::BTreeMap::new();
     for _ in 0..200 {
@@ -172,7 +172,7 @@ async fn peek(dlq: &TestQueue, expected: usize) -> Vec<(String, String)> {
 }
 
 /// Send these dead letters to `queue` again, each with its original id.
-async fn send_copies(queue: &TestQueue, dead: &[(String, String)]) {
+pub(crate) async fn send_copies(queue: &TestQueue, dead: &[(String, String)]) {
     let client = login_etl::source::sqs::client(&queue.settings()).await;
     for (body, original) in dead {
         let attribute = MessageAttributeValue::builder()

@@ -230,18 +230,19 @@ impl<S: Store, Q: Source> Committer<S, Q> {
         if self.dead_letter.is_none() {
             return Ok(());
         }
-        let refused: Vec<(&Item, Option<u32>, crate::validate::RejectCode)> = part
+        let refused: Vec<(&Item, &Outcome, crate::validate::RejectCode)> = part
             .iter()
             .flat_map(|item| item.outcomes.iter().map(move |o| (item, o)))
             .filter_map(|(item, outcome)| match &outcome.kind {
-                OutcomeKind::Quarantine(q) => Some((item, outcome.element, q.rejection.code)),
+                OutcomeKind::Quarantine(q) => Some((item, outcome, q.rejection.code)),
                 OutcomeKind::Row { .. } => None,
             })
             .collect();
         if refused.is_empty() {
             return Ok(());
         }
-        let before = self.quarantined_before(&refused).await?;
+        let outcomes: Vec<&Outcome> = refused.iter().map(|(_, outcome, _)| *outcome).collect();
+        let before = self.not_to_forward(&outcomes).await?;
         #[cfg(feature = "sim-mutants")]
         let before = match crate::mutants::active(crate::mutants::Mutant::ForwardEveryRedelivery) {
             true => HashSet::new(),
@@ -250,21 +251,22 @@ impl<S: Store, Q: Source> Committer<S, Q> {
         let Some(dead_letter) = &self.dead_letter else {
             return Ok(());
         };
-        let quarantined: Vec<(MessageId, Cow<'_, str>, &str)> = (refused.iter().enumerate())
+        let quarantined: Vec<(MessageId, Cow<'_, str>, &str, _)> = (refused.iter().enumerate())
             .filter(|(i, _)| !before.contains(i))
             .map(|(_, refused)| *refused)
-            .filter_map(|(item, element, code)| {
-                let (id, body) = self.dead_letter_of(&item.envelope, element)?;
-                Some((id, body, code.as_str()))
+            .filter_map(|(item, outcome, code)| {
+                let (id, body) = self.dead_letter_of(&item.envelope, outcome.element)?;
+                Some((id, body, code.as_str(), item.envelope.sent_at))
             })
-            .filter(|(id, _, _)| !forwarded.contains(id))
+            .filter(|(id, _, _, _)| !forwarded.contains(id))
             .collect();
         let messages: Vec<Forwarded> = quarantined
             .iter()
-            .map(|(message_id, body, reason_code)| Forwarded {
+            .map(|(message_id, body, reason_code, sent_at)| Forwarded {
                 body,
                 message_id,
                 reason_code,
+                sent_at: *sent_at,
             })
             .collect();
         if messages.is_empty() {
@@ -293,14 +295,12 @@ impl<S: Store, Q: Source> Committer<S, Q> {
         Ok(())
     }
 
-    /// Which of these refused logins the store quarantined before (retried like a write).
-    async fn quarantined_before(
+    /// Which of these refused logins must not be forwarded (retried like a write): see
+    /// [`Store::not_to_forward`].
+    async fn not_to_forward(
         &mut self,
-        refused: &[(&Item, Option<u32>, crate::validate::RejectCode)],
+        refused: &[&Outcome],
     ) -> Result<HashSet<usize>, PipelineError> {
-        let logins: Vec<(&MessageId, Option<u32>)> = (refused.iter())
-            .map(|(item, element, _)| (&item.envelope.message_id, *element))
-            .collect();
         let budget = Budget::Time(self.write_retry_timeout);
         let mut retry = Retry::new(
             "write",
@@ -309,7 +309,7 @@ impl<S: Store, Q: Source> Committer<S, Q> {
             &self.shutdown,
         );
         loop {
-            match self.store.quarantined_before(&logins).await {
+            match self.store.not_to_forward(refused).await {
                 Ok(before) => return Ok(before),
                 Err(e) => retry.after(e).await?,
             }

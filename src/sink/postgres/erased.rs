@@ -3,6 +3,13 @@
 //! erasure holds against messages still queued, redelivered or redriven later. Their messages
 //! are ledgered as usual (never retried); a login sent after the erasure is new data and lands.
 //!
+//! "Sent" is the earliest time anything trustworthy says the login existed, never a later one:
+//! the envelope's time (the producer's word, which may run minutes ahead), the queue's
+//! SentTimestamp (new on every redrive: SQS gives a moved or re-sent dead letter a new one), the
+//! time this consumer received it (quarantine entries), and when the ledger first recorded its
+//! message id (a redriven dead letter carries its original id, so the ledger knows it from
+//! before the erasure).
+//!
 //! Lock order makes `erase` and writers unable to interleave: every write takes `ROW EXCLUSIVE`
 //! on `user_logins` before it reads the records, and `erase` takes `SHARE ROW EXCLUSIVE` on it
 //! before anything else. So an erase waits for the writes in flight to commit (and then deletes their rows), and
@@ -12,7 +19,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::Transaction;
+use tokio_postgres::{GenericClient, Transaction};
 
 use crate::mask::{strip_subject, ErasureFingerprints, Stripped};
 use crate::message::{Outcome, OutcomeKind, QuarantineRecord};
@@ -21,6 +28,10 @@ use crate::message::{Outcome, OutcomeKind, QuarantineRecord};
 pub(super) const LOCK: &str = "LOCK TABLE user_logins IN ROW EXCLUSIVE MODE";
 const RECORDS: &str =
     "SELECT fingerprint, erased_at FROM erased_subjects WHERE fingerprint = ANY($1)";
+/// When the ledger first recorded these message ids (the row of an id claimed in this
+/// transaction says now(), no earlier than its sending).
+const FIRST_RECORDED: &str =
+    "SELECT message_id, processed_at FROM processed_messages WHERE message_id = ANY($1)";
 
 /// What of a batch is written once erasures are honoured.
 pub(super) struct Kept<'a> {
@@ -49,6 +60,32 @@ impl<'a> Kept<'a> {
     }
 }
 
+/// When each of these users was last erased, for those with a record (one query).
+pub(super) async fn last_erased<'u>(
+    client: &impl GenericClient,
+    check: &ErasureFingerprints,
+    users: impl Iterator<Item = &'u str>,
+) -> Result<HashMap<&'u str, DateTime<Utc>>, tokio_postgres::Error> {
+    let lookups: HashMap<&str, Vec<String>> = users.map(|u| (u, check.lookups(u))).collect();
+    let mut fingerprints: Vec<&str> = lookups.values().flatten().map(String::as_str).collect();
+    fingerprints.sort_unstable();
+    fingerprints.dedup();
+    if fingerprints.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let erased_at: HashMap<String, DateTime<Utc>> = (client.query(RECORDS, &[&fingerprints]))
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    Ok((lookups.into_iter())
+        .filter_map(|(user, fps)| {
+            let last = fps.iter().filter_map(|fp| erased_at.get(fp)).max()?;
+            Some((user, *last))
+        })
+        .collect())
+}
+
 /// Leave out of `rows` and `entries` what erasures recorded after it was sent.
 pub(super) async fn keep<'a>(
     tx: &Transaction<'_>,
@@ -56,28 +93,15 @@ pub(super) async fn keep<'a>(
     rows: &[&'a Outcome],
     entries: &[(&'a Outcome, &'a QuarantineRecord)],
 ) -> Result<Kept<'a>, tokio_postgres::Error> {
-    let mut lookups: HashMap<&str, Vec<String>> = HashMap::new();
-    let named = rows
-        .iter()
-        .filter_map(|o| row_user(o))
+    let named = (rows.iter().filter_map(|o| row_user(o)))
         .chain(entries.iter().flat_map(|(_, q)| named_users(q)));
-    for user in named {
-        lookups.entry(user).or_insert_with(|| check.lookups(user));
-    }
-    let mut fingerprints: Vec<&str> = lookups.values().flatten().map(String::as_str).collect();
-    fingerprints.sort_unstable();
-    fingerprints.dedup();
-    let erased_at: HashMap<String, DateTime<Utc>> = if fingerprints.is_empty() {
-        HashMap::new()
-    } else {
-        (tx.query(RECORDS, &[&fingerprints]).await?.iter())
-            .map(|r| (r.get(0), r.get(1)))
-            .collect()
+    let last_erased = last_erased(tx, check, named).await?;
+    let first_recorded = first_recorded(tx, &last_erased, rows, entries).await?;
+    let existed_by = |outcome: &Outcome, [a, b]: [DateTime<Utc>; 2]| {
+        let recorded = first_recorded.get(outcome.message_id.entry(outcome.element).0);
+        recorded.map_or(a.min(b), |at| a.min(b).min(*at))
     };
-    let erased_since = |user: &str, sent_at: DateTime<Utc>| {
-        (lookups.get(user).into_iter().flatten())
-            .any(|fp| erased_at.get(fp).is_some_and(|at| sent_at < *at))
-    };
+    let erased_since = |user: &str, existed| last_erased.get(user).is_some_and(|at| existed < *at);
     let mut kept = Kept {
         rows: Vec::with_capacity(rows.len()),
         entries: Vec::with_capacity(entries.len()),
@@ -85,15 +109,19 @@ pub(super) async fn keep<'a>(
     };
     for &row in rows {
         match (row_user(row), &row.kind) {
-            (Some(user), OutcomeKind::Row { sent_at, .. }) if erased_since(user, *sent_at) => {
-                kept.left_out += 1
-            }
+            (
+                Some(user),
+                OutcomeKind::Row {
+                    sent_at, queued_at, ..
+                },
+            ) if erased_since(user, existed_by(row, [*sent_at, *queued_at])) => kept.left_out += 1,
             _ => kept.rows.push(row),
         }
     }
     for &(outcome, record) in entries {
+        let existed = existed_by(outcome, [record.sent_at, record.received_at]);
         let erased: Vec<String> = (named_users(record))
-            .filter(|user| erased_since(user, record.sent_at))
+            .filter(|user| erased_since(user, existed))
             .map(str::to_string)
             .collect();
         match without(record, &erased) {
@@ -104,8 +132,30 @@ pub(super) async fn keep<'a>(
     Ok(kept)
 }
 
+/// When the ledger first recorded the (original) message ids of these outcomes; read only when
+/// an erasure record names one of the batch's users.
+async fn first_recorded(
+    tx: &Transaction<'_>,
+    erased_at: &HashMap<&str, DateTime<Utc>>,
+    rows: &[&Outcome],
+    entries: &[(&Outcome, &QuarantineRecord)],
+) -> Result<HashMap<String, DateTime<Utc>>, tokio_postgres::Error> {
+    if erased_at.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut ids: Vec<&str> = (rows.iter().copied())
+        .chain(entries.iter().map(|(o, _)| *o))
+        .map(|o| o.message_id.entry(o.element).0)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    Ok((tx.query(FIRST_RECORDED, &[&ids]).await?.iter())
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
 /// The user a row is of.
-fn row_user(outcome: &Outcome) -> Option<&str> {
+pub(super) fn row_user(outcome: &Outcome) -> Option<&str> {
     match &outcome.kind {
         OutcomeKind::Row { login, .. } => Some(&login.user_id),
         OutcomeKind::Quarantine(_) => None,
@@ -113,7 +163,7 @@ fn row_user(outcome: &Outcome) -> Option<&str> {
 }
 
 /// Every user an entry names, as stored.
-fn named_users(record: &QuarantineRecord) -> impl Iterator<Item = &str> {
+pub(super) fn named_users(record: &QuarantineRecord) -> impl Iterator<Item = &str> {
     (record.user_id.iter())
         .chain(&record.user_ids)
         .map(String::as_str)

@@ -91,6 +91,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "audit_stamped_by_server",
         include_str!("../../../migrations/0015_audit_stamped_by_server.sql"),
     ),
+    (
+        16,
+        "erase_audited",
+        include_str!("../../../migrations/0016_erase_audited.sql"),
+    ),
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock`: "loginetl".

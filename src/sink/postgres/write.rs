@@ -233,6 +233,7 @@ async fn copy_rows(tx: &Transaction<'_>, fresh: &[&Outcome]) -> Result<u64, toki
             create_date,
             sent_at,
             extra_fields,
+            ..
         } = &outcome.kind
         {
             let row: [&(dyn ToSql + Sync); 10] = [

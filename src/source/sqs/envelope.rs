@@ -51,4 +51,7 @@ pub struct Forwarded<'a> {
     pub message_id: &'a MessageId,
     /// Why it was rejected (a [`crate::validate::RejectCode`] text).
     pub reason_code: &'a str,
+    /// When it was first sent (its envelope's `sent_at`): a redriven copy gets a new
+    /// SentTimestamp, and this keeps the original.
+    pub sent_at: DateTime<Utc>,
 }

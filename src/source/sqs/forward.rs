@@ -11,10 +11,13 @@ use super::{Forwarded, MessageId, SourceError, SqsSource, SQS_BATCH_MAX};
 
 /// SQS's limit on one message, and on one SendMessageBatch call: 256 KiB.
 pub(crate) const MAX_PAYLOAD: usize = 262_144;
-/// The message attributes every forwarded message carries; receive reads the second, so a
-/// redriven dead letter is the message it was, not a new one.
+/// The message attributes every forwarded message carries; receive reads the last two, so a
+/// redriven dead letter is the message it was, not a new one: its original id, and when it was
+/// first sent (milliseconds since the epoch; a redrive gives it a new SentTimestamp, and an
+/// erasure or `create_date` must not take that for its age).
 const REASON_ATTRIBUTE: &str = "login-etl-reason-code";
 pub(crate) const SOURCE_ATTRIBUTE: &str = "login-etl-source-message-id";
+pub(crate) const SENT_ATTRIBUTE: &str = "login-etl-source-sent-at";
 /// The message group of a FIFO dead-letter queue.
 const FIFO_GROUP: &str = "login-etl-quarantine";
 
@@ -34,6 +37,12 @@ pub(crate) fn payload_size(message: &Forwarded<'_>) -> usize {
     message.body.len()
         + attribute(REASON_ATTRIBUTE, message.reason_code)
         + attribute(SOURCE_ATTRIBUTE, message.message_id.as_str())
+        + attribute(SENT_ATTRIBUTE, &sent_millis(message))
+}
+
+/// The value of [`SENT_ATTRIBUTE`].
+fn sent_millis(message: &Forwarded<'_>) -> String {
+    message.sent_at.timestamp_millis().to_string()
 }
 
 /// Group messages of these sizes (each at most [`MAX_PAYLOAD`]) into calls of at most ten and
@@ -116,7 +125,8 @@ impl SqsSource {
                     .id(i.to_string())
                     .message_body(m.body)
                     .message_attributes(REASON_ATTRIBUTE, text_attribute(m.reason_code))
-                    .message_attributes(SOURCE_ATTRIBUTE, text_attribute(m.message_id.as_str()));
+                    .message_attributes(SOURCE_ATTRIBUTE, text_attribute(m.message_id.as_str()))
+                    .message_attributes(SENT_ATTRIBUTE, text_attribute(&sent_millis(m)));
                 let entry = if self.is_fifo() {
                     entry
                         .message_group_id(FIFO_GROUP)
@@ -184,7 +194,12 @@ mod tests {
             body: "abc",
             message_id: &id,
             reason_code: "invalid_json",
+            sent_at: chrono::DateTime::from_timestamp_millis(1_700_000_000_123).unwrap(),
         };
-        assert_eq!(payload_size(&message), 3 + (21 + 6 + 12) + (27 + 6 + 3));
+        let sent = 24 + 6 + 13;
+        assert_eq!(
+            payload_size(&message),
+            3 + (21 + 6 + 12) + (27 + 6 + 3) + sent
+        );
     }
 }

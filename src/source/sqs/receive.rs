@@ -16,7 +16,10 @@ impl SqsSource {
             max_number_of_messages: max.clamp(1, SQS_BATCH_MAX) as u32,
             wait_time_seconds: wait.as_secs().min(20) as u32,
             message_system_attribute_names: ["SentTimestamp", "ApproximateReceiveCount"],
-            message_attribute_names: [super::forward::SOURCE_ATTRIBUTE],
+            message_attribute_names: [
+                super::forward::SOURCE_ATTRIBUTE,
+                super::forward::SENT_ATTRIBUTE,
+            ],
         };
         let output: ReceiveOutput = self
             .hot
@@ -40,19 +43,25 @@ const MAX_SOURCE_ID: usize = 128;
 
 /// A received message as the pipeline sees it; `None` without an id or a receipt handle. Its id is
 /// the original one a dead letter carries (`login-etl-source-message-id`), so a redriven copy is
-/// deduplicated and its quarantine entry found; otherwise SQS's MessageId.
+/// deduplicated and its quarantine entry found; otherwise SQS's MessageId. It was sent at the
+/// earlier of its SentTimestamp and the original time a dead letter carries
+/// (`login-etl-source-sent-at`): a redrive makes a new SentTimestamp, never a new login.
 fn envelope(m: Received, now: chrono::DateTime<Utc>, received: Instant) -> Option<Envelope> {
-    let original = m
-        .message_attributes
-        .and_then(|a| a.source_message_id)
-        .and_then(|a| a.string_value)
-        .filter(|id| !id.is_empty() && id.len() <= MAX_SOURCE_ID);
+    let attribute = |a: Option<super::hot::wire::StringAttribute>| a.and_then(|a| a.string_value);
+    let (original, first_sent) = match m.message_attributes {
+        Some(a) => (attribute(a.source_message_id), attribute(a.source_sent_at)),
+        None => (None, None),
+    };
+    let original = original.filter(|id| !id.is_empty() && id.len() <= MAX_SOURCE_ID);
     let attributes = m.attributes.unwrap_or_default();
+    let time = |v: Option<String>| {
+        v.and_then(|v| v.parse::<i64>().ok())
+            .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+    };
+    let sent_at = time(attributes.sent_timestamp).unwrap_or(now);
     let number = |v: Option<String>| v.and_then(|v| v.parse::<i64>().ok());
     Some(Envelope {
-        sent_at: number(attributes.sent_timestamp)
-            .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
-            .unwrap_or(now),
+        sent_at: time(first_sent).map_or(sent_at, |first| first.min(sent_at)),
         receive_count: number(attributes.approximate_receive_count)
             .unwrap_or(1)
             .clamp(1, u32::MAX as i64) as u32,
@@ -83,6 +92,29 @@ mod tests {
             ));
             let e = envelope(m, Utc::now(), Instant::now()).unwrap();
             prop_assert_eq!(e.message_id.as_str(), original.as_str());
+        }
+    }
+
+    proptest! {
+        /// A redriven dead letter is as old as its first sending, whatever its new
+        /// SentTimestamp; an attribute that is not a time, or a later one, changes nothing.
+        #[test]
+        fn a_dead_letter_is_as_old_as_its_first_sending(
+            sent in 1_600_000_000_000_i64..1_900_000_000_000,
+            first in prop_oneof![
+                (1_500_000_000_000_i64..2_000_000_000_000).prop_map(|ms| ms.to_string()),
+                "[^0-9]{0,12}",
+                Just("99999999999999999999".to_string()),
+            ],
+        ) {
+            let name = super::super::forward::SENT_ATTRIBUTE;
+            let m = reply(&format!(
+                r#","Attributes":{{"SentTimestamp":"{sent}"}},"MessageAttributes":{{"{name}":{{"StringValue":{},"DataType":"String"}}}}"#,
+                serde_json::Value::String(first.clone())
+            ));
+            let e = envelope(m, Utc::now(), Instant::now()).unwrap();
+            let expected = first.parse::<i64>().ok().filter(|f| *f < sent).unwrap_or(sent);
+            prop_assert_eq!(e.sent_at.timestamp_millis(), expected);
         }
     }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::super::begin;
 use super::super::SinkError;
-use super::audit::{audit, Accountable};
+use super::audit::Accountable;
 use super::PgOperator;
 
 /// What an erasure removed (or, dry, would remove).
@@ -30,6 +30,10 @@ pub struct Erased {
 const SUBJECT_MASKS: &str = "SELECT coalesce(array_agg(DISTINCT m), '{}') FROM user_logins, \
      unnest(ARRAY[masked_ip, masked_device_id, masked_ip_network]) AS m \
      WHERE user_id = $1 AND m IS NOT NULL";
+/// The strings of the subject's rows' `extra_fields` (an address there is held as its row mask).
+const SUBJECT_EXTRA_STRINGS: &str = "SELECT coalesce(array_agg(DISTINCT s #>> '{}'), '{}') \
+     FROM user_logins, jsonb_path_query(extra_fields, 'strict $.** ? (@.type() == \"string\")') AS s \
+     WHERE user_id = $1 AND extra_fields IS NOT NULL";
 /// Entries naming the subject in any form (`$1`), found by index, locked for the change.
 const SUBJECT_ENTRIES: &str = "SELECT message_id, element, body_masked, user_id, \
      coalesce(user_ids, '{}') FROM quarantined_messages \
@@ -41,8 +45,11 @@ const STRIP_ENTRY: &str = "UPDATE quarantined_messages SET body_masked = $3, use
      WHERE message_id = $1 AND element = $2";
 /// Reveal audit rows that name the subject (by fingerprint, or by id in rows written before
 /// fingerprints) or show one of their masks: the selector and those masks are removed, by the
-/// owner's function (migration 15), the only change anyone but the owner can make to that table.
-const NEUTRALISE_REVEALS: &str = "SELECT login_etl_neutralise_reveals($1, $2, $3)";
+/// owner's function (migration 16), the only change anyone but the owner can make to that table;
+/// it writes the erase's audit row itself, so the change never goes unaudited. Its audit id and
+/// how many reveal rows it changed.
+const ERASE_AUDITED: &str =
+    "SELECT audit_id, reveals FROM login_etl_erase_audited($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb)";
 
 /// Whom an erasure is of, in every form stored data holds them (see `commands::erase`).
 pub struct Subject<'a> {
@@ -109,6 +116,12 @@ impl PgOperator {
                 .await
                 .map_err(pg)?
                 .get(0);
+            let extra: Vec<String> = tx
+                .query_one(SUBJECT_EXTRA_STRINGS, &[&subject.id])
+                .await
+                .map_err(pg)?
+                .get(0);
+            masks.extend(extra.into_iter().filter(|s| looks_masked(s)));
             let rows = tx
                 .execute("DELETE FROM user_logins WHERE user_id = $1", &[&subject.id])
                 .await
@@ -131,34 +144,34 @@ impl PgOperator {
                 selectors.push(format!("masked_ip = {mask:?}"));
                 selectors.push(format!("masked_device_id = {mask:?}"));
             }
-            let reveals: i64 = tx
-                .query_one(
-                    NEUTRALISE_REVEALS,
-                    &[&masks, &selectors, &subject.fingerprints],
-                )
-                .await
-                .map_err(pg)?
-                .get(0);
-            let reveals = reveals.max(0) as u64;
+            let detail = serde_json::json!({
+                "subject": subject.fingerprints.first(),
+                "quarantine_entries_stripped": entries.stripped,
+            });
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
+                &masks,
+                &selectors,
+                &subject.fingerprints,
+                &who.os_user,
+                &who.actor,
+                &who.reason,
+                &(rows as i64),
+                &(entries.deleted as i64),
+                &detail.to_string(),
+            ];
+            let audited = tx.query_one(ERASE_AUDITED, &params).await.map_err(pg)?;
+            let (id, reveals): (i64, i64) = (audited.get(0), audited.get(1));
             let erased = Erased {
                 rows,
                 quarantined: entries.deleted,
                 stripped: entries.stripped,
-                reveals,
+                reveals: reveals.max(0) as u64,
                 audit_id: None,
             };
             if dry_run {
                 tx.rollback().await.map_err(pg)?;
                 return Ok(erased);
             }
-            let detail = serde_json::json!({
-                "subject": subject.fingerprints.first(),
-                "reveals_neutralised": reveals,
-                "quarantine_entries_stripped": entries.stripped,
-            });
-            let id = audit(&tx, "erase", who, rows, entries.deleted, detail)
-                .await
-                .map_err(pg)?;
             tx.commit().await.map_err(pg)?;
             Ok(Erased {
                 audit_id: Some(id),

@@ -57,13 +57,34 @@ impl PgOperator {
 
     /// Rows whose `extra_fields` hold a mask under `key_id` (an address or device recurring in an
     /// unknown field): `retire-key` refuses while any remain, as for the columns. Keyed
-    /// fingerprints there (`#str(n) <id>:…`) are one-way, like the quarantine's, and not counted.
+    /// fingerprints there (`#str(n) <id>:…`) are one-way, like the quarantine's, and not counted;
+    /// nor is a producer's text not shaped as a mask ([`crate::mask::is_siv_shaped`]). hmac masks
+    /// are counted: one-way, but made with the key.
     pub async fn extra_fields_under(&mut self, key_id: &str) -> Result<i64, SinkError> {
-        const SQL: &str =
+        let item = "(item #>> '{}')";
+        let sql = format!(
             "SELECT count(*) FROM user_logins WHERE extra_fields IS NOT NULL AND EXISTS (
              SELECT 1 FROM jsonb_path_query(extra_fields, 'strict $.**') AS v(item)
-             WHERE jsonb_typeof(item) = 'string' AND (item #>> '{}') LIKE '%:%'
-               AND split_part(item #>> '{}', ':', 1) = $1)";
-        Ok(self.db.query_one(SQL, &[&key_id]).await?.get(0))
+             WHERE jsonb_typeof(item) = 'string' AND split_part({item}, ':', 1) = $1
+               AND ({} OR {}))",
+            crate::mask::sql_is_siv_shaped(item),
+            crate::mask::sql_is_hmac_mask(item),
+        );
+        Ok(self.db.query_one(&sql, &[&key_id]).await?.get(0))
+    }
+
+    /// Erasures whose every record is under `key_id` (none under a key of `remaining`): retiring
+    /// the key would void them, as no writer could compute their fingerprints any more. An
+    /// erasure is the records one `erase` wrote, which share its time (erasing again moves them
+    /// all, and adds the ring's new keys).
+    pub async fn erasures_only_under(
+        &mut self,
+        key_id: &str,
+        remaining: &[String],
+    ) -> Result<i64, SinkError> {
+        const SQL: &str = "SELECT count(*) FROM (SELECT erased_at FROM erased_subjects \
+             GROUP BY erased_at HAVING bool_or(split_part(fingerprint, ':', 1) = $1) \
+             AND NOT bool_or(split_part(fingerprint, ':', 1) = ANY($2))) AS only_under";
+        Ok(self.db.query_one(SQL, &[&key_id, &remaining]).await?.get(0))
     }
 }

@@ -5,7 +5,7 @@ use super::super::begin;
 use super::super::SinkError;
 use super::audit::{audit, Accountable};
 use super::PgOperator;
-use crate::mask::sql_is_hmac_mask;
+use crate::mask::{sql_is_hmac_mask, sql_is_siv_shaped};
 
 /// A row whose reversible masks are under another key than the target.
 #[derive(Debug, Clone)]
@@ -41,14 +41,16 @@ fn siv(column: &str) -> String {
 const PFX: &str = "({c} LIKE '%:pfx:%')";
 
 /// `extra_fields` holding a string that is an aes-siv mask under one of the old key ids (`$4`,
-/// ids of the ring; keyed fingerprints `#str(n) <id>:…` start with `#` and are one-way).
+/// ids of the ring; keyed fingerprints `#str(n) <id>:…` start with `#` and are one-way; a
+/// producer's text not shaped as a mask is not one).
 fn extra_old() -> String {
     let item = "(item #>> '{}')";
     format!(
         "(extra_fields IS NOT NULL AND EXISTS (
              SELECT 1 FROM jsonb_path_query(extra_fields, 'strict $.**') AS v(item)
-             WHERE jsonb_typeof(item) = 'string' AND {item} LIKE '%:%'
+             WHERE jsonb_typeof(item) = 'string' AND {}
                AND split_part({item}, ':', 1) = ANY($4) AND NOT {}))",
+        sql_is_siv_shaped(item),
         sql_is_hmac_mask(item)
     )
 }

@@ -14,7 +14,7 @@ use tokio_postgres::Transaction;
 
 use super::PgSink;
 use super::SinkError;
-use crate::message::{MessageId, Outcome, OutcomeKind, QuarantineRecord};
+use crate::message::{Outcome, OutcomeKind, QuarantineRecord};
 
 /// A quarantine entry's key: message id and element (-1: the whole message).
 pub(crate) type EntryKey = (String, i32);
@@ -240,23 +240,55 @@ pub(super) async fn settle(
 }
 
 impl PgSink {
-    /// Which of these refused logins (message id, element) were quarantined before, or belong
-    /// to a message that landed: their dead letter went out then, so it is not sent again.
-    pub(crate) async fn quarantined_before(
+    /// Which of these refused logins must not be forwarded to the dead-letter queue: quarantined
+    /// before, or of a message that landed (their dead letter went out then), or naming a subject
+    /// erased since they were sent (the raw body would carry the subject's values out; the entry,
+    /// stripped of them, is all that is kept).
+    pub(crate) async fn not_to_forward(
         &mut self,
-        logins: &[(&MessageId, Option<u32>)],
+        refused: &[&Outcome],
     ) -> Result<HashSet<usize>, SinkError> {
-        if logins.is_empty() {
+        if refused.is_empty() {
             return Ok(HashSet::new());
         }
-        let ids: Vec<&str> = logins.iter().map(|(id, _)| id.as_str()).collect();
-        let keys: Vec<(&str, i32)> = logins.iter().map(|(id, el)| id.entry(*el)).collect();
+        let ids: Vec<&str> = refused.iter().map(|o| o.message_id.as_str()).collect();
+        let keys: Vec<(&str, i32)> = (refused.iter())
+            .map(|o| o.message_id.entry(o.element))
+            .collect();
         let entries: Vec<&str> = keys.iter().map(|(id, _)| *id).collect();
         let elements: Vec<i32> = keys.iter().map(|(_, el)| *el).collect();
         let rows = self.db.query(SEEN, &[&ids, &entries, &elements]).await?;
-        Ok(rows
-            .iter()
+        let mut skip: HashSet<usize> = (rows.iter())
             .filter_map(|r| usize::try_from(r.get::<_, i32>(0) - 1).ok())
+            .collect();
+        skip.extend(self.naming_erased(refused).await?);
+        Ok(skip)
+    }
+
+    /// Which of these refused logins name a subject erased after they were sent.
+    async fn naming_erased(&mut self, refused: &[&Outcome]) -> Result<Vec<usize>, SinkError> {
+        let Some(check) = self.erasures.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let records = refused
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| match &o.kind {
+                OutcomeKind::Quarantine(q) => Some((i, q)),
+                OutcomeKind::Row { .. } => None,
+            });
+        let users = records
+            .clone()
+            .flat_map(|(_, q)| super::erased::named_users(q));
+        let client = self.db.client().await?;
+        let last = super::erased::last_erased(&*client, check, users).await;
+        let last = last.map_err(|e| self.db.on_error(e))?;
+        Ok(records
+            .filter(|(_, q)| {
+                let sent = q.sent_at.min(q.received_at);
+                (super::erased::named_users(q)).any(|u| last.get(u).is_some_and(|at| sent < *at))
+            })
+            .map(|(i, _)| i)
             .collect())
     }
 }

@@ -8,6 +8,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::mask::MaskedLogin;
+use crate::message::MessageId;
 use crate::validate::{RejectCode, Rejection};
 
 /// A login's fate: refused before the fix; refused after it too.
@@ -57,6 +58,7 @@ fn outcome(id: &str, element: Option<u32>, passes: bool) -> Outcome {
             },
             create_date: chrono::NaiveDate::default(),
             sent_at: chrono::Utc::now(),
+            queued_at: chrono::Utc::now(),
             extra_fields: None,
         }
     } else {

@@ -24,8 +24,8 @@ pub(crate) struct ReceiveInput<'a> {
     pub(crate) max_number_of_messages: u32,
     pub(crate) wait_time_seconds: u32,
     pub(crate) message_system_attribute_names: [&'static str; 2],
-    /// Only the one message attribute that carries a dead letter's original id.
-    pub(crate) message_attribute_names: [&'static str; 1],
+    /// Only the message attributes that carry a dead letter's original id and sending time.
+    pub(crate) message_attribute_names: [&'static str; 2],
 }
 
 #[derive(Deserialize)]
@@ -47,11 +47,14 @@ pub(crate) struct Received {
     pub(crate) message_attributes: Option<MessageAttributes>,
 }
 
-/// The message attribute asked for: a dead letter's id in its source queue.
+/// The message attributes asked for: a dead letter's id in its source queue, and when it was
+/// first sent there.
 #[derive(Deserialize, Default)]
 pub(crate) struct MessageAttributes {
     #[serde(rename = "login-etl-source-message-id")]
     pub(crate) source_message_id: Option<StringAttribute>,
+    #[serde(rename = "login-etl-source-sent-at")]
+    pub(crate) source_sent_at: Option<StringAttribute>,
 }
 
 #[derive(Deserialize)]
