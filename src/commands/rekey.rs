@@ -102,7 +102,9 @@ pub(super) async fn execute(args: RekeyArgs, globals: Globals) -> anyhow::Result
     database.require_current_schema().await?;
     // Refuse a replaced key before touching anything; then record the key written under, so
     // consumers with another key under that id are refused afterwards.
-    database.check_key_ring(&ring).await?;
+    database
+        .check_key_ring_for_decrypting(rekeyer.keys())
+        .await?;
     if let Some((id, fingerprint)) = ring.iter().find(|(id, _)| *id == args.to) {
         database.record_key(id, fingerprint).await?;
     }

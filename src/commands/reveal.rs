@@ -86,7 +86,7 @@ pub(super) async fn execute(args: RevealArgs, _: Globals) -> anyhow::Result<()> 
     let masker = Masker::new(StrategyName::AesSiv, Some(&keys))?;
     let mut database = PgOperator::new(&args.db.settings())?;
     database.require_current_schema().await?;
-    database.check_key_ring(&keys.key_fingerprints()).await?;
+    database.check_key_ring_for_decrypting(&keys).await?;
     let subject = match &request {
         RevealRequest::UserId(id) => masker.fingerprint("user", id.as_bytes()),
         _ => None,

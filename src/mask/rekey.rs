@@ -36,6 +36,11 @@ impl Rekeyer {
         })
     }
 
+    /// The key ring it decrypts with.
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
     /// The same value as `mask`, masked under the target key.
     pub fn reencrypt(&self, field: Field, mask: &str) -> Result<String, RevealError> {
         match field {

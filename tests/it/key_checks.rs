@@ -182,3 +182,78 @@ async fn retire_key_keeps_the_last_key_an_erasure_was_recorded_under() {
     let rows: i64 = db.scalar("SELECT count(*) FROM user_logins").await;
     assert_eq!(rows, 0, "the erasure holds under k2 alone");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_with_no_recorded_fingerprint_is_proved_before_it_decrypts() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    queue
+        .send(&[login(&unique("legacy"), "198.51.100.75")])
+        .await;
+    // hmac masks (one-way) and ipcrypt-pfx pseudonyms under k1, as rows written before key
+    // fingerprints were recorded (migration 11) have them.
+    run_ok(
+        with(&queue, &db, K1)
+            .env("LOGIN_ETL_MASK_STRATEGY", "hmac-sha256")
+            .env("LOGIN_ETL_IP_NETWORK_MASK", "ipcrypt-pfx")
+            .args(["run", "--drain"]),
+    );
+    let pseudonym = "SELECT masked_ip_network FROM user_logins";
+    let before: String = db.scalar(pseudonym).await;
+    assert!(before.starts_with("k1:pfx:"), "{before}");
+    (db.client().await)
+        .batch_execute("DELETE FROM mask_key_fingerprints")
+        .await
+        .unwrap();
+    // Another key under k1: a pfx pseudonym opens under it (to a wrong address); nothing proves
+    // it, so neither rekey nor reveal uses it.
+    let wrong = format!("{K2},{K1_OTHER}");
+    let reveal = [
+        "reveal",
+        "--value",
+        &before,
+        "--field",
+        "ip-network",
+        "--reason",
+        "t",
+    ];
+    for args in [&["rekey", "--to", "k2"][..], &reveal[..]] {
+        let out = run_binary(with(&queue, &db, &wrong).args(args));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} used an unproven k1");
+        assert!(
+            stderr.contains("nothing can prove the key ring's key for `k1`"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(
+        db.scalar::<String>(pseudonym).await,
+        before,
+        "nothing rewritten"
+    );
+
+    // aes-siv masks under an unrecorded k1 prove the key: the wrong one is refused, the right
+    // one re-keys.
+    (db.client().await)
+        .batch_execute("TRUNCATE user_logins")
+        .await
+        .unwrap();
+    queue
+        .send(&[login(&unique("legacy"), "198.51.100.76")])
+        .await;
+    run_ok(with(&queue, &db, K1).args(["run", "--drain"]));
+    (db.client().await)
+        .batch_execute("DELETE FROM mask_key_fingerprints")
+        .await
+        .unwrap();
+    let out = run_binary(with(&queue, &db, &wrong).args(["rekey", "--to", "k2"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("does not open the stored `k1` masks"),
+        "{stderr}"
+    );
+    run_ok(with(&queue, &db, &format!("{K2},{K1}")).args(["rekey", "--to", "k2"]));
+    let moved: i64 = db
+        .scalar("SELECT count(*) FROM user_logins WHERE masked_ip LIKE 'k2:%'")
+        .await;
+    assert_eq!(moved, 1);
+}

@@ -9,7 +9,7 @@ const RECORD: &str = "INSERT INTO mask_key_fingerprints (key_id, fingerprint) VA
      ON CONFLICT (key_id) DO NOTHING";
 
 /// `(key id, fingerprint)` of every key that has masked a row here.
-async fn recorded(db: &mut PgConnection) -> Result<Vec<(String, String)>, SinkError> {
+pub(super) async fn recorded(db: &mut PgConnection) -> Result<Vec<(String, String)>, SinkError> {
     let rows = db.query(RECORDED, &[]).await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
