@@ -149,9 +149,13 @@ fn strings(value: &Value, found: &mut Vec<String>) {
     }
 }
 
-/// Whether `value` is an object whose own `user_id` is one of `forms`.
+/// Whether `value` is an object whose own user id (`user_id`, or a field named like it:
+/// `userId`, `UserID`, …) is one of `forms`.
 fn is_subjects(value: &Value, forms: &[String]) -> bool {
-    let stored = match value.get("user_id") {
+    let Value::Object(map) = value else {
+        return false;
+    };
+    let stored = match super::scrub::user_id_field(map) {
         Some(Value::String(id)) => id.clone(),
         Some(Value::Number(n)) => n.to_string(),
         _ => return false,

@@ -31,11 +31,15 @@ fn user(i: usize, kind: u8, tag: &str) -> User {
     }
 }
 
-fn login(u: &User, valid: bool) -> serde_json::Value {
+/// How producers spell the user id field; every spelling is found (a login without `user_id`
+/// is quarantined whole, and erasure must still find it).
+const ID_NAMES: [&str; 5] = ["user_id", "userId", "UserID", "user-id", "USER_ID"];
+
+fn login(u: &User, valid: bool, name: &str) -> serde_json::Value {
     let mut login =
-        serde_json::json!({"user_id": u.id, "ip": u.ip, "device_id": u.device, "locale": "RU"});
+        serde_json::json!({name: u.id, "ip": u.ip, "device_id": u.device, "locale": "RU"});
     if u.id.starts_with('7') {
-        login["user_id"] = serde_json::json!(u.id.parse::<u32>().unwrap());
+        login[name] = serde_json::json!(u.id.parse::<u32>().unwrap());
     }
     if valid {
         login["device_type"] = "ios".into();
@@ -84,7 +88,7 @@ proptest! {
     #[test]
     fn every_user_is_recorded_and_erasing_one_takes_out_only_theirs(
         kinds in proptest::collection::vec(0u8..4, 2..6),
-        picks in proptest::collection::vec((0usize..100, any::<bool>()), 2..12),
+        picks in proptest::collection::vec((0usize..100, any::<bool>(), 0usize..5), 2..12),
         shape in 0u8..4,
         tag in "[a-z]{6}",
     ) {
@@ -93,7 +97,9 @@ proptest! {
         let users: Vec<User> = kinds.iter().enumerate().map(|(i, k)| user(i, *k, &tag)).collect();
         let logins: Vec<(usize, serde_json::Value)> = picks
             .iter()
-            .map(|(p, valid)| (p % users.len(), login(&users[p % users.len()], *valid)))
+            .map(|(p, valid, name)| {
+                (p % users.len(), login(&users[p % users.len()], *valid, ID_NAMES[*name]))
+            })
             .collect();
         let present: Vec<usize> = {
             let mut p: Vec<usize> = logins.iter().map(|(u, _)| *u).collect();

@@ -86,8 +86,29 @@ impl KnownValues {
     }
 }
 
-/// The first string `user_id`, breadth first: the top level, then objects inside, then inside
-/// JSON strings (as in an SNS `Message`).
+/// Whether a field name names a user id however a producer spells it (`user_id`, `userId`,
+/// `UserID`, `user-id`, …): erasure must find a login whatever its producer called the field.
+pub(crate) fn is_user_id_name(name: &str) -> bool {
+    name.len() <= 16
+        && name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .map(|c| c.to_ascii_lowercase())
+            .eq("userid".chars())
+}
+
+/// The value of an object's user id field: `user_id` if it has one, else the first field whose
+/// name [`is_user_id_name`].
+pub(crate) fn user_id_field(map: &serde_json::Map<String, Value>) -> Option<&Value> {
+    (map.get("user_id")).or_else(|| {
+        (map.iter())
+            .find(|(name, _)| is_user_id_name(name))
+            .map(|(_, v)| v)
+    })
+}
+
+/// The first string user id ([`user_id_field`]), breadth first: the top level, then objects
+/// inside, then inside JSON strings (as in an SNS `Message`).
 pub(super) fn find_user_id(value: &Value, json_depth: usize) -> Option<String> {
     let mut in_strings = Vec::new();
     let mut queue = std::collections::VecDeque::from([(value, 0usize)]);
@@ -97,7 +118,7 @@ pub(super) fn find_user_id(value: &Value, json_depth: usize) -> Option<String> {
         }
         match v {
             Value::Object(map) => {
-                if let Some(Value::String(id)) = map.get("user_id") {
+                if let Some(Value::String(id)) = user_id_field(map) {
                     return Some(id.clone());
                 }
                 queue.extend(map.values().map(|v| (v, depth + 1)));

@@ -27,6 +27,7 @@
 use serde_json::{Map, Value};
 
 use super::{Field, Masker};
+pub(crate) use known::user_id_field;
 use known::{collect_known, find_user_id, json_in_string, KnownValues};
 
 mod known;
@@ -273,7 +274,7 @@ impl Scrubber<'_> {
         json_depth: usize,
     ) -> Value {
         let scrubbed = self.scrub(value, name, pii, depth, json_depth);
-        if pii.is_none() && name == Some("user_id") {
+        if pii.is_none() && name.is_some_and(known::is_user_id_name) {
             let stored = match &scrubbed {
                 Value::String(s) if s != "#truncated" => Some(s.clone()),
                 Value::Number(n) => Some(n.to_string()),
@@ -310,7 +311,7 @@ impl Scrubber<'_> {
             Value::String(s) => {
                 // A user id shaped like an address is fingerprinted below, not masked as one:
                 // erasure must recompute whatever a user id became.
-                let user_id = name == Some("user_id") && pii.is_none();
+                let user_id = name.is_some_and(known::is_user_id_name) && pii.is_none();
                 if let Some(ip) = crate::validate::canonical_ip(&s).filter(|_| !user_id) {
                     return self.masker.mask_ip(&ip).into();
                 }
