@@ -23,6 +23,7 @@ pub mod keygen;
 pub mod migrate;
 pub mod purge;
 pub mod quarantine;
+pub mod redrive;
 pub mod rekey;
 pub mod report;
 pub mod retire_key;
@@ -95,6 +96,10 @@ commands! {
     Status(status::StatusArgs) => status,
     /// Quarantined messages: list them, or show one (bodies scrubbed of PII).
     Quarantine(quarantine::QuarantineArgs) => quarantine,
+    /// Move dead letters back to the queue after a fix, each keeping its original id and first
+    /// sending time, so it lands once and an erasure still holds (`--dry-run` counts them by
+    /// reason). Audited.
+    Redrive(redrive::RedriveArgs) => redrive,
     /// Preflight, with the same flags and environment as `run`: credentials, queue and its
     /// settings, database, schema, the role's grants, keys. One line each, ✓ or ✗ with the fix;
     /// exits non-zero if anything is ✗.

@@ -3,6 +3,6 @@
 pub mod sqs;
 
 pub use sqs::{
-    Envelope, ForwardReport, Forwarded, MessageId, QueueDepth, ReceiptHandle, SourceError,
-    SqsProtocol, SqsSettings, SqsSource,
+    Envelope, ForwardReport, Forwarded, MessageId, QueueDepth, ReceiptHandle, Redriven,
+    SourceError, SqsProtocol, SqsSettings, SqsSource,
 };

@@ -299,7 +299,7 @@ async fn operator_commands_on_an_older_schema_say_to_migrate_and_change_nothing(
     run_ok(binary(&queue, &db).arg("migrate"));
     let client = db.client().await;
     client
-        .batch_execute("DELETE FROM login_etl_schema_migrations WHERE version = 16")
+        .batch_execute("DELETE FROM login_etl_schema_migrations WHERE version = 17")
         .await
         .unwrap();
     let out = run_binary(
@@ -311,7 +311,7 @@ async fn operator_commands_on_an_older_schema_say_to_migrate_and_change_nothing(
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("1 migration(s) behind"), "{stderr}");
     let applied: i64 = db
-        .scalar("SELECT count(*) FROM login_etl_schema_migrations WHERE version = 16")
+        .scalar("SELECT count(*) FROM login_etl_schema_migrations WHERE version = 17")
         .await;
     assert_eq!(applied, 0, "erase applied a migration");
     assert_eq!(

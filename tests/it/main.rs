@@ -37,6 +37,7 @@ mod privacy_ops;
 mod query_protocol;
 mod recovery;
 mod redrive;
+mod redrive_command;
 mod reliability;
 mod scale_out;
 mod shutdown;

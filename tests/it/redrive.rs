@@ -142,7 +142,8 @@ pub(crate) async fn move_back(dlq: &TestQueue, to: &TestQueue, anchor: &TestQueu
     panic!("the message move task never completed");
 }
 
-/// Every message of `dlq` (bodies and original ids), left in it (visible again after 2 s).
+/// Every message login-etl forwarded to `dlq` (bodies and original ids), left in it (visible
+/// again after 2 s).
 pub(crate) async fn peek(dlq: &TestQueue, expected: usize) -> Vec<(String, String)> {
     let client = login_etl::source::sqs::client(&dlq.settings()).await;
     let mut seen = std::collections::BTreeMap::new();
@@ -158,11 +159,12 @@ pub(crate) async fn peek(dlq: &TestQueue, expected: usize) -> Vec<(String, Strin
             .await
             .unwrap();
         for m in out.messages.unwrap_or_default() {
-            let original = m.message_attributes.unwrap_or_default()[SOURCE_ATTRIBUTE]
-                .string_value
-                .clone()
-                .unwrap();
-            seen.insert(m.message_id.unwrap(), (m.body.unwrap(), original));
+            // Only those login-etl forwarded (one SQS moved there itself has no original id).
+            let attributes = m.message_attributes.unwrap_or_default();
+            if let Some(original) = attributes.get(SOURCE_ATTRIBUTE) {
+                let original = original.string_value.clone().unwrap();
+                seen.insert(m.message_id.unwrap(), (m.body.unwrap(), original));
+            }
         }
         if seen.len() >= expected {
             break;

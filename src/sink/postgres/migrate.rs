@@ -96,6 +96,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "erase_audited",
         include_str!("../../../migrations/0016_erase_audited.sql"),
     ),
+    (
+        17,
+        "redrive_audited",
+        include_str!("../../../migrations/0017_redrive_audited.sql"),
+    ),
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock`: "loginetl".

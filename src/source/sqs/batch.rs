@@ -71,7 +71,7 @@ impl SqsSource {
 
     /// One DeleteMessageBatch or ChangeMessageVisibilityBatch call (on the hot path); how many
     /// entries SQS refused.
-    async fn batch_call(
+    pub(super) async fn batch_call(
         &self,
         target: &'static str,
         chunk: &[ReceiptHandle],

@@ -15,7 +15,7 @@ pub(crate) const MAX_PAYLOAD: usize = 262_144;
 /// redriven dead letter is the message it was, not a new one: its original id, and when it was
 /// first sent (milliseconds since the epoch; a redrive gives it a new SentTimestamp, and an
 /// erasure or `create_date` must not take that for its age).
-const REASON_ATTRIBUTE: &str = "login-etl-reason-code";
+pub(crate) const REASON_ATTRIBUTE: &str = "login-etl-reason-code";
 pub(crate) const SOURCE_ATTRIBUTE: &str = "login-etl-source-message-id";
 pub(crate) const SENT_ATTRIBUTE: &str = "login-etl-source-sent-at";
 /// The message group of a FIFO dead-letter queue.

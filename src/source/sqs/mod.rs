@@ -12,6 +12,7 @@ mod forward;
 mod hot;
 mod protocol;
 mod receive;
+mod redrive;
 mod sigv4;
 
 use std::collections::HashMap;
@@ -29,6 +30,7 @@ pub use envelope::{Envelope, Forwarded, MessageId, ReceiptHandle};
 pub use error::SourceError;
 pub use forward::ForwardReport;
 pub use protocol::SqsProtocol;
+pub use redrive::Redriven;
 
 /// How long connecting to SQS may take (the SDK's own default).
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);

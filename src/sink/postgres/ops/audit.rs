@@ -39,3 +39,29 @@ pub(crate) async fn audit(
         .await?;
     Ok(row.get(0))
 }
+
+impl super::PgOperator {
+    /// Record an operation that changes nothing in the database (a redrive moves queue messages)
+    /// in its own committed transaction, before it starts: the audit row's id.
+    pub async fn audit_operation(
+        &mut self,
+        operation: &str,
+        who: &Accountable,
+        count: u64,
+        detail: serde_json::Value,
+    ) -> Result<i64, super::super::SinkError> {
+        let target = self.db.target().to_owned();
+        let pg = |e: tokio_postgres::Error| super::super::error::classify(e, &target);
+        let result = async {
+            let client = self.db.client().await?;
+            let tx = super::super::begin(client).await.map_err(pg)?;
+            let id = audit(&tx, operation, who, count, 0, detail)
+                .await
+                .map_err(pg)?;
+            tx.commit().await.map_err(pg)?;
+            Ok(id)
+        }
+        .await;
+        result.inspect_err(|_| self.db.forget_connection())
+    }
+}

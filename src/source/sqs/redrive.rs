@@ -1,0 +1,263 @@
+//! `redrive`: dead letters moved back to the source queue as the messages they were. Each copy
+//! carries its original id (`login-etl-source-message-id`) and its first sending time
+//! (`login-etl-source-sent-at`); a dead letter that SQS itself moved there (a redrive policy's
+//! `maxReceiveCount`) gets them from its own MessageId and SentTimestamp, which SQS keeps in the
+//! dead-letter queue. So the consumer deduplicates a copy by its original id (a crash between
+//! send and delete duplicates one, never loses one) and dates it, for erasure and `create_date`,
+//! by when it was first sent. SQS's own StartMessageMoveTask is not used: it gives every moved
+//! message a new id and a new SentTimestamp and adds neither attribute.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, Message, MessageAttributeValue, MessageSystemAttributeName,
+    SendMessageBatchRequestEntry,
+};
+
+use super::forward::{REASON_ATTRIBUTE, SENT_ATTRIBUTE, SOURCE_ATTRIBUTE};
+use super::{SourceError, SqsSource, SQS_BATCH_MAX};
+
+/// SQS's limit of message attributes per message.
+const MAX_ATTRIBUTES: usize = 10;
+/// The reason shown for a dead letter that carries none (SQS moved it there itself).
+const NO_REASON: &str = "moved by SQS (maxReceiveCount)";
+
+/// What a redrive found or did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Redriven {
+    /// Dead letters by reason code.
+    pub by_reason: BTreeMap<String, u64>,
+    /// Sent to the source queue and deleted from the dead-letter queue.
+    pub moved: u64,
+    /// Refused by SQS as the sender's fault (they stay in the dead-letter queue), with why.
+    pub refused: Vec<String>,
+}
+
+impl SqsSource {
+    /// Count this (dead-letter) queue's messages by reason (at most `max`), moving nothing. Each
+    /// is hidden while counted (for `hold` at most), then made visible again.
+    pub async fn census(&self, hold: Duration, max: usize) -> Result<Redriven, SourceError> {
+        let mut seen = HashSet::new();
+        let mut held = Vec::new();
+        let mut report = Redriven::default();
+        while seen.len() < max {
+            let batch = self.receive_dead_letters(hold).await?;
+            let mut new = 0;
+            for m in &batch {
+                if seen.insert(m.message_id.clone().unwrap_or_default()) {
+                    new += 1;
+                    *report.by_reason.entry(reason(m)).or_default() += 1;
+                }
+                held.extend(m.receipt_handle.clone().map(super::ReceiptHandle));
+            }
+            if new == 0 {
+                break;
+            }
+        }
+        // Visible again now, not when `hold` runs out (a receipt already expired is refused).
+        for chunk in held.chunks(SQS_BATCH_MAX) {
+            (self.batch_call(super::hot::wire::CHANGE_VISIBILITY, chunk, Some(0))).await?;
+        }
+        Ok(report)
+    }
+
+    /// Move every message of this (dead-letter) queue to `to`: send, then delete what was sent.
+    /// Each is hidden for `hold` while in hand.
+    pub async fn redrive_to(
+        &self,
+        to: &SqsSource,
+        hold: Duration,
+    ) -> Result<Redriven, SourceError> {
+        let mut report = Redriven::default();
+        let mut refused_ids = HashSet::new();
+        loop {
+            let batch: Vec<Message> = (self.receive_dead_letters(hold).await?.into_iter())
+                .filter(|m| !refused_ids.contains(&m.message_id))
+                .collect();
+            if batch.is_empty() {
+                return Ok(report);
+            }
+            let (sent, refused) = to.send_copies(&batch).await?;
+            for (i, why) in refused {
+                refused_ids.insert(batch[i].message_id.clone());
+                report.refused.push(why);
+            }
+            let entries: Vec<DeleteMessageBatchRequestEntry> = (sent.iter())
+                .map(|&i| {
+                    let receipt = batch[i].receipt_handle.clone().unwrap_or_default();
+                    (DeleteMessageBatchRequestEntry::builder().id(i.to_string()))
+                        .receipt_handle(receipt)
+                        .build()
+                        .expect("id and receipt handle are set")
+                })
+                .collect();
+            if !entries.is_empty() {
+                (self.client.delete_message_batch())
+                    .queue_url(&self.queue_url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(|e| self.error(e))?;
+            }
+            for &i in &sent {
+                *report.by_reason.entry(reason(&batch[i])).or_default() += 1;
+            }
+            report.moved += sent.len() as u64;
+        }
+    }
+
+    /// Up to ten messages with every attribute, hidden for `hold`.
+    async fn receive_dead_letters(&self, hold: Duration) -> Result<Vec<Message>, SourceError> {
+        let out = (self.client.receive_message())
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(SQS_BATCH_MAX as i32)
+            .wait_time_seconds(1)
+            .visibility_timeout(hold.as_secs().clamp(1, 43_200) as i32)
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            .send()
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(out.messages.unwrap_or_default())
+    }
+
+    /// Send copies of `messages` to this queue, keeping their identity; the indices sent, and
+    /// those SQS refused as the sender's fault with why. A failure on SQS's side fails the call.
+    async fn send_copies(
+        &self,
+        messages: &[Message],
+    ) -> Result<(Vec<usize>, Vec<(usize, String)>), SourceError> {
+        let entries: Vec<SendMessageBatchRequestEntry> = (messages.iter().enumerate())
+            .map(|(i, m)| {
+                let entry = SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(m.body.clone().unwrap_or_default())
+                    .set_message_attributes(Some(identity(m)));
+                let entry = if self.is_fifo() {
+                    let id = original_id(m);
+                    entry
+                        .message_group_id("login-etl-redrive")
+                        .message_deduplication_id(id.chars().take(128).collect::<String>())
+                } else {
+                    entry
+                };
+                entry.build().expect("id and body are set")
+            })
+            .collect();
+        let out = (self.client.send_message_batch())
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| self.error(e))?;
+        if let Some(failed) = out.failed.iter().find(|f| !f.sender_fault) {
+            return Err(SourceError::Transient(format!(
+                "SQS failed to take a redriven message ({})",
+                failed.code
+            )));
+        }
+        let index = |id: &str| id.parse::<usize>().ok().filter(|&i| i < messages.len());
+        let sent = out.successful.iter().filter_map(|s| index(&s.id)).collect();
+        let refused = (out.failed.iter())
+            .filter_map(|f| Some((index(&f.id)?, format!("refused by SQS: {}", f.code))))
+            .collect();
+        Ok((sent, refused))
+    }
+}
+
+/// Why a dead letter is there.
+fn reason(m: &Message) -> String {
+    string_attribute(m, REASON_ATTRIBUTE).unwrap_or_else(|| NO_REASON.to_string())
+}
+
+/// The id a dead letter stands for: the one it carries, else its own.
+fn original_id(m: &Message) -> String {
+    (string_attribute(m, SOURCE_ATTRIBUTE))
+        .or_else(|| m.message_id.clone())
+        .unwrap_or_default()
+}
+
+fn string_attribute(m: &Message, name: &str) -> Option<String> {
+    (m.message_attributes
+        .as_ref()?
+        .get(name)?
+        .string_value
+        .clone())
+    .filter(|v| !v.is_empty())
+}
+
+/// A dead letter's message attributes with its identity added where missing: its original id and
+/// its first sending time (SQS's SentTimestamp in the dead-letter queue, which SQS keeps when it
+/// moves a message there itself). At most SQS's ten: the producer's own come first.
+pub(crate) fn identity(m: &Message) -> HashMap<String, MessageAttributeValue> {
+    let mut attributes = m.message_attributes.clone().unwrap_or_default();
+    let text = |v: String| super::batch::text_attribute(&v);
+    let mut add = |name: &str, value: Option<String>| {
+        if attributes.len() < MAX_ATTRIBUTES && string_attribute(m, name).is_none() {
+            if let Some(value) = value {
+                attributes.insert(name.to_string(), text(value));
+            }
+        }
+    };
+    add(SOURCE_ATTRIBUTE, m.message_id.clone());
+    let sent = (m.attributes.as_ref())
+        .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
+        .cloned();
+    add(SENT_ATTRIBUTE, sent);
+    attributes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dead_letter(attributes: &[(&str, &str)]) -> Message {
+        let mut m = Message::builder()
+            .message_id("dlq-id")
+            .body("{}")
+            .attributes(MessageSystemAttributeName::SentTimestamp, "1700000000000");
+        for (name, value) in attributes {
+            m = m.message_attributes(*name, super::super::batch::text_attribute(value));
+        }
+        m.build()
+    }
+
+    fn value(attributes: &HashMap<String, MessageAttributeValue>, name: &str) -> String {
+        attributes[name].string_value.clone().unwrap()
+    }
+
+    #[test]
+    fn a_dead_letter_sqs_moved_takes_its_own_id_and_time() {
+        let copy = identity(&dead_letter(&[("producer", "x")]));
+        assert_eq!(value(&copy, SOURCE_ATTRIBUTE), "dlq-id");
+        assert_eq!(value(&copy, SENT_ATTRIBUTE), "1700000000000");
+        assert_eq!(value(&copy, "producer"), "x");
+        assert_eq!(reason(&dead_letter(&[])), NO_REASON);
+    }
+
+    #[test]
+    fn a_forwarded_dead_letter_keeps_the_identity_it_carries() {
+        let m = dead_letter(&[
+            (SOURCE_ATTRIBUTE, "orig#2"),
+            (SENT_ATTRIBUTE, "1600000000000"),
+            (REASON_ATTRIBUTE, "invalid_fields"),
+        ]);
+        let copy = identity(&m);
+        assert_eq!(value(&copy, SOURCE_ATTRIBUTE), "orig#2");
+        assert_eq!(value(&copy, SENT_ATTRIBUTE), "1600000000000");
+        assert_eq!(
+            (reason(&m), original_id(&m)),
+            ("invalid_fields".into(), "orig#2".into())
+        );
+    }
+
+    #[test]
+    fn the_producers_ten_attributes_are_kept_whole() {
+        let names: Vec<String> = (0..10).map(|i| format!("a{i}")).collect();
+        let pairs: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+        let copy = identity(&dead_letter(&pairs));
+        assert_eq!(copy.len(), MAX_ATTRIBUTES);
+        assert!(!copy.contains_key(SOURCE_ATTRIBUTE));
+    }
+}
