@@ -45,6 +45,12 @@ pub(super) async fn execute(args: RedriveArgs, _: Globals) -> anyhow::Result<()>
         anyhow::bail!("--dead-letter-queue is empty: give the dead-letter queue's URL");
     }
     let queue = open_queue(&SqsSettings::from(&args.sqs)).await?;
+    if queue.queue_url().trim_end_matches('/') == args.dead_letter_queue.trim_end_matches('/') {
+        anyhow::bail!(
+            "--dead-letter-queue is the queue itself ({}): give the dead-letter queue's URL",
+            queue.queue_url()
+        );
+    }
     let dead_letters = (queue.sibling(&args.dead_letter_queue).await).with_context(|| {
         format!(
             "cannot open the dead-letter queue {}",

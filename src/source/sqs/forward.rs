@@ -66,9 +66,8 @@ pub(crate) fn pack(sizes: &[usize]) -> Vec<Vec<usize>> {
 }
 
 /// A FIFO deduplication id from a message id: at most 128 of the characters SQS allows.
-fn deduplication_id(id: &MessageId) -> String {
-    id.as_str()
-        .chars()
+pub(super) fn deduplication_id(id: &str) -> String {
+    id.chars()
         .filter(|c| c.is_ascii_graphic())
         .take(128)
         .collect()
@@ -130,13 +129,29 @@ impl SqsSource {
                 let entry = if self.is_fifo() {
                     entry
                         .message_group_id(FIFO_GROUP)
-                        .message_deduplication_id(deduplication_id(m.message_id))
+                        .message_deduplication_id(deduplication_id(m.message_id.as_str()))
                 } else {
                     entry
                 };
                 entry.build().expect("id and body are set")
             })
             .collect();
+        let (sent, refused) = self.send_batch(entries, "a dead letter").await?;
+        let refused = (refused.into_iter())
+            .filter_map(|(i, why)| Some((chunk.get(i)?.message_id.clone(), why)))
+            .collect();
+        Ok((sent.len(), refused))
+    }
+
+    /// One SendMessageBatch call of entries whose ids are their indices: the indices sent, and
+    /// those SQS refused as the sender's fault with why. A failure on SQS's side fails the call
+    /// (to be retried); `what` names an entry in that error.
+    pub(super) async fn send_batch(
+        &self,
+        entries: Vec<SendMessageBatchRequestEntry>,
+        what: &str,
+    ) -> Result<(Vec<usize>, Vec<(usize, String)>), SourceError> {
+        let count = entries.len();
         let out = self
             .client
             .send_message_batch()
@@ -147,23 +162,17 @@ impl SqsSource {
             .map_err(|e| self.error(e))?;
         if let Some(failed) = out.failed.iter().find(|f| !f.sender_fault) {
             return Err(SourceError::Transient(format!(
-                "SQS failed to take a dead letter ({}: {})",
+                "SQS failed to take {what} ({}: {})",
                 failed.code,
                 failed.message.as_deref().unwrap_or("no message")
             )));
         }
-        let refused = out
-            .failed
-            .iter()
-            .filter_map(|f| {
-                let message = chunk.get(f.id.parse::<usize>().ok()?)?;
-                Some((
-                    message.message_id.clone(),
-                    format!("SQS refused it ({})", f.code),
-                ))
-            })
+        let index = |id: &str| id.parse::<usize>().ok().filter(|&i| i < count);
+        let sent = out.successful.iter().filter_map(|s| index(&s.id)).collect();
+        let refused = (out.failed.iter())
+            .filter_map(|f| Some((index(&f.id)?, format!("SQS refused it ({})", f.code))))
             .collect();
-        Ok((out.successful.len(), refused))
+        Ok((sent, refused))
     }
 }
 

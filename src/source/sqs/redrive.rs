@@ -15,7 +15,7 @@ use aws_sdk_sqs::types::{
     SendMessageBatchRequestEntry,
 };
 
-use super::forward::{REASON_ATTRIBUTE, SENT_ATTRIBUTE, SOURCE_ATTRIBUTE};
+use super::forward::{deduplication_id, REASON_ATTRIBUTE, SENT_ATTRIBUTE, SOURCE_ATTRIBUTE};
 use super::{SourceError, SqsSource, SQS_BATCH_MAX};
 
 /// SQS's limit of message attributes per message.
@@ -135,34 +135,16 @@ impl SqsSource {
                     .message_body(m.body.clone().unwrap_or_default())
                     .set_message_attributes(Some(identity(m)));
                 let entry = if self.is_fifo() {
-                    let id = original_id(m);
                     entry
                         .message_group_id("login-etl-redrive")
-                        .message_deduplication_id(id.chars().take(128).collect::<String>())
+                        .message_deduplication_id(deduplication_id(&original_id(m)))
                 } else {
                     entry
                 };
                 entry.build().expect("id and body are set")
             })
             .collect();
-        let out = (self.client.send_message_batch())
-            .queue_url(&self.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| self.error(e))?;
-        if let Some(failed) = out.failed.iter().find(|f| !f.sender_fault) {
-            return Err(SourceError::Transient(format!(
-                "SQS failed to take a redriven message ({})",
-                failed.code
-            )));
-        }
-        let index = |id: &str| id.parse::<usize>().ok().filter(|&i| i < messages.len());
-        let sent = out.successful.iter().filter_map(|s| index(&s.id)).collect();
-        let refused = (out.failed.iter())
-            .filter_map(|f| Some((index(&f.id)?, format!("refused by SQS: {}", f.code))))
-            .collect();
-        Ok((sent, refused))
+        self.send_batch(entries, "a redriven message").await
     }
 }
 
