@@ -24,6 +24,8 @@ pub(crate) struct Upkeep {
     pub(crate) audit_retention_days: Option<u32>,
     /// Pause between rounds.
     pub(crate) every: Duration,
+    /// One round only (`run --drain`, which waits for it before it exits).
+    pub(crate) once: bool,
 }
 
 /// Rows deleted per retention transaction.
@@ -65,6 +67,9 @@ pub(crate) async fn maintenance_loop(
         }
         if let Err(e) = database.ensure_partitions().await {
             tracing::warn!(error = %e, "creating the coming months' partitions failed (rows go to user_logins_default meanwhile); trying again later");
+        }
+        if upkeep.once {
+            return;
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

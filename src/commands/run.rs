@@ -245,7 +245,7 @@ pub(super) async fn execute(args: RunArgs, globals: Globals) -> anyhow::Result<(
         }
         None => None,
     };
-    tokio::spawn(crate::background::maintenance_loop(
+    let maintenance = tokio::spawn(crate::background::maintenance_loop(
         PgOperator::new(&args.db.settings())?,
         crate::background::Upkeep {
             ledger_retention,
@@ -253,6 +253,7 @@ pub(super) async fn execute(args: RunArgs, globals: Globals) -> anyhow::Result<(
             quarantine_retention_days: args.quarantine_retention_days,
             audit_retention_days: args.audit_retention_days,
             every: PRUNE_EVERY,
+            once: args.drain,
         },
         shutdown.clone(),
     ));
@@ -282,6 +283,9 @@ pub(super) async fn execute(args: RunArgs, globals: Globals) -> anyhow::Result<(
     let summary = pipeline::run(source, sink, masker, settings, shutdown).await?;
     tracing::info!(%summary, "stopped");
     if args.drain {
+        // A drain does everything once, its upkeep round included (retention, pruning,
+        // partitions): exiting before that round ends would leave it undone.
+        maintenance.await.ok();
         println!("{summary}");
     }
     Ok(())
