@@ -137,7 +137,12 @@ impl SqsSource {
                 let entry = if self.is_fifo() {
                     entry
                         .message_group_id("login-etl-redrive")
-                        .message_deduplication_id(deduplication_id(&original_id(m)))
+                        // The dead letter's own id: the same when a crashed redrive is retried,
+                        // new each time it comes back (the original id would be dropped by
+                        // SQS's 5-minute deduplication, and then deleted here: lost).
+                        .message_deduplication_id(deduplication_id(
+                            m.message_id.as_deref().unwrap_or_default(),
+                        ))
                 } else {
                     entry
                 };
@@ -153,13 +158,6 @@ fn reason(m: &Message) -> String {
     string_attribute(m, REASON_ATTRIBUTE).unwrap_or_else(|| NO_REASON.to_string())
 }
 
-/// The id a dead letter stands for: the one it carries, else its own.
-fn original_id(m: &Message) -> String {
-    (string_attribute(m, SOURCE_ATTRIBUTE))
-        .or_else(|| m.message_id.clone())
-        .unwrap_or_default()
-}
-
 fn string_attribute(m: &Message, name: &str) -> Option<String> {
     (m.message_attributes
         .as_ref()?
@@ -171,22 +169,35 @@ fn string_attribute(m: &Message, name: &str) -> Option<String> {
 
 /// A dead letter's message attributes with its identity added where missing: its original id and
 /// its first sending time (SQS's SentTimestamp in the dead-letter queue, which SQS keeps when it
-/// moves a message there itself). At most SQS's ten: the producer's own come first.
+/// moves a message there itself). The identity comes first: within SQS's ten, producer
+/// attributes (which login-etl never reads) give way to it, last names first, so a copy always
+/// lands once and is dated by its first sending.
 pub(crate) fn identity(m: &Message) -> HashMap<String, MessageAttributeValue> {
     let mut attributes = m.message_attributes.clone().unwrap_or_default();
-    let text = |v: String| super::batch::text_attribute(&v);
-    let mut add = |name: &str, value: Option<String>| {
-        if attributes.len() < MAX_ATTRIBUTES && string_attribute(m, name).is_none() {
-            if let Some(value) = value {
-                attributes.insert(name.to_string(), text(value));
-            }
-        }
-    };
-    add(SOURCE_ATTRIBUTE, m.message_id.clone());
     let sent = (m.attributes.as_ref())
         .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
         .cloned();
-    add(SENT_ATTRIBUTE, sent);
+    for (name, value) in [
+        (SOURCE_ATTRIBUTE, m.message_id.clone()),
+        (SENT_ATTRIBUTE, sent),
+    ] {
+        if string_attribute(m, name).is_some() {
+            continue;
+        }
+        let Some(value) = value else { continue };
+        while attributes.len() >= MAX_ATTRIBUTES {
+            let ours = [SOURCE_ATTRIBUTE, SENT_ATTRIBUTE, REASON_ATTRIBUTE];
+            let Some(last) = (attributes.keys())
+                .filter(|k| !ours.contains(&k.as_str()))
+                .max()
+                .cloned()
+            else {
+                break;
+            };
+            attributes.remove(&last);
+        }
+        attributes.insert(name.to_string(), super::batch::text_attribute(&value));
+    }
     attributes
 }
 
@@ -228,18 +239,18 @@ mod tests {
         let copy = identity(&m);
         assert_eq!(value(&copy, SOURCE_ATTRIBUTE), "orig#2");
         assert_eq!(value(&copy, SENT_ATTRIBUTE), "1600000000000");
-        assert_eq!(
-            (reason(&m), original_id(&m)),
-            ("invalid_fields".into(), "orig#2".into())
-        );
+        assert_eq!(reason(&m), "invalid_fields");
     }
 
     #[test]
-    fn the_producers_ten_attributes_are_kept_whole() {
-        let names: Vec<String> = (0..10).map(|i| format!("a{i}")).collect();
-        let pairs: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
-        let copy = identity(&dead_letter(&pairs));
-        assert_eq!(copy.len(), MAX_ATTRIBUTES);
-        assert!(!copy.contains_key(SOURCE_ATTRIBUTE));
+    fn the_identity_always_fits_beside_the_producers_attributes() {
+        for n in 0..=10 {
+            let names: Vec<String> = (0..n).map(|i| format!("a{i}")).collect();
+            let pairs: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+            let copy = identity(&dead_letter(&pairs));
+            assert!(copy.len() <= MAX_ATTRIBUTES, "{n}");
+            assert_eq!(value(&copy, SOURCE_ATTRIBUTE), "dlq-id", "{n}");
+            assert_eq!(value(&copy, SENT_ATTRIBUTE), "1700000000000", "{n}");
+        }
     }
 }
