@@ -41,6 +41,10 @@ impl SqsSource {
 /// a few): a longer one is not login-etl's, and the message keeps its own id.
 const MAX_SOURCE_ID: usize = 128;
 
+/// The oldest first-sending time a dead letter can carry: a dead-letter queue's and a source
+/// queue's longest retention (14 days each).
+const MAX_DEAD_LETTER_AGE: chrono::TimeDelta = chrono::TimeDelta::days(28);
+
 /// A received message as the pipeline sees it; `None` without an id or a receipt handle. Its id is
 /// the original one a dead letter carries (`login-etl-source-message-id`), so a redriven copy is
 /// deduplicated and its quarantine entry found; otherwise SQS's MessageId. It was sent at the
@@ -61,7 +65,12 @@ fn envelope(m: Received, now: chrono::DateTime<Utc>, received: Instant) -> Optio
     let sent_at = time(attributes.sent_timestamp).unwrap_or(now);
     let number = |v: Option<String>| v.and_then(|v| v.parse::<i64>().ok());
     Some(Envelope {
-        sent_at: time(first_sent).map_or(sent_at, |first| first.min(sent_at)),
+        // Honoured only within what a dead letter can really be (a DLQ's and a queue's 14-day
+        // retention each): a forged time outside it, which PostgreSQL might not even store, is
+        // ignored.
+        sent_at: time(first_sent)
+            .filter(|first| *first >= sent_at - MAX_DEAD_LETTER_AGE)
+            .map_or(sent_at, |first| first.min(sent_at)),
         receive_count: number(attributes.approximate_receive_count)
             .unwrap_or(1)
             .clamp(1, u32::MAX as i64) as u32,
@@ -113,7 +122,8 @@ mod tests {
                 serde_json::Value::String(first.clone())
             ));
             let e = envelope(m, Utc::now(), Instant::now()).unwrap();
-            let expected = first.parse::<i64>().ok().filter(|f| *f < sent).unwrap_or(sent);
+            let oldest = sent - MAX_DEAD_LETTER_AGE.num_milliseconds();
+            let expected = first.parse::<i64>().ok().filter(|f| *f < sent && *f >= oldest).unwrap_or(sent);
             prop_assert_eq!(e.sent_at.timestamp_millis(), expected);
         }
     }
