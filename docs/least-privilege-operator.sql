@@ -19,8 +19,9 @@ GRANT SELECT, DELETE, UPDATE (masked_ip, masked_device_id, masked_ip_network, ex
     ON user_logins TO login_etl_operator;
 GRANT SELECT, DELETE, UPDATE (body_masked, user_ids, user_id)
     ON quarantined_messages TO login_etl_operator;
--- erase's record, checked by every write; erasing again moves its time forward.
-GRANT SELECT, INSERT, UPDATE (erased_at) ON erased_subjects TO login_etl_operator;
+-- erase's records, checked by every write: read only. They are written (stamped by the server)
+-- by the owner's function below, together with the erase's audit row (migration 18).
+GRANT SELECT ON erased_subjects TO login_etl_operator;
 -- Key fingerprints: checked against the ring; `rekey --to` records the key it writes under.
 GRANT SELECT, INSERT ON mask_key_fingerprints TO login_etl_operator;
 -- Its own audit rows: INSERT of the columns a client may set (db_user and at are the server's),
@@ -28,11 +29,12 @@ GRANT SELECT, INSERT ON mask_key_fingerprints TO login_etl_operator;
 GRANT SELECT, INSERT (operation, os_user, actor, reason, rows, quarantined, detail)
     ON privacy_operations TO login_etl_operator;
 GRANT USAGE ON SEQUENCE privacy_operations_id_seq TO login_etl_operator;
--- The only changes to audit rows anyone but the owner can make: erase takes an erased
--- subject's masks out of the reveal audit (and the function writes the erase's audit row
--- itself); rekey counts its batches in its own row.
+-- The only changes to audit rows anyone but the owner can make: erase deletes the subject's
+-- rows, records the erasure and takes the subject's masks out of the reveal audit (and the
+-- function writes the erase's audit row itself, with the ids of the reveal rows it changed);
+-- rekey counts its batches in its own row.
 GRANT EXECUTE ON FUNCTION
-    login_etl_erase_audited(text[], text[], text[], text, text, text, bigint, bigint, jsonb)
+    login_etl_erase_audited(text, text[], text[], text[], text, text, text, bigint, bigint)
     TO login_etl_operator;
 GRANT EXECUTE ON FUNCTION login_etl_count_rekeyed(bigint, bigint) TO login_etl_operator;
 -- Audit retention (`--audit-retention-days`) deletes audit rows: only the owner runs it.

@@ -232,39 +232,71 @@ async fn erase_rekey_and_retire_key_work_under_the_operator_role() {
     ] {
         refused(as_operator.execute(sql, &[]).await, sql);
     }
-    // Nor empty the reveal audit through erase's owner function outside an erase.
-    let outside = as_operator
-        .query_one(
-            "SELECT login_etl_erase_audited(ARRAY['k2:any'], ARRAY['any'], ARRAY['fp'], \
-             'u', 'u', 'r', 0, 0, '{}')",
-            &[],
+    // Nor write or move an erasure record: moving one back lets the subject's old logins land
+    // again, forward drops new ones, and neither would leave an audit row.
+    for sql in [
+        "UPDATE erased_subjects SET erased_at = '2001-01-01'",
+        "INSERT INTO erased_subjects (fingerprint) VALUES ('made-up')",
+        "DELETE FROM erased_subjects",
+    ] {
+        refused(as_operator.execute(sql, &[]).await, sql);
+    }
+    // The owner's function is the only way, and whatever it is handed (a made-up subject and
+    // another user's mask) its audit row names the operator's role, the reason given and every
+    // reveal row it changed; the selectors it clears are derived, never given.
+    client
+        .batch_execute(
+            "INSERT INTO mask_reveals (os_user, actor, reason, selector, masks, row_count) VALUES \
+             ('x', 'x', 'someone', 'masked_ip = \"k2:not-held\"', '{k2:not-held}', 1), \
+             ('x', 'x', 'untouched', 'report duplicates', '{k2:other}', 1)",
         )
         .await
-        .expect_err("neutralising outside an erase");
-    assert_eq!(
-        outside.code(),
-        Some(&SqlState::RAISE_EXCEPTION),
-        "{outside}"
-    );
-    // An erasure record for a made-up subject, in the operator's own transaction, lets the
-    // function run: and it writes the audit row that names the operator's role, the made-up
-    // fingerprint and the reason given.
+        .unwrap();
+    let targeted: i64 = db
+        .scalar("SELECT id FROM mask_reveals WHERE reason = 'someone'")
+        .await;
     as_operator
         .batch_execute(
-            "BEGIN; INSERT INTO erased_subjects (fingerprint) VALUES ('made-up'); \
-             SELECT login_etl_erase_audited(ARRAY['k2:any'], ARRAY['any'], ARRAY['made-up'], \
-             'u', 'u', 'forged', 0, 0, '{}'); COMMIT",
+            "SELECT * FROM login_etl_erase_audited('nobody', ARRAY['made-up'], ARRAY['made-up'], \
+             ARRAY['k2:not-held'], 'u', 'u', 'forged', 0, 0)",
         )
         .await
         .unwrap();
     let forged = (client.query_one(
-        "SELECT db_user, reason FROM privacy_operations WHERE detail->'subjects' ? 'made-up'",
+        "SELECT db_user, reason, detail->'reveal_ids' FROM privacy_operations \
+         WHERE detail->'subjects' ? 'made-up'",
         &[],
     ))
     .await
     .unwrap();
-    let forged: (String, String) = (forged.get(0), forged.get(1));
-    assert_eq!(forged, (operator.clone(), "forged".to_string()));
+    let forged: (String, String, serde_json::Value) = (forged.get(0), forged.get(1), forged.get(2));
+    assert_eq!(
+        forged,
+        (operator.clone(), "forged".to_string(), json!([targeted]))
+    );
+    let untouched: (String, Vec<String>) = {
+        let r = (client.query_one(
+            "SELECT selector, masks FROM mask_reveals WHERE reason = 'untouched'",
+            &[],
+        ))
+        .await
+        .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(
+        untouched,
+        ("report duplicates".into(), vec!["k2:other".into()])
+    );
+    let recorded: chrono::DateTime<chrono::Utc> = db
+        .scalar("SELECT erased_at FROM erased_subjects WHERE fingerprint = 'made-up'")
+        .await;
+    let audited: chrono::DateTime<chrono::Utc> = db
+        .scalar("SELECT at FROM privacy_operations WHERE detail->'subjects' ? 'made-up'")
+        .await;
+    assert_eq!(
+        recorded, audited,
+        "the record is stamped with its audit row's time"
+    );
     drop(as_operator);
     drop_role(&db, &operator).await;
     drop_role(&db, &revealer).await;

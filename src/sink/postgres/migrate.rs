@@ -101,6 +101,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "redrive_audited",
         include_str!("../../../migrations/0017_redrive_audited.sql"),
     ),
+    (
+        18,
+        "erasure_recorded_by_owner",
+        include_str!("../../../migrations/0018_erasure_recorded_by_owner.sql"),
+    ),
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock`: "loginetl".

@@ -43,13 +43,14 @@ const DELETE_ENTRY: &str =
 const STRIP_ENTRY: &str = "UPDATE quarantined_messages SET body_masked = $3, user_ids = $4, \
      user_id = CASE WHEN user_id = ANY($5) THEN ($4::text[])[1] ELSE user_id END \
      WHERE message_id = $1 AND element = $2";
-/// Reveal audit rows that name the subject (by fingerprint, or by id in rows written before
-/// fingerprints) or show one of their masks: the selector and those masks are removed, by the
-/// owner's function (migration 16), the only change anyone but the owner can make to that table;
-/// it writes the erase's audit row itself, so the change never goes unaudited. Its audit id and
-/// how many reveal rows it changed.
-const ERASE_AUDITED: &str =
-    "SELECT audit_id, reveals FROM login_etl_erase_audited($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb)";
+/// The owner's function (migrations 16 and 18), the only way anyone but the owner records an
+/// erasure: it deletes the subject's rows, writes the erasure records (stamped by the server),
+/// neutralises the reveal audit rows that name the subject (by fingerprint, or by id in rows
+/// written before fingerprints) or show one of the given masks, and writes the erase's audit row
+/// with the ids of the reveal rows it changed. Its audit id, how many reveal rows it changed and
+/// how many rows it deleted.
+const ERASE_AUDITED: &str = "SELECT audit_id, reveals, deleted \
+     FROM login_etl_erase_audited($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /// Whom an erasure is of, in every form stored data holds them (see `commands::erase`).
 pub struct Subject<'a> {
@@ -75,13 +76,10 @@ impl std::fmt::Debug for Subject<'_> {
 /// flight and holds new ones until it commits. SHARE ROW EXCLUSIVE, not SHARE: it also conflicts
 /// with itself, so two erases run one after the other instead of deadlocking on their DELETEs.
 const LOCK_WRITERS: &str = "LOCK TABLE user_logins IN SHARE ROW EXCLUSIVE MODE";
-/// The erasure record; erasing again moves its time forward.
-const RECORD: &str = "INSERT INTO erased_subjects (fingerprint) SELECT unnest($1::text[]) \
-     ON CONFLICT (fingerprint) DO UPDATE SET erased_at = now()";
-/// Of these masks, those a remaining row holds (another user shares the value).
+/// Of these masks, those another user's row holds (a shared value).
 const SHARED: &str =
     "SELECT m FROM unnest($1::text[]) AS m WHERE EXISTS (SELECT 1 FROM user_logins \
-     WHERE masked_ip = m OR masked_device_id = m OR masked_ip_network = m)";
+     WHERE (masked_ip = m OR masked_device_id = m OR masked_ip_network = m) AND user_id <> $2)";
 
 impl PgOperator {
     /// Erase one data subject in one transaction: record the erasure (keyed fingerprints and the
@@ -103,7 +101,6 @@ impl PgOperator {
             let client = self.db.client().await?;
             let tx = begin(client).await.map_err(pg)?;
             tx.batch_execute(LOCK_WRITERS).await.map_err(pg)?;
-            tx.execute(RECORD, &[&subject.records]).await.map_err(pg)?;
             // Entries whose user id looked like PII hold its fingerprint instead.
             let mut forms = subject.forms.to_vec();
             forms.push(subject.id.to_string());
@@ -122,47 +119,34 @@ impl PgOperator {
                 .map_err(pg)?
                 .get(0);
             masks.extend(extra.into_iter().filter(|s| looks_masked(s)));
-            let rows = tx
-                .execute("DELETE FROM user_logins WHERE user_id = $1", &[&subject.id])
-                .await
-                .map_err(pg)?;
             let entries = erase_entries(&tx, &forms).await.map_err(pg)?;
             masks.extend(entries.strings.into_iter().filter(|s| looks_masked(s)));
             masks.sort();
             masks.dedup();
-            let shared: Vec<String> = (tx.query(SHARED, &[&masks]).await.map_err(pg)?.iter())
-                .map(|r| r.get(0))
-                .collect();
+            let shared = tx.query(SHARED, &[&masks, &subject.id]).await.map_err(pg)?;
+            let shared: Vec<String> = (shared.iter()).map(|r| r.get(0)).collect();
             let mut masks: Vec<String> = (masks.iter())
                 .filter(|m| !shared.contains(m))
                 .flat_map(|m| (subject.generations)(m))
                 .collect();
             masks.sort();
             masks.dedup();
-            let mut selectors = vec![format!("user_id = {:?}", subject.id)];
-            for mask in &masks {
-                selectors.push(format!("masked_ip = {mask:?}"));
-                selectors.push(format!("masked_device_id = {mask:?}"));
-            }
-            let detail = serde_json::json!({
-                "subject": subject.fingerprints.first(),
-                "quarantine_entries_stripped": entries.stripped,
-            });
             let params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
-                &masks,
-                &selectors,
+                &subject.id,
+                &subject.records,
                 &subject.fingerprints,
+                &masks,
                 &who.os_user,
                 &who.actor,
                 &who.reason,
-                &(rows as i64),
                 &(entries.deleted as i64),
-                &detail.to_string(),
+                &(entries.stripped as i64),
             ];
             let audited = tx.query_one(ERASE_AUDITED, &params).await.map_err(pg)?;
-            let (id, reveals): (i64, i64) = (audited.get(0), audited.get(1));
+            let (id, reveals, rows): (i64, i64, i64) =
+                (audited.get(0), audited.get(1), audited.get(2));
             let erased = Erased {
-                rows,
+                rows: rows.max(0) as u64,
                 quarantined: entries.deleted,
                 stripped: entries.stripped,
                 reveals: reveals.max(0) as u64,
