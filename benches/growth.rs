@@ -83,6 +83,7 @@ fn outcomes(masker: &Masker, tag: &str, start: usize, count: usize, months: i64)
                 body: body.clone(),
                 sent_at: Utc::now() - chrono::Duration::days(days_ago),
                 receive_count: 1,
+                undated_copy: false,
                 received: Instant::now(),
             };
             transform::process(&envelope, masker, Utc::now())

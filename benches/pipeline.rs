@@ -112,6 +112,7 @@ async fn main() {
             body: body.clone(),
             sent_at: chrono::Utc::now(),
             receive_count: 1,
+            undated_copy: false,
             received: Instant::now(),
         })
         .collect();

@@ -375,7 +375,7 @@ mod tests {
                 let masker = Masker::hmac(&KeyRing::parse(&"11".repeat(32)).unwrap());
                 let id = MessageId::from("m");
                 let at = Utc::now();
-                let message = |body| Message { id: &id, body, sent_at: at, receive_count: 1 };
+                let message = |body| Message { id: &id, body, sent_at: at, receive_count: 1, undated_copy: false };
                 let plain_rows = crate::transform::process_with(message(&plain), &masker, &Decoding::default(), at);
                 let packed_rows = crate::transform::process_with(message(&body), &masker, &Decoding::default(), at);
                 prop_assert_eq!(plain_rows.len(), logins.len());

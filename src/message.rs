@@ -67,6 +67,25 @@ pub struct Message<'a> {
     pub sent_at: DateTime<Utc>,
     /// Deliveries so far (1 on the first).
     pub receive_count: u32,
+    /// A dead letter sent again with its original id but without its first-sending time (a copy
+    /// re-sent by hand): its logins may be as old as a dead letter can be.
+    pub undated_copy: bool,
+}
+
+/// The oldest a dead letter's logins can be: a dead-letter queue's and a source queue's longest
+/// retention (14 days each).
+pub const MAX_DEAD_LETTER_AGE: chrono::TimeDelta = chrono::TimeDelta::days(28);
+
+impl Message<'_> {
+    /// The earliest the queue's side says the message existed, for erasures: its sending time,
+    /// or for an undated copy the oldest a dead letter can be (an erasure since then may have been
+    /// of its logins' subject, and nothing tells it was not).
+    pub fn existed_by(&self) -> DateTime<Utc> {
+        match self.undated_copy {
+            true => self.sent_at - MAX_DEAD_LETTER_AGE,
+            false => self.sent_at,
+        }
+    }
 }
 
 /// What one login of a message becomes (a message of several logins has one per login). Carries
@@ -99,9 +118,10 @@ pub enum OutcomeKind {
         create_date: NaiveDate,
         /// When the login was sent: its envelope's timestamp, else the SQS SentTimestamp.
         sent_at: DateTime<Utc>,
-        /// When the queue took its message (SQS SentTimestamp). The envelope's time is the
-        /// producer's word and may run ahead of it, so an erasure compares the earlier of the two.
-        queued_at: DateTime<Utc>,
+        /// The earliest the queue's side says it existed ([`Message::existed_by`]). The
+        /// envelope's time is the producer's word and may run ahead of it, so an erasure compares
+        /// the earlier of the two.
+        existed_by: DateTime<Utc>,
         /// With `--keep-extra-fields`: the login's unknown top-level fields, scrubbed fail-closed
         /// like a quarantine body ([`crate::mask::Masker::extra_fields`]).
         extra_fields: Option<serde_json::Value>,
@@ -119,6 +139,8 @@ pub struct QuarantineRecord {
     pub received_at: DateTime<Utc>,
     /// When the producer sent it.
     pub sent_at: DateTime<Utc>,
+    /// The earliest the queue's side says it existed ([`Message::existed_by`]), for erasures.
+    pub existed_by: DateTime<Utc>,
     /// SQS ApproximateReceiveCount at the time.
     pub receive_count: u32,
     /// Size of the raw body in bytes.

@@ -206,6 +206,7 @@ fuzz_target!(|data: &[u8]| {
         body,
         sent_at: chrono::Utc::now(),
         receive_count: 1,
+        undated_copy: false,
     };
     let outcomes = transform::process_with(message, masker, &decoding, chrono::Utc::now());
     assert!(!outcomes.is_empty(), "every message has an outcome");

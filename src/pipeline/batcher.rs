@@ -110,6 +110,7 @@ mod tests {
             body: "x".repeat(bytes),
             sent_at: chrono::Utc::now(),
             receive_count: 1,
+            undated_copy: false,
             received: std::time::Instant::now(),
         }
     }

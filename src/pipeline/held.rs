@@ -121,6 +121,7 @@ mod tests {
             body: String::new(),
             sent_at: chrono::Utc::now(),
             receive_count: 1,
+            undated_copy: false,
             received,
         }
     }

@@ -86,6 +86,7 @@ impl SimSource {
                 body: m.body.clone(),
                 sent_at: m.sent_at,
                 receive_count: m.receive_count,
+                undated_copy: false,
                 received: tokio::time::Instant::now().into_std(),
             });
         }

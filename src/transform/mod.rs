@@ -159,7 +159,7 @@ impl Context<'_, '_> {
                         login: self.masker.mask_event(event),
                         create_date: self.sent_at().date_naive(),
                         sent_at: self.sent_at(),
-                        queued_at: self.message.sent_at,
+                        existed_by: self.message.existed_by(),
                         extra_fields,
                     },
                     unknown_fields,
@@ -190,6 +190,10 @@ impl Context<'_, '_> {
         };
         let mut outcome = quarantine(body, self.masker, rejection, self.received_at);
         outcome.element = element.map(|e| e.index as u32);
+        // The envelope's time may run ahead: the queue's word is the message's own.
+        if let OutcomeKind::Quarantine(record) = &mut outcome.kind {
+            record.existed_by = self.message.existed_by();
+        }
         outcome
     }
 }
@@ -231,6 +235,7 @@ pub fn quarantine<'a>(
             rejection,
             received_at,
             sent_at: message.sent_at,
+            existed_by: message.existed_by(),
             receive_count: message.receive_count,
             body_bytes: message.body.len(),
             body_masked: scrubbed.json,

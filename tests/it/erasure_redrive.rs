@@ -1,15 +1,19 @@
 //! An erasure holds against a login's later copies (issue 32): a dead letter redriven after the
 //! erasure (SQS gives it a new SentTimestamp), whether SQS moves it back with its attributes or a
-//! person re-sends it with only its original id, and a login whose producer dated its envelope
-//! minutes ahead of the queue. None of them lands a row or an entry of the erased subject; the
-//! same copies of a subject not erased land once.
+//! person re-sends it with only its original id (even once the ledger has forgotten it, or with a
+//! first-sending time of their own), and a login whose producer dated its envelope minutes ahead
+//! of the queue. None of them lands a row or an entry of the erased subject, nor goes to the
+//! dead-letter queue raw, and neither does a refused body whose users cannot be read; the same
+//! copies of a subject not erased land once.
 
 use std::time::Duration;
 
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::redrive::{move_back, peek, send_copies};
+use crate::redrive::{
+    move_back, peek, send_copies, send_with_attributes, SENT_ATTRIBUTE, SOURCE_ATTRIBUTE,
+};
 
 fn login(user: &str, ip: &str, device: &str) -> String {
     json!({"user_id": user, "ip": ip, "device_id": device, "device_type": "ios"}).to_string()
@@ -164,4 +168,119 @@ async fn an_erased_subjects_refused_logins_are_not_forwarded_raw() {
     );
     let dead = peek(&dlq, 1).await;
     assert!(!dead[0].0.contains(&subject), "{}", dead[0].0);
+}
+
+/// A copy re-sent by hand says which message it is a copy of, and maybe when that was sent. After
+/// an erasure none of it counts for more than the earliest the copy can be: the ledger's first
+/// record of its original (a fresh first-sending time does not outweigh it) or, when the ledger
+/// no longer knows the original and no time came with it, the oldest a dead letter can be.
+#[tokio::test(flavor = "multi_thread")]
+async fn copies_re_sent_by_hand_after_the_erasure_land_nothing_and_are_not_forwarded() {
+    let (db, queue, dlq, again) = (
+        TestDb::new().await,
+        TestQueue::new(30).await,
+        TestQueue::new(30).await,
+        TestQueue::new(30).await,
+    );
+    let (subject, other) = (unique("copied-erased"), unique("copied-kept"));
+    let refused = json!({"user_id": subject, "ip": "198.51.100.51", "device_id": "dev-51"});
+    queue
+        .send(&[format!(
+            "[{refused},{}]",
+            login(&other, "198.51.100.52", "dev-52")
+        )])
+        .await;
+    run_drain(
+        &queue,
+        &db,
+        &["--dead-letter-queue", dlq.source.queue_url()],
+    );
+    let dead = peek(&dlq, 1).await;
+    assert_eq!(dead.len(), 1, "the subject's refused login forwarded alone");
+    run_ok(binary(&queue, &db).args(["erase", "--user-id", &subject, "--reason", "dsr-10"]));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let now = chrono::Utc::now().timestamp_millis().to_string();
+    let (body, original) = &dead[0];
+    // Its original id, and a first-sending time of now: the ledger knows better.
+    send_with_attributes(
+        &queue,
+        body,
+        &[(SOURCE_ATTRIBUTE, original), (SENT_ATTRIBUTE, &now)],
+    )
+    .await;
+    // Copies of messages the ledger no longer knows (pruned), with only an id.
+    let gone = |n: u8| unique(&format!("pruned-{n}"));
+    let valid = login(&subject, "198.51.100.53", "dev-53");
+    send_with_attributes(&queue, &valid, &[(SOURCE_ATTRIBUTE, &gone(1))]).await;
+    send_with_attributes(
+        &queue,
+        &refused.to_string(),
+        &[(SOURCE_ATTRIBUTE, &gone(2))],
+    )
+    .await;
+    // A login sent after the erasure, no copy of anything: new data, it lands.
+    queue
+        .send(&[login(&subject, "198.51.100.54", "dev-54")])
+        .await;
+    let out = run_drain(
+        &queue,
+        &db,
+        &["--dead-letter-queue", again.source.queue_url()],
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(traces_of(&db, &subject).await, (1, 0), "{log}");
+    let ip: String = db
+        .scalar(&format!(
+            "SELECT masked_ip FROM user_logins WHERE user_id = '{subject}'"
+        ))
+        .await;
+    assert!(!ip.is_empty());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("erased users' logins left out 3"),
+        "{stdout}"
+    );
+    assert_eq!(
+        again.remaining().await,
+        0,
+        "nothing of the subject forwarded raw: {log}"
+    );
+    assert_eq!(queue.remaining().await, 0);
+}
+
+/// A refused body whose users cannot be read (cut short) may still hold an erased subject's
+/// values: one sent before an erasure is not forwarded raw after it (its scrubbed entry is kept);
+/// one sent after the erasure is.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_refused_body_from_before_an_erasure_is_not_forwarded_raw() {
+    let (db, queue, dlq) = (
+        TestDb::new().await,
+        TestQueue::new(30).await,
+        TestQueue::new(30).await,
+    );
+    let subject = unique("unreadable-erased");
+    let cut = |n: u8| {
+        let whole = login(&subject, &format!("198.51.100.{n}"), &format!("dev-{n}"));
+        whole[..whole.len() - 12].to_string()
+    };
+    queue.send(&[cut(61)]).await;
+    run_ok(binary(&queue, &db).args(["migrate"]));
+    run_ok(binary(&queue, &db).args(["erase", "--user-id", &subject, "--reason", "dsr-11"]));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    queue.send(&[cut(62)]).await;
+    run_drain(
+        &queue,
+        &db,
+        &["--dead-letter-queue", dlq.source.queue_url()],
+    );
+    let dead = peek(&dlq, 1).await;
+    assert_eq!(
+        dlq.remaining().await,
+        1,
+        "only the body sent after the erasure"
+    );
+    assert!(dead[0].0.contains("198.51.100.62"), "{}", dead[0].0);
+    let entries: i64 = db.scalar("SELECT count(*) FROM quarantined_messages").await;
+    assert_eq!(entries, 2, "both kept, scrubbed");
+    assert_eq!(queue.remaining().await, 0);
 }

@@ -28,6 +28,7 @@ async fn the_same_message_twice_in_one_batch_is_written_once() {
         body: sample_bodies()[0].clone(),
         sent_at: chrono::Utc::now(),
         receive_count: 1,
+        undated_copy: false,
         received: std::time::Instant::now(),
     };
     let outcome = transform::process(&envelope, &masker(), chrono::Utc::now()).remove(0);

@@ -11,7 +11,8 @@ use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
 
 use crate::helpers::*;
 
-const SOURCE_ATTRIBUTE: &str = "login-etl-source-message-id";
+pub(crate) const SOURCE_ATTRIBUTE: &str = "login-etl-source-message-id";
+pub(crate) const SENT_ATTRIBUTE: &str = "login-etl-source-sent-at";
 
 /// What a generated set holds: bodies, and the users of its logins by fate.
 #[derive(Default)]
@@ -175,22 +176,30 @@ pub(crate) async fn peek(dlq: &TestQueue, expected: usize) -> Vec<(String, Strin
 
 /// Send these dead letters to `queue` again, each with its original id.
 pub(crate) async fn send_copies(queue: &TestQueue, dead: &[(String, String)]) {
-    let client = login_etl::source::sqs::client(&queue.settings()).await;
     for (body, original) in dead {
-        let attribute = MessageAttributeValue::builder()
+        send_with_attributes(queue, body, &[(SOURCE_ATTRIBUTE, original)]).await;
+    }
+}
+
+/// Send `body` with these string message attributes (a copy made by hand).
+pub(crate) async fn send_with_attributes(
+    queue: &TestQueue,
+    body: &str,
+    attributes: &[(&str, &str)],
+) {
+    let client = login_etl::source::sqs::client(&queue.settings()).await;
+    let mut send = (client.send_message())
+        .queue_url(queue.source.queue_url())
+        .message_body(body);
+    for (name, value) in attributes {
+        let value = MessageAttributeValue::builder()
             .data_type("String")
-            .string_value(original)
+            .string_value(*value)
             .build()
             .unwrap();
-        client
-            .send_message()
-            .queue_url(queue.source.queue_url())
-            .message_body(body)
-            .message_attributes(SOURCE_ATTRIBUTE, attribute)
-            .send()
-            .await
-            .unwrap();
+        send = send.message_attributes(*name, value);
     }
+    send.send().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

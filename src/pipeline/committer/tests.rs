@@ -82,6 +82,7 @@ fn redelivered(id: usize, user: &str, receive_count: u32) -> Envelope {
         ),
         sent_at: Utc::now(),
         receive_count,
+        undated_copy: false,
         received: std::time::Instant::now(),
     }
 }

@@ -3,12 +3,17 @@
 //! erasure holds against messages still queued, redelivered or redriven later. Their messages
 //! are ledgered as usual (never retried); a login sent after the erasure is new data and lands.
 //!
-//! "Sent" is the earliest time anything trustworthy says the login existed, never a later one:
-//! the envelope's time (the producer's word, which may run minutes ahead), the queue's
-//! SentTimestamp (new on every redrive: SQS gives a moved or re-sent dead letter a new one), the
-//! time this consumer received it (quarantine entries), and when the ledger first recorded its
-//! message id (a redriven dead letter carries its original id, so the ledger knows it from
-//! before the erasure).
+//! "Sent" is the earliest time anything trustworthy says the login existed, never a later one
+//! ([`existed_by`]): the envelope's time (the producer's word, which may run minutes ahead), the
+//! queue's SentTimestamp (new on every redrive: SQS gives a moved or re-sent dead letter a new
+//! one), for a dead letter re-sent with its id but not its first-sending time the oldest a dead
+//! letter can be, the time this consumer received it (quarantine entries), and when the ledger
+//! first recorded its message id (a redriven dead letter carries its original id, so the ledger
+//! knows it from before the erasure).
+//!
+//! The same rule keeps a refused login from going to the dead-letter queue raw ([`withheld`]),
+//! and there it fails closed: a refused login whose users cannot be read (a body cut short) is
+//! withheld if any erasure came after it existed.
 //!
 //! Lock order makes `erase` and writers unable to interleave: every write takes `ROW EXCLUSIVE`
 //! on `user_logins` before it reads the records, and `erase` takes `SHARE ROW EXCLUSIVE` on it
@@ -32,6 +37,8 @@ const RECORDS: &str =
 /// transaction says now(), no earlier than its sending).
 const FIRST_RECORDED: &str =
     "SELECT message_id, processed_at FROM processed_messages WHERE message_id = ANY($1)";
+/// The latest erasure of anyone.
+const LATEST: &str = "SELECT max(erased_at) FROM erased_subjects";
 
 /// What of a batch is written once erasures are honoured.
 pub(super) struct Kept<'a> {
@@ -96,11 +103,13 @@ pub(super) async fn keep<'a>(
     let named = (rows.iter().filter_map(|o| row_user(o)))
         .chain(entries.iter().flat_map(|(_, q)| named_users(q)));
     let last_erased = last_erased(tx, check, named).await?;
-    let first_recorded = first_recorded(tx, &last_erased, rows, entries).await?;
-    let existed_by = |outcome: &Outcome, [a, b]: [DateTime<Utc>; 2]| {
-        let recorded = first_recorded.get(outcome.message_id.entry(outcome.element).0);
-        recorded.map_or(a.min(b), |at| a.min(b).min(*at))
+    let first_recorded = match last_erased.is_empty() {
+        true => HashMap::new(),
+        false => {
+            first_recorded(tx, rows.iter().copied().chain(entries.iter().map(|e| e.0))).await?
+        }
     };
+    let existed_by = |outcome: &Outcome| existed_by(outcome, &first_recorded);
     let erased_since = |user: &str, existed| last_erased.get(user).is_some_and(|at| existed < *at);
     let mut kept = Kept {
         rows: Vec::with_capacity(rows.len()),
@@ -108,18 +117,13 @@ pub(super) async fn keep<'a>(
         left_out: 0,
     };
     for &row in rows {
-        match (row_user(row), &row.kind) {
-            (
-                Some(user),
-                OutcomeKind::Row {
-                    sent_at, queued_at, ..
-                },
-            ) if erased_since(user, existed_by(row, [*sent_at, *queued_at])) => kept.left_out += 1,
+        match row_user(row) {
+            Some(user) if erased_since(user, existed_by(row)) => kept.left_out += 1,
             _ => kept.rows.push(row),
         }
     }
     for &(outcome, record) in entries {
-        let existed = existed_by(outcome, [record.sent_at, record.received_at]);
+        let existed = existed_by(outcome);
         let erased: Vec<String> = (named_users(record))
             .filter(|user| erased_since(user, existed))
             .map(str::to_string)
@@ -132,24 +136,69 @@ pub(super) async fn keep<'a>(
     Ok(kept)
 }
 
-/// When the ledger first recorded the (original) message ids of these outcomes; read only when
-/// an erasure record names one of the batch's users.
-async fn first_recorded(
-    tx: &Transaction<'_>,
-    erased_at: &HashMap<&str, DateTime<Utc>>,
-    rows: &[&Outcome],
-    entries: &[(&Outcome, &QuarantineRecord)],
-) -> Result<HashMap<String, DateTime<Utc>>, tokio_postgres::Error> {
-    if erased_at.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let mut ids: Vec<&str> = (rows.iter().copied())
-        .chain(entries.iter().map(|(o, _)| *o))
-        .map(|o| o.message_id.entry(o.element).0)
+/// Which of these refused logins must not go to the dead-letter queue raw: those naming a
+/// subject erased since they existed, and, failing closed, those naming nobody that can be read
+/// (a body cut short may still hold an erased subject's values) that existed before the latest
+/// erasure. Their quarantine entries, scrubbed, are all that is kept.
+pub(super) async fn withheld(
+    client: &impl GenericClient,
+    check: &ErasureFingerprints,
+    refused: &[&Outcome],
+) -> Result<Vec<usize>, tokio_postgres::Error> {
+    let records: Vec<(usize, &Outcome, &QuarantineRecord)> = (refused.iter().enumerate())
+        .filter_map(|(i, o)| match &o.kind {
+            OutcomeKind::Quarantine(q) => Some((i, *o, q)),
+            OutcomeKind::Row { .. } => None,
+        })
         .collect();
+    let named = records.iter().flat_map(|(_, _, q)| named_users(q));
+    let last_erased = last_erased(client, check, named).await?;
+    let nameless = (records.iter()).any(|(_, _, q)| named_users(q).next().is_none());
+    let latest: Option<DateTime<Utc>> = match nameless {
+        true => client.query_one(LATEST, &[]).await?.get(0),
+        false => None,
+    };
+    if last_erased.is_empty() && latest.is_none() {
+        return Ok(Vec::new());
+    }
+    let first_recorded = first_recorded(client, records.iter().map(|(_, o, _)| *o)).await?;
+    Ok((records.iter())
+        .filter(|(_, outcome, record)| {
+            let existed = existed_by(outcome, &first_recorded);
+            let mut users = named_users(record).peekable();
+            match users.peek() {
+                None => latest.is_some_and(|at| existed < at),
+                Some(_) => users.any(|u| last_erased.get(u).is_some_and(|at| existed < *at)),
+            }
+        })
+        .map(|(i, _, _)| *i)
+        .collect())
+}
+
+/// The earliest time anything trustworthy says an outcome's login existed (see the module docs),
+/// given when the ledger first recorded the message ids.
+fn existed_by(outcome: &Outcome, first_recorded: &HashMap<String, DateTime<Utc>>) -> DateTime<Utc> {
+    let own = match &outcome.kind {
+        OutcomeKind::Row {
+            sent_at,
+            existed_by,
+            ..
+        } => (*sent_at).min(*existed_by),
+        OutcomeKind::Quarantine(q) => q.sent_at.min(q.received_at).min(q.existed_by),
+    };
+    let recorded = first_recorded.get(outcome.message_id.entry(outcome.element).0);
+    recorded.map_or(own, |at| own.min(*at))
+}
+
+/// When the ledger first recorded the (original) message ids of these outcomes.
+async fn first_recorded(
+    client: &impl GenericClient,
+    outcomes: impl Iterator<Item = &Outcome>,
+) -> Result<HashMap<String, DateTime<Utc>>, tokio_postgres::Error> {
+    let mut ids: Vec<&str> = outcomes.map(|o| o.message_id.entry(o.element).0).collect();
     ids.sort_unstable();
     ids.dedup();
-    Ok((tx.query(FIRST_RECORDED, &[&ids]).await?.iter())
+    Ok((client.query(FIRST_RECORDED, &[&ids]).await?.iter())
         .map(|r| (r.get(0), r.get(1)))
         .collect())
 }

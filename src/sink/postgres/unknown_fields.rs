@@ -78,6 +78,7 @@ mod tests {
                 ),
                 received_at: now,
                 sent_at: now,
+                existed_by: now,
                 receive_count: 1,
                 body_bytes: 0,
                 body_masked: String::new(),

@@ -27,6 +27,9 @@ pub struct Envelope {
     pub sent_at: DateTime<Utc>,
     /// ApproximateReceiveCount: 1 on first delivery.
     pub receive_count: u32,
+    /// A dead letter sent again with its original id but not its first-sending time
+    /// ([`Message::undated_copy`]).
+    pub undated_copy: bool,
     /// When this consumer received it: the visibility timeout runs from here.
     pub received: Instant,
 }
@@ -38,6 +41,7 @@ impl<'a> From<&'a Envelope> for Message<'a> {
             body: &envelope.body,
             sent_at: envelope.sent_at,
             receive_count: envelope.receive_count,
+            undated_copy: envelope.undated_copy,
         }
     }
 }

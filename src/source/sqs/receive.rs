@@ -7,6 +7,7 @@ use chrono::{TimeZone, Utc};
 
 use super::hot::wire::{ReceiveInput, ReceiveOutput, Received};
 use super::{Envelope, MessageId, ReceiptHandle, SourceError, SqsSource, SQS_BATCH_MAX};
+use crate::message::MAX_DEAD_LETTER_AGE;
 
 impl SqsSource {
     /// Long-poll for up to `max` (≤ 10) messages, waiting up to `wait` for the first.
@@ -41,10 +42,6 @@ impl SqsSource {
 /// a few): a longer one is not login-etl's, and the message keeps its own id.
 const MAX_SOURCE_ID: usize = 128;
 
-/// The oldest first-sending time a dead letter can carry: a dead-letter queue's and a source
-/// queue's longest retention (14 days each).
-const MAX_DEAD_LETTER_AGE: chrono::TimeDelta = chrono::TimeDelta::days(28);
-
 /// A received message as the pipeline sees it; `None` without an id or a receipt handle. Its id is
 /// the original one a dead letter carries (`login-etl-source-message-id`), so a redriven copy is
 /// deduplicated and its quarantine entry found; otherwise SQS's MessageId. It was sent at the
@@ -64,13 +61,13 @@ fn envelope(m: Received, now: chrono::DateTime<Utc>, received: Instant) -> Optio
     };
     let sent_at = time(attributes.sent_timestamp).unwrap_or(now);
     let number = |v: Option<String>| v.and_then(|v| v.parse::<i64>().ok());
+    // Honoured only within what a dead letter can really be (a DLQ's and a queue's 14-day
+    // retention each): a forged time outside it, which PostgreSQL might not even store, is
+    // ignored.
+    let first_sent = time(first_sent).filter(|first| *first >= sent_at - MAX_DEAD_LETTER_AGE);
     Some(Envelope {
-        // Honoured only within what a dead letter can really be (a DLQ's and a queue's 14-day
-        // retention each): a forged time outside it, which PostgreSQL might not even store, is
-        // ignored.
-        sent_at: time(first_sent)
-            .filter(|first| *first >= sent_at - MAX_DEAD_LETTER_AGE)
-            .map_or(sent_at, |first| first.min(sent_at)),
+        sent_at: first_sent.map_or(sent_at, |first| first.min(sent_at)),
+        undated_copy: original.is_some() && first_sent.is_none(),
         receive_count: number(attributes.approximate_receive_count)
             .unwrap_or(1)
             .clamp(1, u32::MAX as i64) as u32,
@@ -140,5 +137,31 @@ mod tests {
             ));
             assert_eq!(own(m).as_str(), "sqs-id");
         }
+    }
+
+    /// A copy with its original id but no first-sending time it can be dated by is undated: an
+    /// erasure takes it for as old as a dead letter can be. One without an id, or with a time
+    /// that is honoured, is not.
+    #[test]
+    fn a_copy_without_a_first_sending_time_is_undated() {
+        let (id, sent) = (
+            super::super::forward::SOURCE_ATTRIBUTE,
+            super::super::forward::SENT_ATTRIBUTE,
+        );
+        let attribute = |name: &str, value: &str| {
+            format!(r#""{name}":{{"StringValue":"{value}","DataType":"String"}}"#)
+        };
+        let with = |attributes: &[String]| {
+            let m = reply(&format!(
+                r#","Attributes":{{"SentTimestamp":"1700000000000"}},"MessageAttributes":{{{}}}"#,
+                attributes.join(",")
+            ));
+            envelope(m, Utc::now(), Instant::now()).unwrap().undated_copy
+        };
+        assert!(with(&[attribute(id, "orig-1")]));
+        assert!(with(&[attribute(id, "orig-1"), attribute(sent, "1")]), "a forged time");
+        assert!(!with(&[attribute(id, "orig-1"), attribute(sent, "1699999999000")]));
+        assert!(!with(&[attribute(sent, "1699999999000")]));
+        assert!(!with(&[]));
     }
 }

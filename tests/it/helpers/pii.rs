@@ -66,6 +66,7 @@ pub(crate) fn envelope(id: &str, body: &str, days_ago: i64) -> login_etl::source
         body: body.to_string(),
         sent_at: chrono::Utc::now() - chrono::Duration::days(days_ago),
         receive_count: 1,
+        undated_copy: false,
         received: std::time::Instant::now(),
     }
 }

@@ -26,6 +26,7 @@ fn message(id: usize, users: &[&str]) -> Envelope {
         body,
         sent_at: Utc::now(),
         receive_count: 1,
+        undated_copy: false,
         received: std::time::Instant::now(),
     }
 }

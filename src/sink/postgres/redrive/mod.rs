@@ -241,8 +241,8 @@ pub(super) async fn settle(
 
 impl PgSink {
     /// Which of these refused logins must not be forwarded to the dead-letter queue: quarantined
-    /// before, or of a message that landed (their dead letter went out then), or naming a subject
-    /// erased since they were sent (the raw body would carry the subject's values out; the entry,
+    /// before, or of a message that landed (their dead letter went out then), or withheld by an
+    /// erasure since they were sent (the raw body would carry the subject's values out; the entry,
     /// stripped of them, is all that is kept).
     pub(crate) async fn not_to_forward(
         &mut self,
@@ -265,31 +265,15 @@ impl PgSink {
         Ok(skip)
     }
 
-    /// Which of these refused logins name a subject erased after they were sent.
+    /// Which of these refused logins an erasure withholds from the dead-letter queue
+    /// ([`super::erased::withheld`]).
     async fn naming_erased(&mut self, refused: &[&Outcome]) -> Result<Vec<usize>, SinkError> {
         let Some(check) = self.erasures.as_ref() else {
             return Ok(Vec::new());
         };
-        let records = refused
-            .iter()
-            .enumerate()
-            .filter_map(|(i, o)| match &o.kind {
-                OutcomeKind::Quarantine(q) => Some((i, q)),
-                OutcomeKind::Row { .. } => None,
-            });
-        let users = records
-            .clone()
-            .flat_map(|(_, q)| super::erased::named_users(q));
         let client = self.db.client().await?;
-        let last = super::erased::last_erased(&*client, check, users).await;
-        let last = last.map_err(|e| self.db.on_error(e))?;
-        Ok(records
-            .filter(|(_, q)| {
-                let sent = q.sent_at.min(q.received_at);
-                (super::erased::named_users(q)).any(|u| last.get(u).is_some_and(|at| sent < *at))
-            })
-            .map(|(i, _)| i)
-            .collect())
+        let withheld = super::erased::withheld(&*client, check, refused).await;
+        withheld.map_err(|e| self.db.on_error(e))
     }
 }
 

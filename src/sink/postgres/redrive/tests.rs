@@ -58,7 +58,7 @@ fn outcome(id: &str, element: Option<u32>, passes: bool) -> Outcome {
             },
             create_date: chrono::NaiveDate::default(),
             sent_at: chrono::Utc::now(),
-            queued_at: chrono::Utc::now(),
+            existed_by: chrono::Utc::now(),
             extra_fields: None,
         }
     } else {
@@ -69,6 +69,7 @@ fn outcome(id: &str, element: Option<u32>, passes: bool) -> Outcome {
             },
             received_at: chrono::Utc::now(),
             sent_at: chrono::Utc::now(),
+            existed_by: chrono::Utc::now(),
             receive_count: 1,
             body_bytes: 1,
             body_masked: "{}".into(),
