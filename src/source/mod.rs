@@ -1,5 +1,6 @@
-//! Where messages come from. Only this module knows SQS.
+//! Where messages come from. Only this module knows SQS and S3.
 
+pub mod s3;
 pub mod sqs;
 
 pub use sqs::{

@@ -156,11 +156,19 @@ mod tests {
                 r#","Attributes":{{"SentTimestamp":"1700000000000"}},"MessageAttributes":{{{}}}"#,
                 attributes.join(",")
             ));
-            envelope(m, Utc::now(), Instant::now()).unwrap().undated_copy
+            envelope(m, Utc::now(), Instant::now())
+                .unwrap()
+                .undated_copy
         };
         assert!(with(&[attribute(id, "orig-1")]));
-        assert!(with(&[attribute(id, "orig-1"), attribute(sent, "1")]), "a forged time");
-        assert!(!with(&[attribute(id, "orig-1"), attribute(sent, "1699999999000")]));
+        assert!(
+            with(&[attribute(id, "orig-1"), attribute(sent, "1")]),
+            "a forged time"
+        );
+        assert!(!with(&[
+            attribute(id, "orig-1"),
+            attribute(sent, "1699999999000")
+        ]));
         assert!(!with(&[attribute(sent, "1699999999000")]));
         assert!(!with(&[]));
     }
