@@ -45,18 +45,19 @@ pub(super) async fn execute(args: RedriveArgs, _: Globals) -> anyhow::Result<()>
         anyhow::bail!("--dead-letter-queue is empty: give the dead-letter queue's URL");
     }
     let queue = open_queue(&SqsSettings::from(&args.sqs)).await?;
-    if queue.queue_url().trim_end_matches('/') == args.dead_letter_queue.trim_end_matches('/') {
-        anyhow::bail!(
-            "--dead-letter-queue is the queue itself ({}): give the dead-letter queue's URL",
-            queue.queue_url()
-        );
-    }
     let dead_letters = (queue.sibling(&args.dead_letter_queue).await).with_context(|| {
         format!(
             "cannot open the dead-letter queue {}",
             args.dead_letter_queue
         )
     })?;
+    // By ARN: two different URLs can name one queue, and moving a queue into itself never ends.
+    if dead_letters.arn().await? == queue.arn().await? {
+        anyhow::bail!(
+            "--dead-letter-queue is the queue itself ({}): give the dead-letter queue's URL",
+            queue.queue_url()
+        );
+    }
     if args.dry_run {
         let census = dead_letters.census(HOLD, MAX_COUNTED).await?;
         print_by_reason(&census);

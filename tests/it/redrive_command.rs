@@ -139,3 +139,26 @@ async fn moved_sent_times(queue: &TestQueue) -> BTreeMap<String, Option<String>>
     queue.until_none_in_flight().await;
     seen
 }
+
+/// `redrive` of `dlq_url` (as given) with `extra` flags.
+fn redrive(queue: &TestQueue, db: &TestDb, dlq_url: &str, extra: &[&str]) -> std::process::Command {
+    let mut cmd = binary(queue, db);
+    cmd.args(["redrive", "--dead-letter-queue", dlq_url])
+        .args(extra);
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_queue_itself_is_refused_as_the_dead_letter_queue_whatever_its_url_looks_like() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    let url = queue.source.queue_url().to_string();
+    // The same queue by another host name: the same ARN.
+    let other = url.replacen("127.0.0.1", "localhost", 1);
+    assert_ne!(other, url, "{url}");
+    for dlq_url in [other.clone(), format!("{other}/")] {
+        let out = run_binary(&mut redrive(&queue, &db, &dlq_url, &["--dry-run"]));
+        let printed = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{dlq_url}");
+        assert!(printed.contains("is the queue itself"), "{printed}");
+    }
+}

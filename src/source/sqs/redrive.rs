@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, Message, MessageAttributeValue, MessageSystemAttributeName,
-    SendMessageBatchRequestEntry,
+    QueueAttributeName, SendMessageBatchRequestEntry,
 };
 
 use super::forward::{deduplication_id, REASON_ATTRIBUTE, SENT_ATTRIBUTE, SOURCE_ATTRIBUTE};
@@ -35,6 +35,21 @@ pub struct Redriven {
 }
 
 impl SqsSource {
+    /// The queue's ARN: the one name of a queue, where URLs vary (host or path style, a trailing
+    /// slash, http or https, `localhost` or an address) and still name the same queue.
+    pub(crate) async fn arn(&self) -> Result<String, SourceError> {
+        let attributes = self.attributes(&[QueueAttributeName::QueueArn]).await?;
+        (attributes.get(&QueueAttributeName::QueueArn))
+            .filter(|arn| !arn.is_empty())
+            .cloned()
+            .ok_or_else(|| {
+                SourceError::NotSqs(format!(
+                    "{} has no QueueArn attribute: check that it is an SQS queue URL",
+                    self.queue_url
+                ))
+            })
+    }
+
     /// Count this (dead-letter) queue's messages by reason (at most `max`), moving nothing. Each
     /// is hidden while counted (for `hold` at most), then made visible again.
     pub async fn census(&self, hold: Duration, max: usize) -> Result<Redriven, SourceError> {
