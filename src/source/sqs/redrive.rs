@@ -17,11 +17,14 @@ use aws_sdk_sqs::types::{
 
 use super::forward::{deduplication_id, REASON_ATTRIBUTE, SENT_ATTRIBUTE, SOURCE_ATTRIBUTE};
 use super::{SourceError, SqsSource, SQS_BATCH_MAX};
+use crate::validate::RejectCode;
 
 /// SQS's limit of message attributes per message.
 const MAX_ATTRIBUTES: usize = 10;
 /// The reason shown for a dead letter that carries none (SQS moved it there itself).
 const NO_REASON: &str = "moved by SQS (maxReceiveCount)";
+/// The reason shown for a dead letter whose reason is not one login-etl writes.
+const OTHER_REASON: &str = "other";
 
 /// What a redrive found or did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -168,9 +171,17 @@ impl SqsSource {
     }
 }
 
-/// Why a dead letter is there.
+/// Why a dead letter is there: a reason code login-etl writes, or [`OTHER_REASON`]. Anyone who
+/// can send to the queue can set the attribute, so its text (terminal escapes, PII) is never shown.
 fn reason(m: &Message) -> String {
-    string_attribute(m, REASON_ATTRIBUTE).unwrap_or_else(|| NO_REASON.to_string())
+    let Some(text) = string_attribute(m, REASON_ATTRIBUTE) else {
+        return NO_REASON.to_string();
+    };
+    (RejectCode::ALL.iter())
+        .map(|code| code.as_str())
+        .find(|code| *code == text)
+        .unwrap_or(OTHER_REASON)
+        .to_string()
 }
 
 fn string_attribute(m: &Message, name: &str) -> Option<String> {
@@ -266,6 +277,28 @@ mod tests {
             assert!(copy.len() <= MAX_ATTRIBUTES, "{n}");
             assert_eq!(value(&copy, SOURCE_ATTRIBUTE), "dlq-id", "{n}");
             assert_eq!(value(&copy, SENT_ATTRIBUTE), "1700000000000", "{n}");
+        }
+    }
+
+    #[test]
+    fn a_reason_is_a_known_code_or_other_never_free_text() {
+        for code in RejectCode::ALL {
+            assert_eq!(
+                reason(&dead_letter(&[(REASON_ATTRIBUTE, code.as_str())])),
+                code.as_str()
+            );
+        }
+        for free in [
+            "\u{1b}[31mjane@example.com",
+            "invalid_fields ",
+            "x\ny",
+            "INVALID_JSON",
+        ] {
+            assert_eq!(
+                reason(&dead_letter(&[(REASON_ATTRIBUTE, free)])),
+                OTHER_REASON,
+                "{free:?}"
+            );
         }
     }
 }
