@@ -140,6 +140,17 @@ async fn moved_sent_times(queue: &TestQueue) -> BTreeMap<String, Option<String>>
     seen
 }
 
+/// A queue, a dead-letter queue and a migrated database.
+async fn redrive_setup() -> (TestDb, TestQueue, TestQueue) {
+    let (db, queue, dlq) = (
+        TestDb::new().await,
+        TestQueue::new(30).await,
+        TestQueue::new(30).await,
+    );
+    run_ok(binary(&queue, &db).args(["migrate"]));
+    (db, queue, dlq)
+}
+
 /// `redrive` of `dlq_url` (as given) with `extra` flags.
 fn redrive(queue: &TestQueue, db: &TestDb, dlq_url: &str, extra: &[&str]) -> std::process::Command {
     let mut cmd = binary(queue, db);
@@ -161,4 +172,18 @@ async fn the_queue_itself_is_refused_as_the_dead_letter_queue_whatever_its_url_l
         assert!(!out.status.success(), "{dlq_url}");
         assert!(printed.contains("is the queue itself"), "{printed}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn large_dead_letters_move_in_calls_within_the_256_kib_batch_limit() {
+    let (db, queue, dlq) = redrive_setup().await;
+    for n in 0..10 {
+        dlq.send(&[format!("{n}{}", "x".repeat(200 * 1024))]).await;
+    }
+    let dlq_url = dlq.source.queue_url().to_string();
+    let out = run_ok(&mut redrive(&queue, &db, &dlq_url, &[]));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("moved 10 dead letters"), "{printed}");
+    assert_eq!(dlq.remaining().await, 0);
+    assert_eq!(queue.remaining().await, 10);
 }

@@ -15,7 +15,7 @@ use aws_sdk_sqs::types::{
     QueueAttributeName, SendMessageBatchRequestEntry,
 };
 
-use super::forward::{deduplication_id, REASON_ATTRIBUTE, SENT_ATTRIBUTE, SOURCE_ATTRIBUTE};
+use super::forward::{deduplication_id, pack, REASON_ATTRIBUTE, SENT_ATTRIBUTE, SOURCE_ATTRIBUTE};
 use super::{SourceError, SqsSource, SQS_BATCH_MAX};
 use crate::validate::RejectCode;
 
@@ -140,35 +140,69 @@ impl SqsSource {
         Ok(out.messages.unwrap_or_default())
     }
 
-    /// Send copies of `messages` to this queue, keeping their identity; the indices sent, and
-    /// those SQS refused as the sender's fault with why. A failure on SQS's side fails the call.
+    /// Send copies of `messages` to this queue, keeping their identity, in calls packed by size
+    /// (ten dead letters can exceed SendMessageBatch's 256 KiB, and then the whole call fails);
+    /// the indices sent, and those SQS refused as the sender's fault with why. A failure on SQS's
+    /// side fails the call. A copy over 256 KiB goes alone (a queue may take up to 1 MiB).
     async fn send_copies(
         &self,
         messages: &[Message],
     ) -> Result<(Vec<usize>, Vec<(usize, String)>), SourceError> {
-        let entries: Vec<SendMessageBatchRequestEntry> = (messages.iter().enumerate())
-            .map(|(i, m)| {
-                let entry = SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(m.body.clone().unwrap_or_default())
-                    .set_message_attributes(Some(identity(m)));
-                let entry = if self.is_fifo() {
-                    entry
-                        .message_group_id("login-etl-redrive")
-                        // The dead letter's own id: the same when a crashed redrive is retried,
-                        // new each time it comes back (the original id would be dropped by
-                        // SQS's 5-minute deduplication, and then deleted here: lost).
-                        .message_deduplication_id(deduplication_id(
-                            m.message_id.as_deref().unwrap_or_default(),
-                        ))
-                } else {
-                    entry
-                };
-                entry.build().expect("id and body are set")
-            })
+        let copies: Vec<(String, HashMap<String, MessageAttributeValue>)> = (messages.iter())
+            .map(|m| (m.body.clone().unwrap_or_default(), identity(m)))
             .collect();
-        self.send_batch(entries, "a redriven message").await
+        let sizes: Vec<usize> = (copies.iter())
+            .map(|(body, attributes)| copy_size(body, attributes))
+            .collect();
+        let (mut sent, mut refused) = (Vec::new(), Vec::new());
+        for call in pack(&sizes) {
+            let entries = (call.iter().enumerate())
+                .map(|(id, &i)| self.copy_entry(id, &messages[i], &copies[i]))
+                .collect();
+            let (went, not) = self.send_batch(entries, "a redriven message").await?;
+            sent.extend(went.into_iter().map(|id| call[id]));
+            refused.extend(not.into_iter().map(|(id, why)| (call[id], why)));
+        }
+        Ok((sent, refused))
     }
+
+    /// The SendMessageBatch entry (id `id`) of the copy of dead letter `m`.
+    fn copy_entry(
+        &self,
+        id: usize,
+        m: &Message,
+        (body, attributes): &(String, HashMap<String, MessageAttributeValue>),
+    ) -> SendMessageBatchRequestEntry {
+        let entry = SendMessageBatchRequestEntry::builder()
+            .id(id.to_string())
+            .message_body(body)
+            .set_message_attributes(Some(attributes.clone()));
+        let entry = if self.is_fifo() {
+            entry
+                .message_group_id("login-etl-redrive")
+                // The dead letter's own id: the same when a crashed redrive is retried, new each
+                // time it comes back (the original id would be dropped by SQS's 5-minute
+                // deduplication, and then deleted here: lost).
+                .message_deduplication_id(deduplication_id(
+                    m.message_id.as_deref().unwrap_or_default(),
+                ))
+        } else {
+            entry
+        };
+        entry.build().expect("id and body are set")
+    }
+}
+
+/// Bytes a copy counts for against SQS's size limits: its body and each attribute's name, type
+/// and value, as SQS counts them.
+fn copy_size(body: &str, attributes: &HashMap<String, MessageAttributeValue>) -> usize {
+    let attribute = |(name, value): (&String, &MessageAttributeValue)| {
+        name.len()
+            + value.data_type.len()
+            + value.string_value.as_ref().map_or(0, String::len)
+            + value.binary_value.as_ref().map_or(0, |b| b.as_ref().len())
+    };
+    body.len() + attributes.iter().map(attribute).sum::<usize>()
 }
 
 /// Why a dead letter is there: a reason code login-etl writes, or [`OTHER_REASON`]. Anyone who
@@ -300,5 +334,13 @@ mod tests {
                 "{free:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_copy_counts_its_body_and_every_attribute() {
+        let copy = identity(&dead_letter(&[("producer", "x")]));
+        let sent = SENT_ATTRIBUTE.len() + 6 + 13;
+        let source = SOURCE_ATTRIBUTE.len() + 6 + 6;
+        assert_eq!(copy_size("abc", &copy), 3 + (8 + 6 + 1) + source + sent);
     }
 }
