@@ -32,3 +32,14 @@ pub(crate) fn after_commit() {
         std::thread::sleep(std::time::Duration::from_secs(3600));
     }
 }
+
+/// `LOGIN_ETL_TEST_SPOIL_REDRIVE_DELETES=once|always`: `redrive` deletes dead letters it copied
+/// with a receipt handle SQS refuses, on the first attempt (`once`) or on every one (`always`),
+/// so a test sees a DeleteMessageBatch whose entries fail in a successful call.
+pub(crate) fn redrive_receipt(attempt: usize, receipt: String) -> String {
+    match std::env::var("LOGIN_ETL_TEST_SPOIL_REDRIVE_DELETES").as_deref() {
+        Ok("always") => "spoiled-by-a-test-hook".to_string(),
+        Ok("once") if attempt == 0 => "spoiled-by-a-test-hook".to_string(),
+        _ => receipt,
+    }
+}

@@ -105,8 +105,41 @@ pub(super) async fn execute(args: RedriveArgs, _: Globals) -> anyhow::Result<()>
         moved.moved,
         queue.queue_url()
     );
+    let mut failures = Vec::new();
+    if moved.not_deleted > 0 {
+        println!(
+            "{} copied, not deleted: still in {}",
+            moved.not_deleted, args.dead_letter_queue
+        );
+        // Counted in the audit too: a second row, as audit rows cannot be changed.
+        let detail = serde_json::json!({
+            "from": args.dead_letter_queue,
+            "to": queue.queue_url(),
+            "of": audit_id,
+            "moved": moved.moved,
+            "copied_not_deleted": moved.not_deleted,
+        });
+        if let Err(e) = (database)
+            .audit_operation("redrive", &who, moved.not_deleted, detail)
+            .await
+        {
+            eprintln!("cannot audit the dead letters copied but not deleted: {e}");
+        }
+        failures.push(format!(
+            "{} dead letters were copied but not deleted: they are still in the dead-letter queue \
+             and will come back as duplicates, which the consumer's ledger drops by their \
+             original id",
+            moved.not_deleted
+        ));
+    }
     if !moved.refused.is_empty() {
-        anyhow::bail!("{} dead letters could not be moved", moved.refused.len());
+        failures.push(format!(
+            "{} dead letters could not be moved",
+            moved.refused.len()
+        ));
+    }
+    if !failures.is_empty() {
+        anyhow::bail!("{}", failures.join("; "));
     }
     Ok(())
 }

@@ -187,3 +187,68 @@ async fn large_dead_letters_move_in_calls_within_the_256_kib_batch_limit() {
     assert_eq!(dlq.remaining().await, 0);
     assert_eq!(queue.remaining().await, 10);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_letter_copied_but_not_deleted_is_retried_once_then_reported() {
+    let (db, queue, dlq) = redrive_setup().await;
+    let users: Vec<String> = (0..3).map(|_| unique("undeleted")).collect();
+    let bodies: Vec<String> = (users.iter().enumerate())
+        .map(|(n, u)| login(u, 50 + n as u8))
+        .collect();
+    dlq.send(&bodies).await;
+    let dlq_url = dlq.source.queue_url().to_string();
+    let spoiled = |how: &str| {
+        let mut cmd = redrive(&queue, &db, &dlq_url, &[]);
+        cmd.env("LOGIN_ETL_TEST_SPOIL_REDRIVE_DELETES", how);
+        run_binary(&mut cmd)
+    };
+
+    // Every delete refused: the copies went, the dead letters stay, and the run says so.
+    let out = spoiled("always");
+    let (printed, errors) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success(), "{printed}");
+    assert!(printed.contains("3 copied, not deleted"), "{printed}");
+    let last = errors.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.contains("3 dead letters were copied but not deleted"),
+        "{errors}"
+    );
+    assert!(last.contains("duplicates"), "{last}");
+    assert!(
+        !errors.contains("spoiled-by-a-test-hook"),
+        "no receipt handle: {errors}"
+    );
+    for user in &users {
+        assert!(!errors.contains(user.as_str()), "no body: {errors}");
+    }
+    assert_eq!(dlq.remaining().await, 3, "still in the dead-letter queue");
+    assert_eq!(queue.remaining().await, 3);
+    let not_deleted: Vec<i64> = (db.client().await)
+        .query(
+            "SELECT (detail->>'copied_not_deleted')::bigint FROM privacy_operations \
+             WHERE operation = 'redrive' AND detail ? 'copied_not_deleted'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(not_deleted, vec![3], "the audit counts them");
+    // The copies land; the dead letters that come back later are the same logins.
+    run_drain(&queue, &db, &[]);
+    assert_eq!(queue.remaining().await, 0);
+
+    // Refused once only: the retry deletes them.
+    let (db, queue, dlq) = redrive_setup().await;
+    dlq.send(&bodies).await;
+    let dlq_url = dlq.source.queue_url().to_string();
+    let mut cmd = redrive(&queue, &db, &dlq_url, &[]);
+    let out = run_ok(cmd.env("LOGIN_ETL_TEST_SPOIL_REDRIVE_DELETES", "once"));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("moved 3 dead letters"), "{printed}");
+    assert_eq!(dlq.remaining().await, 0, "deleted on the retry");
+}

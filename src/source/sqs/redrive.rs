@@ -35,6 +35,9 @@ pub struct Redriven {
     pub moved: u64,
     /// Refused by SQS as the sender's fault (they stay in the dead-letter queue), with why.
     pub refused: Vec<String>,
+    /// Sent to the source queue, but SQS failed to delete them from the dead-letter queue (twice):
+    /// they come back as duplicates, which the consumer's ledger drops by their original id.
+    pub not_deleted: u64,
 }
 
 impl SqsSource {
@@ -88,41 +91,64 @@ impl SqsSource {
         hold: Duration,
     ) -> Result<Redriven, SourceError> {
         let mut report = Redriven::default();
-        let mut refused_ids = HashSet::new();
+        // Refused, or copied and not deleted: left in the dead-letter queue.
+        let mut skip = HashSet::new();
         loop {
             let batch: Vec<Message> = (self.receive_dead_letters(hold).await?.into_iter())
-                .filter(|m| !refused_ids.contains(&m.message_id))
+                .filter(|m| !skip.contains(&m.message_id))
                 .collect();
             if batch.is_empty() {
                 return Ok(report);
             }
             let (sent, refused) = to.send_copies(&batch).await?;
             for (i, why) in refused {
-                refused_ids.insert(batch[i].message_id.clone());
+                skip.insert(batch[i].message_id.clone());
                 report.refused.push(why);
             }
-            let entries: Vec<DeleteMessageBatchRequestEntry> = (sent.iter())
+            let not_deleted = self.delete_copied(&batch, &sent).await?;
+            for &i in &not_deleted {
+                // Hidden for `hold` only: not copied again in this run if it shows up again.
+                skip.insert(batch[i].message_id.clone());
+            }
+            for &i in sent.iter().filter(|i| !not_deleted.contains(i)) {
+                *report.by_reason.entry(reason(&batch[i])).or_default() += 1;
+                report.moved += 1;
+            }
+            report.not_deleted += not_deleted.len() as u64;
+        }
+    }
+
+    /// Delete the dead letters at `copied` (indices into `batch`), once more for those a
+    /// successful DeleteMessageBatch still lists as failed; the indices never deleted. Such a
+    /// dead letter comes back later as a duplicate of its copy.
+    async fn delete_copied(
+        &self,
+        batch: &[Message],
+        copied: &[usize],
+    ) -> Result<Vec<usize>, SourceError> {
+        let mut pending = copied.to_vec();
+        for attempt in 0..2 {
+            if pending.is_empty() {
+                break;
+            }
+            let entries: Vec<DeleteMessageBatchRequestEntry> = (pending.iter())
                 .map(|&i| {
-                    let receipt = batch[i].receipt_handle.clone().unwrap_or_default();
                     (DeleteMessageBatchRequestEntry::builder().id(i.to_string()))
-                        .receipt_handle(receipt)
+                        .receipt_handle(receipt(&batch[i], attempt))
                         .build()
                         .expect("id and receipt handle are set")
                 })
                 .collect();
-            if !entries.is_empty() {
-                (self.client.delete_message_batch())
-                    .queue_url(&self.queue_url)
-                    .set_entries(Some(entries))
-                    .send()
-                    .await
-                    .map_err(|e| self.error(e))?;
-            }
-            for &i in &sent {
-                *report.by_reason.entry(reason(&batch[i])).or_default() += 1;
-            }
-            report.moved += sent.len() as u64;
+            let out = (self.client.delete_message_batch())
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| self.error(e))?;
+            let deleted: HashSet<&str> = out.successful.iter().map(|s| s.id.as_str()).collect();
+            pending.retain(|i| !deleted.contains(i.to_string().as_str()));
         }
+        Ok(pending)
     }
 
     /// Up to ten messages with every attribute, hidden for `hold`.
@@ -203,6 +229,15 @@ fn copy_size(body: &str, attributes: &HashMap<String, MessageAttributeValue>) ->
             + value.binary_value.as_ref().map_or(0, |b| b.as_ref().len())
     };
     body.len() + attributes.iter().map(attribute).sum::<usize>()
+}
+
+/// The receipt handle to delete `m` with (`attempt` counts from 0; a test hook spoils it).
+#[cfg_attr(not(feature = "test-hooks"), allow(unused_variables))]
+fn receipt(m: &Message, attempt: usize) -> String {
+    let receipt = m.receipt_handle.clone().unwrap_or_default();
+    #[cfg(feature = "test-hooks")]
+    let receipt = crate::test_hooks::redrive_receipt(attempt, receipt);
+    receipt
 }
 
 /// Why a dead letter is there: a reason code login-etl writes, or [`OTHER_REASON`]. Anyone who
