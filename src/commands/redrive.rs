@@ -62,6 +62,21 @@ pub(super) async fn execute(args: RedriveArgs, _: Globals) -> anyhow::Result<()>
         let census = dead_letters.census(HOLD, MAX_COUNTED).await?;
         print_by_reason(&census);
         let counted: u64 = census.by_reason.values().sum();
+        if dead_letters.is_fifo() {
+            // SQS hides the rest of a FIFO message group while its first messages are in hand, so
+            // a census sees about ten per group: the queue's depth says how many wait.
+            let depth = dead_letters.depth().await?;
+            let waiting = depth.visible + depth.in_flight;
+            if waiting > counted {
+                println!(
+                    "dry run: would move about {waiting} dead letters to {}; {counted} of them \
+                     counted by reason (a FIFO queue hands out one message group at a time); \
+                     nothing moved",
+                    queue.queue_url()
+                );
+                return Ok(());
+            }
+        }
         let more = if counted as usize >= MAX_COUNTED {
             " (counted up to here; more wait)"
         } else {

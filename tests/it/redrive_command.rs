@@ -252,3 +252,23 @@ async fn a_dead_letter_copied_but_not_deleted_is_retried_once_then_reported() {
     assert!(printed.contains("moved 3 dead letters"), "{printed}");
     assert_eq!(dlq.remaining().await, 0, "deleted on the retry");
 }
+
+/// SQS hides the rest of a FIFO message group while its first messages are in hand: the census
+/// sees ten of one group; the output must still say how many wait.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_of_a_fifo_dead_letter_queue_does_not_undercount() {
+    let (db, queue, dlq) = (
+        TestDb::new().await,
+        TestQueue::new(30).await,
+        TestQueue::fifo().await,
+    );
+    let bodies: Vec<String> = (0..15).map(|n| login(&unique("fifo"), n)).collect();
+    dlq.send(&bodies).await;
+    let dlq_url = dlq.source.queue_url().to_string();
+    let out = run_ok(&mut redrive(&queue, &db, &dlq_url, &["--dry-run"]));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("would move about 15 dead letters"),
+        "{printed}"
+    );
+}
