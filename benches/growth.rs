@@ -84,6 +84,7 @@ fn outcomes(masker: &Masker, tag: &str, start: usize, count: usize, months: i64)
                 sent_at: Utc::now() - chrono::Duration::days(days_ago),
                 receive_count: 1,
                 undated_copy: false,
+                chunk_of: None,
                 received: Instant::now(),
             };
             transform::process(&envelope, masker, Utc::now())

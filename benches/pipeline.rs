@@ -85,6 +85,7 @@ async fn main() {
         queue_url: None,
         queue_name: QUEUE.into(),
         protocol: Default::default(),
+        s3_endpoint: None,
     };
     let source = SqsSource::create(&settings).await.expect("LocalStack up");
     source.purge().await.ok();
@@ -113,6 +114,7 @@ async fn main() {
             sent_at: chrono::Utc::now(),
             receive_count: 1,
             undated_copy: false,
+            chunk_of: None,
             received: Instant::now(),
         })
         .collect();

@@ -96,11 +96,14 @@ pub enum RejectCode {
     RejectedByDatabase,
     /// A JSON array or NDJSON body with more logins than `--max-logins-per-message`.
     TooManyLogins,
+    /// An S3 object a notification named, or a line of it, that cannot be read: gone, replaced,
+    /// refused, not gzip or UTF-8 where it says so, a line too long.
+    UnreadableObject,
 }
 
 impl RejectCode {
     /// Every code, so each reason's counter is exported at 0 from the start.
-    pub const ALL: [RejectCode; 7] = [
+    pub const ALL: [RejectCode; 8] = [
         RejectCode::InvalidJson,
         RejectCode::NotAnObject,
         RejectCode::DuplicateKey,
@@ -108,6 +111,7 @@ impl RejectCode {
         RejectCode::TooManyReceives,
         RejectCode::RejectedByDatabase,
         RejectCode::TooManyLogins,
+        RejectCode::UnreadableObject,
     ];
 
     /// The text stored in the database and logs.
@@ -120,6 +124,7 @@ impl RejectCode {
             RejectCode::TooManyReceives => "too_many_receives",
             RejectCode::RejectedByDatabase => "rejected_by_database",
             RejectCode::TooManyLogins => "too_many_logins",
+            RejectCode::UnreadableObject => "unreadable_object",
         }
     }
 }
@@ -413,10 +418,11 @@ mod tests {
             RejectCode::TooManyReceives => 4,
             RejectCode::RejectedByDatabase => 5,
             RejectCode::TooManyLogins => 6,
+            RejectCode::UnreadableObject => 7,
         };
         let mut listed: Vec<usize> = RejectCode::ALL.iter().map(|c| index(*c)).collect();
         listed.sort_unstable();
-        assert_eq!(listed, (0..=6).collect::<Vec<_>>());
+        assert_eq!(listed, (0..=7).collect::<Vec<_>>());
     }
 
     const GOOD: &str = r#"{"user_id": "424cdd21-063a-43a7-b91b-7ca1a833afae", "app_version": "2.3.0", "device_type": "android", "ip": "199.172.111.135", "locale": "RU", "device_id": "593-47-5928"}"#;

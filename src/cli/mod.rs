@@ -52,6 +52,15 @@ pub struct SqsArgs {
     /// AWS itself is never switched.
     #[arg(long, env = "LOGIN_ETL_SQS_PROTOCOL", value_enum, default_value_t = SqsProtocolArg::Auto)]
     pub sqs_protocol: SqsProtocolArg,
+    /// S3 endpoint URL for the objects S3 notifications on the queue name (path-style). Empty: the
+    /// --sqs-endpoint if one is given (LocalStack serves both), else AWS.
+    #[arg(
+        long,
+        env = "AWS_ENDPOINT_URL_S3",
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub s3_endpoint: Endpoint,
 }
 
 /// Network pseudonyms (`masked_ip_network`).
@@ -181,6 +190,7 @@ impl From<&SqsArgs> for SqsSettings {
             queue_url: args.queue_url.clone().filter(|u| !u.trim().is_empty()),
             queue_name: args.queue_name.clone(),
             protocol: args.sqs_protocol.into(),
+            s3_endpoint: args.s3_endpoint.0.clone(),
         }
     }
 }

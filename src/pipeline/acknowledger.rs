@@ -4,35 +4,66 @@
 use tokio_util::sync::CancellationToken;
 
 use super::held::Held;
+use super::objects::Parents;
 use super::source::Source;
 use crate::retry::{Budget, Retry};
 use crate::source::{Envelope, ReceiptHandle};
 use crate::telemetry::metrics;
 
-/// The receipt handles of a batch, for deleting it and extending its visibility.
-pub(super) fn receipts(batch: &[Envelope]) -> Vec<ReceiptHandle> {
-    batch.iter().map(|e| e.receipt_handle.clone()).collect()
+/// What a committed batch lets go of: its messages' deliveries, and for each chunk of an S3
+/// object, its notification's (deleted only once its last chunk committed).
+pub(super) struct Receipts {
+    messages: Vec<ReceiptHandle>,
+    chunks_of: Vec<ReceiptHandle>,
+}
+
+/// The receipt handles of a batch, for deleting it.
+pub(super) fn receipts(batch: &[Envelope]) -> Receipts {
+    let (chunks, messages): (Vec<&Envelope>, Vec<&Envelope>) =
+        batch.iter().partition(|e| e.chunk_of.is_some());
+    Receipts {
+        messages: messages.iter().map(|e| e.receipt_handle.clone()).collect(),
+        chunks_of: (chunks.iter())
+            .filter_map(|e| e.chunk_of.as_ref().map(|c| c.notification.clone()))
+            .collect(),
+    }
 }
 
 pub(super) struct Acknowledger<Q> {
     source: Q,
     held: Held,
+    parents: Parents,
     shutdown: CancellationToken,
 }
 
 impl<Q: Source> Acknowledger<Q> {
-    pub(super) fn new(source: Q, held: Held, shutdown: CancellationToken) -> Self {
+    pub(super) fn new(
+        source: Q,
+        held: Held,
+        parents: Parents,
+        shutdown: CancellationToken,
+    ) -> Self {
         Self {
             source,
             held,
+            parents,
             shutdown,
         }
     }
 
-    /// Delete committed messages and stop holding them; returns how many could not be deleted.
-    pub(super) async fn delete(&mut self, receipts: &[ReceiptHandle]) -> u64 {
-        let failed = self.try_delete(receipts).await;
-        self.held.release(receipts);
+    /// Delete committed messages (and the notifications whose last chunk this was) and stop
+    /// holding them; returns how many could not be deleted.
+    pub(super) async fn delete(&mut self, receipts: &Receipts) -> u64 {
+        let mut done: Vec<ReceiptHandle> = (receipts.chunks_of.iter())
+            .filter(|parent| self.parents.committed(parent))
+            .cloned()
+            .collect();
+        done.extend(receipts.messages.iter().cloned());
+        if done.is_empty() {
+            return 0;
+        }
+        let failed = self.try_delete(&done).await;
+        self.held.release(&done);
         failed
     }
 

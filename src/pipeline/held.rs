@@ -122,6 +122,7 @@ mod tests {
             sent_at: chrono::Utc::now(),
             receive_count: 1,
             undated_copy: false,
+            chunk_of: None,
             received,
         }
     }

@@ -13,6 +13,7 @@ mod acknowledger;
 mod batcher;
 mod committer;
 mod held;
+mod objects;
 mod progress;
 mod receiver;
 mod source;
@@ -131,6 +132,7 @@ pub async fn run<Q: Source, S: Store>(
     let (tx, rx) = mpsc::channel::<Envelope>(2 * settings.batch_size.max(1));
     let buffer = batcher::Buffer::new(defaults::BUFFER_BYTES);
     let held = held::Held::default();
+    let parents = objects::Parents::default();
     let stop_heartbeat = CancellationToken::new();
     let heartbeat = held::heartbeat(held.clone(), source.clone(), stop_heartbeat.clone());
     // Receivers stop on shutdown, on a fatal error of any task, or when the writer is done.
@@ -143,6 +145,7 @@ pub async fn run<Q: Source, S: Store>(
             tx.clone(),
             buffer.clone(),
             held.clone(),
+            parents.clone(),
             settings.wait_time,
             settings.drain_idle,
             stop_receiving.clone(),
@@ -161,7 +164,7 @@ pub async fn run<Q: Source, S: Store>(
         true => Some(source.depth().await.map_or(0, |d| d.visible + d.in_flight)),
         false => None,
     };
-    let mut acknowledger = acknowledger::Acknowledger::new(source, held, shutdown.clone());
+    let mut acknowledger = acknowledger::Acknowledger::new(source, held, parents, shutdown.clone());
     let mut summary = Summary::default();
     let mut progress = progress::Progress::new(bar_total);
     let write = async {

@@ -8,8 +8,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::batcher::Buffer;
 use super::held::Held;
+use super::objects::{Parents, Reader};
 use super::source::Source;
 use crate::retry::{Budget, Retry};
+use crate::source::s3::notification::{self, Notification};
 use crate::source::sqs::SQS_BATCH_MAX;
 use crate::source::{Envelope, SourceError};
 
@@ -20,6 +22,7 @@ pub(super) async fn receive_loop<Q: Source>(
     tx: mpsc::Sender<Envelope>,
     buffer: Buffer,
     held: Held,
+    parents: Parents,
     wait_time: Duration,
     drain_idle: Option<Duration>,
     stop: CancellationToken,
@@ -47,7 +50,28 @@ pub(super) async fn receive_loop<Q: Source>(
                 // Kept invisible from now until deleted. (If the writer is gone, the run is
                 // ending and the heartbeat with it: what was held comes back after a timeout.)
                 held.hold(&messages, source.visibility_timeout());
+                let objects = Reader {
+                    source: &source,
+                    tx: &tx,
+                    buffer: &buffer,
+                    held: &held,
+                    parents: &parents,
+                };
                 for message in messages {
+                    // An S3 notification is read here: its objects' chunks go down the channel.
+                    match notification::parse(&message.body) {
+                        Notification::NotS3 => {}
+                        Notification::Test => {
+                            objects.delete(message.receipt_handle).await;
+                            continue;
+                        }
+                        Notification::Objects(named) => {
+                            if objects.read(message, named).await.is_err() {
+                                return Ok(()); // the writer is gone
+                            }
+                            continue;
+                        }
+                    }
                     tokio::select! {
                         biased;
                         _ = buffer.reserve(message.body.len()) => {}

@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use crate::source::s3::{FetchError, ObjectRef, Opened};
 use crate::source::{
     Envelope, ForwardReport, Forwarded, QueueDepth, ReceiptHandle, SourceError, SqsSource,
 };
@@ -40,6 +41,11 @@ pub trait Source: Clone + Send + Sync + 'static {
     fn sibling(&self, queue_url: &str) -> impl Future<Output = Result<Self, SourceError>> + Send;
     /// Approximate depth (the progress bar's length).
     fn depth(&self) -> impl Future<Output = Result<QueueDepth, SourceError>> + Send;
+    /// Open an object an S3 notification on the queue named.
+    fn open_object(
+        &self,
+        object: &ObjectRef,
+    ) -> impl Future<Output = Result<Opened, FetchError>> + Send;
 }
 
 impl Source for SqsSource {
@@ -83,5 +89,13 @@ impl Source for SqsSource {
 
     fn depth(&self) -> impl Future<Output = Result<QueueDepth, SourceError>> + Send {
         SqsSource::depth(self)
+    }
+
+    fn open_object(
+        &self,
+        object: &ObjectRef,
+    ) -> impl Future<Output = Result<Opened, FetchError>> + Send {
+        let (objects, object) = (self.objects().clone(), object.clone());
+        async move { objects.open(&object).await }
     }
 }

@@ -87,6 +87,7 @@ impl SimSource {
                 sent_at: m.sent_at,
                 receive_count: m.receive_count,
                 undated_copy: false,
+                chunk_of: None,
                 received: tokio::time::Instant::now().into_std(),
             });
         }
@@ -284,5 +285,15 @@ impl Source for SimSource {
             in_flight: 0,
             delayed: 0,
         })
+    }
+
+    /// The simulation sends no S3 notifications; one would be a quarantined object.
+    async fn open_object(
+        &self,
+        _: &crate::source::s3::ObjectRef,
+    ) -> Result<crate::source::s3::Opened, crate::source::s3::FetchError> {
+        Err(crate::source::s3::FetchError::Unreadable(
+            "no S3 in the simulation".into(),
+        ))
     }
 }

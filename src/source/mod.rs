@@ -4,6 +4,6 @@ pub mod s3;
 pub mod sqs;
 
 pub use sqs::{
-    Envelope, ForwardReport, Forwarded, MessageId, QueueDepth, ReceiptHandle, Redriven,
+    ChunkOf, Envelope, ForwardReport, Forwarded, MessageId, QueueDepth, ReceiptHandle, Redriven,
     SourceError, SqsProtocol, SqsSettings, SqsSource,
 };

@@ -13,6 +13,7 @@ fn envelope(body: &str, receive_count: u32) -> Envelope {
         sent_at: Utc.with_ymd_and_hms(2025, 3, 4, 23, 59, 59).unwrap(),
         receive_count,
         undated_copy: false,
+        chunk_of: None,
         received: std::time::Instant::now(),
     }
 }

@@ -29,6 +29,7 @@ async fn the_same_message_twice_in_one_batch_is_written_once() {
         sent_at: chrono::Utc::now(),
         receive_count: 1,
         undated_copy: false,
+        chunk_of: None,
         received: std::time::Instant::now(),
     };
     let outcome = transform::process(&envelope, &masker(), chrono::Utc::now()).remove(0);

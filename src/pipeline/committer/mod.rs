@@ -77,6 +77,16 @@ impl<S: Store, Q: Source> Committer<S, Q> {
 
     /// One message's outcomes, counted by its shape in the metrics.
     fn transform(&self, envelope: &Envelope, received_at: chrono::DateTime<Utc>) -> Vec<Outcome> {
+        // What of an S3 object could not be read is quarantined with its reason.
+        let refusal = envelope.chunk_of.as_ref().and_then(|c| c.refusal.clone());
+        if let Some(rejection) = refusal {
+            return vec![transform::quarantine(
+                envelope,
+                &self.masker,
+                rejection,
+                received_at,
+            )];
+        }
         let outcomes = transform::process_with(envelope, &self.masker, &self.decoding, received_at);
         if let Some(first) = outcomes.first() {
             crate::telemetry::metrics::message_shape(

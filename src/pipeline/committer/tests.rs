@@ -83,6 +83,7 @@ fn redelivered(id: usize, user: &str, receive_count: u32) -> Envelope {
         sent_at: Utc::now(),
         receive_count,
         undated_copy: false,
+        chunk_of: None,
         received: std::time::Instant::now(),
     }
 }

@@ -4,11 +4,13 @@
 //! notification or a crash half-way through an object lands nothing twice.
 
 pub mod chunks;
+pub mod fetch;
 pub mod notification;
 
 use sha2::{Digest, Sha256};
 
 pub use chunks::{Chunks, Limits, Piece, Unreadable};
+pub use fetch::{FetchError, ObjectStore, Opened};
 pub use notification::{Notification, ObjectRef};
 
 /// The ledger id of the chunk of `object` that starts at line `first`: the same on every read

@@ -30,6 +30,8 @@ pub struct Envelope {
     /// A dead letter sent again with its original id but not its first-sending time
     /// ([`Message::undated_copy`]).
     pub undated_copy: bool,
+    /// Set for a chunk of an S3 object that a notification named ([`crate::source::s3`]).
+    pub chunk_of: Option<ChunkOf>,
     /// When this consumer received it: the visibility timeout runs from here.
     pub received: Instant,
 }
@@ -44,6 +46,17 @@ impl<'a> From<&'a Envelope> for Message<'a> {
             undated_copy: envelope.undated_copy,
         }
     }
+}
+
+/// What makes an envelope a chunk of an S3 object: its notification's delivery, deleted once every
+/// chunk of it committed (never by a chunk alone), and, for a chunk that stands for what could
+/// not be read (a line too long, an object gone), the reason it is quarantined with.
+#[derive(Debug, Clone)]
+pub struct ChunkOf {
+    /// The notification's delivery (its receipt handle is also the chunk's).
+    pub notification: ReceiptHandle,
+    /// Quarantine with this reason instead of reading the body.
+    pub refusal: Option<crate::validate::Rejection>,
 }
 
 /// A rejected message on its way to the dead-letter queue.

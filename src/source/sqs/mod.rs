@@ -26,7 +26,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use aws_sdk_sqs::Client;
 use url::Url;
 
-pub use envelope::{Envelope, Forwarded, MessageId, ReceiptHandle};
+pub use envelope::{ChunkOf, Envelope, Forwarded, MessageId, ReceiptHandle};
 pub use error::SourceError;
 pub use forward::ForwardReport;
 pub use protocol::SqsProtocol;
@@ -54,6 +54,9 @@ pub struct SqsSettings {
     pub queue_name: String,
     /// JSON, query, or detect (see [`SqsProtocol`]).
     pub protocol: SqsProtocol,
+    /// Where S3 objects named by notifications on the queue are read; `None`: the SQS endpoint
+    /// if one is given (LocalStack serves both), else AWS.
+    pub s3_endpoint: Option<Url>,
 }
 
 /// Messages visible, in flight and delayed, as SQS approximates them.
@@ -85,6 +88,8 @@ pub struct SqsSource {
     queue_url: String,
     endpoint: Option<String>,
     visibility_timeout: Duration,
+    /// Where objects named by S3 notifications are read (no call until one is).
+    objects: crate::source::s3::ObjectStore,
 }
 
 /// An SQS client for the settings (no network call).
@@ -210,12 +215,18 @@ impl SqsSource {
                 .unwrap_or_default(),
         };
         check_queue_url(&queue_url, endpoint.as_deref())?;
+        let objects = crate::source::s3::ObjectStore::new(
+            settings.s3_endpoint.as_ref().or(settings.endpoint.as_ref()),
+            settings.region.as_deref(),
+        )
+        .await;
         let mut source = Self {
             client,
             hot,
             queue_url,
             endpoint,
             visibility_timeout: Duration::from_secs(30),
+            objects,
         };
         let attributes = source
             .attributes(&[QueueAttributeName::VisibilityTimeout])
@@ -241,6 +252,11 @@ impl SqsSource {
             .await
             .map_err(|e| SourceError::from_sdk(e, &settings.queue_name, endpoint.as_deref()))?;
         Self::connect(settings).await
+    }
+
+    /// Where objects named by S3 notifications on the queue are read.
+    pub(crate) fn objects(&self) -> &crate::source::s3::ObjectStore {
+        &self.objects
     }
 
     /// The resolved queue URL.

@@ -68,6 +68,7 @@ fn envelope(m: Received, now: chrono::DateTime<Utc>, received: Instant) -> Optio
     Some(Envelope {
         sent_at: first_sent.map_or(sent_at, |first| first.min(sent_at)),
         undated_copy: original.is_some() && first_sent.is_none(),
+        chunk_of: None,
         receive_count: number(attributes.approximate_receive_count)
             .unwrap_or(1)
             .clamp(1, u32::MAX as i64) as u32,

@@ -67,6 +67,7 @@ pub(crate) fn envelope(id: &str, body: &str, days_ago: i64) -> login_etl::source
         sent_at: chrono::Utc::now() - chrono::Duration::days(days_ago),
         receive_count: 1,
         undated_copy: false,
+        chunk_of: None,
         received: std::time::Instant::now(),
     }
 }

@@ -92,6 +92,7 @@ impl TestQueue {
             queue_url: None,
             queue_name: name.into(),
             protocol: Default::default(),
+            s3_endpoint: None,
         }
     }
 

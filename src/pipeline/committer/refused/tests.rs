@@ -27,6 +27,7 @@ fn message(id: usize, users: &[&str]) -> Envelope {
         sent_at: Utc::now(),
         receive_count: 1,
         undated_copy: false,
+        chunk_of: None,
         received: std::time::Instant::now(),
     }
 }

@@ -109,6 +109,11 @@ impl Chunks {
         })
     }
 
+    /// Lines (or array elements) read so far.
+    pub fn lines(&self) -> u64 {
+        self.line
+    }
+
     /// The next piece, `None` at the end of the object. A read error (the connection dropped, a
     /// corrupt gzip stream) is returned as is: the caller decides between retrying and
     /// quarantining the rest.
@@ -144,7 +149,7 @@ impl Chunks {
                 }
                 first = line;
             } else if count as usize >= self.limits.max_logins
-                || body.len() + text.len() > self.limits.max_bytes
+                || body.len() + 1 + text.len() > self.limits.max_bytes
             {
                 self.pending = Some((line, text));
                 break;

@@ -1,0 +1,102 @@
+//! Reading one object a notification named: its content as a stream (never whole in memory) and
+//! its LastModified (what dates its logins when they carry no time of their own). The content read
+//! is the one the notification named: its version id, or on an unversioned bucket its ETag
+//! (`If-Match`), so a key written again since is not read under the old content's chunk ids.
+
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use chrono::{DateTime, Utc};
+use tokio::io::AsyncRead;
+use url::Url;
+
+use super::ObjectRef;
+
+/// Where objects are read from. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ObjectStore {
+    client: aws_sdk_s3::Client,
+}
+
+/// An object opened for reading.
+pub struct Opened {
+    /// Its content, streamed.
+    pub body: Box<dyn AsyncRead + Unpin + Send>,
+    /// When it was written.
+    pub last_modified: Option<DateTime<Utc>>,
+}
+
+/// Why an object could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// Gone, replaced, or refused for good: what its quarantine entry says (no retry helps).
+    #[error("{0}")]
+    Unreadable(String),
+    /// A network error, throttling, a server error: the notification comes back and is retried.
+    #[error("{0}")]
+    Transient(String),
+}
+
+impl ObjectStore {
+    /// An S3 client with the queue's credentials and region; `endpoint` for LocalStack or a VPC
+    /// endpoint (path-style addressing then, as LocalStack needs).
+    pub async fn new(endpoint: Option<&Url>, region: Option<&str>) -> Self {
+        let sdk = crate::aws::config(endpoint, region).await;
+        let config = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(endpoint.is_some());
+        ObjectStore {
+            client: aws_sdk_s3::Client::from_conf(config.build()),
+        }
+    }
+
+    /// Open the content the notification named.
+    pub async fn open(&self, object: &ObjectRef) -> Result<Opened, FetchError> {
+        let mut get = (self.client.get_object())
+            .bucket(&object.bucket)
+            .key(&object.key);
+        get = match (&object.version_id, &object.etag) {
+            (Some(version), _) => get.version_id(version),
+            (None, Some(etag)) => get.if_match(format!("\"{etag}\"")),
+            (None, None) => get,
+        };
+        let output = get.send().await.map_err(classify)?;
+        let last_modified = (output.last_modified)
+            .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()));
+        Ok(Opened {
+            body: Box::new(output.body.into_async_read()),
+            last_modified,
+        })
+    }
+}
+
+/// An SDK error as one safe line (its code and status, never a response body) and its kind.
+fn classify<E: ProvideErrorMetadata>(error: SdkError<E>) -> FetchError {
+    let status = error.raw_response().map(|r| r.status().as_u16());
+    let code = error.code().unwrap_or("").to_string();
+    match (status, code.as_str()) {
+        (_, "NoSuchKey" | "NoSuchBucket" | "NoSuchVersion") | (Some(404), _) => {
+            FetchError::Unreadable(format!("the object is gone ({})", or_status(&code, status)))
+        }
+        (Some(412), _) | (_, "PreconditionFailed") => FetchError::Unreadable(
+            "the object was written again since this notification (its new content has a \
+             notification of its own)"
+                .into(),
+        ),
+        (Some(403), _) | (_, "AccessDenied" | "InvalidObjectState") => FetchError::Unreadable(
+            format!("the object cannot be read ({}): check the task role's s3:GetObject on the bucket, or the object's storage class", or_status(&code, status)),
+        ),
+        _ => FetchError::Transient(format!(
+            "reading the object failed ({}); the notification is retried",
+            match (&error, status) {
+                (SdkError::DispatchFailure(_), _) => "no connection to S3".to_string(),
+                (SdkError::TimeoutError(_), _) => "timed out".to_string(),
+                _ => or_status(&code, status),
+            }
+        )),
+    }
+}
+
+fn or_status(code: &str, status: Option<u16>) -> String {
+    match (code, status) {
+        ("", Some(status)) => format!("HTTP {status}"),
+        ("", None) => "no reply".into(),
+        (code, _) => crate::safe_text::escape(code).chars().take(60).collect(),
+    }
+}

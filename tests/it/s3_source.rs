@@ -1,0 +1,186 @@
+//! S3 objects as a source (issue 34), against LocalStack's S3 sending real bucket notifications
+//! to the queue: NDJSON gzip'd in several members and a pretty-printed JSON array land every
+//! valid login once; a bad line is quarantined alone with its object and line; a line too long
+//! and an object that is gone are `unreadable_object` entries, not stops; S3's test event is
+//! dropped; a notification delivered again (the same object named twice) adds nothing.
+
+use std::io::Write;
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
+use aws_sdk_sqs::types::QueueAttributeName;
+use flate2::write::GzEncoder;
+use serde_json::json;
+
+use crate::helpers::*;
+
+fn login(i: usize) -> String {
+    json!({
+        "user_id": format!("s3-user-{i}"), "ip": format!("198.51.{}.{}", i / 250, i % 250),
+        "device_id": format!("s3-dev-{i}"), "device_type": "ios", "locale": "NZ",
+        "app_version": "2.3.0"
+    })
+    .to_string()
+}
+
+fn gzip_members(parts: &[String]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for part in parts {
+        let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(part.as_bytes()).unwrap();
+        out.extend(gz.finish().unwrap());
+    }
+    out
+}
+
+async fn s3(endpoint: &str) -> aws_sdk_s3::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "test", "test", None, None, "t",
+        ))
+        .load()
+        .await;
+    let config = aws_sdk_s3::config::Builder::from(&config).force_path_style(true);
+    aws_sdk_s3::Client::from_conf(config.build())
+}
+
+async fn rows(db: &TestDb) -> i64 {
+    db.scalar("SELECT count(*) FROM user_logins").await
+}
+
+async fn entries(db: &TestDb) -> Vec<(String, String)> {
+    let client = db.client().await;
+    (client.query(
+        "SELECT reason_code, reason FROM quarantined_messages ORDER BY reason",
+        &[],
+    ))
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn objects_named_by_notifications_land_every_login_once() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    let s3 = s3(&queue.endpoint).await;
+    let bucket = unique("history").to_lowercase().replace('_', "-");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let arn = (login_etl::source::sqs::client(&queue.settings()).await)
+        .get_queue_attributes()
+        .queue_url(queue.source.queue_url())
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    let notify = QueueConfiguration::builder()
+        .queue_arn(arn)
+        .events(Event::from("s3:ObjectCreated:*"))
+        .build()
+        .unwrap();
+    (s3.put_bucket_notification_configuration())
+        .bucket(&bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(notify)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // 2,500 lines in three gzip members: two refused (invalid fields, cut short), three chunks.
+    let mut lines: Vec<String> = (0..2500).map(login).collect();
+    lines[700] = json!({"user_id": "s3-bad", "ip": "198.51.100.9"}).to_string();
+    lines[1800] = login(1800)[..30].to_string();
+    let members: Vec<String> = lines.chunks(900).map(|c| c.join("\n") + "\n").collect();
+    let put = |key: &str, body: Vec<u8>| {
+        (s3.put_object())
+            .bucket(&bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+    };
+    put("logs/day 1/a.ndjson.gz", gzip_members(&members))
+        .await
+        .unwrap();
+    // A pretty-printed array of five, and NDJSON with a line longer than a login may be.
+    let array = serde_json::to_string_pretty(
+        &(3000..3005)
+            .map(|i| serde_json::from_str(&login(i)).unwrap())
+            .collect::<Vec<serde_json::Value>>(),
+    )
+    .unwrap();
+    put("logs/b.json", array.into_bytes()).await.unwrap();
+    let long = format!(r#"{{"user_id":"{}"}}"#, "x".repeat(300 << 10));
+    put(
+        "logs/c.ndjson",
+        format!("{}\n{long}\n{}\n", login(4000), login(4001)).into_bytes(),
+    )
+    .await
+    .unwrap();
+    // The test event and three notifications.
+    wait_until("S3 notified the queue", Duration::from_secs(60), || async {
+        queue.source.depth().await.unwrap().visible >= 4
+    })
+    .await;
+    let out = run_drain(&queue, &db, &[]);
+    let printed = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(rows(&db).await, 2498 + 5 + 2, "{printed}");
+    let found = entries(&db).await;
+    let codes: Vec<&str> = found.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(codes.len(), 3, "{found:?}");
+    assert!(
+        codes.contains(&"invalid_fields") && codes.contains(&"invalid_json"),
+        "{found:?}"
+    );
+    let unreadable = (found.iter())
+        .find(|(c, _)| c == "unreadable_object")
+        .unwrap();
+    assert!(
+        unreadable
+            .1
+            .contains(&format!("s3://{bucket}/logs/c.ndjson: line 2 is ")),
+        "{unreadable:?}"
+    );
+    assert_eq!(queue.remaining().await, 0, "every notification deleted");
+    assert!(!printed.contains("198.51."), "no raw address in the log");
+
+    // The same object named again (a notification delivered twice), and one that is gone.
+    let etag = (s3
+        .head_object()
+        .bucket(&bucket)
+        .key("logs/day 1/a.ndjson.gz"))
+    .send()
+    .await
+    .unwrap()
+    .e_tag
+    .unwrap();
+    let notification = |key: &str, etag: &str| {
+        json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": bucket}, "object": {"key": key, "eTag": etag, "size": 1}}}]})
+        .to_string()
+    };
+    queue
+        .send(&[
+            notification("logs/day+1/a.ndjson.gz", &etag),
+            notification("logs/gone.ndjson", "0123"),
+        ])
+        .await;
+    run_drain(&queue, &db, &[]);
+    assert_eq!(rows(&db).await, 2498 + 5 + 2, "nothing twice");
+    let found = entries(&db).await;
+    assert_eq!(found.len(), 4, "{found:?}");
+    assert!(
+        (found.iter()).any(|(c, r)| c == "unreadable_object" && r.contains("gone.ndjson: the object is gone")),
+        "{found:?}"
+    );
+    assert_eq!(queue.remaining().await, 0);
+}
