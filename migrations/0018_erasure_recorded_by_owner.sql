@@ -8,9 +8,13 @@
 --   * derives the selectors it neutralises from the subject and the masks (never free text);
 --   * builds the audit row's detail itself, listing the ids of the reveal rows it changed, so an
 --     erasure made up to hide someone's reveals names every row it touched and the role that did.
--- What stays the caller's word, said in docs/security.md: which masks are the subject's (only
--- the operator holds the keys that make them) and the quarantine counts.
-DROP FUNCTION IF EXISTS login_etl_erase_audited(text[], text[], text[], text, text, text, bigint, bigint, jsonb);
+--   * stamps the records with the clock after its lock (not the transaction's start, which a
+--     caller could hold open to date an erasure back), never moving a record's time back;
+--   * requires the subject's fingerprints to be among the records, and lists every record with
+--     its previous time in the audit row.
+-- What stays the caller's word, said in docs/security.md: that the id, the fingerprints and the
+-- masks belong together (only the operator holds the keys that make them), and the quarantine
+-- counts.
 CREATE OR REPLACE FUNCTION login_etl_erase_audited(
     user_id_ text, records_ text[], subjects_ text[], masks_ text[],
     os_user_ text, actor_ text, reason_ text, quarantined_ bigint, stripped_ bigint)
@@ -18,6 +22,8 @@ RETURNS TABLE (audit_id bigint, reveals bigint, deleted bigint)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     deleted_ bigint;
+    stamp_ timestamptz;
+    recorded_ jsonb;
     changed bigint[];
     selectors_ text[];
     id_ bigint;
@@ -29,13 +35,23 @@ BEGIN
     IF quarantined_ < 0 OR stripped_ < 0 THEN
         RAISE EXCEPTION 'an erase has a negative count';
     END IF;
+    IF NOT subjects_ <@ records_ THEN
+        RAISE EXCEPTION 'an erase records the fingerprints it names';
+    END IF;
     -- The writers' lock order (src/sink/postgres/erased.rs): no write interleaves.
     LOCK TABLE public.user_logins IN SHARE ROW EXCLUSIVE MODE;
+    -- The erasure's time: now, after the lock (every write in flight has committed by then).
+    stamp_ := clock_timestamp();
     DELETE FROM public.user_logins WHERE user_id = user_id_;
     GET DIAGNOSTICS deleted_ = ROW_COUNT;
-    INSERT INTO public.erased_subjects (fingerprint, erased_at)
-        SELECT DISTINCT r, now() FROM unnest(records_) AS r
-        ON CONFLICT (fingerprint) DO UPDATE SET erased_at = now();
+    SELECT coalesce(jsonb_agg(jsonb_build_object('fingerprint', r, 'before', e.erased_at)
+                              ORDER BY r), '[]')
+        INTO recorded_
+        FROM (SELECT DISTINCT r FROM unnest(records_) AS r) AS d(r)
+        LEFT JOIN public.erased_subjects AS e ON e.fingerprint = d.r;
+    INSERT INTO public.erased_subjects AS e (fingerprint, erased_at)
+        SELECT DISTINCT r, stamp_ FROM unnest(records_) AS r
+        ON CONFLICT (fingerprint) DO UPDATE SET erased_at = greatest(e.erased_at, EXCLUDED.erased_at);
     -- A mask a stored row still holds is someone's data: it stays in the audit.
     masks_ := ARRAY(SELECT DISTINCT m FROM unnest(masks_) AS m WHERE m IS NOT NULL AND NOT EXISTS (
         SELECT 1 FROM public.user_logins AS l
@@ -59,20 +75,41 @@ BEGIN
     VALUES ('erase', os_user_, actor_, reason_, deleted_, quarantined_, jsonb_build_object(
                 'subject', subjects_[1], 'subjects', to_jsonb(subjects_),
                 'quarantine_entries_stripped', stripped_,
-                'reveals_neutralised', cardinality(changed), 'reveal_ids', to_jsonb(changed)))
+                'reveals_neutralised', cardinality(changed), 'reveal_ids', to_jsonb(changed),
+                'records', recorded_, 'erased_at', stamp_))
     RETURNING id INTO id_;
     RETURN QUERY SELECT id_, cardinality(changed)::bigint, deleted_;
 END $$;
 REVOKE EXECUTE ON FUNCTION login_etl_erase_audited(text, text[], text[], text[], text, text, text, bigint, bigint) FROM PUBLIC;
 
--- A database whose operator role exists (docs/least-privilege-operator.sql) is brought to the
--- new grants here: the old function's EXECUTE went with it, and the direct writes are taken back.
+-- A database upgraded from migration 17: whoever held EXECUTE on the old function gets it on the
+-- new one, and nobody but the owner keeps a way to write erasure records directly (a revoke at
+-- table level takes the column grants, `UPDATE (erased_at)`, with it).
 DO $$
+DECLARE
+    r record;
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'login_etl_operator') THEN
-        REVOKE INSERT, UPDATE ON erased_subjects FROM login_etl_operator;
-        GRANT EXECUTE ON FUNCTION
-            login_etl_erase_audited(text, text[], text[], text[], text, text, text, bigint, bigint)
-            TO login_etl_operator;
-    END IF;
+    FOR r IN SELECT DISTINCT pg_get_userbyid(a.grantee) AS role
+             FROM pg_proc AS p, aclexplode(p.proacl) AS a
+             WHERE p.oid = to_regprocedure('login_etl_erase_audited(text[], text[], text[], text, '
+                                           'text, text, bigint, bigint, jsonb)')
+               AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner AND a.grantee <> 0 LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION login_etl_erase_audited(text, text[], text[], '
+                       'text[], text, text, text, bigint, bigint) TO %I', r.role);
+    END LOOP;
+    FOR r IN SELECT DISTINCT pg_get_userbyid(a.grantee) AS role
+             FROM pg_class AS c, aclexplode(c.relacl) AS a
+             WHERE c.oid = 'public.erased_subjects'::regclass
+               AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+               AND a.grantee <> c.relowner AND a.grantee <> 0
+             UNION
+             SELECT DISTINCT pg_get_userbyid(a.grantee)
+             FROM pg_class AS c, pg_attribute AS t, aclexplode(t.attacl) AS a
+             WHERE c.oid = 'public.erased_subjects'::regclass AND t.attrelid = c.oid
+               AND a.privilege_type IN ('INSERT', 'UPDATE')
+               AND a.grantee <> c.relowner AND a.grantee <> 0 LOOP
+        EXECUTE format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON public.erased_subjects FROM %I',
+                       r.role);
+    END LOOP;
 END $$;
+DROP FUNCTION IF EXISTS login_etl_erase_audited(text[], text[], text[], text, text, text, bigint, bigint, jsonb);

@@ -132,6 +132,12 @@ struct Context<'c, 'a> {
 /// How far an envelope's time may run ahead of its message's (producers' clocks differ).
 const ENVELOPE_TIME_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
+/// The earliest envelope time taken as a login's: history loaded from archives is old, but none
+/// is older than this; an earlier one (year 0, a zeroed clock) is a mistake, and the message's
+/// own time is taken instead (a `create_date` in 1 BC would be kept by nothing and erased by
+/// everything).
+const EARLIEST_TIME: DateTime<Utc> = DateTime::from_timestamp_nanos(946_684_800_000_000_000);
+
 impl Context<'_, '_> {
     /// When the login was sent: the event's own time (its envelope's `Timestamp`/`time`) when it
     /// has one, so a replayed archive or a redrive keeps its dates; else when the message was
@@ -140,7 +146,7 @@ impl Context<'_, '_> {
     /// yet or outlive every retention; the message's time is taken then.
     fn sent_at(&self) -> DateTime<Utc> {
         match self.unwrapped.sent_at {
-            Some(at) if at <= self.message.sent_at + ENVELOPE_TIME_SKEW => at,
+            Some(at) if at <= self.message.sent_at + ENVELOPE_TIME_SKEW && at >= EARLIEST_TIME => at,
             _ => self.message.sent_at,
         }
     }

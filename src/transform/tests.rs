@@ -395,3 +395,27 @@ fn an_envelope_time_after_sqs_received_the_message_does_not_date_the_row() {
         );
     }
 }
+
+/// Attack review F6: an envelope time before any real login (year 0, a zeroed clock) dated the
+/// row in 1 BC. Rule: an envelope time before 2000 is not used; an old but real one still is.
+#[test]
+fn an_envelope_time_before_any_real_login_does_not_date_the_row() {
+    let login = r#"{"user_id":"u","device_type":"ios","ip":"10.0.0.1","device_id":"d-1"}"#;
+    let sent = envelope("", 1).sent_at;
+    for (time, dated) in [
+        ("0000-01-01T00:00:00Z", None),
+        ("1970-01-01T00:00:00Z", None),
+        ("2001-02-03T04:05:06Z", Some("2001-02-03")),
+    ] {
+        let event = format!(
+            r#"{{"version":"0","id":"e","detail-type":"login","source":"app","time":"{time}","detail":{login}}}"#
+        );
+        let OutcomeKind::Row { create_date, .. } =
+            only(process(&envelope(&event, 1), &masker(), Utc::now())).kind
+        else {
+            panic!("expected a row")
+        };
+        let expected = dated.map_or(sent.date_naive(), |d| d.parse().unwrap());
+        assert_eq!(create_date, expected, "an event claiming {time}");
+    }
+}

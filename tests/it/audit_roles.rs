@@ -12,7 +12,12 @@ const K1: &str = "k1:61616161616161616161616161616161616161616161616161616161616
 const K2: &str = "k2:6262626262626262626262626262626262626262626262626262626262626262";
 
 /// A login role made from one of the documented role files (`role` is its role name there).
-async fn role_from(db: &TestDb, file: &str, role: &str, prefix: &str) -> (String, String) {
+pub(crate) async fn role_from(
+    db: &TestDb,
+    file: &str,
+    role: &str,
+    prefix: &str,
+) -> (String, String) {
     let name = format!("{prefix}_{}", &db.name[db.name.len() - 8..]);
     let grants = file.replace(role, &name).replace("analytics", &db.name);
     let client = db.client().await;
@@ -24,7 +29,7 @@ async fn role_from(db: &TestDb, file: &str, role: &str, prefix: &str) -> (String
     (name, url)
 }
 
-async fn drop_role(db: &TestDb, role: &str) {
+pub(crate) async fn drop_role(db: &TestDb, role: &str) {
     (db.client().await)
         .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
         .await
@@ -293,9 +298,9 @@ async fn erase_rekey_and_retire_key_work_under_the_operator_role() {
     let audited: chrono::DateTime<chrono::Utc> = db
         .scalar("SELECT at FROM privacy_operations WHERE detail->'subjects' ? 'made-up'")
         .await;
-    assert_eq!(
-        recorded, audited,
-        "the record is stamped with its audit row's time"
+    assert!(
+        recorded >= audited,
+        "the record is stamped after its lock, never before its audit row"
     );
     drop(as_operator);
     drop_role(&db, &operator).await;

@@ -13,6 +13,7 @@ mod dead_letters;
 mod deploy;
 mod endpoints;
 mod erasure;
+mod erasure_attacks;
 mod erasure_holds;
 mod erasure_redrive;
 mod fail_closed;

@@ -252,46 +252,54 @@ impl<S: Store, Q: Source> Committer<S, Q> {
             return Ok(());
         }
         let outcomes: Vec<&Outcome> = refused.iter().map(|(_, outcome, _)| *outcome).collect();
-        let before = self.not_to_forward(&outcomes).await?;
-        #[cfg(feature = "sim-mutants")]
-        let before = match crate::mutants::active(crate::mutants::Mutant::ForwardEveryRedelivery) {
-            true => HashSet::new(),
-            false => before,
-        };
-        let Some(dead_letter) = &self.dead_letter else {
-            return Ok(());
-        };
-        let quarantined: Vec<(MessageId, Cow<'_, str>, &str, _)> = (refused.iter().enumerate())
-            .filter(|(i, _)| !before.contains(i))
-            .map(|(_, refused)| *refused)
-            .filter_map(|(item, outcome, code)| {
-                let (id, body) = self.dead_letter_of(&item.envelope, outcome.element)?;
-                Some((id, body, code.as_str(), item.envelope.sent_at))
-            })
-            .filter(|(id, _, _, _)| !forwarded.contains(id))
-            .collect();
-        let messages: Vec<Forwarded> = quarantined
-            .iter()
-            .map(|(message_id, body, reason_code, sent_at)| Forwarded {
-                body,
-                message_id,
-                reason_code,
-                sent_at: *sent_at,
-            })
-            .collect();
-        if messages.is_empty() {
-            return Ok(());
-        }
         let budget = Budget::Time(self.write_retry_timeout);
+        let shutdown = self.shutdown.clone();
         let mut retry = Retry::new(
             "forward",
             "forwarding to the dead-letter queue failed",
             budget,
-            &self.shutdown,
+            &shutdown,
         );
-        let report = loop {
+        // Decided again before every attempt: an erasure that committed while the queue was
+        // down withholds what it names from the retry too.
+        let (messages, report) = loop {
+            let before = self.not_to_forward(&outcomes).await?;
+            #[cfg(feature = "sim-mutants")]
+            let before =
+                match crate::mutants::active(crate::mutants::Mutant::ForwardEveryRedelivery) {
+                    true => HashSet::new(),
+                    false => before,
+                };
+            let Some(dead_letter) = &self.dead_letter else {
+                return Ok(());
+            };
+            let quarantined: Vec<(MessageId, Cow<'_, str>, &str, _)> = (refused.iter().enumerate())
+                .filter(|(i, _)| !before.contains(i))
+                .map(|(_, refused)| *refused)
+                .filter_map(|(item, outcome, code)| {
+                    let (id, body) = self.dead_letter_of(&item.envelope, outcome.element)?;
+                    Some((id, body, code.as_str(), item.envelope.sent_at))
+                })
+                .filter(|(id, _, _, _)| !forwarded.contains(id))
+                .collect();
+            if quarantined.is_empty() {
+                return Ok(());
+            }
+            let messages: Vec<Forwarded> = quarantined
+                .iter()
+                .map(|(message_id, body, reason_code, sent_at)| Forwarded {
+                    body,
+                    message_id,
+                    reason_code,
+                    sent_at: *sent_at,
+                })
+                .collect();
             match dead_letter.forward(&messages).await {
-                Ok(report) => break report,
+                Ok(report) => {
+                    let sent: Vec<MessageId> =
+                        (messages.iter()).map(|m| m.message_id.clone()).collect();
+                    break (sent, report);
+                }
                 Err(e) => retry.after(e).await?,
             }
         };
@@ -301,7 +309,7 @@ impl<S: Store, Q: Source> Committer<S, Q> {
             tracing::warn!(%message_id, why, "not forwarded to the dead-letter queue; it stays in quarantine");
         }
         crate::telemetry::metrics::dead_letters_not_forwarded(report.not_forwarded.len());
-        forwarded.extend(messages.iter().map(|m| m.message_id.clone()));
+        forwarded.extend(messages);
         Ok(())
     }
 
