@@ -17,6 +17,7 @@ use crate::sink::PgConnection;
 use crate::source::{SqsSettings, SqsSource};
 
 // Declared here, not by `commands!`: rustfmt and other tools reach only modules they can see.
+pub mod backfill;
 pub mod check;
 pub mod erase;
 pub mod keygen;
@@ -100,6 +101,9 @@ commands! {
     /// sending time, so it lands once and an erasure still holds (`--dry-run` counts them by
     /// reason). Audited.
     Redrive(redrive::RedriveArgs) => redrive,
+    /// Load history from S3: one notification per object under s3://bucket/prefix on the queue,
+    /// read by every consumer already running, each login landing once (`--dry-run` counts).
+    Backfill(backfill::BackfillArgs) => backfill,
     /// Preflight, with the same flags and environment as `run`: credentials, queue and its
     /// settings, database, schema, the role's grants, keys. One line each, ✓ or ✗ with the fix;
     /// exits non-zero if anything is ✗.

@@ -146,7 +146,9 @@ impl Context<'_, '_> {
     /// yet or outlive every retention; the message's time is taken then.
     fn sent_at(&self) -> DateTime<Utc> {
         match self.unwrapped.sent_at {
-            Some(at) if at <= self.message.sent_at + ENVELOPE_TIME_SKEW && at >= EARLIEST_TIME => at,
+            Some(at) if at <= self.message.sent_at + ENVELOPE_TIME_SKEW && at >= EARLIEST_TIME => {
+                at
+            }
             _ => self.message.sent_at,
         }
     }

@@ -184,3 +184,60 @@ async fn objects_named_by_notifications_land_every_login_once() {
     );
     assert_eq!(queue.remaining().await, 0);
 }
+
+/// `backfill` puts one notification per object under the prefix on the queue (`--since` on
+/// LastModified, `--dry-run` counts); the consumers read them as live ones, and a second backfill
+/// of the same prefix adds nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn backfill_loads_a_prefix_once_however_often_it_runs() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    let s3 = s3(&queue.endpoint).await;
+    let bucket = unique("backfill").to_lowercase().replace('_', "-");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let put = |key: &str, body: String| {
+        (s3.put_object())
+            .bucket(&bucket)
+            .key(key)
+            .body(ByteStream::from(body.into_bytes()))
+            .send()
+    };
+    put(
+        "old/a.ndjson",
+        (0..3).map(login).collect::<Vec<_>>().join("\n"),
+    )
+    .await
+    .unwrap();
+    put("other/skipped.ndjson", login(99)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let since = chrono::Utc::now().to_rfc3339();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let gz = gzip_members(&[(3..6).map(login).collect::<Vec<_>>().join("\n")]);
+    (s3.put_object())
+        .bucket(&bucket)
+        .key("old/b c.ndjson.gz")
+        .body(ByteStream::from(gz))
+        .send()
+        .await
+        .unwrap();
+    let location = format!("s3://{bucket}/old/");
+    let backfill = |extra: &[&str]| {
+        let mut cmd = binary(&queue, &db);
+        cmd.args(["backfill", &location]).args(extra);
+        String::from_utf8_lossy(&run_ok(&mut cmd).stdout).into_owned()
+    };
+    let counted = backfill(&["--dry-run", "--since", &since]);
+    assert!(
+        counted.starts_with("would enqueue 1 objects ("),
+        "{counted}"
+    );
+    assert_eq!(queue.remaining().await, 0, "a dry run enqueues nothing");
+    let enqueued = backfill(&[]);
+    assert!(enqueued.starts_with("enqueued 2 objects ("), "{enqueued}");
+    run_drain(&queue, &db, &[]);
+    assert_eq!(rows(&db).await, 6);
+    backfill(&[]);
+    run_drain(&queue, &db, &[]);
+    assert_eq!(rows(&db).await, 6, "a second backfill adds nothing");
+    assert_eq!(entries(&db).await, vec![]);
+    assert_eq!(queue.remaining().await, 0);
+}

@@ -46,6 +46,11 @@ impl ObjectStore {
         }
     }
 
+    /// The SDK client (for listing).
+    pub(super) fn client(&self) -> &aws_sdk_s3::Client {
+        &self.client
+    }
+
     /// Open the content the notification named.
     pub async fn open(&self, object: &ObjectRef) -> Result<Opened, FetchError> {
         let mut get = (self.client.get_object())
@@ -67,7 +72,7 @@ impl ObjectStore {
 }
 
 /// An SDK error as one safe line (its code and status, never a response body) and its kind.
-fn classify<E: ProvideErrorMetadata>(error: SdkError<E>) -> FetchError {
+pub(super) fn classify<E: ProvideErrorMetadata>(error: SdkError<E>) -> FetchError {
     let status = error.raw_response().map(|r| r.status().as_u16());
     let code = error.code().unwrap_or("").to_string();
     match (status, code.as_str()) {

@@ -5,12 +5,14 @@
 
 pub mod chunks;
 pub mod fetch;
+pub mod list;
 pub mod notification;
 
 use sha2::{Digest, Sha256};
 
 pub use chunks::{Chunks, Limits, Piece, Unreadable};
 pub use fetch::{FetchError, ObjectStore, Opened};
+pub use list::{notification_of, Listed, Location};
 pub use notification::{Notification, ObjectRef};
 
 /// The ledger id of the chunk of `object` that starts at line `first`: the same on every read
