@@ -33,7 +33,9 @@ ROLES = {
     "OperatorRole": {"kms:decrypt"},
     "KedaScalerRole": {"sqs:getqueueattributes"},
     "TaskRole": {"sqs:receivemessage", "sqs:deletemessage", "sqs:changemessagevisibility",
-                 "sqs:getqueueattributes", "sqs:getqueueurl", "sqs:sendmessage", "kms:decrypt"},
+                 "sqs:getqueueattributes", "sqs:getqueueurl", "sqs:sendmessage", "kms:decrypt",
+                 # Objects S3 notifications name (HistoryBucketNames), never any bucket.
+                 "s3:getobject", "s3:getobjectversion", "s3:listbucket"},
 }
 CONTEXT_KEY = "kms:encryptioncontext:service"
 PIN = re.compile(r"^[^@\s]+@[0-9a-f]{40}$")
@@ -154,6 +156,9 @@ def check_role(path, resources, logical):
         if extra:
             report("role-actions", path, f"{logical} allows {', '.join(extra)}; "
                    f"it may only {', '.join(sorted(allowed))}")
+        if any(a.startswith("s3:") for a in included) and \
+                any(r in ("*", "arn:aws:s3:::*", "arn:aws:s3:::*/*") for r in as_list(statement.get("Resource", []))):
+            report("role-actions", path, f"{logical} reads S3 beyond the configured buckets")
         if "kms:decrypt" in included and not has_context(statement):
             report("role-actions", path, f"{logical} decrypts without "
                    "kms:EncryptionContext:service = login-etl")

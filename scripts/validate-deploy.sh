@@ -122,6 +122,8 @@ reject_policy kms-decrypt-context "$qk" '/kms:EncryptionContext:service: login-e
 reject_policy role-actions "$access" 's/^\( *\)- kms:Decrypt$/&\n\1- sqs:ReceiveMessage/'
 reject_policy role-actions "$access" 's/^\( *\)- sqs:GetQueueAttributes$/&\n\1- sqs:DeleteMessage/'
 reject_policy role-actions "$access" 's/^  KedaScalerRole:/  KedaRole:/'
+reject_policy role-actions deploy/cloudformation/service.yaml 's/^\( *\)- s3:GetObjectVersion$/&\n\1- s3:PutObject/'
+reject_policy role-actions deploy/cloudformation/service.yaml '/Action: s3:ListBucket$/,/Resource: !Split$/ s|^\( *\)Resource: !Split$|\1Resource: "*"\n\1Condition: !Split|'
 reject_policy action-pin "$release" 's|actions/checkout@[0-9a-f]\{40\}|actions/checkout@v4|'
 reject_policy action-pin "$release" 's| # v2\.0\.1$||'
 reject_policy release-tags-only "$release" 's|^    tags: \["v\*\.\*\.\*"\]$|&\n  workflow_dispatch:|'
