@@ -179,7 +179,7 @@ fn decompress(text: &str, cap: usize) -> Result<String, Rejection> {
 
 /// The login inside an SNS notification or EventBridge event, if `text` is one (and `mode`
 /// takes it off).
-fn envelope_of(
+pub(crate) fn envelope_of(
     text: &str,
     mode: EnvelopeMode,
 ) -> Option<(EnvelopeKind, String, Option<DateTime<Utc>>)> {

@@ -43,6 +43,7 @@ pub fn process_with<'a>(
         masker,
         keep_extra_fields: decoding.keep_extra_fields,
         received_at,
+        envelope_mode: decoding.envelope,
     };
     let outcomes = match split(&unwrapped, decoding) {
         Err(rejection) => vec![context.refuse(&unwrapped.body, None, rejection)],
@@ -86,6 +87,7 @@ pub(crate) fn refuse_element<'a>(
         masker,
         keep_extra_fields: false,
         received_at: Utc::now(),
+        envelope_mode: decoding.envelope,
     };
     let element = Element {
         index: index as usize,
@@ -127,6 +129,8 @@ struct Context<'c, 'a> {
     masker: &'c Masker,
     keep_extra_fields: bool,
     received_at: DateTime<Utc>,
+    /// Which envelopes are recognised (for the elements' own too).
+    envelope_mode: EnvelopeMode,
 }
 
 /// How far an envelope's time may run ahead of its message's (producers' clocks differ).
@@ -145,7 +149,12 @@ impl Context<'_, '_> {
     /// (beyond clock skew) cannot be true, and would date rows into months that have no partition
     /// yet or outlive every retention; the message's time is taken then.
     fn sent_at(&self) -> DateTime<Utc> {
-        match self.unwrapped.sent_at {
+        self.dated(self.unwrapped.sent_at)
+    }
+
+    /// An envelope's time, if it can be true; else the message's.
+    fn dated(&self, envelope_time: Option<DateTime<Utc>>) -> DateTime<Utc> {
+        match envelope_time {
             Some(at) if at <= self.message.sent_at + ENVELOPE_TIME_SKEW && at >= EARLIEST_TIME => {
                 at
             }
@@ -155,6 +164,17 @@ impl Context<'_, '_> {
 
     /// One login's outcome; `body` is what quarantine keeps (scrubbed) if it is refused.
     fn login(&self, text: &str, body: &str, element: Option<Element>) -> Outcome {
+        // An element of a body with no envelope may come in its own (an EventBridge archive
+        // exported as NDJSON, an array of SNS notifications): its login is what is validated, and
+        // its time dates it.
+        let own = match (element, self.unwrapped.envelope) {
+            (Some(_), EnvelopeKind::None) => envelope::envelope_of(text, self.envelope_mode),
+            _ => None,
+        };
+        let (text, sent_at) = match &own {
+            Some((_, login, at)) => (login.as_str(), self.dated(*at)),
+            None => (text, self.sent_at()),
+        };
         match validate::decode(text) {
             Ok(mut event) => {
                 let keep = self.keep_extra_fields && !event.unknown_fields.is_empty();
@@ -165,8 +185,8 @@ impl Context<'_, '_> {
                     element: element.map(|e| e.index as u32),
                     kind: OutcomeKind::Row {
                         login: self.masker.mask_event(event),
-                        create_date: self.sent_at().date_naive(),
-                        sent_at: self.sent_at(),
+                        create_date: sent_at.date_naive(),
+                        sent_at,
                         existed_by: self.message.existed_by(),
                         extra_fields,
                     },

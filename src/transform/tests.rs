@@ -419,3 +419,44 @@ fn an_envelope_time_before_any_real_login_does_not_date_the_row() {
         assert_eq!(create_date, expected, "an event claiming {time}");
     }
 }
+
+/// Issue 34, item 4: an EventBridge archive exported as NDJSON (an S3 object's lines) is a body of
+/// envelopes: each element's login is validated and dated by its own time, not quarantined as a
+/// login missing its fields; an element whose time cannot be true takes the message's.
+#[test]
+fn elements_in_envelopes_of_their_own_are_unwrapped_and_dated_by_them() {
+    let login = |u: &str| {
+        format!(r#"{{"user_id":"{u}","device_type":"ios","ip":"10.0.0.1","device_id":"d-1"}}"#)
+    };
+    let event = |u: &str, time: &str| {
+        format!(
+            r#"{{"version":"0","id":"e-{u}","detail-type":"login","source":"app","time":"{time}","detail":{}}}"#,
+            login(u)
+        )
+    };
+    let body = format!(
+        "{}\n{}\n{}",
+        event("a", "2025-01-02T03:04:05Z"),
+        event("b", "1999-01-01T00:00:00Z"),
+        login("c")
+    );
+    let message = envelope(&body, 1);
+    let outcomes = process(&message, &masker(), Utc::now());
+    let dates: Vec<(String, chrono::NaiveDate)> = (outcomes.iter())
+        .map(|o| match &o.kind {
+            OutcomeKind::Row {
+                login, create_date, ..
+            } => (login.user_id.clone(), *create_date),
+            OutcomeKind::Quarantine(q) => panic!("quarantined: {}", q.rejection),
+        })
+        .collect();
+    let sent = message.sent_at.date_naive();
+    assert_eq!(
+        dates,
+        vec![
+            ("a".to_string(), "2025-01-02".parse().unwrap()),
+            ("b".to_string(), sent),
+            ("c".to_string(), sent),
+        ]
+    );
+}
