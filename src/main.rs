@@ -27,6 +27,7 @@ const AWS_SDK: &[&str] = &[
     "aws_credential_types",
     "aws_runtime",
     "aws_sdk_kms",
+    "aws_sdk_s3",
     "aws_sdk_sqs",
     "aws_sigv4",
     "aws_smithy_json",

@@ -146,6 +146,7 @@ pub async fn run<Q: Source, S: Store>(
             buffer.clone(),
             held.clone(),
             parents.clone(),
+            settings.max_receives,
             settings.wait_time,
             settings.drain_idle,
             stop_receiving.clone(),

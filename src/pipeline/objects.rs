@@ -11,11 +11,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::batcher::Buffer;
 use super::held::Held;
 use super::source::Source;
-use crate::source::s3::{self, Chunks, FetchError, ObjectRef, Piece};
+use crate::source::s3::{self, fetch::is_transport, Chunks, FetchError, ObjectRef, Piece};
 use crate::source::{ChunkOf, Envelope, MessageId, ReceiptHandle};
 use crate::validate::{RejectCode, Rejection};
 
@@ -89,6 +90,10 @@ pub(super) struct Reader<'r, Q> {
     pub(super) buffer: &'r Buffer,
     pub(super) held: &'r Held,
     pub(super) parents: &'r Parents,
+    /// Shutdown: reading stops, the notification comes back (what committed is skipped then).
+    pub(super) stop: &'r CancellationToken,
+    /// A notification received more often than this that still fails is quarantined.
+    pub(super) max_receives: u32,
 }
 
 /// The writer is gone: the receiver stops.
@@ -105,14 +110,18 @@ impl<Q: Source> Reader<'_, Q> {
     ) -> Result<(), Closed> {
         let parent = notification.receipt_handle.clone();
         for object in &objects {
-            match self.read_object(&notification, object).await? {
-                Ok(()) => {}
-                Err(why) => {
-                    tracing::warn!(error = %why, "an S3 object could not be read; its notification comes back");
+            let read = match self.read_object(&notification, object).await {
+                Ok(read) => read,
+                Err(Closed) => {
                     self.parents.abandon(&parent);
-                    self.held.release(&[parent]);
-                    return Ok(());
+                    return Err(Closed);
                 }
+            };
+            if let Err(why) = read {
+                tracing::warn!(error = %why, "an S3 object could not be read; its notification comes back");
+                self.parents.abandon(&parent);
+                self.held.release(&[parent]);
+                return Ok(());
             }
         }
         if self.parents.read(&parent) {
@@ -141,7 +150,9 @@ impl<Q: Source> Reader<'_, Q> {
             Err(FetchError::Unreadable(why)) => {
                 return self.refuse(notification, object, 0, why).await.map(Ok);
             }
-            Err(transient) => return Ok(Err(transient)),
+            Err(FetchError::Transient(why)) => {
+                return self.retry_or_refuse(notification, object, 0, why).await;
+            }
         };
         let dated = Envelope {
             sent_at: opened.last_modified.unwrap_or(notification.sent_at),
@@ -172,7 +183,8 @@ impl<Q: Source> Reader<'_, Q> {
         }
     }
 
-    /// A read error: corrupt content is quarantined from `line` on, anything else retried.
+    /// A read error: receiving the bytes failed (retried), or their content cannot be read from
+    /// `line` on (corrupt or cut-short gzip: quarantined).
     async fn failed(
         &self,
         notification: &Envelope,
@@ -180,15 +192,35 @@ impl<Q: Source> Reader<'_, Q> {
         line: u64,
         error: &std::io::Error,
     ) -> Result<Result<(), FetchError>, Closed> {
-        if error.kind() == std::io::ErrorKind::InvalidData {
-            let why =
-                format!("from line {line} on, the content is corrupt (not gzip, or cut short)");
-            return self.refuse(notification, object, line, why).await.map(Ok);
+        if is_transport(error) {
+            let why = format!("reading the object failed at line {line} ({error})");
+            return self.retry_or_refuse(notification, object, line, why).await;
         }
-        Ok(Err(FetchError::Transient(format!(
-            "reading the object failed at line {line} ({:?}); the notification is retried",
+        let why = format!(
+            "from line {line} on, the content cannot be read (corrupt, or cut short: {:?})",
             error.kind()
-        ))))
+        );
+        self.refuse(notification, object, line, why).await.map(Ok)
+    }
+
+    /// A failure retrying may fix: the notification comes back, unless it came back more than
+    /// --max-receives times already (then what is left of the object is quarantined with it).
+    async fn retry_or_refuse(
+        &self,
+        notification: &Envelope,
+        object: &ObjectRef,
+        line: u64,
+        why: String,
+    ) -> Result<Result<(), FetchError>, Closed> {
+        if notification.receive_count <= self.max_receives {
+            return Ok(Err(FetchError::Transient(why)));
+        }
+        let why = format!(
+            "received {} times, more than --max-receives {}, and still failing from line {line}: \
+             {why}",
+            notification.receive_count, self.max_receives
+        );
+        self.refuse(notification, object, line, why).await.map(Ok)
     }
 
     /// A chunk quarantined with `why` (and where in which object).
@@ -199,11 +231,13 @@ impl<Q: Source> Reader<'_, Q> {
         line: u64,
         why: String,
     ) -> Result<(), Closed> {
-        let place: String =
-            crate::safe_text::escape(&format!("s3://{}/{}", object.bucket, object.key))
-                .chars()
-                .take(300)
-                .collect();
+        // The key may hold anything (an address, a device id): the reason names it by its hash, as
+        // the chunk ids do.
+        let place = format!(
+            "s3://{}/<key {}>",
+            crate::safe_text::escape(&object.bucket),
+            &s3::chunk_id(object, 0)[3..15]
+        );
         let rejection = Rejection::new(RejectCode::UnreadableObject, format!("{place}: {why}"));
         self.send(notification, object, line, String::new(), Some(rejection))
             .await
@@ -229,6 +263,7 @@ impl<Q: Source> Reader<'_, Q> {
         };
         tokio::select! {
             biased;
+            _ = self.stop.cancelled() => return Err(Closed),
             _ = self.buffer.reserve(chunk.body.len()) => {}
             _ = self.tx.closed() => return Err(Closed),
         }

@@ -23,6 +23,7 @@ pub(super) async fn receive_loop<Q: Source>(
     buffer: Buffer,
     held: Held,
     parents: Parents,
+    max_receives: u32,
     wait_time: Duration,
     drain_idle: Option<Duration>,
     stop: CancellationToken,
@@ -56,10 +57,12 @@ pub(super) async fn receive_loop<Q: Source>(
                     buffer: &buffer,
                     held: &held,
                     parents: &parents,
+                    stop: &stop,
+                    max_receives,
                 };
                 for message in messages {
                     // An S3 notification is read here: its objects' chunks go down the channel.
-                    match notification::parse(&message.body) {
+                    match notification::parse_maybe_in_sns(&message.body) {
                         Notification::NotS3 => {}
                         Notification::Test => {
                             objects.delete(message.receipt_handle).await;

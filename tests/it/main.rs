@@ -40,6 +40,7 @@ mod recovery;
 mod redrive;
 mod redrive_command;
 mod reliability;
+mod s3_faults;
 mod s3_source;
 mod scale_out;
 mod shutdown;

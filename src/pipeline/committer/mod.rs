@@ -75,6 +75,24 @@ impl<S: Store, Q: Source> Committer<S, Q> {
         }
     }
 
+    /// How a body is decoded: the run's flags, except for a chunk of an S3 object, which is
+    /// always NDJSON of at most 1,000 logins (the chunking's own, whatever --envelope and
+    /// --max-logins-per-message say: its ids depend on it).
+    pub(super) fn decoding_of(&self, envelope: &Envelope) -> crate::envelope::Decoding {
+        use crate::envelope::EnvelopeMode;
+        match &envelope.chunk_of {
+            None => self.decoding,
+            Some(_) => crate::envelope::Decoding {
+                envelope: match self.decoding.envelope {
+                    EnvelopeMode::None => EnvelopeMode::Auto,
+                    mode => mode,
+                },
+                max_logins_per_message: self.decoding.max_logins_per_message.max(1000),
+                ..self.decoding
+            },
+        }
+    }
+
     /// One message's outcomes, counted by its shape in the metrics.
     fn transform(&self, envelope: &Envelope, received_at: chrono::DateTime<Utc>) -> Vec<Outcome> {
         // What of an S3 object could not be read is quarantined with its reason.
@@ -87,7 +105,8 @@ impl<S: Store, Q: Source> Committer<S, Q> {
                 received_at,
             )];
         }
-        let outcomes = transform::process_with(envelope, &self.masker, &self.decoding, received_at);
+        let decoding = self.decoding_of(envelope);
+        let outcomes = transform::process_with(envelope, &self.masker, &decoding, received_at);
         if let Some(first) = outcomes.first() {
             crate::telemetry::metrics::message_shape(
                 first.envelope.as_str(),
@@ -243,6 +262,13 @@ impl<S: Store, Q: Source> Committer<S, Q> {
         let refused: Vec<(&Item, &Outcome, crate::validate::RejectCode)> = part
             .iter()
             .flat_map(|item| item.outcomes.iter().map(move |o| (item, o)))
+            // What of an S3 object could not be read has no raw body to forward.
+            .filter(|(item, _)| {
+                item.envelope
+                    .chunk_of
+                    .as_ref()
+                    .map_or(true, |c| c.refusal.is_none())
+            })
             .filter_map(|(item, outcome)| match &outcome.kind {
                 OutcomeKind::Quarantine(q) => Some((item, outcome, q.rejection.code)),
                 OutcomeKind::Row { .. } => None,
@@ -344,7 +370,7 @@ impl<S: Store, Q: Source> Committer<S, Q> {
         match element {
             None => Some((envelope.message_id.clone(), Cow::Borrowed(&envelope.body))),
             Some(i) => {
-                let text = transform::element_text(&envelope.body, &self.decoding, i)?;
+                let text = transform::element_text(&envelope.body, &self.decoding_of(envelope), i)?;
                 Some((envelope.message_id.of_element(i), Cow::Owned(text)))
             }
         }

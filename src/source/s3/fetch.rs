@@ -56,18 +56,51 @@ impl ObjectStore {
         let mut get = (self.client.get_object())
             .bucket(&object.bucket)
             .key(&object.key);
-        get = match (&object.version_id, &object.etag) {
-            (Some(version), _) => get.version_id(version),
-            (None, Some(etag)) => get.if_match(format!("\"{etag}\"")),
-            (None, None) => get,
-        };
+        // The ETag too when there is a version id: a versioning-suspended bucket writes every
+        // object as version "null", in place.
+        if let Some(version) = &object.version_id {
+            get = get.version_id(version);
+        }
+        if let Some(etag) = &object.etag {
+            get = get.if_match(format!("\"{etag}\""));
+        }
         let output = get.send().await.map_err(classify)?;
         let last_modified = (output.last_modified)
             .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()));
         Ok(Opened {
-            body: Box::new(output.body.into_async_read()),
+            body: Box::new(Transport(output.body.into_async_read())),
             last_modified,
         })
+    }
+}
+
+/// The object's bytes as they arrive: an error here is the connection's (retried by bringing the
+/// notification back), told apart from what the content itself is ([`is_transport`]).
+struct Transport<R>(R);
+
+/// A failure to receive the object's bytes, not a fault of its content.
+#[derive(Debug, thiserror::Error)]
+#[error("receiving the object failed ({0:?})")]
+struct TransportError(std::io::ErrorKind);
+
+/// Whether a read error came from receiving the bytes (retry) rather than from their content
+/// (corrupt gzip, cut short: quarantine).
+pub fn is_transport(error: &std::io::Error) -> bool {
+    error.get_ref().is_some_and(|e| e.is::<TransportError>())
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Transport<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match std::pin::Pin::new(&mut self.0).poll_read(cx, buf) {
+            std::task::Poll::Ready(Err(e)) => {
+                std::task::Poll::Ready(Err(std::io::Error::other(TransportError(e.kind()))))
+            }
+            other => other,
+        }
     }
 }
 
@@ -75,6 +108,14 @@ impl ObjectStore {
 pub(super) fn classify<E: ProvideErrorMetadata>(error: SdkError<E>) -> FetchError {
     let status = error.raw_response().map(|r| r.status().as_u16());
     let code = error.code().unwrap_or("").to_string();
+    let throttled = matches!(
+        code.as_str(),
+        "SlowDown"
+            | "Throttling"
+            | "ThrottlingException"
+            | "RequestTimeout"
+            | "RequestTimeTooSkewed"
+    );
     match (status, code.as_str()) {
         (_, "NoSuchKey" | "NoSuchBucket" | "NoSuchVersion") | (Some(404), _) => {
             FetchError::Unreadable(format!("the object is gone ({})", or_status(&code, status)))
@@ -84,9 +125,21 @@ pub(super) fn classify<E: ProvideErrorMetadata>(error: SdkError<E>) -> FetchErro
              notification of its own)"
                 .into(),
         ),
-        (Some(403), _) | (_, "AccessDenied" | "InvalidObjectState") => FetchError::Unreadable(
-            format!("the object cannot be read ({}): check the task role's s3:GetObject on the bucket, or the object's storage class", or_status(&code, status)),
-        ),
+        // The role's or the key's permissions: an operator's fix, after which the notification
+        // still loads (it comes back until then; after --max-receives it is quarantined).
+        (Some(403), _) => FetchError::Transient(format!(
+            "the object cannot be read ({}): check the task role's s3:GetObject on the bucket (and \
+             kms:Decrypt for SSE-KMS objects)",
+            or_status(&code, status)
+        )),
+        // Any other refusal of the request is for good: a bad version id, a wrong region, an
+        // archived object.
+        (Some(300..=499), _) if status != Some(408) && status != Some(429) && !throttled => {
+            FetchError::Unreadable(format!(
+                "S3 refused to read the object ({})",
+                or_status(&code, status)
+            ))
+        }
         _ => FetchError::Transient(format!(
             "reading the object failed ({}); the notification is retried",
             match (&error, status) {

@@ -112,6 +112,26 @@ pub fn parse(body: &str) -> Notification {
     Notification::Objects(objects)
 }
 
+/// [`parse`], also through an SNS notification (S3 → SNS topic → queue, the usual fan-out).
+pub fn parse_maybe_in_sns(body: &str) -> Notification {
+    match parse(body) {
+        Notification::NotS3 if body.contains("\"TopicArn\"") && body.contains("Records") => {
+            #[derive(Deserialize)]
+            struct Sns {
+                #[serde(rename = "Type")]
+                kind: String,
+                #[serde(rename = "Message")]
+                message: String,
+            }
+            match serde_json::from_str::<Sns>(body) {
+                Ok(sns) if sns.kind == "Notification" => parse(&sns.message),
+                _ => Notification::NotS3,
+            }
+        }
+        read => read,
+    }
+}
+
 /// An S3 notification's key: URL-encoded, `+` for a space.
 fn decode_key(key: &str) -> String {
     let spaced = key.replace('+', " ");
@@ -154,6 +174,18 @@ mod tests {
         assert_eq!(parse(test), Notification::Test);
         let removed = CREATED.replace("ObjectCreated:Put", "ObjectRemoved:Delete");
         assert_eq!(parse(&removed), Notification::Objects(vec![]));
+    }
+
+    #[test]
+    fn a_notification_in_an_sns_notification_is_read_too() {
+        let sns = serde_json::json!({"Type": "Notification", "MessageId": "m",
+            "TopicArn": "arn:aws:sns:us-east-1:1:t", "Message": CREATED})
+        .to_string();
+        assert_eq!(parse_maybe_in_sns(&sns), parse(CREATED));
+        let login = serde_json::json!({"Type": "Notification", "TopicArn": "t",
+            "Message": r#"{"user_id":"u","Records":1}"#})
+        .to_string();
+        assert_eq!(parse_maybe_in_sns(&login), Notification::NotS3);
     }
 
     #[test]

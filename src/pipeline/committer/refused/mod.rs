@@ -81,7 +81,7 @@ impl<S: Store, Q: Source> Committer<S, Q> {
             let refusal = transform::refuse_element(
                 &item.envelope,
                 &self.masker,
-                &self.decoding,
+                &self.decoding_of(&item.envelope),
                 element,
                 rejection(),
             );

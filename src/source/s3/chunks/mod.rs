@@ -70,6 +70,8 @@ pub struct Chunks {
     pending: Option<(u64, String)>,
     /// What the next call returns first.
     queued: Option<Piece>,
+    /// A read error met while a chunk was filling: returned after that chunk.
+    failed: Option<io::Error>,
     done: bool,
 }
 
@@ -105,6 +107,7 @@ impl Chunks {
             in_array,
             pending: None,
             queued: None,
+            failed: None,
             done: false,
         })
     }
@@ -121,12 +124,24 @@ impl Chunks {
         if let Some(piece) = self.queued.take() {
             return Ok(Some(piece));
         }
+        if let Some(error) = self.failed.take() {
+            self.done = true;
+            return Err(error);
+        }
         let mut body = String::new();
         let (mut first, mut count) = (0, 0u32);
         loop {
             let unit = match self.pending.take() {
                 Some(unit) => Some(Ok(unit)),
-                None => self.next_unit().await?,
+                None => match self.next_unit().await {
+                    Ok(unit) => unit,
+                    // The logins read so far go first; the error ends the object after them.
+                    Err(error) if count > 0 => {
+                        self.failed = Some(error);
+                        break;
+                    }
+                    Err(error) => return Err(error),
+                },
             };
             let (line, text) = match unit {
                 None => break,
@@ -233,7 +248,7 @@ impl Chunks {
     /// the rest of the object is read as lines (anything there is reported, never dropped).
     async fn read_element(&mut self) -> io::Result<Option<Result<Vec<u8>, u64>>> {
         let (mut kept, mut len) = (Vec::new(), 0u64);
-        let (mut depth, mut in_string, mut escaped) = (0u32, false, false);
+        let (mut depth, mut in_string, mut escaped) = (0u64, false, false);
         loop {
             let buf = self.reader.fill_buf().await?;
             if buf.is_empty() {
@@ -254,7 +269,7 @@ impl Chunks {
                 }
                 match b {
                     b'"' => in_string = true,
-                    b'{' | b'[' => depth += 1,
+                    b'{' | b'[' => depth = depth.saturating_add(1),
                     b'}' | b']' if depth > 0 => depth -= 1,
                     b',' if depth == 0 => {
                         end = Some((i, false));
@@ -300,8 +315,13 @@ fn is_object(text: &str) -> bool {
     text.starts_with('{') && serde_json::from_str::<IgnoredAny>(text).is_ok()
 }
 
-/// Whether the content is one JSON array: its `[` (after any whitespace) is consumed.
+/// Whether the content is one JSON array: its `[` (after any whitespace, and a UTF-8 byte order
+/// mark) is consumed.
 async fn starts_array(reader: &mut Reader) -> io::Result<bool> {
+    let buf = reader.fill_buf().await?;
+    if buf.starts_with(&[0xef, 0xbb, 0xbf]) {
+        reader.consume(3);
+    }
     loop {
         let buf = reader.fill_buf().await?;
         let Some(&b) = buf.first() else {
