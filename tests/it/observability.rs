@@ -366,7 +366,7 @@ async fn every_documented_metric_is_exported_from_the_start() {
     };
     for (prefix, known) in [
         ("login_etl_retries_total{", 5),
-        ("login_etl_quarantined_total{", 7),
+        ("login_etl_quarantined_total{", 8),
         ("login_etl_messages_by_envelope_total{", 3),
     ] {
         if count(prefix) != known {
