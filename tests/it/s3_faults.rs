@@ -4,12 +4,9 @@
 //! under the old content's ids; flags meant for messages do not reshape chunks; SNS-wrapped
 //! notifications are read; a key's text never reaches a stored reason; SIGTERM stops reading.
 
-use std::io::Write;
 use std::time::Duration;
 
-use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
-use flate2::write::GzEncoder;
 use login_etl::source::s3::{Chunks, Limits, Piece};
 use serde_json::json;
 
@@ -31,59 +28,11 @@ fn login(i: usize) -> String {
 }
 
 fn gzip(text: &str) -> Vec<u8> {
-    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(text.as_bytes()).unwrap();
-    gz.finish().unwrap()
+    gzip_members(&[text])
 }
 
 fn ndjson(n: usize) -> String {
     (0..n).map(login).collect::<Vec<_>>().join("\n") + "\n"
-}
-
-async fn s3(endpoint: &str) -> aws_sdk_s3::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "test", "test", None, None, "t",
-        ))
-        .load()
-        .await;
-    let config = aws_sdk_s3::config::Builder::from(&config).force_path_style(true);
-    aws_sdk_s3::Client::from_conf(config.build())
-}
-
-/// A bucket of its own; `put` returns the ETag (without quotes).
-struct Bucket {
-    client: aws_sdk_s3::Client,
-    name: String,
-}
-
-impl Bucket {
-    async fn new(queue: &TestQueue) -> Self {
-        let client = s3(&queue.endpoint).await;
-        let name = unique("atk").to_lowercase().replace('_', "-");
-        client.create_bucket().bucket(&name).send().await.unwrap();
-        Bucket { client, name }
-    }
-
-    async fn put(&self, key: &str, body: Vec<u8>) -> String {
-        let out = (self.client.put_object())
-            .bucket(&self.name)
-            .key(key)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .unwrap();
-        out.e_tag.unwrap().trim_matches('"').to_string()
-    }
-
-    /// What S3 would send for `key` (URL-encoded as S3 does: here keys are plain ASCII).
-    fn notification(&self, key: &str, etag: &str) -> String {
-        json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-            "s3": {"bucket": {"name": self.name}, "object": {"key": key, "eTag": etag, "size": 1}}}]})
-        .to_string()
-    }
 }
 
 async fn rows(db: &TestDb) -> i64 {
@@ -129,7 +78,7 @@ async fn a_corrupt_gzip_trailer_keeps_the_chunk_being_filled() {
 #[tokio::test(flavor = "multi_thread")]
 async fn corrupt_or_cut_short_content_is_quarantined_from_where_it_breaks() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(2).await);
-    let bucket = Bucket::new(&queue).await;
+    let bucket = TestBucket::new(&queue).await;
     let mut corrupt = gzip(&ndjson(1500));
     let n = corrupt.len();
     corrupt[n - 8] ^= 0xff;
@@ -167,7 +116,7 @@ async fn corrupt_or_cut_short_content_is_quarantined_from_where_it_breaks() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_s3_refuses_for_good_is_quarantined() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(2).await);
-    let bucket = Bucket::new(&queue).await;
+    let bucket = TestBucket::new(&queue).await;
     let etag = bucket.put("v.ndjson", ndjson(5).into_bytes()).await;
     let bad_version =
         json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
@@ -186,7 +135,7 @@ async fn a_request_s3_refuses_for_good_is_quarantined() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_null_version_written_again_lands_once() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
-    let bucket = Bucket::new(&queue).await;
+    let bucket = TestBucket::new(&queue).await;
     (bucket.client.put_bucket_versioning())
         .bucket(&bucket.name)
         .versioning_configuration(
@@ -224,7 +173,7 @@ async fn a_null_version_written_again_lands_once() {
 async fn message_flags_do_not_reshape_chunks() {
     for flags in [["--max-logins-per-message", "100"], ["--envelope", "none"]] {
         let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
-        let bucket = Bucket::new(&queue).await;
+        let bucket = TestBucket::new(&queue).await;
         let etag = bucket.put("many.ndjson", ndjson(300).into_bytes()).await;
         queue
             .send(&[bucket.notification("many.ndjson", &etag)])
@@ -238,7 +187,7 @@ async fn message_flags_do_not_reshape_chunks() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_notification_through_sns_is_read() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
-    let bucket = Bucket::new(&queue).await;
+    let bucket = TestBucket::new(&queue).await;
     let etag = bucket.put("sns.ndjson", ndjson(10).into_bytes()).await;
     let sns = json!({"Type": "Notification", "MessageId": "m-1",
         "TopicArn": "arn:aws:sns:us-east-1:000000000000:t", "Subject": "Amazon S3 Notification",
@@ -255,7 +204,7 @@ async fn a_notification_through_sns_is_read() {
 #[tokio::test(flavor = "multi_thread")]
 async fn no_raw_value_from_unreadable_lines_or_keys() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
-    let bucket = Bucket::new(&queue).await;
+    let bucket = TestBucket::new(&queue).await;
     let mut body: Vec<u8> = Vec::new();
     body.extend(login(1).as_bytes());
     body.extend(b"\n203.0.113.77 dev-SECRET-1 not json\n");
@@ -293,7 +242,7 @@ async fn no_raw_value_from_unreadable_lines_or_keys() {
 async fn sigterm_stops_reading_and_the_rest_lands_once_later() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
     db.sink().migrate().await.unwrap();
-    let bucket = Bucket::new(&queue).await;
+    let bucket = TestBucket::new(&queue).await;
     let n = 60_000;
     let etag = bucket.put("long.ndjson", ndjson(n).into_bytes()).await;
     queue

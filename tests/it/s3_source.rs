@@ -4,13 +4,11 @@
 //! and an object that is gone are `unreadable_object` entries, not stops; S3's test event is
 //! dropped; a notification delivered again (the same object named twice) adds nothing.
 
-use std::io::Write;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
 use aws_sdk_sqs::types::QueueAttributeName;
-use flate2::write::GzEncoder;
 use serde_json::json;
 
 use crate::helpers::*;
@@ -22,29 +20,6 @@ fn login(i: usize) -> String {
         "app_version": "2.3.0"
     })
     .to_string()
-}
-
-fn gzip_members(parts: &[String]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for part in parts {
-        let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(part.as_bytes()).unwrap();
-        out.extend(gz.finish().unwrap());
-    }
-    out
-}
-
-async fn s3(endpoint: &str) -> aws_sdk_s3::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "test", "test", None, None, "t",
-        ))
-        .load()
-        .await;
-    let config = aws_sdk_s3::config::Builder::from(&config).force_path_style(true);
-    aws_sdk_s3::Client::from_conf(config.build())
 }
 
 async fn rows(db: &TestDb) -> i64 {
@@ -67,7 +42,7 @@ async fn entries(db: &TestDb) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn objects_named_by_notifications_land_every_login_once() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
-    let s3 = s3(&queue.endpoint).await;
+    let s3 = s3_client(&queue.endpoint).await;
     let bucket = unique("history").to_lowercase().replace('_', "-");
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let arn = (login_etl::source::sqs::client(&queue.settings()).await)
@@ -108,9 +83,12 @@ async fn objects_named_by_notifications_land_every_login_once() {
             .body(ByteStream::from(body))
             .send()
     };
-    put("logs/day 1/a.ndjson.gz", gzip_members(&members))
-        .await
-        .unwrap();
+    put(
+        "logs/day 1/a.ndjson.gz",
+        gzip_members(&members.iter().map(String::as_str).collect::<Vec<_>>()),
+    )
+    .await
+    .unwrap();
     // A pretty-printed array of five, and NDJSON with a line longer than a login may be.
     let array = serde_json::to_string_pretty(
         &(3000..3005)
@@ -192,7 +170,7 @@ async fn objects_named_by_notifications_land_every_login_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn backfill_loads_a_prefix_once_however_often_it_runs() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
-    let s3 = s3(&queue.endpoint).await;
+    let s3 = s3_client(&queue.endpoint).await;
     let bucket = unique("backfill").to_lowercase().replace('_', "-");
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let put = |key: &str, body: String| {
@@ -212,7 +190,7 @@ async fn backfill_loads_a_prefix_once_however_often_it_runs() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let since = chrono::Utc::now().to_rfc3339();
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let gz = gzip_members(&[(3..6).map(login).collect::<Vec<_>>().join("\n")]);
+    let gz = gzip_members(&[&(3..6).map(login).collect::<Vec<_>>().join("\n")]);
     (s3.put_object())
         .bucket(&bucket)
         .key("old/b c.ndjson.gz")

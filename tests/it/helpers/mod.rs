@@ -15,6 +15,7 @@ mod ports;
 mod process;
 mod proxy;
 mod queue;
+mod s3;
 mod scenarios;
 
 pub(crate) use cluster::{pg_client, pg_count, TempCluster};
@@ -30,6 +31,7 @@ pub(crate) use ports::{address_in_use, on_a_spare_port, ANY_PORT};
 pub(crate) use process::*;
 pub(crate) use proxy::{PgProxy, SqsProxy};
 pub(crate) use queue::*;
+pub(crate) use s3::{gzip_members, s3_client, TestBucket};
 pub(crate) use scenarios::*;
 
 /// Fixed test key (hex): tests can recompute masks.
