@@ -1,4 +1,4 @@
--- What the operator commands need — `erase`, `rekey`, `retire-key`, and the plain table's
+-- What the operator commands need — `erase`, `rekey`, `retire-key`, `backfill`, and the plain table's
 -- retention (`run --retain-days` as a separate operator consumer) — so that they do not run as
 -- the schema's owner. They never change the schema: `login-etl migrate` runs as the owner first.
 -- The audit tables can only be added to: their `db_user` and time are stamped by the server
@@ -24,6 +24,12 @@ GRANT SELECT, DELETE, UPDATE (body_masked, user_ids, user_id)
 GRANT SELECT ON erased_subjects TO login_etl_operator;
 -- Key fingerprints: checked against the ring; `rekey --to` records the key it writes under.
 GRANT SELECT, INSERT ON mask_key_fingerprints TO login_etl_operator;
+-- backfill: registers each S3 object it enqueues (bucket, size, time; the key only as a hash),
+-- so that `status` and `backfill --wait` can say what is done and what is left.
+GRANT SELECT, INSERT ON s3_backfills TO login_etl_operator;
+GRANT USAGE ON SEQUENCE s3_backfills_id_seq TO login_etl_operator;
+GRANT SELECT, INSERT, UPDATE (bucket, size_bytes, last_modified, backfill_id)
+    ON s3_objects TO login_etl_operator;
 -- Its own audit rows: INSERT of the columns a client may set (db_user and at are the server's),
 -- and reading them back (`RETURNING id`). No UPDATE, DELETE or TRUNCATE.
 GRANT SELECT, INSERT (operation, os_user, actor, reason, rows, quarantined, detail)

@@ -35,6 +35,11 @@ GRANT INSERT, SELECT ON mask_key_fingerprints TO login_etl_writer;
 -- Erasure records (migration 14): each write leaves out the logins of subjects erased after
 -- they were sent; it only reads them.
 GRANT SELECT ON erased_subjects TO login_etl_writer;
+-- How far each S3 object has been read (migration 19): a chunk's commit adds to its object's
+-- counts (object ids are hashes; no key, no login).
+GRANT SELECT (object_id, logins, chunks, first_read_at, finished_at),
+      INSERT (object_id, logins, chunks, first_read_at, finished_at),
+      UPDATE (logins, chunks, first_read_at, finished_at) ON s3_objects TO login_etl_writer;
 -- Solo attempts of suspect messages (ids and counters only): recorded, counted, cleared on commit.
 GRANT INSERT, UPDATE, DELETE, SELECT (message_id, attempts) ON poison_attempts TO login_etl_writer;
 -- Optional, only with `run --retain-days` on a plain (unpartitioned) table: the background

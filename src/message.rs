@@ -105,6 +105,8 @@ pub struct Outcome {
     /// Top-level fields of a valid login nobody asked for, by name (`other` for a name that could
     /// be a value), for the metrics.
     pub unknown_fields: Vec<String>,
+    /// Of the last chunk of an S3 object: its commit marks the object read (`s3_objects`).
+    pub ends_object: bool,
 }
 
 /// The two destinations of a message.

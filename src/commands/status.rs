@@ -8,7 +8,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::open_queue;
-use crate::sink::{DbStatus, PgOperator};
+use crate::sink::{BackfillProgress, DbStatus, ObjectsProgress, PgOperator};
 use crate::source::{QueueDepth, SqsSettings};
 
 /// `status` options.
@@ -57,18 +57,65 @@ pub(super) async fn execute(args: StatusArgs, _: Globals) -> anyhow::Result<()> 
             database.target()
         )
     })?;
+    let backfills = database.backfills(None, RECENT_BACKFILLS).await?;
+    let live = database.live_objects().await?;
     match args.format {
         StatusFormat::Json => {
             let report = json!({
                 "queue": { "url": source.queue_url(), "depth": depth },
                 "dead_letter_queue": dead_letter.as_ref().map(|(url, d)| json!({ "url": url, "depth": d })),
                 "database": db,
+                "s3": { "backfills": backfills, "notified_by_s3": live },
             });
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
-        StatusFormat::Table => print_table(source.queue_url(), depth, dead_letter, &db),
+        StatusFormat::Table => {
+            print_table(source.queue_url(), depth, dead_letter, &db);
+            print_s3(&backfills, &live);
+        }
     }
     Ok(())
+}
+
+/// How many backfills `status` shows, newest first.
+const RECENT_BACKFILLS: i64 = 3;
+
+/// S3 objects: the recent backfills', and those S3 notified itself.
+fn print_s3(backfills: &[BackfillProgress], live: &ObjectsProgress) {
+    for b in backfills {
+        let place = format!("s3://{}/{}", b.bucket, b.prefix);
+        let place = escape(&place);
+        println!(
+            "backfill {} of {place} ({}): {}",
+            b.id,
+            b.started_at.format("%Y-%m-%d %H:%M UTC"),
+            objects_line(&b.progress)
+        );
+    }
+    if live.objects > 0 {
+        println!("S3 objects notified by S3: {}", objects_line(live));
+    }
+}
+
+/// `31/40 objects read (780000 logins); 4 in flight (52000 logins so far); 5 not started; about 120000 logins to come`
+fn objects_line(p: &ObjectsProgress) -> String {
+    let mut line = format!(
+        "{}/{} objects read ({} logins)",
+        p.done, p.objects, p.done_logins
+    );
+    if p.in_flight > 0 {
+        line += &format!(
+            "; {} in flight ({} logins so far)",
+            p.in_flight, p.in_flight_logins
+        );
+    }
+    if p.left > 0 {
+        line += &format!("; {} not started", p.left);
+    }
+    if let Some(n) = p.logins_left_estimate().filter(|&n| n > 0) {
+        line += &format!("; about {n} logins to come");
+    }
+    line
 }
 
 fn print_table(

@@ -139,34 +139,68 @@ impl<Q: Source> Reader<'_, Q> {
         self.held.release(&receipts);
     }
 
-    /// One object; `Ok(Err(why))` for a failure that retrying the notification may fix.
+    /// One object; `Ok(Err(why))` for a failure that retrying the notification may fix. Each
+    /// chunk is held back until the next is read, so that the last one says so (its commit marks
+    /// the object read).
     async fn read_object(
         &self,
         notification: &Envelope,
         object: &ObjectRef,
     ) -> Result<Result<(), FetchError>, Closed> {
-        let opened = match self.source.open_object(object).await {
-            Ok(opened) => opened,
-            Err(FetchError::Unreadable(why)) => {
-                return self.refuse(notification, object, 0, why).await.map(Ok);
+        let mut ahead = Ahead::default();
+        let ending = match self.source.open_object(object).await {
+            Ok(opened) => {
+                let dated = Envelope {
+                    sent_at: opened.last_modified.unwrap_or(notification.sent_at),
+                    ..notification.clone()
+                };
+                match self.chunks(&dated, object, opened, &mut ahead).await? {
+                    None => return self.flush(&mut ahead, true).await.map(Ok),
+                    Some(failure) => (dated, failure),
+                }
             }
-            Err(FetchError::Transient(why)) => {
-                return self.retry_or_refuse(notification, object, 0, why).await;
+            Err(FetchError::Unreadable(why)) => (notification.clone(), Failure::Refuse(0, why)),
+            Err(FetchError::Transient(why)) => (notification.clone(), Failure::Retry(0, why)),
+        };
+        let (dated, failure) = ending;
+        match self.refusal_for(&dated, failure) {
+            Ok((line, why)) => {
+                let refusal = self.refusal(&dated, object, line, why);
+                self.push(&mut ahead, refusal).await?;
+                self.flush(&mut ahead, true).await.map(Ok)
             }
-        };
-        let dated = Envelope {
-            sent_at: opened.last_modified.unwrap_or(notification.sent_at),
-            ..notification.clone()
-        };
+            // What was read commits; the notification comes back for the rest.
+            Err(why) => self.flush(&mut ahead, false).await.map(|()| Err(why)),
+        }
+    }
+
+    /// Read an opened object's chunks into `ahead` (sending all but the last); how it failed,
+    /// `None` if it was read to its end.
+    async fn chunks(
+        &self,
+        dated: &Envelope,
+        object: &ObjectRef,
+        opened: s3::Opened,
+        ahead: &mut Ahead,
+    ) -> Result<Option<Failure>, Closed> {
         let mut chunks = match Chunks::open(opened.body, LIMITS).await {
             Ok(chunks) => chunks,
-            Err(e) => return self.failed(&dated, object, 1, &e).await,
+            Err(e) => return Ok(Some(failed(1, &e))),
         };
         loop {
-            match chunks.next().await {
-                Ok(None) => return Ok(Ok(())),
+            let chunk = match chunks.next().await {
+                Ok(None) if ahead.sent_any || ahead.chunk.is_some() || chunks.lines() == 0 => {
+                    return Ok(None)
+                }
+                Ok(None) => {
+                    let why = format!(
+                        "the object holds no logins ({} lines: blank, or an empty array)",
+                        chunks.lines()
+                    );
+                    return Ok(Some(Failure::Refuse(1, why)));
+                }
                 Ok(Some(Piece::Logins { first, body, .. })) => {
-                    self.send(&dated, object, first, body, None).await?;
+                    self.chunk(dated, object, first, body, None)
                 }
                 Ok(Some(Piece::Unreadable { line, why })) => {
                     let why = match why {
@@ -176,61 +210,46 @@ impl<Q: Source> Reader<'_, Q> {
                         ),
                         s3::Unreadable::NotUtf8 => format!("line {line} is not UTF-8"),
                     };
-                    self.refuse(&dated, object, line, why).await?;
+                    self.refusal(dated, object, line, why)
                 }
-                Err(e) => return self.failed(&dated, object, chunks.lines() + 1, &e).await,
+                Err(e) => return Ok(Some(failed(chunks.lines() + 1, &e))),
+            };
+            self.push(ahead, chunk).await?;
+        }
+    }
+
+    /// How a failure ends: `Ok` to quarantine what is left from a line with a reason, `Err` to
+    /// let the notification come back, unless it came back more than --max-receives times
+    /// already (then what is left of the object is quarantined with it).
+    fn refusal_for(
+        &self,
+        notification: &Envelope,
+        failure: Failure,
+    ) -> Result<(u64, String), FetchError> {
+        match failure {
+            Failure::Refuse(line, why) => Ok((line, why)),
+            Failure::Retry(_, why) if notification.receive_count <= self.max_receives => {
+                Err(FetchError::Transient(why))
             }
+            Failure::Retry(line, why) => Ok((
+                line,
+                format!(
+                    "received {} times, more than --max-receives {}, and still failing from \
+                     line {line}: {why}",
+                    notification.receive_count, self.max_receives
+                ),
+            )),
         }
-    }
-
-    /// A read error: receiving the bytes failed (retried), or their content cannot be read from
-    /// `line` on (corrupt or cut-short gzip: quarantined).
-    async fn failed(
-        &self,
-        notification: &Envelope,
-        object: &ObjectRef,
-        line: u64,
-        error: &std::io::Error,
-    ) -> Result<Result<(), FetchError>, Closed> {
-        if is_transport(error) {
-            let why = format!("reading the object failed at line {line} ({error})");
-            return self.retry_or_refuse(notification, object, line, why).await;
-        }
-        let why = format!(
-            "from line {line} on, the content cannot be read (corrupt, or cut short: {:?})",
-            error.kind()
-        );
-        self.refuse(notification, object, line, why).await.map(Ok)
-    }
-
-    /// A failure retrying may fix: the notification comes back, unless it came back more than
-    /// --max-receives times already (then what is left of the object is quarantined with it).
-    async fn retry_or_refuse(
-        &self,
-        notification: &Envelope,
-        object: &ObjectRef,
-        line: u64,
-        why: String,
-    ) -> Result<Result<(), FetchError>, Closed> {
-        if notification.receive_count <= self.max_receives {
-            return Ok(Err(FetchError::Transient(why)));
-        }
-        let why = format!(
-            "received {} times, more than --max-receives {}, and still failing from line {line}: \
-             {why}",
-            notification.receive_count, self.max_receives
-        );
-        self.refuse(notification, object, line, why).await.map(Ok)
     }
 
     /// A chunk quarantined with `why` (and where in which object).
-    async fn refuse(
+    fn refusal(
         &self,
         notification: &Envelope,
         object: &ObjectRef,
         line: u64,
         why: String,
-    ) -> Result<(), Closed> {
+    ) -> Envelope {
         // The key may hold anything (an address, a device id): the reason names it by its hash, as
         // the chunk ids do.
         let place = format!(
@@ -239,35 +258,94 @@ impl<Q: Source> Reader<'_, Q> {
             &s3::chunk_id(object, 0)[3..15]
         );
         let rejection = Rejection::new(RejectCode::UnreadableObject, format!("{place}: {why}"));
-        self.send(notification, object, line, String::new(), Some(rejection))
-            .await
+        self.chunk(notification, object, line, String::new(), Some(rejection))
     }
 
-    async fn send(
+    /// The envelope of one chunk: its own id, the notification's receipt.
+    fn chunk(
         &self,
         notification: &Envelope,
         object: &ObjectRef,
         first: u64,
         body: String,
         refusal: Option<Rejection>,
-    ) -> Result<(), Closed> {
-        let chunk = Envelope {
+    ) -> Envelope {
+        Envelope {
             message_id: MessageId(s3::chunk_id(object, first)),
             body,
             undated_copy: false,
             chunk_of: Some(ChunkOf {
                 notification: notification.receipt_handle.clone(),
                 refusal,
+                last: false,
             }),
             ..notification.clone()
+        }
+    }
+
+    /// Hold `chunk` back, sending the one held before.
+    async fn push(&self, ahead: &mut Ahead, chunk: Envelope) -> Result<(), Closed> {
+        if let Some(previous) = ahead.chunk.replace(chunk) {
+            ahead.sent_any = true;
+            self.send(previous).await?;
+        }
+        Ok(())
+    }
+
+    /// Send the chunk held back, marked as the object's last if `last`.
+    async fn flush(&self, ahead: &mut Ahead, last: bool) -> Result<(), Closed> {
+        let Some(mut chunk) = ahead.chunk.take() else {
+            return Ok(());
         };
+        if let Some(of) = &mut chunk.chunk_of {
+            of.last = last;
+        }
+        ahead.sent_any = true;
+        self.send(chunk).await
+    }
+
+    async fn send(&self, chunk: Envelope) -> Result<(), Closed> {
         tokio::select! {
             biased;
             _ = self.stop.cancelled() => return Err(Closed),
             _ = self.buffer.reserve(chunk.body.len()) => {}
             _ = self.tx.closed() => return Err(Closed),
         }
-        self.parents.sent(&notification.receipt_handle);
+        let parent = (chunk.chunk_of.as_ref()).map(|of| of.notification.clone());
+        if let Some(parent) = parent {
+            self.parents.sent(&parent);
+        }
         self.tx.send(chunk).await.map_err(|_| Closed)
     }
+}
+
+/// The chunk read but not yet sent, and whether any was sent before it.
+#[derive(Default)]
+struct Ahead {
+    chunk: Option<Envelope>,
+    sent_any: bool,
+}
+
+/// How reading an object failed.
+enum Failure {
+    /// What is left from this line cannot be read: quarantined with the reason.
+    Refuse(u64, String),
+    /// A failure retrying may fix, from this line.
+    Retry(u64, String),
+}
+
+/// A read error: receiving the bytes failed (retried), or their content cannot be read from
+/// `line` on (corrupt or cut-short gzip: quarantined).
+fn failed(line: u64, error: &std::io::Error) -> Failure {
+    if is_transport(error) {
+        return Failure::Retry(
+            line,
+            format!("reading the object failed at line {line} ({error})"),
+        );
+    }
+    let why = format!(
+        "from line {line} on, the content cannot be read (corrupt, or cut short: {:?})",
+        error.kind()
+    );
+    Failure::Refuse(line, why)
 }

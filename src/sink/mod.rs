@@ -3,8 +3,8 @@
 pub mod postgres;
 
 pub use postgres::{
-    rds_auth_token, rekey_commit, Accountable, Conversion, DatabaseUrl, DbSettings, DbStatus,
-    EraseSubject, Erased, KeyUsage, MaskedRow, PgConnection, PgOperator, PgSink, QuarantineEntry,
-    RekeyRow, RevealRequest, SharedDevice, SharedIp, SharedNetwork, SinkError, TableCounts,
-    WriteReport, PRUNE_BATCH,
+    rds_auth_token, rekey_commit, Accountable, BackfillProgress, Conversion, DatabaseUrl,
+    DbSettings, DbStatus, EraseSubject, Erased, KeyUsage, MaskedRow, ObjectToRegister,
+    ObjectsProgress, PgConnection, PgOperator, PgSink, QuarantineEntry, RekeyRow, RevealRequest,
+    SharedDevice, SharedIp, SharedNetwork, SinkError, TableCounts, WriteReport, PRUNE_BATCH,
 };

@@ -193,6 +193,7 @@ impl Context<'_, '_> {
                     unknown_fields,
                     envelope: EnvelopeKind::None,
                     compressed: false,
+                    ends_object: false,
                 }
             }
             Err(rejection) => self.refuse(body, element, rejection),
@@ -275,6 +276,7 @@ pub fn quarantine<'a>(
         envelope: EnvelopeKind::None,
         compressed: false,
         unknown_fields: Vec::new(),
+        ends_object: false,
     }
 }
 

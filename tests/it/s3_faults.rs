@@ -272,4 +272,69 @@ async fn sigterm_stops_reading_and_the_rest_lands_once_later() {
         .scalar("SELECT count(DISTINCT masked_device_id) FROM user_logins")
         .await;
     assert_eq!((rows(&db).await, distinct), (n as i64, n as i64));
+    assert_eq!(object_progress(&db).await, vec![(n as i64, 60, true)]);
+}
+
+/// What `s3_objects` counted of each object: (logins, chunks, read to its end).
+async fn object_progress(db: &TestDb) -> Vec<(i64, i32, bool)> {
+    (db.client().await)
+        .query(
+            "SELECT logins, chunks, finished_at IS NOT NULL FROM s3_objects ORDER BY object_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
+
+/// A consumer killed (SIGKILL) in the middle of a gzip'd object of several members, and another
+/// one notified twice: every login lands once, and what `s3_objects` counted is exact.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_in_the_middle_of_an_object_lands_every_login_once() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(10).await);
+    db.sink().migrate().await.unwrap();
+    let bucket = TestBucket::new(&queue).await;
+    let lines: Vec<String> = (0..30_000).map(login).collect();
+    let members: Vec<String> = lines.chunks(7_001).map(|c| c.join("\n") + "\n").collect();
+    let members: Vec<&str> = members.iter().map(String::as_str).collect();
+    let big = bucket.put("big.ndjson.gz", gzip_members(&members)).await;
+    let others: Vec<String> = (40_000..40_010).map(login).collect();
+    let small = bucket
+        .put("small.ndjson", others.join("\n").into_bytes())
+        .await;
+    queue
+        .send(&[
+            bucket.notification("big.ndjson.gz", &big),
+            bucket.notification("small.ndjson", &small),
+            bucket.notification("small.ndjson", &small),
+        ])
+        .await;
+    slow_down_copy(&db, 1).await;
+    let mut run = Spawned::new(binary(&queue, &db).args(["run", "--batch-size", "2"]));
+    wait_until("a commit", Duration::from_secs(120), || async {
+        rows(&db).await >= 2000
+    })
+    .await;
+    run.kill9();
+    let at_kill = rows(&db).await;
+    assert!(
+        at_kill < 30_000,
+        "the whole object was read before the kill"
+    );
+    (db.client().await)
+        .batch_execute("DROP TRIGGER IF EXISTS slow_copy ON user_logins")
+        .await
+        .unwrap();
+    queue.until_none_in_flight().await;
+    run_drain(&queue, &db, &[]);
+    let distinct: i64 = db
+        .scalar("SELECT count(DISTINCT masked_device_id) FROM user_logins")
+        .await;
+    assert_eq!((rows(&db).await, distinct), (30_010, 30_010));
+    let mut counted = object_progress(&db).await;
+    counted.sort();
+    assert_eq!(counted, vec![(10, 1, true), (30_000, 30, true)]);
+    assert_eq!(queue.remaining().await, 0);
 }

@@ -11,6 +11,7 @@ use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::json;
 
+use crate::audit_roles::role_from;
 use crate::helpers::*;
 
 fn login(i: usize) -> String {
@@ -165,58 +166,172 @@ async fn objects_named_by_notifications_land_every_login_once() {
 }
 
 /// `backfill` puts one notification per object under the prefix on the queue (`--since` on
-/// LastModified, `--dry-run` counts); the consumers read them as live ones, and a second backfill
-/// of the same prefix adds nothing.
+/// LastModified, `--dry-run` counts, empty objects skipped); the consumers read them as live
+/// ones; `status` counts what each object gave, exactly; a second backfill of the same prefix
+/// enqueues nothing; `--wait` follows the consumers to the end.
 #[tokio::test(flavor = "multi_thread")]
 async fn backfill_loads_a_prefix_once_however_often_it_runs() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
     let s3 = s3_client(&queue.endpoint).await;
     let bucket = unique("backfill").to_lowercase().replace('_', "-");
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    let put = |key: &str, body: String| {
+    db.sink().migrate().await.unwrap();
+    // backfill as the operator role, run as the writer role, each with its documented grants.
+    let file = include_str!("../../docs/least-privilege-operator.sql");
+    let (_, operator) = role_from(&db, file, "login_etl_operator", "s3_op").await;
+    let (_, writer) = least_privilege_role(&db, "s3_writer").await;
+    let put = |key: &str, body: Vec<u8>| {
         (s3.put_object())
             .bucket(&bucket)
             .key(key)
-            .body(ByteStream::from(body.into_bytes()))
+            .body(ByteStream::from(body))
             .send()
     };
-    put(
-        "old/a.ndjson",
-        (0..3).map(login).collect::<Vec<_>>().join("\n"),
-    )
-    .await
-    .unwrap();
-    put("other/skipped.ndjson", login(99)).await.unwrap();
+    let ndjson = |r: std::ops::Range<usize>| r.map(login).collect::<Vec<_>>().join("\n");
+    put("old/a.ndjson", ndjson(0..3).into_bytes())
+        .await
+        .unwrap();
+    put("other/skipped.ndjson", login(99).into_bytes())
+        .await
+        .unwrap();
+    put("old/_SUCCESS", vec![]).await.unwrap();
+    put("old/nothing.json", b" [ ]\n".to_vec()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let since = chrono::Utc::now().to_rfc3339();
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let gz = gzip_members(&[&(3..6).map(login).collect::<Vec<_>>().join("\n")]);
-    (s3.put_object())
-        .bucket(&bucket)
-        .key("old/b c.ndjson.gz")
-        .body(ByteStream::from(gz))
-        .send()
+    put("old/b c.ndjson.gz", gzip_members(&[&ndjson(3..6)]))
         .await
         .unwrap();
     let location = format!("s3://{bucket}/old/");
     let backfill = |extra: &[&str]| {
-        let mut cmd = binary(&queue, &db);
+        let mut cmd = binary_for(&queue, &operator);
         cmd.args(["backfill", &location]).args(extra);
         String::from_utf8_lossy(&run_ok(&mut cmd).stdout).into_owned()
     };
     let counted = backfill(&["--dry-run", "--since", &since]);
     assert!(
-        counted.starts_with("would enqueue 1 objects ("),
+        counted.starts_with("would enqueue 1 objects (") && !counted.contains("skipped"),
         "{counted}"
     );
     assert_eq!(queue.remaining().await, 0, "a dry run enqueues nothing");
     let enqueued = backfill(&[]);
-    assert!(enqueued.starts_with("enqueued 2 objects ("), "{enqueued}");
-    run_drain(&queue, &db, &[]);
+    assert!(
+        enqueued.starts_with("backfill 1: enqueued 3 objects (")
+            && enqueued.contains("(skipped: 1 empty)"),
+        "{enqueued}"
+    );
+    run_ok(binary_for(&queue, &writer).args(["run", "--drain"]));
     assert_eq!(rows(&db).await, 6);
-    backfill(&[]);
-    run_drain(&queue, &db, &[]);
-    assert_eq!(rows(&db).await, 6, "a second backfill adds nothing");
-    assert_eq!(entries(&db).await, vec![]);
+    // An object of no logins is said, once, with its key's hash; an empty one is not read.
+    let found = entries(&db).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0]
+            .1
+            .ends_with(">: the object holds no logins (1 lines: blank, or an empty array)"),
+        "{found:?}"
+    );
+    let status = |db: &TestDb| {
+        let out = run_ok(binary(&queue, db).args(["status", "--format", "json"]));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["s3"].clone()
+    };
+    let first = &status(&db)["backfills"][0];
+    assert_eq!(
+        (&first["objects"], &first["done"], &first["done_logins"]),
+        (&json!(3), &json!(3), &json!(7)),
+        "{first}"
+    );
+    assert_eq!(
+        (&first["in_flight"], &first["left"]),
+        (&json!(0), &json!(0))
+    );
+
+    let again = backfill(&[]);
+    assert!(
+        again.starts_with("backfill 2: enqueued 0 objects (0 bytes)")
+            && again.contains("(skipped: 3 read already, 1 empty)"),
+        "{again}"
+    );
+    assert_eq!(
+        queue.remaining().await,
+        0,
+        "a second backfill enqueues nothing"
+    );
+
+    // --wait follows a consumer that starts after it to the end.
+    put("old/d.ndjson", ndjson(6..8).into_bytes())
+        .await
+        .unwrap();
+    let mut waiting = binary_for(&queue, &operator);
+    waiting
+        .args(["backfill", &location, "--wait"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let waiting = waiting.spawn().unwrap();
+    wait_until(
+        "the third backfill enqueued",
+        Duration::from_secs(60),
+        || async { queue.source.depth().await.unwrap().visible >= 1 },
+    )
+    .await;
+    run_ok(binary_for(&queue, &writer).args(["run", "--drain"]));
+    let out = waiting.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("backfill 3: enqueued 1 objects")
+            && said.contains("backfill 3: 1 objects read, 2 logins"),
+        "{said}"
+    );
+    assert_eq!(rows(&db).await, 8);
+    assert_eq!(status(&db)["notified_by_s3"]["objects"], json!(0));
     assert_eq!(queue.remaining().await, 0);
+}
+
+/// A database whose roles were made before migration 19: when it runs, the writers (who may
+/// write the ledger) may count chunks and the operators (who may erase) may register backfills.
+#[tokio::test(flavor = "multi_thread")]
+async fn roles_made_before_migration_19_get_its_grants() {
+    let db = TestDb::new().await;
+    db.sink().migrate().await.unwrap();
+    let client = db.client().await;
+    (client.batch_execute(
+        "DROP TABLE s3_objects, s3_backfills; \
+         DELETE FROM login_etl_schema_migrations WHERE version = 19",
+    ))
+    .await
+    .unwrap();
+    let before_19 = |file: &str| -> String {
+        (file.split_inclusive(';'))
+            .filter(|statement| !statement.contains("s3_"))
+            .collect()
+    };
+    let (writer, _) = role_from(
+        &db,
+        &before_19(include_str!("../../docs/least-privilege.sql")),
+        "login_etl_writer",
+        "old_writer",
+    )
+    .await;
+    let (operator, _) = role_from(
+        &db,
+        &before_19(include_str!("../../docs/least-privilege-operator.sql")),
+        "login_etl_operator",
+        "old_op",
+    )
+    .await;
+    db.sink().migrate().await.unwrap();
+    let granted: Vec<bool> = (client.query_one(
+        "SELECT has_column_privilege($1, 's3_objects', 'logins', 'SELECT, INSERT, UPDATE'), \
+                has_column_privilege($1, 's3_objects', 'bucket', 'UPDATE'), \
+                has_table_privilege($2, 's3_backfills', 'INSERT'), \
+                has_column_privilege($2, 's3_objects', 'backfill_id', 'INSERT, UPDATE'), \
+                has_column_privilege($2, 's3_objects', 'logins', 'UPDATE')",
+        &[&writer, &operator],
+    ))
+    .await
+    .map(|row| (0..5).map(|i| row.get(i)).collect())
+    .unwrap();
+    // The writer counts, never registers; the operator registers, never counts.
+    assert_eq!(granted, vec![true, false, true, true, false]);
 }

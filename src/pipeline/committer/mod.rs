@@ -44,6 +44,15 @@ impl Item {
             unexplained_refusals: 0,
         }
     }
+
+    /// The last chunk of an S3 object marks each of its outcomes (again after a refusal
+    /// replaced them), so its commit records the object read.
+    fn mark_object_end(&mut self) {
+        let last = (self.envelope.chunk_of.as_ref()).is_some_and(|chunk| chunk.last);
+        for outcome in &mut self.outcomes {
+            outcome.ends_object = last;
+        }
+    }
 }
 
 pub(super) struct Committer<S, Q = crate::source::SqsSource> {
@@ -203,6 +212,7 @@ impl<S: Store, Q: Source> Committer<S, Q> {
                 continue;
             }
             self.forward_quarantined(&part, &mut forwarded).await?;
+            part.iter_mut().for_each(Item::mark_object_end);
             match self.write_with_retry(&part, solo).await {
                 Ok(report) => total += report,
                 Err(SinkError::Rejected { reason }) => {

@@ -106,6 +106,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "erasure_recorded_by_owner",
         include_str!("../../../migrations/0018_erasure_recorded_by_owner.sql"),
     ),
+    (
+        19,
+        "s3_object_progress",
+        include_str!("../../../migrations/0019_s3_object_progress.sql"),
+    ),
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock`: "loginetl".

@@ -18,6 +18,7 @@ mod migrate;
 mod ops;
 mod privileges;
 pub(crate) mod redrive;
+mod s3_progress;
 mod tls;
 mod unknown_fields;
 mod write;
@@ -27,9 +28,9 @@ pub use connection::{DatabaseUrl, DbSettings, PgConnection};
 pub use error::SinkError;
 pub use iam::auth_token as rds_auth_token;
 pub use ops::{
-    rekey_commit, Accountable, Conversion, DbStatus, EraseSubject, Erased, KeyUsage, MaskedRow,
-    PgOperator, QuarantineEntry, RekeyRow, RevealRequest, SharedDevice, SharedIp, SharedNetwork,
-    TableCounts, PRUNE_BATCH,
+    rekey_commit, Accountable, BackfillProgress, Conversion, DbStatus, EraseSubject, Erased,
+    KeyUsage, MaskedRow, ObjectToRegister, ObjectsProgress, PgOperator, QuarantineEntry, RekeyRow,
+    RevealRequest, SharedDevice, SharedIp, SharedNetwork, TableCounts, PRUNE_BATCH,
 };
 pub use write::WriteReport;
 

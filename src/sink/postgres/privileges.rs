@@ -67,6 +67,14 @@ const NEEDED: &[(&str, &str)] = &[
         "has_table_privilege('processed_messages', 'DELETE') AND has_column_privilege('processed_messages', 'processed_at', 'UPDATE')",
     ),
     (
+        "INSERT, SELECT and UPDATE (logins, chunks, first_read_at, finished_at) on s3_objects (S3 progress)",
+        "has_column_privilege('s3_objects', 'object_id', 'INSERT, SELECT') \
+         AND has_column_privilege('s3_objects', 'logins', 'SELECT, UPDATE') \
+         AND has_column_privilege('s3_objects', 'chunks', 'SELECT, UPDATE') \
+         AND has_column_privilege('s3_objects', 'first_read_at', 'SELECT, UPDATE') \
+         AND has_column_privilege('s3_objects', 'finished_at', 'SELECT, UPDATE')",
+    ),
+    (
         "SELECT on login_etl_schema_migrations",
         "has_table_privilege('login_etl_schema_migrations', 'SELECT')",
     ),

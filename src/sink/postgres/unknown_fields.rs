@@ -90,6 +90,7 @@ mod tests {
             envelope: crate::envelope::EnvelopeKind::None,
             compressed: false,
             unknown_fields: names,
+            ends_object: false,
         }
     }
 

@@ -17,6 +17,7 @@ use tokio_postgres::Transaction;
 use super::begin;
 use super::erased;
 use super::redrive::{self, Claim};
+use super::s3_progress;
 use super::unknown_fields::{MAX_RECORDED_FIELDS, RECORD_FIELDS};
 use super::{PgSink, SinkError};
 use crate::mask::ErasureFingerprints;
@@ -167,6 +168,7 @@ async fn write<O: Borrow<Outcome> + Sync>(
         tx.execute(CLEAR_ATTEMPTS, &[&ids]).await?;
     }
     let (candidates, deliveries) = claim_ids(&tx, outcomes).await?;
+    s3_progress::record(&tx, &candidates).await?;
     let entries = redrive::read_entries(&tx, &redrive::entries_to_read(&candidates)).await?;
     let plan = redrive::plan(&candidates, &entries);
     let mut report = WriteReport {

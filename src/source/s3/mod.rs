@@ -19,6 +19,11 @@ pub use notification::{Notification, ObjectRef};
 /// of the same content (bucket, key, and version id, else ETag), different for new content under
 /// the same key. The key is hashed: ids are logged, and a key may hold anything.
 pub fn chunk_id(object: &ObjectRef, first: u64) -> String {
+    format!("{}:{first}", object_id(object))
+}
+
+/// The id of an object's content, which its chunks' ids start with: `s3:` and 32 hex digits.
+pub fn object_id(object: &ObjectRef) -> String {
     let mut content = Sha256::new();
     for part in [
         object.bucket.as_str(),
@@ -30,5 +35,5 @@ pub fn chunk_id(object: &ObjectRef, first: u64) -> String {
         content.update(part.as_bytes());
     }
     let digest = hex::encode(content.finalize());
-    format!("s3:{}:{first}", &digest[..32])
+    format!("s3:{}", &digest[..32])
 }

@@ -57,6 +57,8 @@ pub struct ChunkOf {
     pub notification: ReceiptHandle,
     /// Quarantine with this reason instead of reading the body.
     pub refusal: Option<crate::validate::Rejection>,
+    /// The object's last chunk: its commit marks the object read.
+    pub last: bool,
 }
 
 /// A rejected message on its way to the dead-letter queue.

@@ -4,6 +4,7 @@
 //! adds methods to [`PgOperator`] for one concern.
 
 mod audit;
+mod backfills;
 mod erase;
 mod inspect;
 mod key_check;
@@ -16,6 +17,7 @@ mod retention;
 mod reveal;
 
 pub use audit::Accountable;
+pub use backfills::{BackfillProgress, ObjectToRegister, ObjectsProgress};
 pub use erase::{Erased, Subject as EraseSubject};
 pub use inspect::{DbStatus, QuarantineEntry};
 pub use key_usage::KeyUsage;

@@ -85,6 +85,7 @@ fn outcome(id: &str, element: Option<u32>, passes: bool) -> Outcome {
         envelope: Default::default(),
         compressed: false,
         unknown_fields: vec![],
+        ends_object: false,
     }
 }
 
