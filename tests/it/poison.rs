@@ -10,6 +10,7 @@ use crate::helpers::*;
 /// 3 consumers on a queue with a 2 s visibility timeout and --max-receives 2 (so that a crash
 /// loop pushes many messages past it); one consumer is SIGKILLed and restarted about every
 /// second for up to a minute.
+#[cfg(feature = "test-hooks")]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_loop_turns_no_valid_login_into_quarantine() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(2).await);
@@ -23,8 +24,13 @@ async fn a_crash_loop_turns_no_valid_login_into_quarantine() {
     assert!(3000 - valid >= 5, "a handful of bad messages");
     queue.send(&bodies).await;
 
-    let consumer = || {
+    // The crashing consumer commits its first batch and then stalls before deleting it (a test
+    // hook), so that every kill finds it holding messages, however fast this machine is.
+    let consumer = |crashing: bool| {
         let mut cmd = binary(&queue, &db);
+        if crashing {
+            cmd.env("LOGIN_ETL_TEST_STALL_AFTER_COMMIT", "1");
+        }
         cmd.env("LOGIN_ETL_LOG", "info").args([
             "run",
             "--max-receives",
@@ -39,7 +45,7 @@ async fn a_crash_loop_turns_no_valid_login_into_quarantine() {
     // The crash loop runs alone for its first five kills (so messages it held come back again and
     // again and pass --max-receives however fast this machine is), then beside two steady
     // consumers until the queue is empty.
-    let mut crashing = consumer();
+    let mut crashing = consumer(true);
     let mut steady = Vec::new();
     let started = Instant::now();
     let mut kills = 0;
@@ -50,9 +56,9 @@ async fn a_crash_loop_turns_no_valid_login_into_quarantine() {
         tokio::time::sleep(Duration::from_millis(600 + (kills % 5) * 200)).await;
         crashing.kill9();
         kills += 1;
-        crashing = consumer();
+        crashing = consumer(true);
         if kills == 5 {
-            steady = vec![consumer(), consumer()];
+            steady = vec![consumer(false), consumer(false)];
         }
     }
     crashing.kill9();

@@ -338,3 +338,39 @@ async fn a_kill_in_the_middle_of_an_object_lands_every_login_once() {
     assert_eq!(counted, vec![(10, 1, true), (30_000, 30, true)]);
     assert_eq!(queue.remaining().await, 0);
 }
+
+/// Kinesis Data Firehose's default delivery: records back to back, no line breaks, gzip'd; one
+/// of them refused. Every other login lands, the refused one alone is quarantined by its number.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_firehose_delivery_of_records_back_to_back_lands_every_login() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    let bucket = TestBucket::new(&queue).await;
+    let mut records: Vec<String> = (0..2_500).map(login).collect();
+    records[1_234] = json!({"user_id": "s3f-bad", "ip": "198.51.100.7"}).to_string();
+    let etag = bucket
+        .put("firehose/2026/12/05/01/stream-1", gzip(&records.concat()))
+        .await;
+    queue
+        .send(&[bucket.notification("firehose/2026/12/05/01/stream-1", &etag)])
+        .await;
+    let out = run_drain(&queue, &db, &[]);
+    assert_eq!(
+        rows(&db).await,
+        2_499,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Its entry: the chunk from record 1001 on, element 234 of it (record 1235).
+    let entries: Vec<(String, i32)> = (db.client().await)
+        .query("SELECT message_id, element FROM quarantined_messages", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(
+        entries[0].0.ends_with(":1001") && entries[0].1 == 234,
+        "{entries:?}"
+    );
+}

@@ -57,10 +57,8 @@ impl Item {
 
 pub(super) struct Committer<S, Q = crate::source::SqsSource> {
     store: S,
-    masker: Masker,
-    decoding: crate::envelope::Decoding,
+    transformer: Transformer,
     dead_letter: Option<Q>,
-    max_receives: u32,
     write_retry_timeout: std::time::Duration,
     shutdown: CancellationToken,
 }
@@ -75,84 +73,47 @@ impl<S: Store, Q: Source> Committer<S, Q> {
     ) -> Self {
         Self {
             store,
-            masker,
-            decoding: settings.decoding,
+            transformer: Transformer {
+                masker,
+                decoding: settings.decoding,
+                max_receives: settings.max_receives,
+            },
             dead_letter,
-            max_receives: settings.max_receives,
             write_retry_timeout: settings.write_retry_timeout,
             shutdown,
         }
     }
 
-    /// How a body is decoded: the run's flags, except for a chunk of an S3 object, which is
-    /// always NDJSON of at most 1,000 logins (the chunking's own, whatever --envelope and
-    /// --max-logins-per-message say: its ids depend on it).
-    pub(super) fn decoding_of(&self, envelope: &Envelope) -> crate::envelope::Decoding {
-        use crate::envelope::EnvelopeMode;
-        match &envelope.chunk_of {
-            None => self.decoding,
-            Some(_) => crate::envelope::Decoding {
-                envelope: match self.decoding.envelope {
-                    EnvelopeMode::None => EnvelopeMode::Auto,
-                    mode => mode,
-                },
-                max_logins_per_message: self.decoding.max_logins_per_message.max(1000),
-                ..self.decoding
-            },
-        }
+    /// What transforms batches, to run ahead on another worker ([`prepare`]).
+    pub(super) fn transformer(&self) -> Transformer {
+        self.transformer.clone()
     }
 
-    /// One message's outcomes, counted by its shape in the metrics.
-    fn transform(&self, envelope: &Envelope, received_at: chrono::DateTime<Utc>) -> Vec<Outcome> {
-        // What of an S3 object could not be read is quarantined with its reason.
-        let refusal = envelope.chunk_of.as_ref().and_then(|c| c.refusal.clone());
-        if let Some(rejection) = refusal {
-            return vec![transform::quarantine(
-                envelope,
-                &self.masker,
-                rejection,
-                received_at,
-            )];
-        }
-        let decoding = self.decoding_of(envelope);
-        let outcomes = transform::process_with(envelope, &self.masker, &decoding, received_at);
-        if let Some(first) = outcomes.first() {
-            crate::telemetry::metrics::message_shape(
-                first.envelope.as_str(),
-                first.compressed,
-                outcomes.len(),
-            );
-        }
-        for outcome in &outcomes {
-            crate::telemetry::metrics::unknown_fields(&outcome.unknown_fields);
-        }
-        outcomes
-    }
-
-    /// Transform and commit one batch: the ordinary messages together, then each suspect alone.
+    /// Transform and commit one batch (the pipeline transforms ahead: [`Self::write`]).
+    #[cfg(test)]
     pub(super) async fn commit(
         &mut self,
         batch: Vec<Envelope>,
     ) -> Result<WriteReport, PipelineError> {
-        let received_at = Utc::now();
-        let (suspects, ordinary): (Vec<Envelope>, Vec<Envelope>) = batch
-            .into_iter()
-            .partition(|e| e.receive_count > self.max_receives);
+        let prepared = self.transformer.prepare(batch);
+        self.write(prepared).await
+    }
+
+    /// Commit a transformed batch: the ordinary messages a group per transaction, then each
+    /// suspect alone.
+    pub(super) async fn write(&mut self, prepared: Prepared) -> Result<WriteReport, PipelineError> {
+        let Prepared { groups, suspects } = prepared;
         #[cfg(feature = "test-hooks")]
-        crate::test_hooks::before_commit(ordinary.iter().map(|e| e.body.as_str()));
-        // Messages of many logins are committed a few at a time, each message whole.
+        crate::test_hooks::before_commit(
+            groups
+                .iter()
+                .flatten()
+                .map(|item| item.envelope.body.as_str()),
+        );
         let mut total = WriteReport::default();
-        let (mut items, mut logins) = (Vec::new(), 0);
-        for envelope in ordinary {
-            let outcomes = self.transform(&envelope, received_at);
-            logins += outcomes.len();
-            items.push(Item::new(envelope, outcomes));
-            if logins >= super::defaults::LOGINS_PER_TRANSACTION {
-                total += self.commit_items(std::mem::take(&mut items), false).await?;
-                logins = 0;
-            }
+        for group in groups {
+            total += self.commit_items(group, false).await?;
         }
-        total += self.commit_items(items, false).await?;
         for envelope in suspects {
             total += self.commit_alone(envelope).await?;
         }
@@ -178,20 +139,20 @@ impl<S: Store, Q: Source> Committer<S, Q> {
             }
         };
         let received_at = Utc::now();
-        let outcomes = if attempts > self.max_receives {
+        let outcomes = if attempts > self.transformer.max_receives {
             tracing::warn!(message_id = %envelope.message_id, solo_attempts = attempts - 1, "quarantining a message that never finished when processed alone");
             vec![transform::poison(
                 &envelope,
-                &self.masker,
+                &self.transformer.masker,
                 attempts,
-                self.max_receives,
+                self.transformer.max_receives,
                 received_at,
             )]
         } else {
             tracing::info!(message_id = %envelope.message_id, receive_count = envelope.receive_count, solo_attempt = attempts, "processing a much-redelivered message alone");
             #[cfg(feature = "test-hooks")]
             crate::test_hooks::before_commit(std::iter::once(envelope.body.as_str()));
-            self.transform(&envelope, received_at)
+            self.transformer.transform(&envelope, received_at)
         };
         self.commit_items(vec![Item::new(envelope, outcomes)], true)
             .await
@@ -380,14 +341,21 @@ impl<S: Store, Q: Source> Committer<S, Q> {
         match element {
             None => Some((envelope.message_id.clone(), Cow::Borrowed(&envelope.body))),
             Some(i) => {
-                let text = transform::element_text(&envelope.body, &self.decoding_of(envelope), i)?;
+                let text = transform::element_text(
+                    &envelope.body,
+                    &self.transformer.decoding_of(envelope),
+                    i,
+                )?;
                 Some((envelope.message_id.of_element(i), Cow::Owned(text)))
             }
         }
     }
 }
 
+mod prepare;
 mod refused;
+
+pub(super) use prepare::{Prepared, Transformer};
 
 #[cfg(test)]
 mod tests;

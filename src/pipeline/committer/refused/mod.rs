@@ -55,8 +55,12 @@ impl<S: Store, Q: Source> Committer<S, Q> {
         let message_id = &item.envelope.message_id;
         if item.outcomes.len() == 1 {
             tracing::warn!(%message_id, %reason, "quarantining a row PostgreSQL rejected");
-            let outcome =
-                transform::quarantine(&item.envelope, &self.masker, rejection(), Utc::now());
+            let outcome = transform::quarantine(
+                &item.envelope,
+                &self.transformer.masker,
+                rejection(),
+                Utc::now(),
+            );
             item.outcomes = vec![outcome];
             return Ok(());
         }
@@ -70,8 +74,12 @@ impl<S: Store, Q: Source> Committer<S, Q> {
                 return Ok(());
             }
             // Refused again and again, never in a probe: nothing can be isolated; quarantined whole.
-            let outcome =
-                transform::quarantine(&item.envelope, &self.masker, rejection(), Utc::now());
+            let outcome = transform::quarantine(
+                &item.envelope,
+                &self.transformer.masker,
+                rejection(),
+                Utc::now(),
+            );
             item.outcomes = vec![outcome];
             return Ok(());
         }
@@ -80,13 +88,18 @@ impl<S: Store, Q: Source> Committer<S, Q> {
             tracing::warn!(%message_id, element, %reason, probes, "quarantining one login of a message that PostgreSQL rejected");
             let refusal = transform::refuse_element(
                 &item.envelope,
-                &self.masker,
-                &self.decoding_of(&item.envelope),
+                &self.transformer.masker,
+                &self.transformer.decoding_of(&item.envelope),
                 element,
                 rejection(),
             );
             item.outcomes[position] = refusal.unwrap_or_else(|| {
-                transform::quarantine(&item.envelope, &self.masker, rejection(), Utc::now())
+                transform::quarantine(
+                    &item.envelope,
+                    &self.transformer.masker,
+                    rejection(),
+                    Utc::now(),
+                )
             });
         }
         Ok(())

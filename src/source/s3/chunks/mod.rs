@@ -1,5 +1,5 @@
-//! An S3 object read as a stream of chunks: NDJSON (one login per line) or one JSON array of
-//! logins, plain or gzip (known by its first bytes, never by its name; every gzip member read).
+//! An S3 object read as a stream of chunks: NDJSON (one login per line, or JSON objects back to
+//! back as Firehose writes them: [`records`]) or one JSON array of logins, plain or gzip (known by its first bytes, never by its name; every gzip member read).
 //! Each chunk is a body the login path already knows, NDJSON of at most `max_logins` logins and
 //! about `max_bytes`, so memory stays flat whatever the object's size, and the chunking is the
 //! same on every read of the same content: a chunk's identity is its object and its first line.
@@ -219,26 +219,39 @@ impl Chunks {
         }
     }
 
-    /// One line without its end, at most `max_line` bytes kept (`Err(length)` past it).
+    /// One line without its end, or one of the objects written back to back on a line
+    /// ([`records`]), at most `max_line` bytes kept (`Err(length)` past it).
     async fn read_line(&mut self) -> io::Result<Option<Result<Vec<u8>, u64>>> {
         let mut kept = Vec::new();
         let mut len = 0u64;
+        let mut record = records::Record::default();
         loop {
             let buf = self.reader.fill_buf().await?;
             if buf.is_empty() {
                 return Ok((len > 0).then(|| finish(kept, len, self.limits.max_line)));
             }
-            let (take, ended) = match buf.iter().position(|b| *b == b'\n') {
-                Some(i) => (i, true),
-                None => (buf.len(), false),
-            };
+            let mut end = None;
+            for (i, &b) in buf.iter().enumerate() {
+                match record.step(b) {
+                    records::Step::Take => {}
+                    records::Step::EndOfLine => {
+                        end = Some((i, 1));
+                        break;
+                    }
+                    records::Step::EndBefore => {
+                        end = Some((i, 0));
+                        break;
+                    }
+                }
+            }
+            let take = end.map_or(buf.len(), |(i, _)| i);
             if kept.len() < self.limits.max_line {
                 let room = (self.limits.max_line - kept.len()).min(take);
                 kept.extend_from_slice(&buf[..room]);
             }
             len += take as u64;
-            self.reader.consume(take + usize::from(ended));
-            if ended {
+            self.reader.consume(take + end.map_or(0, |(_, skip)| skip));
+            if end.is_some() {
                 return Ok(Some(finish(kept, len, self.limits.max_line)));
             }
         }
@@ -338,6 +351,8 @@ async fn starts_array(reader: &mut Reader) -> io::Result<bool> {
         return Ok(false);
     }
 }
+
+mod records;
 
 #[cfg(test)]
 mod tests;

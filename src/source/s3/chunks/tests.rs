@@ -149,20 +149,25 @@ async fn empty_objects_and_arrays_hold_nothing() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
-    /// Whatever the shape (NDJSON or array, plain or gzip of any number of members) and the
-    /// limits, every login comes out once, in order, with its own line, within the limits.
+    /// Whatever the shape (NDJSON, Firehose's records back to back with or without line breaks,
+    /// or an array; plain or gzip of any number of members) and the limits, every login comes
+    /// out once, in order, with its own number, within the limits.
     #[test]
     fn every_login_comes_out_once_in_order(
         n in 0usize..40,
-        as_array in any::<bool>(),
+        shape in 0u8..3,
+        separators in proptest::collection::vec(prop_oneof!["", " ", "\n", "\r\n", "\t "], 40),
         members in 0usize..4,
         max_logins in 1usize..6,
         max_bytes in 60usize..400,
     ) {
         let logins: Vec<String> = (0..n).map(login).collect();
-        let text = match as_array {
-            true => format!("[{}]", logins.join(",\n")),
-            false => logins.join("\n"),
+        let text = match shape {
+            0 => format!("[{}]", logins.join(",\n")),
+            1 => logins.join("\n"),
+            _ => (logins.iter().zip(&separators))
+                .map(|(login, gap)| format!("{login}{gap}"))
+                .collect(),
         };
         let content = match members {
             0 => text.into_bytes(),
