@@ -47,6 +47,9 @@ pub struct BackfillArgs {
     pub db: DbArgs,
 }
 
+/// After this long with nothing read, `--wait` asks whether a consumer runs.
+const IDLE_HINT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How often `--wait` reads the progress.
 const WAIT_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -195,11 +198,22 @@ async fn wait(database: &mut PgOperator, id: i64) -> anyhow::Result<()> {
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    let (mut last_seen, mut changed, mut hinted) = (None, std::time::Instant::now(), false);
     let progress = loop {
         let Some(backfill) = database.backfills(Some(id), 1).await?.pop() else {
             anyhow::bail!("backfill {id} is not in s3_backfills any more");
         };
         let p = backfill.progress;
+        let seen = (p.done, p.done_logins + p.in_flight_logins);
+        if last_seen != Some(seen) {
+            (last_seen, changed) = (Some(seen), std::time::Instant::now());
+        } else if !hinted && changed.elapsed() >= IDLE_HINT {
+            hinted = true;
+            bar.println(format!(
+                "nothing read for {} s: is a consumer (`login-etl run`) reading the queue?",
+                IDLE_HINT.as_secs()
+            ));
+        }
         bar.set_length(p.objects as u64);
         bar.set_position(p.done as u64);
         let left = p
