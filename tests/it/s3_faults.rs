@@ -262,17 +262,23 @@ async fn sigterm_stops_reading_and_the_rest_lands_once_later() {
         at_exit < n as i64,
         "the whole object was read after SIGTERM"
     );
+    assert_eq!(land_the_rest(&db, &queue).await, (n as i64, n as i64));
+    assert_eq!(object_progress(&db).await, vec![(n as i64, 60, true)]);
+}
+
+/// Writes at full speed again, and what the stopped consumer left landed by another once its
+/// messages are visible again: (rows, distinct devices).
+async fn land_the_rest(db: &TestDb, queue: &TestQueue) -> (i64, i64) {
     (db.client().await)
         .batch_execute("DROP TRIGGER IF EXISTS slow_copy ON user_logins")
         .await
-        .ok();
+        .unwrap();
     queue.until_none_in_flight().await;
-    run_drain(&queue, &db, &[]);
+    run_drain(queue, db, &[]);
     let distinct: i64 = db
         .scalar("SELECT count(DISTINCT masked_device_id) FROM user_logins")
         .await;
-    assert_eq!((rows(&db).await, distinct), (n as i64, n as i64));
-    assert_eq!(object_progress(&db).await, vec![(n as i64, 60, true)]);
+    (rows(db).await, distinct)
 }
 
 /// What `s3_objects` counted of each object: (logins, chunks, read to its end).
@@ -323,16 +329,7 @@ async fn a_kill_in_the_middle_of_an_object_lands_every_login_once() {
         at_kill < 30_000,
         "the whole object was read before the kill"
     );
-    (db.client().await)
-        .batch_execute("DROP TRIGGER IF EXISTS slow_copy ON user_logins")
-        .await
-        .unwrap();
-    queue.until_none_in_flight().await;
-    run_drain(&queue, &db, &[]);
-    let distinct: i64 = db
-        .scalar("SELECT count(DISTINCT masked_device_id) FROM user_logins")
-        .await;
-    assert_eq!((rows(&db).await, distinct), (30_010, 30_010));
+    assert_eq!(land_the_rest(&db, &queue).await, (30_010, 30_010));
     let mut counted = object_progress(&db).await;
     counted.sort();
     assert_eq!(counted, vec![(10, 1, true), (30_000, 30, true)]);
