@@ -14,7 +14,7 @@ use crate::source::SqsSettings;
 
 mod values;
 pub use values::{
-    EnvelopeArg, FieldArg, NetworkMaskArg, ReportFormat, SqsProtocolArg, StrategyArg,
+    audit_text, EnvelopeArg, FieldArg, NetworkMaskArg, ReportFormat, SqsProtocolArg, StrategyArg,
 };
 
 /// How log lines are written.

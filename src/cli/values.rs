@@ -1,7 +1,7 @@
 //! The values flags take, as the command line spells them, mapped onto library types (which know
 //! nothing of clap, as ripgrep's flags do it).
 
-use crate::mask::{Field, NetworkMaskMode, StrategyName};
+use crate::mask::{contains_ip, Field, NetworkMaskMode, StrategyName};
 use crate::source::SqsProtocol;
 
 /// `--mask-strategy`.
@@ -126,4 +126,16 @@ pub enum ReportFormat {
     Json,
     /// CSV.
     Csv,
+}
+
+/// `--reason` and `--actor` of the audited commands: kept in audit rows for years, so never an
+/// address (the one kind of PII recognisable in free text). Checked by the command, not by clap,
+/// whose error would print the value back.
+pub fn audit_text(flag: &str, text: Option<&str>) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !text.is_some_and(contains_ip),
+        "{flag} holds what looks like an IP address, and audit rows keep it for years: give a \
+         reference (a ticket id), not the data; nothing was done"
+    );
+    Ok(())
 }

@@ -33,6 +33,8 @@ pub struct EraseArgs {
 }
 
 pub(super) async fn execute(args: EraseArgs, _: Globals) -> anyhow::Result<()> {
+    crate::cli::audit_text("--reason", Some(&args.reason))?;
+    crate::cli::audit_text("--actor", args.actor.as_deref())?;
     if args.reason.trim().is_empty() {
         bail!("--reason must name the request (e.g. its ticket); it is stored in the audit trail");
     }

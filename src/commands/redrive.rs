@@ -41,6 +41,8 @@ pub struct RedriveArgs {
 }
 
 pub(super) async fn execute(args: RedriveArgs, _: Globals) -> anyhow::Result<()> {
+    crate::cli::audit_text("--reason", Some(&args.reason))?;
+    crate::cli::audit_text("--actor", args.actor.as_deref())?;
     if args.dead_letter_queue.trim().is_empty() {
         anyhow::bail!("--dead-letter-queue is empty: give the dead-letter queue's URL");
     }

@@ -86,6 +86,8 @@ fn field_name(field: Field) -> &'static str {
 }
 
 pub(super) async fn execute(args: RekeyArgs, globals: Globals) -> anyhow::Result<()> {
+    crate::cli::audit_text("--reason", Some(&args.reason))?;
+    crate::cli::audit_text("--actor", args.actor.as_deref())?;
     let shutdown = globals.shutdown;
     let keys = load_keys(&args.keys, None).await?;
     if args.from.as_deref() == Some(args.to.as_str()) {

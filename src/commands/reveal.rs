@@ -69,6 +69,8 @@ impl RevealArgs {
 }
 
 pub(super) async fn execute(args: RevealArgs, _: Globals) -> anyhow::Result<()> {
+    crate::cli::audit_text("--reason", Some(&args.reason))?;
+    crate::cli::audit_text("--actor", args.actor.as_deref())?;
     if args.reason.trim().is_empty() {
         bail!("--reason must say why the values are needed; it is stored in the audit trail");
     }

@@ -298,9 +298,10 @@ async fn erase_rekey_and_retire_key_work_under_the_operator_role() {
     let audited: chrono::DateTime<chrono::Utc> = db
         .scalar("SELECT at FROM privacy_operations WHERE detail->'subjects' ? 'made-up'")
         .await;
+    // Both are the clock's (migration 20): the record after the lock, the audit row after it.
     assert!(
-        recorded >= audited,
-        "the record is stamped after its lock, never before its audit row"
+        recorded <= audited,
+        "the audit row is written after the record it lists"
     );
     drop(as_operator);
     drop_role(&db, &operator).await;

@@ -16,6 +16,7 @@ mod erasure;
 mod erasure_attacks;
 mod erasure_holds;
 mod erasure_redrive;
+mod erasure_review;
 mod fail_closed;
 mod fail_closed_ops;
 mod failover;

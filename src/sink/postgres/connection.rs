@@ -19,10 +19,16 @@ use super::{error, iam, tls, SinkError};
 /// (tokio-postgres names statements `s0`, `s1`, … in every process); `DEALLOCATE ALL` first
 /// makes ours never collide with theirs. Every statement login-etl prepares lives inside one
 /// transaction, so nothing of ours is lost; on a direct connection it costs one round trip.
+/// Always READ COMMITTED, whatever the database's or role's default: the erasure's lock order
+/// relies on each statement seeing what committed before it (at REPEATABLE READ the first
+/// statement would fix the snapshot before the lock, and an erase would miss rows).
 pub(super) async fn begin(
     client: &mut Client,
 ) -> Result<tokio_postgres::Transaction<'_>, tokio_postgres::Error> {
-    let tx = client.transaction().await?;
+    let tx = (client.build_transaction())
+        .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
+        .start()
+        .await?;
     tx.batch_execute("DEALLOCATE ALL").await?;
     Ok(tx)
 }

@@ -29,16 +29,29 @@ use tokio_postgres::{GenericClient, Transaction};
 use crate::mask::{strip_subject, ErasureFingerprints, Stripped};
 use crate::message::{Outcome, OutcomeKind, QuarantineRecord};
 
-/// The writer's first statement when it honours erasures (see the module docs).
+/// The writer's first statement (see the module docs).
 pub(super) const LOCK: &str = "LOCK TABLE user_logins IN ROW EXCLUSIVE MODE";
-const RECORDS: &str =
-    "SELECT fingerprint, erased_at FROM erased_subjects WHERE fingerprint = ANY($1)";
+/// A writer without keys (`--mask-strategy sha256`) stops at the first erasure recorded while it
+/// runs: it cannot tell whose logins it writes. 42501 stops the run (not retried).
+pub(super) const NONE_ERASED: &str =
+    "DO $$ BEGIN IF EXISTS (SELECT 1 FROM public.erased_subjects) THEN \
+     RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'a subject was erased while this \
+     --mask-strategy sha256 consumer ran, and without keys it cannot leave out their logins: \
+     stop it (run refuses to start once erasures exist; use a keyed strategy)'; END IF; END $$";
+/// An erasure time PostgreSQL can hold but a client cannot (`infinity`, from before migration
+/// 18 or written by the owner) is read failing closed: `infinity` erases every login,
+/// `-infinity` none.
+const RECORDS: &str = "SELECT fingerprint, CASE WHEN erased_at = 'infinity' \
+     THEN '9999-12-31'::timestamptz WHEN erased_at = '-infinity' THEN '1970-01-01'::timestamptz \
+     ELSE erased_at END FROM erased_subjects WHERE fingerprint = ANY($1)";
 /// When the ledger first recorded these message ids (the row of an id claimed in this
 /// transaction says now(), no earlier than its sending).
 const FIRST_RECORDED: &str =
     "SELECT message_id, processed_at FROM processed_messages WHERE message_id = ANY($1)";
 /// The latest erasure of anyone.
-const LATEST: &str = "SELECT max(erased_at) FROM erased_subjects";
+const LATEST: &str = "SELECT max(CASE WHEN erased_at = 'infinity' THEN '9999-12-31'::timestamptz \
+     WHEN erased_at = '-infinity' THEN '1970-01-01'::timestamptz ELSE erased_at END) \
+     FROM erased_subjects";
 
 /// What of a batch is written once erasures are honoured.
 pub(super) struct Kept<'a> {

@@ -111,6 +111,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "s3_object_progress",
         include_str!("../../../migrations/0019_s3_object_progress.sql"),
     ),
+    (
+        20,
+        "erasure_review",
+        include_str!("../../../migrations/0020_erasure_review.sql"),
+    ),
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock`: "loginetl".

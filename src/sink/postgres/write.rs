@@ -150,8 +150,11 @@ async fn write<O: Borrow<Outcome> + Sync>(
     erasures: Option<&ErasureFingerprints>,
 ) -> Result<WriteReport, tokio_postgres::Error> {
     let tx = begin(client).await?;
-    if erasures.is_some() {
-        tx.batch_execute(erased::LOCK).await?;
+    tx.batch_execute(erased::LOCK).await?;
+    if erasures.is_none() {
+        // A keyless consumer (sha256) cannot tell an erased subject's logins: once anyone is
+        // erased it stops (at start it refuses; this is an erase made while it runs).
+        tx.batch_execute(erased::NONE_ERASED).await?;
     }
     if !new_fields.is_empty() {
         let cap = MAX_RECORDED_FIELDS as i64;
