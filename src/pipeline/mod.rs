@@ -168,11 +168,7 @@ pub async fn run<Q: Source, S: Store>(
     let mut acknowledger = acknowledger::Acknowledger::new(source, held, parents, shutdown.clone());
     let mut summary = Summary::default();
     let mut progress = progress::Progress::new(bar_total);
-    // Each batch is transformed on a worker of its own while the one before it is written, one
-    // batch ahead at most (memory: the batch being written and the one ready after it).
-    let (ready_tx, mut ready_rx) = mpsc::channel::<Ready>(1);
-    let transformer = committer.transformer();
-    let prepare = async move {
+    let write = async {
         let limits = batcher::Limits {
             messages: settings.batch_size,
             bytes: defaults::BATCH_MAX_BYTES,
@@ -180,41 +176,17 @@ pub async fn run<Q: Source, S: Store>(
         };
         let batches = batcher::batches(rx, buffer, limits);
         tokio::pin!(batches);
-        loop {
-            let Ok(slot) = ready_tx.reserve().await else {
-                return;
-            };
-            let Some(batch) = batches.next().await else {
-                return;
-            };
-            let ready = Ready {
-                received: batch.len(),
-                receipts: acknowledger::receipts(&batch),
-                sent: batch.iter().map(|e| e.sent_at).collect(),
-                prepared: {
-                    let transformer = transformer.clone();
-                    tokio::spawn(async move { transformer.prepare(batch) }).await
-                },
-            };
-            slot.send(ready);
-        }
-    };
-    let write = async {
         let result = async {
-            while let Some(ready) = ready_rx.recv().await {
-                let Ready {
-                    received,
-                    receipts,
-                    sent,
-                    prepared,
-                } = ready;
-                let prepared = prepared.map_err(|e| panicked("transform", e))?;
+            while let Some(batch) = batches.next().await {
+                let received = batch.len();
+                let receipts = acknowledger::receipts(&batch);
+                let sent: Vec<_> = batch.iter().map(|e| e.sent_at).collect();
                 let commit_started = Instant::now();
                 #[cfg(feature = "sim-mutants")]
                 if crate::mutants::active(crate::mutants::Mutant::DeleteBeforeCommit) {
                     summary.delete_failures += acknowledger.delete(&receipts).await;
                 }
-                let report = committer.write(prepared).await?;
+                let report = committer.commit(batch).await?;
                 let batch = metrics::Committed {
                     messages: received,
                     rows: report.rows,
@@ -232,8 +204,6 @@ pub async fn run<Q: Source, S: Store>(
             Ok::<_, PipelineError>(())
         }
         .await;
-        // The batches prepared and not written come back (they were never deleted).
-        drop(ready_rx);
         if let Err(e) = &result {
             health().task_failed(format!("the writer stopped: {e}"));
         }
@@ -241,12 +211,8 @@ pub async fn run<Q: Source, S: Store>(
         stop_heartbeat.cancel();
         result
     };
-    let (written, received, (), ()) = tokio::join!(
-        write,
-        supervise(&mut receivers, &stop_receiving),
-        heartbeat,
-        prepare
-    );
+    let (written, received, ()) =
+        tokio::join!(write, supervise(&mut receivers, &stop_receiving), heartbeat);
     progress.finish();
     written?;
     if let Some(e) = received {
@@ -254,14 +220,6 @@ pub async fn run<Q: Source, S: Store>(
     }
     summary.elapsed = started.elapsed();
     Ok(summary)
-}
-
-/// A batch transformed and ready to write, with what the writer needs of it afterwards.
-struct Ready {
-    received: usize,
-    receipts: acknowledger::Receipts,
-    sent: Vec<chrono::DateTime<chrono::Utc>>,
-    prepared: Result<committer::Prepared, JoinError>,
 }
 
 /// Wait for every receiver. The first that fails for good, or panics, stops the others (so the

@@ -186,9 +186,7 @@ async fn simulate(scenario: &Scenario, world: Shared) {
         w.dump = std::env::var_os("SIM_DUMP").is_some();
         w.visibility = scenario.visibility;
         let s = &scenario.settings;
-        // Two batches in the channel, one being written, one transformed ahead of it, one
-        // message carried to the next batch, and what each receiver has in hand.
-        w.held_bound = 4 * s.batch_size + 1 + 10 * s.receivers;
+        w.held_bound = 3 * s.batch_size + 1 + 10 * s.receivers;
         w.crash_ops = scenario.faults.crash_ops.iter().copied().collect();
     }
     let mut sends: Vec<(Duration, usize)> = scenario.delays.iter().copied().zip(0..).collect();

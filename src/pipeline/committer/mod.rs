@@ -84,36 +84,28 @@ impl<S: Store, Q: Source> Committer<S, Q> {
         }
     }
 
-    /// What transforms batches, to run ahead on another worker ([`prepare`]).
-    pub(super) fn transformer(&self) -> Transformer {
-        self.transformer.clone()
-    }
-
-    /// Transform and commit one batch (the pipeline transforms ahead: [`Self::write`]).
-    #[cfg(test)]
+    /// Transform and commit one batch: the ordinary messages a transaction-sized group at a
+    /// time, each group transformed on another worker while the one before it is written
+    /// ([`prepare`]); then each suspect alone.
     pub(super) async fn commit(
         &mut self,
         batch: Vec<Envelope>,
     ) -> Result<WriteReport, PipelineError> {
-        let prepared = self.transformer.prepare(batch);
-        self.write(prepared).await
-    }
-
-    /// Commit a transformed batch: the ordinary messages a group per transaction, then each
-    /// suspect alone.
-    pub(super) async fn write(&mut self, prepared: Prepared) -> Result<WriteReport, PipelineError> {
-        let Prepared { groups, suspects } = prepared;
+        let max_receives = self.transformer.max_receives;
+        let (suspects, ordinary): (Vec<Envelope>, Vec<Envelope>) = batch
+            .into_iter()
+            .partition(|e| e.receive_count > max_receives);
         #[cfg(feature = "test-hooks")]
-        crate::test_hooks::before_commit(
-            groups
-                .iter()
-                .flatten()
-                .map(|item| item.envelope.body.as_str()),
-        );
+        crate::test_hooks::before_commit(ordinary.iter().map(|e| e.body.as_str()));
+        // One group written, one ready, one being transformed: memory stays about three groups.
+        let (ready, mut groups) = tokio::sync::mpsc::channel(1);
+        let transformer = self.transformer.clone();
+        let transforming = tokio::spawn(async move { transformer.groups(ordinary, ready).await });
         let mut total = WriteReport::default();
-        for group in groups {
+        while let Some(group) = groups.recv().await {
             total += self.commit_items(group, false).await?;
         }
+        (transforming.await).map_err(|e| super::panicked("transform", e))?;
         for envelope in suspects {
             total += self.commit_alone(envelope).await?;
         }
@@ -355,7 +347,7 @@ impl<S: Store, Q: Source> Committer<S, Q> {
 mod prepare;
 mod refused;
 
-pub(super) use prepare::{Prepared, Transformer};
+use prepare::Transformer;
 
 #[cfg(test)]
 mod tests;

@@ -1,10 +1,12 @@
-//! A batch turned into outcomes before it is written, so that the next batch can be transformed
-//! (CPU: decode, validate, mask) on another worker while this one is written (PostgreSQL's
-//! time): the two overlap instead of taking turns. Suspects, messages delivered more than
-//! `--max-receives` times, are not transformed here: their solo attempt is recorded before they
-//! are processed at all (a message that kills its consumer must leave that evidence first).
+//! A batch's messages turned into outcomes a transaction-sized group at a time, on a worker of
+//! their own, so that the next group is transformed (CPU: decode, validate, mask) while this one
+//! is written (PostgreSQL's time): the two overlap instead of taking turns. Suspects, messages
+//! delivered more than `--max-receives` times, are not transformed here: their solo attempt is
+//! recorded before they are processed at all (a message that kills its consumer must leave that
+//! evidence first).
 
 use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
 
 use super::Item;
 use crate::envelope::{Decoding, EnvelopeMode};
@@ -14,20 +16,10 @@ use crate::transform::{self, Outcome};
 
 /// What turns messages into outcomes: cheap to clone, owned by no one task.
 #[derive(Clone)]
-pub(in crate::pipeline) struct Transformer {
+pub(super) struct Transformer {
     pub(super) masker: Masker,
     pub(super) decoding: Decoding,
     pub(super) max_receives: u32,
-}
-
-/// A batch ready to write.
-pub(in crate::pipeline) struct Prepared {
-    /// Ordinary messages with their outcomes, in groups of about
-    /// [`LOGINS_PER_TRANSACTION`](crate::pipeline::defaults::LOGINS_PER_TRANSACTION) logins
-    /// (a message never spans two): one transaction each.
-    pub(super) groups: Vec<Vec<Item>>,
-    /// Messages delivered more than --max-receives times, processed alone by the writer.
-    pub(super) suspects: Vec<Envelope>,
 }
 
 impl Transformer {
@@ -48,28 +40,27 @@ impl Transformer {
         }
     }
 
-    /// Transform a batch: the ordinary messages now, in transaction-sized groups; the suspects
-    /// left as they are.
-    pub(in crate::pipeline) fn prepare(&self, batch: Vec<Envelope>) -> Prepared {
+    /// Transform `ordinary` messages into groups of about
+    /// [`LOGINS_PER_TRANSACTION`](crate::pipeline::defaults::LOGINS_PER_TRANSACTION) logins (a
+    /// message never spans two), each sent as soon as it is full; stops early if the writer is
+    /// gone.
+    pub(super) async fn groups(&self, ordinary: Vec<Envelope>, ready: mpsc::Sender<Vec<Item>>) {
         let received_at = Utc::now();
-        let (suspects, ordinary): (Vec<Envelope>, Vec<Envelope>) = batch
-            .into_iter()
-            .partition(|e| e.receive_count > self.max_receives);
-        let mut groups = Vec::new();
         let (mut group, mut logins) = (Vec::new(), 0);
         for envelope in ordinary {
             let outcomes = self.transform(&envelope, received_at);
             logins += outcomes.len();
             group.push(Item::new(envelope, outcomes));
             if logins >= crate::pipeline::defaults::LOGINS_PER_TRANSACTION {
-                groups.push(std::mem::take(&mut group));
+                if ready.send(std::mem::take(&mut group)).await.is_err() {
+                    return;
+                }
                 logins = 0;
             }
         }
         if !group.is_empty() {
-            groups.push(group);
+            let _ = ready.send(group).await;
         }
-        Prepared { groups, suspects }
     }
 
     /// One message's outcomes, counted by its shape in the metrics.
