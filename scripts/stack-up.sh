@@ -48,7 +48,8 @@ ls_healthy() {
   health=$(ls_health) || return 1
   grep -Eq '"sqs": *"(available|running)"' <<<"$health" \
     && grep -Eq '"kms": *"(available|running)"' <<<"$health" \
-    && grep -Eq '"cloudformation": *"(available|running)"' <<<"$health"
+    && grep -Eq '"cloudformation": *"(available|running)"' <<<"$health" \
+    && grep -Eq '"s3": *"(available|running)"' <<<"$health"
 }
 
 # The pinned LocalStack venv: the emulator, and the AWS CLI the deployment test uses. Installed even
@@ -67,27 +68,27 @@ ensure_localstack_venv() {
 
 ensure_localstack() {
   if ls_healthy; then
-    say "LocalStack SQS+KMS+CloudFormation is running on 127.0.0.1:$ls_port"
+    say "LocalStack SQS+KMS+CloudFormation+S3 is running on 127.0.0.1:$ls_port"
     return
   fi
   if ls_health >/dev/null && [ -f "$stack_dir/localstack.pid" ]; then
-    say "restarting our LocalStack with SQS, KMS and CloudFormation"
+    say "restarting our LocalStack with SQS, KMS, CloudFormation and S3"
     kill "$(cat "$stack_dir/localstack.pid")" 2>/dev/null || true
     for _ in $(seq 1 30); do ls_health >/dev/null || break; sleep 1; done
   fi
-  ls_health >/dev/null && die "something else answers on 127.0.0.1:$ls_port without SQS, KMS and CloudFormation; stop it or set LOGIN_ETL_LOCALSTACK_PORT"
+  ls_health >/dev/null && die "something else answers on 127.0.0.1:$ls_port without SQS, KMS, CloudFormation and S3; stop it or set LOGIN_ETL_LOCALSTACK_PORT"
   local venv=$stack_dir/localstack-venv
-  say "starting LocalStack (host mode, SQS, KMS, CloudFormation) on 127.0.0.1:$ls_port"
+  say "starting LocalStack (host mode, SQS, KMS, CloudFormation, S3) on 127.0.0.1:$ls_port"
   (
     cd "$stack_dir"
-    GATEWAY_LISTEN=127.0.0.1:$ls_port LOCALSTACK_HOST=127.0.0.1:$ls_port SERVICES=sqs,kms,cloudformation \
+    GATEWAY_LISTEN=127.0.0.1:$ls_port LOCALSTACK_HOST=127.0.0.1:$ls_port SERVICES=sqs,kms,cloudformation,s3 \
       SQS_ENDPOINT_STRATEGY=path nohup setsid "$venv/bin/python" -m localstack.runtime.main \
       >"$stack_dir/localstack.log" 2>&1 &
     echo $! >"$stack_dir/localstack.pid"
   )
   for _ in $(seq 1 90); do ls_healthy && break; sleep 1; done
-  ls_healthy || die "LocalStack did not report SQS, KMS and CloudFormation within 90 s; see $stack_dir/localstack.log"
-  say "LocalStack SQS+KMS+CloudFormation is running on 127.0.0.1:$ls_port"
+  ls_healthy || die "LocalStack did not report SQS, KMS, CloudFormation and S3 within 90 s; see $stack_dir/localstack.log"
+  say "LocalStack SQS+KMS+CloudFormation+S3 is running on 127.0.0.1:$ls_port"
 }
 
 command -v curl >/dev/null || apt_install curl
