@@ -189,15 +189,14 @@ impl<Q: Source> Reader<'_, Q> {
         };
         loop {
             let chunk = match chunks.next().await {
-                Ok(None) if ahead.sent_any || ahead.chunk.is_some() || chunks.lines() == 0 => {
-                    return Ok(None)
-                }
+                Ok(None) if ahead.sent_any || ahead.chunk.is_some() => return Ok(None),
+                // 0 bytes: nothing to say (`backfill` skips those too). Anything else that holds
+                // no login is said once, so the object is accounted for (`s3_objects`).
+                Ok(None) if object.size == Some(0) => return Ok(None),
                 Ok(None) => {
-                    let why = format!(
-                        "the object holds no logins ({} lines: blank, or an empty array)",
-                        chunks.lines()
-                    );
-                    return Ok(Some(Failure::Refuse(1, why)));
+                    let why = "the object holds no logins (blank lines, an empty array, or an \
+                               empty gzip)";
+                    return Ok(Some(Failure::Refuse(1, why.into())));
                 }
                 Ok(Some(Piece::Logins { first, body, .. })) => {
                     self.chunk(dated, object, first, body, None)

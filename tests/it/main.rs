@@ -42,6 +42,7 @@ mod redrive;
 mod redrive_command;
 mod reliability;
 mod s3_faults;
+mod s3_progress;
 mod s3_source;
 mod scale_out;
 mod shutdown;

@@ -37,9 +37,19 @@ pub(crate) fn object_of(message_id: &str) -> Option<&str> {
     is_chunk.then_some(object)
 }
 
-/// The chunks that are new in this transaction, by object.
-pub(crate) fn tally(candidates: &[(&Outcome, Claim)]) -> BTreeMap<String, Tally> {
+/// The chunks that are new in this transaction, by object; and the objects whose last chunk is
+/// in it, new or not (a last chunk that committed before as "not the last", because the
+/// connection dropped after the object's last byte, finishes its object when read again).
+pub(crate) fn tally<'o>(
+    candidates: &[(&Outcome, Claim)],
+    all: impl Iterator<Item = &'o Outcome>,
+) -> BTreeMap<String, Tally> {
     let mut objects: BTreeMap<String, Tally> = BTreeMap::new();
+    for outcome in all.filter(|o| o.ends_object) {
+        if let Some(object) = object_of(outcome.message_id.as_str()) {
+            objects.entry(object.to_string()).or_default().finished = true;
+        }
+    }
     let mut chunks = HashSet::new();
     for (outcome, claim) in candidates {
         let Claim::Fresh = claim else { continue };
@@ -57,11 +67,12 @@ pub(crate) fn tally(candidates: &[(&Outcome, Claim)]) -> BTreeMap<String, Tally>
 }
 
 /// Add this transaction's chunks to their objects' counts.
-pub(super) async fn record(
+pub(super) async fn record<'o>(
     tx: &Transaction<'_>,
     candidates: &[(&Outcome, Claim)],
+    all: impl Iterator<Item = &'o Outcome>,
 ) -> Result<(), tokio_postgres::Error> {
-    let objects = tally(candidates);
+    let objects = tally(candidates, all);
     if objects.is_empty() {
         return Ok(());
     }

@@ -171,7 +171,7 @@ async fn write<O: Borrow<Outcome> + Sync>(
         tx.execute(CLEAR_ATTEMPTS, &[&ids]).await?;
     }
     let (candidates, deliveries) = claim_ids(&tx, outcomes).await?;
-    s3_progress::record(&tx, &candidates).await?;
+    s3_progress::record(&tx, &candidates, outcomes.iter().map(Borrow::borrow)).await?;
     let entries = redrive::read_entries(&tx, &redrive::entries_to_read(&candidates)).await?;
     let plan = redrive::plan(&candidates, &entries);
     let mut report = WriteReport {
