@@ -1,6 +1,7 @@
 //! `s3_objects` finishes every object it registers (an attack review of issue 34's progress): an
 //! object of `[]` or an empty gzip is accounted for, and a connection dropped after an object's
-//! last byte (its last chunk committed as not the last) still finishes it when read again.
+//! last byte (its last chunk committed as not the last) still finishes it when read again; one
+//! dropped in the middle of a chunk loses nothing of it.
 
 use std::time::Duration;
 
@@ -161,5 +162,42 @@ async fn a_connection_dropped_after_the_last_byte_still_finishes_the_object() {
         object_progress(&db).await,
         vec![(10, 1, true)],
         "(logins, chunks, finished) of the object read to its end"
+    );
+}
+
+/// A connection dropped in the middle of a chunk: the part read is not committed under the
+/// chunk's id, so the healthy re-read's chunk (lines 1001..2000) lands whole. (Before, lines
+/// 1001..~1500 committed as chunk 1001 and the re-read's chunk 1001 was skipped as a duplicate:
+/// the lines after the cut were lost.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_dropped_mid_chunk_loses_nothing() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(2).await);
+    db.sink().migrate().await.unwrap();
+    let lines: Vec<String> = (0..2500).map(login).collect();
+    let body = (lines.join("\n") + "\n").into_bytes();
+    let cut_at = lines[..1500].iter().map(|l| l.len() + 1).sum::<usize>() + 10;
+    let endpoint = fake_s3_sending(body, 1, cut_at).await;
+    let notification = json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": "fake-bucket"}, "object": {"key": "k.ndjson", "eTag": "abc", "size": 1}}}]})
+    .to_string();
+    queue.send(&[notification]).await;
+    for _ in 0..4 {
+        run_ok(
+            binary(&queue, &db)
+                .env("AWS_ENDPOINT_URL_S3", &endpoint)
+                .args(["run", "--drain"]),
+        );
+        queue.until_none_in_flight().await;
+        if queue.remaining().await == 0 {
+            break;
+        }
+    }
+    assert_eq!(queue.remaining().await, 0);
+    let rows: i64 = db.scalar("SELECT count(*) FROM user_logins").await;
+    let entries: i64 = db.scalar("SELECT count(*) FROM quarantined_messages").await;
+    assert_eq!(
+        (rows, entries, object_progress(&db).await),
+        (2500, 0, vec![(2500, 3, true)]),
+        "(rows, quarantine entries, (logins, chunks, finished))"
     );
 }

@@ -135,8 +135,12 @@ impl Chunks {
                 Some(unit) => Some(Ok(unit)),
                 None => match self.next_unit().await {
                     Ok(unit) => unit,
-                    // The logins read so far go first; the error ends the object after them.
-                    Err(error) if count > 0 => {
+                    // Content that cannot be read (corrupt gzip): the logins read so far go
+                    // first, and the error ends the object after them. A connection that failed
+                    // is another matter: the chunk it cut short is dropped, so that when the
+                    // object is read again the same id holds the same lines (else the rest of
+                    // the chunk would be skipped as a duplicate, and lost).
+                    Err(error) if count > 0 && !super::fetch::is_transport(&error) => {
                         self.failed = Some(error);
                         break;
                     }
