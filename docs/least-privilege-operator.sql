@@ -26,10 +26,13 @@ GRANT SELECT ON erased_subjects TO login_etl_operator;
 GRANT SELECT, INSERT ON mask_key_fingerprints TO login_etl_operator;
 -- backfill: registers each S3 object it enqueues (bucket, size, time; the key only as a hash),
 -- so that `status` and `backfill --wait` can say what is done and what is left.
-GRANT SELECT, INSERT ON s3_backfills TO login_etl_operator;
+-- Column by column: the read counts and `finished_at` are the writer's alone (an operator who
+-- could set them could make `backfill` skip an object as read), `db_user` and `started_at` the
+-- server's.
+GRANT SELECT, INSERT (bucket, prefix, since, until) ON s3_backfills TO login_etl_operator;
 GRANT USAGE ON SEQUENCE s3_backfills_id_seq TO login_etl_operator;
-GRANT SELECT, INSERT, UPDATE (bucket, size_bytes, last_modified, backfill_id)
-    ON s3_objects TO login_etl_operator;
+GRANT SELECT, INSERT (object_id, bucket, size_bytes, last_modified, backfill_id),
+      UPDATE (bucket, size_bytes, last_modified, backfill_id) ON s3_objects TO login_etl_operator;
 -- Its own audit rows: INSERT of the columns a client may set (db_user and at are the server's),
 -- and reading them back (`RETURNING id`). No UPDATE, DELETE or TRUNCATE.
 GRANT SELECT, INSERT (operation, os_user, actor, reason, rows, quarantined, detail)

@@ -49,9 +49,11 @@ BEGIN
              WHERE p.oid = to_regprocedure('login_etl_erase_audited(text, text[], text[], text[], '
                                            'text, text, text, bigint, bigint)')
                AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner AND a.grantee <> 0 LOOP
-        EXECUTE format('GRANT SELECT, INSERT ON s3_backfills TO %I', r.role);
+        EXECUTE format('GRANT SELECT, INSERT (bucket, prefix, since, until) ON s3_backfills '
+                       'TO %I', r.role);
         EXECUTE format('GRANT USAGE ON SEQUENCE s3_backfills_id_seq TO %I', r.role);
-        EXECUTE format('GRANT SELECT, INSERT, UPDATE (bucket, size_bytes, last_modified, '
-                       'backfill_id) ON s3_objects TO %I', r.role);
+        EXECUTE format('GRANT SELECT, INSERT (object_id, bucket, size_bytes, last_modified, '
+                       'backfill_id), UPDATE (bucket, size_bytes, last_modified, backfill_id) '
+                       'ON s3_objects TO %I', r.role);
     END LOOP;
 END $$;

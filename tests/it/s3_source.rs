@@ -324,14 +324,17 @@ async fn roles_made_before_migration_19_get_its_grants() {
     let granted: Vec<bool> = (client.query_one(
         "SELECT has_column_privilege($1, 's3_objects', 'logins', 'SELECT, INSERT, UPDATE'), \
                 has_column_privilege($1, 's3_objects', 'bucket', 'UPDATE'), \
-                has_table_privilege($2, 's3_backfills', 'INSERT'), \
+                has_column_privilege($2, 's3_backfills', 'prefix', 'INSERT'), \
                 has_column_privilege($2, 's3_objects', 'backfill_id', 'INSERT, UPDATE'), \
-                has_column_privilege($2, 's3_objects', 'logins', 'UPDATE')",
+                has_any_column_privilege($2, 's3_objects', 'UPDATE') \
+                    AND NOT has_column_privilege($2, 's3_objects', 'logins', 'INSERT') \
+                    AND NOT has_column_privilege($2, 's3_objects', 'finished_at', 'UPDATE') \
+                    AND NOT has_column_privilege($2, 's3_backfills', 'db_user', 'INSERT')",
         &[&writer, &operator],
     ))
     .await
     .map(|row| (0..5).map(|i| row.get(i)).collect())
     .unwrap();
-    // The writer counts, never registers; the operator registers, never counts.
-    assert_eq!(granted, vec![true, false, true, true, false]);
+    // The writer counts, never registers; the operator registers, never counts (nor stamps).
+    assert_eq!(granted, vec![true, false, true, true, true]);
 }

@@ -31,9 +31,13 @@ pub(crate) struct Tally {
 /// The object an S3 chunk's ledger id belongs to (`s3:<32 hex>`), `None` for an SQS message.
 pub(crate) fn object_of(message_id: &str) -> Option<&str> {
     let object = message_id.get(..35)?;
+    // `s3:<32 hex>:<first line>` only: a redriven login of a chunk (`…:<first>#<i>`) was counted
+    // when it was quarantined.
+    let first = message_id[35..].strip_prefix(':').unwrap_or("");
     let is_chunk = object.starts_with("s3:")
         && object[3..].bytes().all(|b| b.is_ascii_hexdigit())
-        && message_id[35..].starts_with(':');
+        && !first.is_empty()
+        && first.bytes().all(|b| b.is_ascii_digit());
     is_chunk.then_some(object)
 }
 
@@ -98,6 +102,8 @@ mod tests {
             "s3:short:0".to_string(),
             format!("{object}0"),
             format!("s3:{}:0", "zz".repeat(16)),
+            format!("{object}:1001#3"),
+            format!("{object}:"),
             "5dd9a070-1111-2222-3333-444455556666".into(),
             object.clone(),
             "s3:é".repeat(20),

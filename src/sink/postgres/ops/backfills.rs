@@ -11,7 +11,8 @@ use crate::sink::SinkError;
 const START: &str = "INSERT INTO s3_backfills (bucket, prefix, since, until) \
                      VALUES ($1, $2, $3, $4) RETURNING id";
 /// Objects already read are left as they are (and not enqueued again); the others are the
-/// backfill's. Returns the ids of those already read.
+/// backfill's, unless an earlier backfill has them (its `--wait` keeps following them; they are
+/// enqueued again, which lands nothing twice). Returns the ids of those already read.
 const REGISTER: &str = "WITH input AS (\
        SELECT * FROM unnest($2::text[], $3::text[], $4::int8[], $5::timestamptz[]) \
        AS t(id, bucket, size, modified)), \
@@ -23,7 +24,7 @@ const REGISTER: &str = "WITH input AS (\
        WHERE id NOT IN (SELECT object_id FROM read) ORDER BY id \
        ON CONFLICT (object_id) DO UPDATE SET bucket = EXCLUDED.bucket, \
        size_bytes = EXCLUDED.size_bytes, last_modified = EXCLUDED.last_modified, \
-       backfill_id = EXCLUDED.backfill_id RETURNING 1) \
+       backfill_id = coalesce(o.backfill_id, EXCLUDED.backfill_id) RETURNING 1) \
      SELECT object_id FROM read";
 /// Counts of one group of objects: done, in flight (some chunks committed), left.
 const COUNTS: &str = "count(o.object_id), coalesce(sum(o.size_bytes), 0)::int8, \
