@@ -281,20 +281,6 @@ async fn land_the_rest(db: &TestDb, queue: &TestQueue) -> (i64, i64) {
     (rows(db).await, distinct)
 }
 
-/// What `s3_objects` counted of each object: (logins, chunks, read to its end).
-async fn object_progress(db: &TestDb) -> Vec<(i64, i32, bool)> {
-    (db.client().await)
-        .query(
-            "SELECT logins, chunks, finished_at IS NOT NULL FROM s3_objects ORDER BY object_id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect()
-}
-
 /// A consumer killed (SIGKILL) in the middle of a gzip'd object of several members, and another
 /// one notified twice: every login lands once, and what `s3_objects` counted is exact.
 #[tokio::test(flavor = "multi_thread")]

@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::*;
 
@@ -17,19 +16,6 @@ fn login(i: usize) -> String {
         "app_version": "2.3.0"
     })
     .to_string()
-}
-
-async fn object_progress(db: &TestDb) -> Vec<(i64, i32, bool)> {
-    (db.client().await)
-        .query(
-            "SELECT logins, chunks, finished_at IS NOT NULL FROM s3_objects ORDER BY object_id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect()
 }
 
 /// An object of `[]` (no line break) or a gzip of nothing, which `backfill` registers (its size is
@@ -75,60 +61,6 @@ async fn an_object_of_an_empty_array_or_gzip_finishes_its_backfill() {
     );
 }
 
-/// A fake S3 that serves `body` for any GET; the first `cut` responses announce more bytes
-/// than they send and close the connection (a connection dropped at the object's very end).
-async fn fake_s3(body: Vec<u8>, cut: usize) -> String {
-    fake_s3_sending(body, cut, usize::MAX).await
-}
-
-/// As [`fake_s3`], the cut responses sending only the first `partial` bytes.
-async fn fake_s3_sending(body: Vec<u8>, cut: usize, partial: usize) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let body = body.clone();
-            let served = served.clone();
-            tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let n = served.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let announced = if n < cut {
-                    body.len() + 100
-                } else {
-                    body.len()
-                };
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {announced}\r\n\
-                     Content-Type: application/octet-stream\r\n\
-                     Last-Modified: Sat, 05 Dec 2026 00:00:00 GMT\r\nETag: \"abc\"\r\n\
-                     Connection: close\r\n\r\n"
-                );
-                let _ = stream.write_all(head.as_bytes()).await;
-                let sent = if n < cut {
-                    partial.min(body.len())
-                } else {
-                    body.len()
-                };
-                let _ = stream.write_all(&body[..sent]).await;
-                let _ = stream.flush().await;
-                if n < cut {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                let _ = stream.shutdown().await;
-            });
-        }
-    });
-    format!("http://127.0.0.1:{port}")
-}
-
 /// A transient read error after the object's last byte (the connection drops at its end) sends
 /// the last chunk as not the last; it commits, the notification comes back, and the re-read
 /// finds every chunk committed already: the last one, a duplicate now, still finishes the object.
@@ -138,7 +70,16 @@ async fn a_connection_dropped_after_the_last_byte_still_finishes_the_object() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(2).await);
     db.sink().migrate().await.unwrap();
     let body = ((0..10).map(login).collect::<Vec<_>>().join("\n") + "\n").into_bytes();
-    let endpoint = fake_s3(body, 1).await;
+    let endpoint = FakeS3::start(
+        body,
+        Breaks {
+            cut: 1,
+            partial: usize::MAX,
+            ranges: false,
+        },
+    )
+    .await
+    .endpoint;
     let notification = json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
         "s3": {"bucket": {"name": "fake-bucket"}, "object": {"key": "k.ndjson", "eTag": "abc", "size": 1}}}]})
     .to_string();
@@ -176,7 +117,16 @@ async fn a_connection_dropped_mid_chunk_loses_nothing() {
     let lines: Vec<String> = (0..2500).map(login).collect();
     let body = (lines.join("\n") + "\n").into_bytes();
     let cut_at = lines[..1500].iter().map(|l| l.len() + 1).sum::<usize>() + 10;
-    let endpoint = fake_s3_sending(body, 1, cut_at).await;
+    let endpoint = FakeS3::start(
+        body,
+        Breaks {
+            cut: 1,
+            partial: cut_at,
+            ranges: false,
+        },
+    )
+    .await
+    .endpoint;
     let notification = json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
         "s3": {"bucket": {"name": "fake-bucket"}, "object": {"key": "k.ndjson", "eTag": "abc", "size": 1}}}]})
     .to_string();
@@ -200,4 +150,53 @@ async fn a_connection_dropped_mid_chunk_loses_nothing() {
         (2500, 0, vec![(2500, 3, true)]),
         "(rows, quarantine entries, (logins, chunks, finished))"
     );
+}
+
+/// A download that breaks off again and again (as LocalStack's does after about 84 s, or a
+/// network's): each break is resumed from the byte reached (`Range`, `If-Match` on the first
+/// reply's ETag), in the middle of a gzip member, and the object is read in one go: every login
+/// once, nothing quarantined, the notification deleted by the first run.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_download_that_breaks_off_resumes_from_the_byte_reached() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(2).await);
+    db.sink().migrate().await.unwrap();
+    let parts: Vec<String> = (0..5)
+        .map(|m| {
+            (m * 1000..(m + 1) * 1000)
+                .map(login)
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n"
+        })
+        .collect();
+    let body = gzip_members(&parts.iter().map(String::as_str).collect::<Vec<_>>());
+    let partial = body.len() / 4 + 7;
+    let breaks = Breaks {
+        cut: 3,
+        partial,
+        ranges: true,
+    };
+    let fake = FakeS3::start(body, breaks).await;
+    let notification = json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": "fake-bucket"}, "object": {"key": "k.ndjson.gz", "eTag": "abc", "size": 1}}}]})
+    .to_string();
+    queue.send(&[notification]).await;
+    run_ok(
+        binary(&queue, &db)
+            .env("AWS_ENDPOINT_URL_S3", &fake.endpoint)
+            .args(["run", "--drain"]),
+    );
+    queue.until_none_in_flight().await;
+    let p = partial as u64;
+    let rows: i64 = db.scalar("SELECT count(*) FROM user_logins").await;
+    let users: i64 = db
+        .scalar("SELECT count(DISTINCT user_id) FROM user_logins")
+        .await;
+    let entries: i64 = db.scalar("SELECT count(*) FROM quarantined_messages").await;
+    assert_eq!(
+        (fake.asked(), queue.remaining().await, rows, users, entries),
+        (vec![0, p, 2 * p, 3 * p], 0, 5000, 5000, 0),
+        "(first byte of each GET, notifications left, rows, users, quarantine entries)"
+    );
+    assert_eq!(object_progress(&db).await, vec![(5000, 5, true)]);
 }

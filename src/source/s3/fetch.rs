@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use tokio::io::AsyncRead;
 use url::Url;
 
+use super::resume::{Pinned, Resuming};
 use super::ObjectRef;
 
 /// Where objects are read from. Cheap to clone.
@@ -67,41 +68,38 @@ impl ObjectStore {
         let output = get.send().await.map_err(classify)?;
         let last_modified = (output.last_modified)
             .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()));
+        // A resume asks for exactly this content: the reply's own ETag and version.
+        let pinned = Pinned {
+            client: self.client.clone(),
+            etag: (output.e_tag.clone())
+                .or_else(|| object.etag.as_ref().map(|e| format!("\"{e}\""))),
+            version_id: output
+                .version_id
+                .clone()
+                .or_else(|| object.version_id.clone()),
+            length: output
+                .content_length
+                .and_then(|len| u64::try_from(len).ok()),
+            object: object.clone(),
+        };
+        let body = Box::new(output.body.into_async_read());
         Ok(Opened {
-            body: Box::new(Transport(output.body.into_async_read())),
+            body: Box::new(Resuming::new(pinned, body)),
             last_modified,
         })
     }
 }
 
-/// The object's bytes as they arrive: an error here is the connection's (retried by bringing the
-/// notification back), told apart from what the content itself is ([`is_transport`]).
-struct Transport<R>(R);
-
-/// A failure to receive the object's bytes, not a fault of its content.
+/// A failure to receive the object's bytes (after the resumes [`super::resume`] tried), not a
+/// fault of its content.
 #[derive(Debug, thiserror::Error)]
 #[error("receiving the object failed ({0:?})")]
-struct TransportError(std::io::ErrorKind);
+pub(super) struct TransportError(pub(super) std::io::ErrorKind);
 
 /// Whether a read error came from receiving the bytes (retry) rather than from their content
 /// (corrupt gzip, cut short: quarantine).
 pub fn is_transport(error: &std::io::Error) -> bool {
     error.get_ref().is_some_and(|e| e.is::<TransportError>())
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for Transport<R> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match std::pin::Pin::new(&mut self.0).poll_read(cx, buf) {
-            std::task::Poll::Ready(Err(e)) => {
-                std::task::Poll::Ready(Err(std::io::Error::other(TransportError(e.kind()))))
-            }
-            other => other,
-        }
-    }
 }
 
 /// An SDK error as one safe line (its code and status, never a response body) and its kind.

@@ -7,6 +7,7 @@ pub mod chunks;
 pub mod fetch;
 pub mod list;
 pub mod notification;
+mod resume;
 
 use sha2::{Digest, Sha256};
 

@@ -8,6 +8,7 @@
 
 mod cluster;
 mod db;
+mod fake_s3;
 mod fake_sqs;
 mod pgbouncer;
 mod pii;
@@ -23,6 +24,7 @@ pub(crate) use db::{
     assert_no_poison, hold_writes, least_privilege_role, lock_waiters, refuse_web_logins,
     sleeping_backends, slow_down_copy, TestDb,
 };
+pub(crate) use fake_s3::{Breaks, FakeS3};
 pub(crate) use fake_sqs::{FakeSqs, Reply};
 use login_etl::mask::{KeyRing, Masker};
 pub(crate) use pgbouncer::PgBouncer;
@@ -31,7 +33,7 @@ pub(crate) use ports::{address_in_use, on_a_spare_port, ANY_PORT};
 pub(crate) use process::*;
 pub(crate) use proxy::{PgProxy, SqsProxy};
 pub(crate) use queue::*;
-pub(crate) use s3::{gzip_members, s3_client, TestBucket};
+pub(crate) use s3::{gzip_members, object_progress, s3_client, TestBucket};
 pub(crate) use scenarios::*;
 
 /// Fixed test key (hex): tests can recompute masks.

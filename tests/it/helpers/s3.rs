@@ -65,3 +65,17 @@ impl TestBucket {
         .to_string()
     }
 }
+
+/// What `s3_objects` counted of each object: (logins, chunks, read to its end).
+pub(crate) async fn object_progress(db: &super::TestDb) -> Vec<(i64, i32, bool)> {
+    (db.client().await)
+        .query(
+            "SELECT logins, chunks, finished_at IS NOT NULL FROM s3_objects ORDER BY object_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
