@@ -49,7 +49,8 @@ pub struct RunArgs {
     /// Longest a message waits for its batch to fill, in milliseconds: bounds latency for a trickle.
     #[arg(long, env = "LOGIN_ETL_BATCH_MAX_WAIT_MS", default_value_t = defaults::BATCH_MAX_WAIT_MS, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub batch_max_wait_ms: u64,
-    /// Concurrent long-polling receivers (each gets up to 10 messages per call).
+    /// Concurrent long-polling receivers (each gets up to 10 messages per call, one while S3
+    /// notifications arrive: an object is read whole before the next is taken).
     #[arg(long, env = "LOGIN_ETL_RECEIVERS", default_value_t = defaults::RECEIVERS, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub receivers: u64,
     /// Long-poll wait per receive call, in seconds (SQS maximum 20).

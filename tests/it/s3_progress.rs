@@ -200,3 +200,49 @@ async fn a_download_that_breaks_off_resumes_from_the_byte_reached() {
     );
     assert_eq!(object_progress(&db).await, vec![(5000, 5, true)]);
 }
+
+/// A receive that brings several S3 notifications keeps one and hands the others back at once,
+/// so other consumers read them meanwhile: with one receiver stuck on its first object (an S3
+/// that never answers), the other three notifications are visible on the queue again. (Before,
+/// all four stayed held by that receiver until it had read them one after the other.)
+#[tokio::test(flavor = "multi_thread")]
+async fn notifications_received_together_are_shared_with_other_consumers() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    db.sink().migrate().await.unwrap();
+    // Connections are taken (the backlog) but never answered.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    let notifications: Vec<String> = (0..4)
+        .map(|i| {
+            json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": "fake-bucket"}, "object": {"key": format!("k{i}"), "eTag": "abc", "size": 1}}}]})
+            .to_string()
+        })
+        .collect();
+    queue.send(&notifications).await;
+    let mut consumer = Spawned::new(
+        binary(&queue, &db)
+            .env("AWS_ENDPOINT_URL_S3", &endpoint)
+            .args(["run", "--receivers", "1"]),
+    );
+    let source = &queue.source;
+    let shared = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let depth = source.depth().await.unwrap();
+            if (depth.visible, depth.in_flight) == (3, 1) {
+                return depth;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    let depth = source.depth().await.unwrap();
+    consumer.kill9();
+    drop(silent);
+    assert!(
+        shared.is_ok(),
+        "(visible, in flight) = ({}, {}), not (3, 1)",
+        depth.visible,
+        depth.in_flight
+    );
+}
