@@ -102,6 +102,12 @@ impl AsyncRead for Resuming {
                     match Pin::new(body).poll_read(cx, buf) {
                         Poll::Ready(Ok(())) => {
                             let got = (buf.filled().len() - before) as u64;
+                            // A clean end short of the first reply's length is a break too.
+                            let short = this.pinned.length.is_some_and(|len| this.offset < len);
+                            if got == 0 && buf.remaining() > 0 && short {
+                                this.broke(io::ErrorKind::UnexpectedEof, "ended early", false);
+                                continue;
+                            }
                             this.offset += got;
                             if got > 0 {
                                 this.failures = 0;
@@ -156,7 +162,15 @@ async fn reopen(pinned: Pinned, offset: u64, attempt: u32) -> Result<Body, Refus
     })?;
     // Only a reply that starts where the last one broke continues it.
     let starts = format!("bytes {offset}-");
-    if !(output.content_range()).is_some_and(|range| range.starts_with(&starts)) {
+    // ... and ends at the same content's end, with the same ETag.
+    let ends = pinned
+        .length
+        .map(|len| format!("-{}/{len}", len.saturating_sub(1)));
+    let same = (output.e_tag.as_deref())
+        .zip(pinned.etag.as_deref())
+        .is_none_or(|(a, b)| a == b);
+    let range = output.content_range().unwrap_or("");
+    if !range.starts_with(&starts) || ends.is_some_and(|e| !range.ends_with(&e)) || !same {
         return Err(Refused::ForGood(
             "the server did not resume from the byte reached (no Content-Range)".into(),
         ));
