@@ -96,6 +96,12 @@ pub(super) struct Reader<'r, Q> {
     pub(super) max_receives: u32,
 }
 
+/// How many times a notification received `receive_count` times has been attempted: one receive
+/// fewer, as it may have been handed back unread once (never below 1).
+fn attempts(receive_count: u32) -> u32 {
+    receive_count.saturating_sub(1).max(1)
+}
+
 /// The writer is gone: the receiver stops.
 pub(super) struct Closed;
 
@@ -105,9 +111,13 @@ impl<Q: Source> Reader<'_, Q> {
     /// back; an object or line that cannot be read is a chunk quarantined with the reason.
     pub(super) async fn read(
         &self,
-        notification: Envelope,
+        mut notification: Envelope,
         objects: Vec<ObjectRef>,
     ) -> Result<(), Closed> {
+        // Its first receive may have been a hand-back to other consumers (the receiver's
+        // `share_notifications`), which is not an attempt: it must not cost one of
+        // --max-receives, in the retry below or in the committer's count of its chunks.
+        notification.receive_count = attempts(notification.receive_count);
         let parent = notification.receipt_handle.clone();
         for object in &objects {
             let read = match self.read_object(&notification, object).await {

@@ -43,6 +43,7 @@ mod redrive_command;
 mod reliability;
 mod s3_faults;
 mod s3_progress;
+mod s3_resume;
 mod s3_source;
 mod scale_out;
 mod shutdown;

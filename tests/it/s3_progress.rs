@@ -76,6 +76,7 @@ async fn a_connection_dropped_after_the_last_byte_still_finishes_the_object() {
             cut: 1,
             partial: usize::MAX,
             ranges: false,
+            lie: Lie::None,
         },
     )
     .await
@@ -123,6 +124,7 @@ async fn a_connection_dropped_mid_chunk_loses_nothing() {
             cut: 1,
             partial: cut_at,
             ranges: false,
+            lie: Lie::None,
         },
     )
     .await
@@ -175,6 +177,7 @@ async fn a_download_that_breaks_off_resumes_from_the_byte_reached() {
         cut: 3,
         partial,
         ranges: true,
+        lie: Lie::None,
     };
     let fake = FakeS3::start(body, breaks).await;
     let notification = json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",

@@ -64,7 +64,11 @@ impl SqsSource {
         chunk: &[ReceiptHandle],
         timeout: Duration,
     ) -> Result<usize, SourceError> {
-        let seconds = timeout.as_secs().clamp(1, 12 * 60 * 60) as u32;
+        // Zero hands the messages back at once; any other timeout is at least a second (SQS's unit).
+        let seconds = match timeout.is_zero() {
+            true => 0,
+            false => timeout.as_secs().clamp(1, 12 * 60 * 60) as u32,
+        };
         self.batch_call(wire::CHANGE_VISIBILITY, chunk, Some(seconds))
             .await
     }

@@ -15,6 +15,21 @@ pub(crate) struct Breaks {
     pub(crate) partial: usize,
     /// Whether a `Range: bytes=N-` request gets a 206 from byte N (else the whole object, 200).
     pub(crate) ranges: bool,
+    /// What the 206 replies that do not break off do wrong, if anything.
+    pub(crate) lie: Lie,
+}
+
+/// A resumed (206) reply that is wrong in a way the reader must notice.
+#[derive(Clone, Copy, Default, PartialEq)]
+pub(crate) enum Lie {
+    #[default]
+    None,
+    /// The first such reply claims the rest of the object (`Content-Range`) but sends and
+    /// announces (`Content-Length`) only half of it, and ends cleanly.
+    EndsShort,
+    /// They serve other content (the object upper-cased) under another ETag: the object was
+    /// written again between the first GET and the resume.
+    Changed,
 }
 
 /// A running fake: its endpoint, and the first byte each GET asked for (0 without a range).
@@ -43,7 +58,12 @@ impl FakeS3 {
                         log.push(from);
                         log.len() - 1
                     };
-                    let rest = &body[(from as usize).min(body.len())..];
+                    let changed = body.to_ascii_uppercase();
+                    let (content, etag) = match breaks.lie == Lie::Changed && from > 0 {
+                        true => (&changed, "xyz"),
+                        false => (&body, "abc"),
+                    };
+                    let mut rest = &content[(from as usize).min(body.len())..];
                     let status = match from {
                         0 => "200 OK".to_string(),
                         _ => format!(
@@ -53,6 +73,9 @@ impl FakeS3 {
                         ),
                     };
                     let broken = n < breaks.cut;
+                    if breaks.lie == Lie::EndsShort && from > 0 && n == breaks.cut {
+                        rest = &rest[..rest.len() / 2];
+                    }
                     let sent = if broken {
                         breaks.partial.min(rest.len())
                     } else {
@@ -63,7 +86,7 @@ impl FakeS3 {
                     let head = format!(
                         "HTTP/1.1 {status}\r\nContent-Length: {announced}\r\n\
                          Content-Type: application/octet-stream\r\n\
-                         Last-Modified: Sat, 05 Dec 2026 00:00:00 GMT\r\nETag: \"abc\"\r\n\
+                         Last-Modified: Sat, 05 Dec 2026 00:00:00 GMT\r\nETag: \"{etag}\"\r\n\
                          Connection: close\r\n\r\n"
                     );
                     let _ = stream.write_all(head.as_bytes()).await;

@@ -24,7 +24,7 @@ pub(crate) use db::{
     assert_no_poison, hold_writes, least_privilege_role, lock_waiters, refuse_web_logins,
     sleeping_backends, slow_down_copy, TestDb,
 };
-pub(crate) use fake_s3::{Breaks, FakeS3};
+pub(crate) use fake_s3::{Breaks, FakeS3, Lie};
 pub(crate) use fake_sqs::{FakeSqs, Reply};
 use login_etl::mask::{KeyRing, Masker};
 pub(crate) use pgbouncer::PgBouncer;
