@@ -22,6 +22,7 @@ pub mod message;
 #[cfg(feature = "sim-mutants")]
 mod mutants;
 pub mod pipeline;
+pub mod policy;
 mod retry;
 pub mod safe_text;
 pub mod sample;

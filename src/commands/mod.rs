@@ -22,6 +22,7 @@ pub mod check;
 pub mod erase;
 pub mod keygen;
 pub mod migrate;
+pub mod policy;
 pub mod purge;
 pub mod quarantine;
 pub mod redrive;
@@ -118,6 +119,9 @@ commands! {
     Reveal(reveal::RevealArgs) => reveal,
     /// Reports over the masked data.
     Report(report::ReportArgs) => report,
+    /// Privacy policy files: `policy check FILE` reads one offline and says what it stores of
+    /// each field, or every problem with its line and fix.
+    Policy(policy::PolicyArgs) => policy,
     /// Erase one data subject: their rows and quarantine entries, in one audited transaction
     /// (`--dry-run` counts first). The ledger keeps the message ids, so a redelivery adds nothing.
     Erase(erase::EraseArgs) => erase,

@@ -220,3 +220,65 @@ fn version_names_the_release_and_the_commit_it_was_built_from() {
         _ => assert!(commit == "unknown" || commit.bytes().all(|b| b.is_ascii_hexdigit())),
     }
 }
+
+/// `policy check`: each example policy is valid (exit 0, its fingerprint and every field named);
+/// a file with typos is refused (exit 1) with every problem as `FILE:LINE: …` and its fix, and
+/// nothing on stdout.
+#[test]
+fn policy_check_accepts_the_examples_and_refuses_typos_with_line_and_fix() {
+    let check = |path: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_login-etl"))
+            .args(["policy", "check"])
+            .arg(path)
+            .output()
+            .unwrap()
+    };
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/policies");
+    for name in ["seed.toml", "monthly-links.toml", "minimal.toml"] {
+        let out = check(&examples.join(name));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("valid, fingerprint pol-"), "{stdout}");
+        for field in ["user_id", "ip", "device_id", "app_version", "sent_at"] {
+            assert!(stdout.contains(&format!("\n{field} → ")), "{name}: {field}");
+        }
+    }
+    let seed = std::fs::read_to_string(examples.join("seed.toml")).unwrap();
+    let typo = seed.replace("[device_id]", "[devise_id]").replace(
+        "store = \"hmac\"          # keyed pseudonym: equal",
+        "store = \"hmca\"  # equal",
+    );
+    let path = std::env::temp_dir()
+        .join(unique("policy-typo"))
+        .with_extension("toml");
+    std::fs::write(&path, typo).unwrap();
+    let out = check(&path);
+    std::fs::remove_file(&path).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let shown = path.display().to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty());
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines[0].starts_with(&format!("{shown}:9: `hmca`"))
+            && lines[0].contains("did you mean `hmac`?"),
+        "{stderr}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("{shown}:11: unknown field `devise_id`"))
+            && lines[1].contains("did you mean `device_id`?"),
+        "{stderr}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("no entry for `device_id`")),
+        "{stderr}"
+    );
+    assert!(
+        lines.last().unwrap().contains("refused: 3 problems"),
+        "{stderr}"
+    );
+}

@@ -72,7 +72,7 @@ impl Element {
                 Event::GeneralRef(r) => {
                     let ch = match r.resolve_char_ref().map_err(|_| malformed(&reader))? {
                         Some(ch) => ch,
-                        None => match r.as_ref() {
+                        None => match &*r {
                             b"lt" => '<',
                             b"gt" => '>',
                             b"amp" => '&',
