@@ -148,6 +148,15 @@ pub struct KeyArgs {
     pub kms: KmsArgs,
 }
 
+/// The privacy policy in force.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyFileArgs {
+    /// Privacy policy file (TOML): what is stored of each field (examples/policies/; check one
+    /// with `login-etl policy check FILE`). Without one: what examples/policies/seed.toml says.
+    #[arg(long = "policy", env = "LOGIN_ETL_POLICY")]
+    pub policy_file: Option<PathBuf>,
+}
+
 /// Where AWS KMS is, for `kms:` keys.
 #[derive(Debug, Clone, Args)]
 pub struct KmsArgs {

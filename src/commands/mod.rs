@@ -23,6 +23,7 @@ pub mod erase;
 pub mod keygen;
 pub mod migrate;
 pub mod policy;
+pub mod preview;
 pub mod purge;
 pub mod quarantine;
 pub mod redrive;
@@ -122,6 +123,10 @@ commands! {
     /// Privacy policy files: `policy check FILE` reads one offline and says what it stores of
     /// each field, or every problem with its line and fix.
     Policy(policy::PolicyArgs) => policy,
+    /// What each login of a JSON-lines file would become under the policy (--policy; without
+    /// one, today's behaviour): one JSON line each, its row or its quarantine reason. Nothing is
+    /// written.
+    Preview(preview::PreviewArgs) => preview,
     /// Erase one data subject: their rows and quarantine entries, in one audited transaction
     /// (`--dry-run` counts first). The ledger keeps the message ids, so a redelivery adds nothing.
     Erase(erase::EraseArgs) => erase,

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::Globals;
+use crate::cli::PolicyFileArgs;
 use crate::policy::{FieldLine, Policy};
 
 /// `policy` options.
@@ -100,4 +101,17 @@ fn print_table(name: &str, policy: &Policy, lines: &[FieldLine]) {
         println!("  readable by: {}", line.readable_by);
         println!("  technique:   {}", line.technique);
     }
+}
+
+/// The policy in force: the file `--policy` / LOGIN_ETL_POLICY names (refused with its first
+/// problem and line), else today's behaviour ([`Policy::seed`]).
+pub(super) fn load_policy(args: &PolicyFileArgs) -> anyhow::Result<Policy> {
+    let Some(path) = &args.policy_file else {
+        return Ok(Policy::seed());
+    };
+    let name = path.display();
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!("cannot read the policy file {name} (--policy / LOGIN_ETL_POLICY)")
+    })?;
+    Policy::parse(&text).with_context(|| format!("policy {name} refused"))
 }

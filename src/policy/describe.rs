@@ -32,7 +32,7 @@ impl Policy {
     }
 }
 
-fn column(field: &'static str, store: Store) -> &'static str {
+pub(super) fn column(field: &'static str, store: Store) -> &'static str {
     match (field, store) {
         ("ip", Store::Network { .. }) => "masked_ip_network",
         ("ip", _) => "masked_ip",

@@ -6,11 +6,16 @@
 //! problem with its line and the fix) and to say in words what each choice stores
 //! ([`Policy::describe`]). Without a policy file, `run` does what [`Policy::seed`] says.
 
+mod apply;
+#[cfg(test)]
+mod apply_tests;
 mod describe;
 mod parse;
+pub mod period;
 #[cfg(test)]
 mod tests;
 
+pub use apply::{Applier, Stored};
 pub use describe::FieldLine;
 pub use parse::{PolicyError, Problem};
 

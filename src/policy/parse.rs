@@ -146,6 +146,23 @@ impl Checker<'_> {
                 None => whole = false,
             }
         }
+        // A row has one period: every scoped field must say the same.
+        let scopes: Vec<(&str, Scope)> = FIELDS
+            .iter()
+            .zip(stores)
+            .filter_map(|(f, s)| s.scope().filter(|s| *s != Scope::All).map(|s| (*f, s)))
+            .collect();
+        if let Some(((first, a), (other, b))) = scopes
+            .first()
+            .zip(scopes.iter().find(|(_, s)| *s != scopes[0].1))
+        {
+            let at = top
+                .get(other)
+                .and_then(|t| t.as_table_like())
+                .and_then(|t| self.value_at(t, "scope"));
+            self.problem(at, format!("[{other}] scope = \"{}\" differs from [{first}] scope = \"{}\": a row has one period, so every scoped field uses the same one (or \"all\")", b.as_str(), a.as_str()));
+            return None;
+        }
         whole.then_some(Policy { stores })
     }
 

@@ -184,6 +184,13 @@ fn choices_that_do_not_go_together_are_explained() {
             "must be a string",
         ),
         (
+            with("ip", "store = \"hmac\"\nscope = \"month\"").replace(
+                "[device_id]\nstore = \"hmac\"",
+                "[device_id]\nstore = \"hmac\"\nscope = \"week\"",
+            ),
+            "a row has one period",
+        ),
+        (
             SEED.replace("version = 1", "version = 2"),
             "`version` must be 1",
         ),

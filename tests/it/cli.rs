@@ -282,3 +282,78 @@ fn policy_check_accepts_the_examples_and_refuses_typos_with_line_and_fix() {
         "{stderr}"
     );
 }
+
+/// `preview`: each login of a file as the row the policy makes (or its quarantine reason), on
+/// stdout; no raw address or device id anywhere in the output, and nothing needs a database.
+#[test]
+fn preview_shows_rows_under_a_policy_without_raw_values() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/policies");
+    let logins: Vec<String> = (0..20)
+        .map(|i| {
+            serde_json::json!({"user_id": format!("pv-{i}"), "device_type": "ios",
+                "ip": format!("198.51.100.{}", i + 1), "device_id": format!("pv-dev-{i:04}"),
+                "locale": "NZ", "app_version": "4.1.7"})
+            .to_string()
+        })
+        .chain(["{\"user_id\": \"pv-x\"}".to_string()])
+        .collect();
+    let path = std::env::temp_dir()
+        .join(unique("preview"))
+        .with_extension("jsonl");
+    std::fs::write(&path, logins.join("\n")).unwrap();
+    for name in ["seed.toml", "monthly-links.toml", "minimal.toml"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_login-etl"))
+            .arg("preview")
+            .arg(&path)
+            .arg("--policy")
+            .arg(examples.join(name))
+            .args(["--sent-at", "2026-11-30T23:59:59Z"])
+            .env("LOGIN_ETL_MASK_KEY", TEST_KEY_HEX)
+            .env(
+                "LOGIN_ETL_DATABASE_URL",
+                "postgres://nobody@127.0.0.1:1/none",
+            )
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "{name}: {stderr}");
+        let lines: Vec<serde_json::Value> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 21, "{name}");
+        assert!(lines[20]["quarantined"]
+            .as_str()
+            .unwrap()
+            .contains("`ip` is missing"));
+        assert!(
+            stderr.contains("20 rows, 1 quarantined; nothing written"),
+            "{stderr}"
+        );
+        for i in 0..20 {
+            assert!(
+                !stdout.contains(&format!("198.51.100.{}\"", i + 1)),
+                "{name}: a raw address"
+            );
+            assert!(
+                !stdout.contains(&format!("pv-dev-{i:04}")),
+                "{name}: a raw device id"
+            );
+        }
+        let row = &lines[0]["row"];
+        match name {
+            "minimal.toml" => {
+                assert_eq!(row["app_version"], "4.1");
+                assert_eq!(row["sent_at"], "2026-11-30T00:00:00+00:00");
+                assert!(row["user_id"].as_str().unwrap().starts_with("k1:"));
+                assert!(row.get("masked_ip_network").is_some() && row.get("masked_ip").is_none());
+            }
+            "monthly-links.toml" => assert_eq!(lines[0]["period"], "2026-11"),
+            _ => assert_eq!(row["user_id"], "pv-0"),
+        }
+    }
+    std::fs::remove_file(&path).unwrap();
+}

@@ -1,0 +1,223 @@
+//! A validated login under a policy: the value each column would hold, and the row's period.
+//! What `preview` prints; nothing raw of `ip` or `device_id` comes out unless the policy keeps it
+//! (it never does: their choices are all pseudonyms or drop).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use super::{period, Grain, Policy, Scope, Store};
+use crate::mask::{
+    Field, KeyError, KeyRing, Masker, NetworkMaskMode, NetworkMasker, NetworkPrefixes, StrategyName,
+};
+use crate::validate::LoginEvent;
+
+/// Domain of `user_id` pseudonyms, apart from every other field's.
+const USER_ID_DOMAIN: &[u8] = b"login-etl/v1/user_id";
+
+/// What a row would hold: `(column, value)` in the table's order (`None`: NULL), and its period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The period of its time-scoped pseudonyms, if the policy scopes any.
+    pub period: Option<String>,
+    /// Each column the policy fills, with its value.
+    pub columns: Vec<(&'static str, Option<String>)>,
+}
+
+/// Applies one policy with one key ring; period key rings are derived once each and kept.
+#[derive(Debug)]
+pub struct Applier {
+    policy: Policy,
+    keys: KeyRing,
+    scope: Scope,
+    rings: Mutex<HashMap<String, Arc<KeyRing>>>,
+}
+
+impl Applier {
+    /// The policy with these keys (every choice but `keep` and `drop` needs them).
+    pub fn new(policy: Policy, keys: KeyRing) -> Applier {
+        let scope = policy
+            .fields()
+            .filter_map(|(_, s)| s.scope())
+            .find(|s| *s != Scope::All)
+            .unwrap_or(Scope::All);
+        Applier {
+            policy,
+            keys,
+            scope,
+            rings: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The row `event` (sent at `sent_at`, received on `create_date`) would become.
+    pub fn apply(
+        &self,
+        event: &LoginEvent,
+        sent_at: DateTime<Utc>,
+        create_date: NaiveDate,
+    ) -> Result<Stored, KeyError> {
+        let period = period::label(self.scope, sent_at);
+        let mut columns = Vec::with_capacity(8);
+        for (field, store) in self.policy.fields() {
+            let column = super::describe::column(field, store);
+            let value = match field {
+                "user_id" => self.user_id(&event.user_id, store, period.as_deref())?,
+                "ip" => self.ip(event, store, period.as_deref())?,
+                "device_id" => self.device_id(event.device_id.trim(), store, period.as_deref())?,
+                "device_type" => kept(store, Some(&event.device_type)),
+                "locale" => kept(store, event.locale.as_deref()),
+                "app_version" => match store {
+                    Store::Generalise { parts } => {
+                        event.app_version.as_deref().map(|v| generalise(v, parts))
+                    }
+                    store => kept(store, event.app_version.as_deref()),
+                },
+                "create_date" => Some(truncate_date(create_date, store).to_string()),
+                _ => Some(truncate_time(sent_at, store).to_rfc3339()),
+            };
+            columns.push((column, value));
+        }
+        Ok(Stored { period, columns })
+    }
+
+    /// The key ring masks of a field with `scope` are made under.
+    fn ring(&self, scope: Scope, period: Option<&str>) -> Result<Arc<KeyRing>, KeyError> {
+        let (Some(period), false) = (period, scope == Scope::All) else {
+            return Ok(Arc::new(self.keys.clone()));
+        };
+        let mut rings = self.rings.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ring) = rings.get(period) {
+            return Ok(ring.clone());
+        }
+        let ring = Arc::new(period::ring_for(&self.keys, period)?);
+        rings.insert(period.to_string(), ring.clone());
+        Ok(ring)
+    }
+
+    fn user_id(
+        &self,
+        user_id: &str,
+        store: Store,
+        period: Option<&str>,
+    ) -> Result<Option<String>, KeyError> {
+        let Store::Hmac { scope } = store else {
+            return Ok(kept(store, Some(user_id)));
+        };
+        let ring = self.ring(scope, period)?;
+        let (id, key) = ring.active();
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(key.bytes()).expect("HMAC accepts any key length");
+        mac.update(USER_ID_DOMAIN);
+        mac.update(&[0]);
+        mac.update(user_id.as_bytes());
+        Ok(Some(format!(
+            "{id}:{}",
+            hex::encode(mac.finalize().into_bytes())
+        )))
+    }
+
+    fn ip(
+        &self,
+        event: &LoginEvent,
+        store: Store,
+        period: Option<&str>,
+    ) -> Result<Option<String>, KeyError> {
+        let network = |mode, prefixes, ring: &KeyRing| {
+            NetworkMasker::new(mode, prefixes, ring).map(|m| m.map(|m| m.mask(&event.ip)))
+        };
+        Ok(match store {
+            Store::Network { v4, v6, scope } => network(
+                NetworkMaskMode::Hmac,
+                NetworkPrefixes { v4, v6 },
+                &*self.ring(scope, period)?,
+            )?,
+            Store::IpcryptPfx => network(
+                NetworkMaskMode::IpcryptPfx,
+                NetworkPrefixes { v4: 24, v6: 48 },
+                &self.keys,
+            )?,
+            store => self.masked(
+                Field::Ip,
+                &event.ip.to_canonical().to_string(),
+                store,
+                period,
+            )?,
+        })
+    }
+
+    fn device_id(
+        &self,
+        device_id: &str,
+        store: Store,
+        period: Option<&str>,
+    ) -> Result<Option<String>, KeyError> {
+        self.masked(Field::DeviceId, device_id, store, period)
+    }
+
+    /// `hmac`, `aes-siv` or `sha256` of a canonical value; NULL for `drop`.
+    fn masked(
+        &self,
+        field: Field,
+        canonical: &str,
+        store: Store,
+        period: Option<&str>,
+    ) -> Result<Option<String>, KeyError> {
+        let (strategy, scope) = match store {
+            // Under a random key per period, kept wrapped so that `shred` can destroy it: not
+            // derivable from the ring, so not made here.
+            Store::AesSiv { scope } if scope != Scope::All => {
+                let period = period.unwrap_or_default();
+                return Ok(Some(format!(
+                    "(aes-siv under the key of {period}, made by run)"
+                )));
+            }
+            Store::Hmac { scope } => (StrategyName::HmacSha256, scope),
+            Store::AesSiv { scope } => (StrategyName::AesSiv, scope),
+            Store::Sha256 => (StrategyName::Sha256, Scope::All),
+            _ => return Ok(None),
+        };
+        let ring = self.ring(scope, period)?;
+        Ok(Some(
+            Masker::new(strategy, Some(&ring))?.mask(field, canonical),
+        ))
+    }
+}
+
+/// The value for `keep`, NULL for `drop`.
+fn kept(store: Store, value: Option<&str>) -> Option<String> {
+    match store {
+        Store::Drop => None,
+        _ => value.map(str::to_string),
+    }
+}
+
+/// The first `parts` dot-separated parts of a version (`2.3.0` → `2.3`).
+pub(crate) fn generalise(version: &str, parts: u8) -> String {
+    version
+        .split('.')
+        .take(parts as usize)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn truncate_date(date: NaiveDate, store: Store) -> NaiveDate {
+    match store {
+        Store::Truncate(Grain::Month) => date.with_day(1).unwrap_or(date),
+        _ => date,
+    }
+}
+
+fn truncate_time(at: DateTime<Utc>, store: Store) -> DateTime<Utc> {
+    let hour = at
+        .with_nanosecond(0)
+        .and_then(|t| t.with_second(0))
+        .and_then(|t| t.with_minute(0));
+    match store {
+        Store::Truncate(Grain::Hour) => hour.unwrap_or(at),
+        Store::Truncate(Grain::Day) => hour.and_then(|t| t.with_hour(0)).unwrap_or(at),
+        _ => at,
+    }
+}
