@@ -111,13 +111,9 @@ impl<Q: Source> Reader<'_, Q> {
     /// back; an object or line that cannot be read is a chunk quarantined with the reason.
     pub(super) async fn read(
         &self,
-        mut notification: Envelope,
+        notification: Envelope,
         objects: Vec<ObjectRef>,
     ) -> Result<(), Closed> {
-        // Its first receive may have been a hand-back to other consumers (the receiver's
-        // `share_notifications`), which is not an attempt: it must not cost one of
-        // --max-receives, in the retry below or in the committer's count of its chunks.
-        notification.receive_count = attempts(notification.receive_count);
         let parent = notification.receipt_handle.clone();
         for object in &objects {
             let read = match self.read_object(&notification, object).await {
@@ -237,7 +233,11 @@ impl<Q: Source> Reader<'_, Q> {
     ) -> Result<(u64, String), FetchError> {
         match failure {
             Failure::Refuse(line, why) => Ok((line, why)),
-            Failure::Retry(_, why) if notification.receive_count <= self.max_receives => {
+            // Its first receive may have been a hand-back to other consumers (the receiver's
+            // `share_notifications`), not an attempt. (Only here: the committer's crash and
+            // poison counting of its chunks keeps the real count, which `check`'s redrive rule
+            // of 2 × --max-receives + 2 is made for.)
+            Failure::Retry(_, why) if attempts(notification.receive_count) <= self.max_receives => {
                 Err(FetchError::Transient(why))
             }
             Failure::Retry(line, why) => Ok((

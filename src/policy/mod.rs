@@ -9,6 +9,7 @@
 mod apply;
 #[cfg(test)]
 mod apply_tests;
+pub mod attack;
 mod describe;
 mod parse;
 pub mod period;

@@ -1,9 +1,11 @@
 //! A resumed S3 download is trusted only when it continues the same content to the same end (an
 //! attack review of issue 34's resume), and a notification handed back to other consumers does
-//! not spend one of its `--max-receives`.
+//! not spend one of its `--max-receives`, nor the slack `check` keeps under a redrive policy.
 
 use std::time::Duration;
 
+use aws_sdk_sqs::types::QueueAttributeName;
+use login_etl::pipeline::Source;
 use serde_json::json;
 
 use crate::helpers::*;
@@ -144,5 +146,116 @@ async fn a_handed_back_notification_keeps_its_retries() {
         (rows, entries, fake.asked().len() >= 6),
         (1000, 0, true),
         "(rows, quarantine entries, at least six GETs)"
+    );
+}
+
+/// --max-receives 1 with a redrive policy of maxReceiveCount 4 (what `check` accepts). An object
+/// of 3,000 logins whose second chunk kills its consumer; one receive of the notification is spent
+/// without an attempt (a lost ReceiveMessage reply, simulated by receiving it here). login-etl must
+/// still quarantine the poison chunk itself and land the other 2,000 logins.
+#[cfg(feature = "test-hooks")]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poison_chunk_is_quarantined_before_the_redrive_policy_takes_its_notification() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(2).await);
+    db.sink().migrate().await.unwrap();
+    let client = login_etl::source::sqs::client(&queue.settings()).await;
+    let dlq = client
+        .create_queue()
+        .queue_name(format!("{}-dlq", queue.name))
+        .send()
+        .await
+        .unwrap();
+    let arn = client
+        .get_queue_attributes()
+        .queue_url(dlq.queue_url().unwrap())
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    let url = client
+        .get_queue_url()
+        .queue_name(&queue.name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    client
+        .set_queue_attributes()
+        .queue_url(&url)
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            json!({"deadLetterTargetArn": arn, "maxReceiveCount": "4"}).to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let marker = "r34-kills-its-consumer";
+    let body = ((0..3000)
+        .map(|i| match i {
+            1500 => login(i).replace("r34-user-1500", marker),
+            i => login(i),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n")
+        .into_bytes();
+    let fake = FakeS3::start(
+        body,
+        Breaks {
+            cut: 0,
+            partial: usize::MAX,
+            ranges: true,
+            lie: Lie::None,
+        },
+    )
+    .await;
+    let notification = json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": "fake-bucket"}, "object": {"key": "a.ndjson", "eTag": "abc", "size": 1}}}]})
+    .to_string();
+    queue.send(&[notification]).await;
+    let run = || {
+        let out = run_binary(
+            binary(&queue, &db)
+                .env("AWS_ENDPOINT_URL_S3", &fake.endpoint)
+                .env("LOGIN_ETL_TEST_ABORT_ON_BODY", marker)
+                .args([
+                    "run",
+                    "--drain",
+                    "--max-receives",
+                    "1",
+                    "--batch-max-wait-ms",
+                    "300",
+                ]),
+        );
+        let _ = out; // it aborts on the poison chunk until that is quarantined
+    };
+    // Receives 1 and 2: the consumer dies on the poison chunk.
+    for _ in 0..2 {
+        run();
+        queue.until_none_in_flight().await;
+    }
+    // Receive 3: spent without an attempt.
+    let spent = Source::receive(&queue.source, 1, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(spent.len(), 1, "the notification, received a third time");
+    queue.until_none_in_flight().await;
+    for _ in 0..3 {
+        run();
+        queue.until_none_in_flight().await;
+    }
+    let rows: i64 = db.scalar("SELECT count(*) FROM user_logins").await;
+    let poison: i64 = db
+        .scalar("SELECT count(*) FROM quarantined_messages WHERE reason_code = 'too_many_receives'")
+        .await;
+    assert_eq!(
+        (rows, poison),
+        (2000, 1),
+        "(rows, poison entries): the notification went to the SQS dead-letter queue first"
     );
 }

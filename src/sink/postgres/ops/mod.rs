@@ -10,6 +10,7 @@ mod inspect;
 mod key_check;
 mod key_usage;
 mod partition;
+mod privacy_report;
 mod prune;
 mod rekey;
 mod reports;

@@ -1,0 +1,42 @@
+//! What `report privacy` reads: the audit's counts, and a bounded sample of the masks an attack
+//! is run against.
+
+use super::super::SinkError;
+use super::PgOperator;
+
+/// Columns of `user_logins` that hold masks.
+const MASKED_COLUMNS: [&str; 3] = ["masked_ip", "masked_device_id", "masked_ip_network"];
+
+impl PgOperator {
+    /// Reveals (`mask_reveals`) and each privacy operation (`privacy_operations`), with counts.
+    pub async fn audit_counts(&mut self) -> Result<Vec<(String, i64)>, SinkError> {
+        let rows = self
+            .db
+            .query(
+                "SELECT 'reveal', count(*) FROM mask_reveals
+                 UNION ALL
+                 SELECT operation, count(*) FROM privacy_operations GROUP BY operation
+                 ORDER BY 1",
+                &[],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Up to `limit` distinct values of one of [`MASKED_COLUMNS`].
+    pub async fn mask_sample(
+        &mut self,
+        column: &str,
+        limit: i64,
+    ) -> Result<Vec<String>, SinkError> {
+        // Only our own column names reach the SQL text.
+        if !MASKED_COLUMNS.contains(&column) {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT DISTINCT {column} FROM user_logins WHERE {column} IS NOT NULL LIMIT $1"
+        );
+        let rows = self.db.query(&sql, &[&limit]).await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+}
