@@ -27,6 +27,10 @@ pub enum ReportKind {
     /// Per column (masked_ip, masked_device_id, masked_ip_network, quarantine bodies), each key id
     /// with its row count and first/last date: when can an old key be retired?
     Keys(KeysReportArgs),
+    /// The privacy report: the policy in force, keys and what they mask, reveal and erase counts
+    /// from the audit, and an attack against the live table (an IPv4 network and a device-id
+    /// pattern hashed without the key): keyed masks give nothing, `sha256` ones fall.
+    Privacy(super::privacy_report::PrivacyReportArgs),
 }
 
 /// `report duplicates` options.
@@ -58,6 +62,7 @@ pub(super) async fn execute(args: ReportArgs, _: Globals) -> anyhow::Result<()> 
     match args.report {
         ReportKind::Duplicates(args) => duplicates(args).await,
         ReportKind::Keys(args) => keys(args).await,
+        ReportKind::Privacy(args) => super::privacy_report::execute(args).await,
     }
 }
 

@@ -36,6 +36,7 @@ mod poison;
 mod poolers;
 mod privacy;
 mod privacy_ops;
+mod privacy_report;
 mod query_protocol;
 mod recovery;
 mod redrive;
