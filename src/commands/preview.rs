@@ -47,14 +47,22 @@ pub(super) async fn execute(args: PreviewArgs, _: Globals) -> anyhow::Result<()>
     let create_date = Utc::now().date_naive();
     let (mut logins, mut refused) = (0u64, 0u64);
     let mut stdout = std::io::stdout().lock();
-    for (n, line) in input.lines().enumerate() {
-        let line = line.with_context(|| format!("cannot read {name} at line {}", n + 1))?;
-        if line.trim().is_empty() {
-            continue;
-        }
+    let mut input = input;
+    for n in 0.. {
+        let Some(line) = read_line(&mut input)
+            .with_context(|| format!("cannot read {name} at line {}", n + 1))?
+        else {
+            break;
+        };
         let mut out = Map::new();
         out.insert("line".into(), json!(n + 1));
-        match crate::validate::decode(&line) {
+        let decoded = match line {
+            Line::Text(text) if text.trim().is_empty() => continue,
+            Line::Text(text) => crate::validate::decode(&text).map_err(|r| r.to_string()),
+            Line::TooLong => Err(format!("the line is over {} KiB", MAX_LINE / 1024)),
+            Line::NotUtf8 => Err("the line is not UTF-8".to_string()),
+        };
+        match decoded {
             Ok(event) => {
                 let stored = applier.apply(&event, sent_at, create_date)?;
                 if let Some(period) = stored.period {
@@ -67,8 +75,8 @@ pub(super) async fn execute(args: PreviewArgs, _: Globals) -> anyhow::Result<()>
                 logins += 1;
             }
             // Reasons name fields, never values.
-            Err(rejection) => {
-                out.insert("quarantined".into(), json!(rejection.to_string()));
+            Err(reason) => {
+                out.insert("quarantined".into(), json!(reason));
                 refused += 1;
             }
         }
@@ -81,4 +89,47 @@ pub(super) async fn execute(args: PreviewArgs, _: Globals) -> anyhow::Result<()>
     }
     eprintln!("preview of {name} under policy {fingerprint}: {logins} rows, {refused} quarantined; nothing written");
     Ok(())
+}
+
+/// The longest line read whole (S3 objects have the same limit); a longer one is quarantined
+/// without being held in memory.
+const MAX_LINE: usize = 256 * 1024;
+
+/// One line of the input.
+enum Line {
+    Text(String),
+    TooLong,
+    NotUtf8,
+}
+
+/// The next line (without its line break), `None` at the end; at most [`MAX_LINE`] bytes held.
+fn read_line<R: BufRead>(input: &mut R) -> std::io::Result<Option<Line>> {
+    let mut bytes = Vec::new();
+    let limit = (MAX_LINE + 1) as u64;
+    let mut limited = std::io::Read::take(&mut *input, limit);
+    if limited.read_until(b'\n', &mut bytes)? == 0 {
+        return Ok(None);
+    }
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+    } else if bytes.len() > MAX_LINE {
+        // Skip the rest of the line in bounded pieces.
+        loop {
+            let (done, used) = {
+                let buf = input.fill_buf()?;
+                match buf.iter().position(|b| *b == b'\n') {
+                    Some(i) => (true, i + 1),
+                    None => (buf.is_empty(), buf.len()),
+                }
+            };
+            input.consume(used);
+            if done {
+                return Ok(Some(Line::TooLong));
+            }
+        }
+    }
+    Ok(Some(match String::from_utf8(bytes) {
+        Ok(text) => Line::Text(text),
+        Err(_) => Line::NotUtf8,
+    }))
 }

@@ -13,12 +13,13 @@ pub mod attack;
 mod describe;
 mod parse;
 pub mod period;
+mod problem;
 #[cfg(test)]
 mod tests;
 
 pub use apply::{Applier, Stored};
 pub use describe::FieldLine;
-pub use parse::{PolicyError, Problem};
+pub use problem::{PolicyError, Problem};
 
 use sha2::{Digest, Sha256};
 

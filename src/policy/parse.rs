@@ -2,44 +2,10 @@
 //! offline and whole: every problem is reported with its line and what to write instead (the
 //! nearest valid name for a typo), never only the first.
 
-use std::fmt;
-
 use toml_edit::{Document, Item, TableLike};
 
+use super::problem::{nearest, PolicyError, Problem};
 use super::{Grain, Policy, Scope, Store, FIELDS};
-
-/// One thing wrong with a policy file, at a line where there is one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// 1-based line of the file, `None` for something missing.
-    pub line: Option<usize>,
-    /// What is wrong and how to fix it, one sentence.
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "line {line}: {}", self.message),
-            None => f.write_str(&self.message),
-        }
-    }
-}
-
-/// A policy file that cannot be used: every problem found, in the file's order.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}{}", .problems[0], more(.problems.len()))]
-pub struct PolicyError {
-    /// At least one.
-    pub problems: Vec<Problem>,
-}
-
-fn more(n: usize) -> String {
-    match n {
-        1 => String::new(),
-        n => format!(" (and {} more: `login-etl policy check` lists them)", n - 1),
-    }
-}
 
 /// The ways each field may be stored, as the file spells them.
 fn choices(field: &str) -> &'static [&'static str] {
@@ -190,9 +156,18 @@ impl Checker<'_> {
         let keys: Vec<&str> = std::iter::once("store")
             .chain(OPTIONS.iter().map(|(k, _)| *k))
             .collect();
+        // A typo is matched only against the keys this field can use.
+        let own: Vec<&str> = std::iter::once("store")
+            .chain(
+                OPTIONS
+                    .iter()
+                    .filter(|(_, b)| b.iter().any(|c| allowed.contains(c)))
+                    .map(|(k, _)| *k),
+            )
+            .collect();
         for (key, _) in table.iter() {
             if !keys.contains(&key) {
-                let hint = nearest(key, &keys);
+                let hint = nearest(key, &own);
                 self.problem(
                     self.key_at(table, key),
                     format!(
@@ -429,16 +404,4 @@ fn usable_options(allowed: &[&str]) -> String {
         true => String::new(),
         false => format!(", {}", options.join(", ")),
     }
-}
-
-/// `; did you mean `x`?` for the closest candidate within a few edits, else nothing.
-pub(super) fn nearest(word: &str, candidates: &[&str]) -> String {
-    let word = word.to_ascii_lowercase().replace('-', "_");
-    candidates
-        .iter()
-        .map(|c| (strsim::damerau_levenshtein(&word, &c.replace('-', "_")), *c))
-        .filter(|(distance, c)| *distance <= (c.len() / 3).max(2))
-        .min()
-        .map(|(_, c)| format!(" (did you mean `{c}`?)"))
-        .unwrap_or_default()
 }

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use super::parse::nearest;
+use super::problem::nearest;
 use super::{Grain, Policy, Scope, Store, FIELDS};
 
 const SEED: &str = include_str!("../../examples/policies/seed.toml");

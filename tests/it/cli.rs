@@ -357,3 +357,42 @@ fn preview_shows_rows_under_a_policy_without_raw_values() {
     }
     std::fs::remove_file(&path).unwrap();
 }
+
+/// `preview` of lines that are not UTF-8 or longer than 256 KiB: each quarantined alone with
+/// the reason, the lines after them previewed as usual.
+#[test]
+fn preview_quarantines_bad_lines_alone() {
+    let login = r#"{"user_id":"pv","device_type":"ios","ip":"198.51.100.9","device_id":"pv-dev"}"#;
+    let mut bytes = b"\xff\xfe{}\n".to_vec();
+    bytes.extend(std::iter::repeat(b'x').take(300 * 1024));
+    bytes.extend(format!("\n{login}\r\n{login}").bytes());
+    let path = std::env::temp_dir()
+        .join(unique("preview-bad"))
+        .with_extension("jsonl");
+    std::fs::write(&path, bytes).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_login-etl"))
+        .arg("preview")
+        .arg(&path)
+        .env("LOGIN_ETL_MASK_KEY", TEST_KEY_HEX)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    assert_eq!(lines[0]["quarantined"], "the line is not UTF-8");
+    assert_eq!(lines[1]["quarantined"], "the line is over 256 KiB");
+    assert!(
+        lines[2]["row"].is_object() && lines[3]["row"].is_object(),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("198.51.100.9") && !stdout.contains("pv-dev"));
+}
