@@ -171,15 +171,65 @@ fn without_masks(text: &str) -> String {
     kept
 }
 
-fn assert_no_pii(pii: &[String], what: &str, text: &str) {
+/// `text` with every backticked field name of the login cut out: reasons name fields
+/// (`validate.rs` builds them from its own names only), and a raw value may be such a name
+/// (`"device_id": "device_type"` beside a second `device_type` key).
+fn without_field_names(text: &str) -> String {
+    (login_etl::validate::FIELDS.iter()).fold(text.to_string(), |text, name| {
+        text.replace(&format!("`{name}`"), "\u{1}")
+    })
+}
+
+/// `value` with every ASCII letter and digit shifted by one (`device_type` → `efwjdf_uzqf`).
+fn shifted(value: &str) -> String {
+    let shift = |c: char, first: char, count: u8| {
+        let offset = (c as u8 - first as u8 + 1) % count;
+        char::from(first as u8 + offset)
+    };
+    (value.chars())
+        .map(|c| match c {
+            'a'..='z' => shift(c, 'a', 26),
+            'A'..='Z' => shift(c, 'A', 26),
+            '0'..='9' => shift(c, '0', 10),
+            other => other,
+        })
+        .collect()
+}
+
+/// The values of `pii` that a rejection's text may say without leaking them: the same body with
+/// the value changed still gives a rejection that says it, so the text says it as fixed wording
+/// (`"device_id": "device_type"` without a `device_type` field: "`device_type` is missing").
+/// A value the body does not hold as written (escaped, compressed) is never excused.
+fn said_anyway(pii: &[String], body: &str, rejections: impl Fn(&str) -> Vec<String>) -> Vec<String> {
+    (pii.iter())
+        .filter(|value| {
+            let changed = shifted(value);
+            body.contains(value.as_str())
+                && changed != **value
+                && (rejections(&body.replace(value.as_str(), &changed)).iter())
+                    .any(|text| without_field_names(text).contains(value.as_str()))
+        })
+        .cloned()
+        .collect()
+}
+
+/// The values of `pii` that are in `text` (masks cut out).
+fn found_in(pii: &[String], text: &str) -> Vec<String> {
     let text = hidden(&without_masks(text));
-    for value in pii {
-        let value = hidden(value);
-        assert!(
-            !text.windows(value.len()).any(|w| w == value.as_slice()),
-            "a raw ip/device_id value is in {what}"
-        );
-    }
+    (pii.iter())
+        .filter(|value| {
+            let value = hidden(value);
+            text.windows(value.len()).any(|w| w == value.as_slice())
+        })
+        .cloned()
+        .collect()
+}
+
+fn assert_no_pii(pii: &[String], what: &str, text: &str) {
+    assert!(
+        found_in(pii, text).is_empty(),
+        "a raw ip/device_id value is in {what}"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -208,7 +258,19 @@ fuzz_target!(|data: &[u8]| {
         receive_count: 1,
         undated_copy: false,
     };
-    let outcomes = transform::process_with(message, masker, &decoding, chrono::Utc::now());
+    let process = |body: &str| {
+        let message = Message { body, ..message };
+        transform::process_with(message, masker, &decoding, chrono::Utc::now())
+    };
+    let rejections = |body: &str| -> Vec<String> {
+        (process(body).into_iter())
+            .filter_map(|outcome| match outcome.kind {
+                OutcomeKind::Quarantine(q) => Some(q.rejection.message),
+                OutcomeKind::Row { .. } => None,
+            })
+            .collect()
+    };
+    let outcomes = process(body);
     assert!(!outcomes.is_empty(), "every message has an outcome");
     for outcome in outcomes {
         assert_eq!(outcome.message_id, id);
@@ -233,7 +295,14 @@ fuzz_target!(|data: &[u8]| {
             }
             OutcomeKind::Quarantine(q) => {
                 assert!(!q.rejection.message.is_empty());
-                assert_no_pii(&whole, "a rejection's text", &q.rejection.message);
+                let text = &q.rejection.message;
+                let text = &without_field_names(text);
+                let leaked = found_in(&whole, text);
+                let excused = said_anyway(&leaked, body, rejections);
+                let leaked: Vec<String> = (leaked.into_iter())
+                    .filter(|value| !excused.contains(value))
+                    .collect();
+                assert_no_pii(&leaked, "a rejection's text", text);
                 let stored: Value =
                     serde_json::from_str(&q.body_masked).expect("a stored body is JSON");
                 assert_no_pii_in_json(own, "a quarantined body", &stored);
