@@ -200,7 +200,11 @@ fn shifted(value: &str) -> String {
 /// the value changed still gives a rejection that says it, so the text says it as fixed wording
 /// (`"device_id": "device_type"` without a `device_type` field: "`device_type` is missing").
 /// A value the body does not hold as written (escaped, compressed) is never excused.
-fn said_anyway(pii: &[String], body: &str, rejections: impl Fn(&str) -> Vec<String>) -> Vec<String> {
+fn said_anyway(
+    pii: &[String],
+    body: &str,
+    rejections: impl Fn(&str) -> Vec<String>,
+) -> Vec<String> {
     (pii.iter())
         .filter(|value| {
             let changed = shifted(value);
