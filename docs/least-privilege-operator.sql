@@ -24,6 +24,8 @@ GRANT SELECT, DELETE, UPDATE (body_masked, user_ids, user_id)
 GRANT SELECT ON erased_subjects TO login_etl_operator;
 -- Key fingerprints: checked against the ring; `rekey --to` records the key it writes under.
 GRANT SELECT, INSERT ON mask_key_fingerprints TO login_etl_operator;
+-- The privacy policy in force (migration 21), for `report privacy`.
+GRANT SELECT ON privacy_policy TO login_etl_operator;
 -- backfill: registers each S3 object it enqueues (bucket, size, time; the key only as a hash),
 -- so that `status` and `backfill --wait` can say what is done and what is left.
 -- Column by column: the read counts and `finished_at` are the writer's alone (an operator who

@@ -32,6 +32,9 @@ GRANT INSERT, SELECT (name) ON unknown_fields TO login_etl_writer;
 -- Key fingerprints (key ids and keyed hashes, nothing about the keys): read at start, the active
 -- key's recorded the first time it masks a row.
 GRANT INSERT, SELECT ON mask_key_fingerprints TO login_etl_writer;
+-- The privacy policy in force (migration 21): read at start, and `run --policy` records the
+-- policy it writes under (fingerprint, choices, what each column holds; no login).
+GRANT SELECT, INSERT, UPDATE (last_used) ON privacy_policy TO login_etl_writer;
 -- Erasure records (migration 14): each write leaves out the logins of subjects erased after
 -- they were sent; it only reads them.
 GRANT SELECT ON erased_subjects TO login_etl_writer;

@@ -290,8 +290,9 @@ fuzz_target!(|data: &[u8]| {
                 extra_fields,
                 ..
             } => {
-                assert!(is_mask(&login.masked_ip) && is_mask(&login.masked_device_id));
-                assert!(login.masked_ip.len() <= 256 && login.masked_device_id.len() <= 256);
+                let (ip, device) = (login.masked_ip.unwrap(), login.masked_device_id.unwrap());
+                assert!(is_mask(&ip) && is_mask(&device));
+                assert!(ip.len() <= 256 && device.len() <= 256);
                 assert!(login.user_id.chars().count() <= 128 && !login.user_id.contains('\0'));
                 if let Some(extra) = extra_fields {
                     assert_no_pii_in_json(own, "extra_fields", &extra);

@@ -158,7 +158,7 @@ async fn check_database(args: &RunArgs, ring: Option<&[(String, String)]>, lines
         }
         Err(e) => return lines.bad(format!("PostgreSQL: {e}"), "see the message"),
     }
-    match sink.check_columns().await {
+    match sink.check_columns(&[]).await {
         Ok(()) => lines.ok("user_logins: every column holds what login-etl writes"),
         Err(e) => lines.bad(
             e,

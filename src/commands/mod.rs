@@ -33,6 +33,7 @@ pub mod report;
 pub mod retire_key;
 pub mod reveal;
 pub mod run;
+mod run_policy;
 pub mod send_sample;
 pub mod status;
 

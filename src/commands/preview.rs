@@ -44,7 +44,6 @@ pub(super) async fn execute(args: PreviewArgs, _: Globals) -> anyhow::Result<()>
         )),
     };
     let sent_at = args.sent_at.unwrap_or_else(Utc::now);
-    let create_date = Utc::now().date_naive();
     let (mut logins, mut refused) = (0u64, 0u64);
     let mut stdout = std::io::stdout().lock();
     let mut input = input;
@@ -64,7 +63,7 @@ pub(super) async fn execute(args: PreviewArgs, _: Globals) -> anyhow::Result<()>
         };
         match decoded {
             Ok(event) => {
-                let stored = applier.apply(&event, sent_at, create_date)?;
+                let stored = applier.apply(&event, sent_at)?;
                 if let Some(period) = stored.period {
                     out.insert("period".into(), json!(period));
                 }

@@ -1,7 +1,9 @@
 //! `login-etl run`: consume until shutdown (or, with --drain, until the queue is empty).
 
 use super::Globals;
-use crate::cli::{DbArgs, EnvelopeArg, KeyArgs, LogFormat, NetworkArgs, SqsArgs, StrategyArg};
+use crate::cli::{
+    DbArgs, EnvelopeArg, KeyArgs, LogFormat, NetworkArgs, PolicyFileArgs, SqsArgs, StrategyArg,
+};
 use clap::Args;
 use std::time::Duration;
 
@@ -75,6 +77,9 @@ pub struct RunArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub network: NetworkArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub policy: PolicyFileArgs,
     /// Keep processed message ids (the ledger that makes redeliveries harmless) this many days,
     /// then prune them in the background. Must exceed the queue's message retention period (read
     /// at start; 14 days at most on SQS): an older message can't be redelivered.
@@ -167,7 +172,16 @@ pub(super) async fn execute(args: RunArgs, globals: Globals) -> anyhow::Result<(
         shutdown,
     } = globals;
     let network_on = args.network.mode() != NetworkMaskMode::Off;
-    let keys = if args.strategy() != StrategyName::Sha256 || network_on {
+    let policy = match &args.policy.policy_file {
+        Some(_) => Some(super::policy::load_policy(&args.policy)?),
+        None => None,
+    };
+    anyhow::ensure!(
+        policy.is_none() || !network_on,
+        "--ip-network-mask and --policy both say what masked_ip_network holds: drop the flag and \
+         say `store = \"network\"` under [ip] in the policy"
+    );
+    let keys = if args.strategy() != StrategyName::Sha256 || network_on || policy.is_some() {
         Some(load_keys(&args.keys, args.sqs.sqs_endpoint.0.as_ref()).await?)
     } else {
         None
@@ -182,7 +196,16 @@ pub(super) async fn execute(args: RunArgs, globals: Globals) -> anyhow::Result<(
         Some(keys) => NetworkMasker::new(args.network.mode(), args.network.prefixes(), keys)?,
         None => None,
     };
-    let masker = Masker::new(args.strategy(), keys.as_ref())?.with_network(network);
+    let mut masker = Masker::new(args.strategy(), keys.as_ref())?.with_network(network);
+    if let (Some(policy), Some(keys)) = (&policy, &keys) {
+        let applier = crate::policy::Applier::new(policy.clone(), keys.clone());
+        applier
+            .runnable()
+            .map_err(|line| anyhow::anyhow!("policy {}: {line}", policy.fingerprint()))?;
+        applier.check_keys()?;
+        tracing::info!(policy = %policy.fingerprint(), "rows are stored as the policy says");
+        masker = masker.with_policy(std::sync::Arc::new(applier));
+    }
     tracing::info!(
         strategy = masker.strategy(),
         network = ?args.network.ip_network_mask,
@@ -201,7 +224,15 @@ pub(super) async fn execute(args: RunArgs, globals: Globals) -> anyhow::Result<(
     }
     let budget = Duration::from_secs(args.write_retry_seconds);
     let mut sink = PgSink::from(connect_database(&args.db, budget, &shutdown).await?);
-    sink.check_columns().await?;
+    sink.check_columns(&super::run_policy::may_be_empty(policy.as_ref()))
+        .await?;
+    let without = super::run_policy::network_name(
+        args.network.mode(),
+        args.network.ipv4_network_prefix,
+        args.network.ipv6_network_prefix,
+    );
+    let without = crate::policy::in_force::without_policy(args.strategy(), without);
+    super::run_policy::enforce(&mut sink, policy.as_ref(), without).await?;
     if let Some(keys) = &keys {
         let ring = keys.key_fingerprints();
         if let Some(line) =

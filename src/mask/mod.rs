@@ -18,6 +18,7 @@ pub mod keys;
 pub(crate) mod kms;
 pub mod network;
 mod rekey;
+mod row;
 mod scrub;
 mod sha256;
 mod siv;
@@ -25,6 +26,8 @@ mod siv;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
 
 pub use erasure::{
     strip_subject, subject_strings, user_id_forms, ErasureFingerprints, Stripped, ERASED,
@@ -34,6 +37,7 @@ pub(crate) use keys::MaskKey;
 pub use keys::{KeyError, KeyRing};
 pub use network::{NetworkMaskMode, NetworkMasker, NetworkPrefixes};
 pub use rekey::{Generations, Rekeyer};
+pub use row::{RowPolicy, StoredRow};
 pub use scrub::{contains_ip, is_plain_name, ScrubbedBody, USER_FINGERPRINT};
 
 use crate::validate::LoginEvent;
@@ -90,7 +94,7 @@ pub(crate) trait MaskStrategy: Send + Sync + fmt::Debug {
 }
 
 /// The strategies `--mask-strategy` offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StrategyName {
     /// Keyed HMAC-SHA256: deterministic, one-way (default).
     HmacSha256,
@@ -101,22 +105,29 @@ pub enum StrategyName {
 }
 
 /// A login event whose PII has been replaced by masks; the only shape that reaches the sink.
+/// Without a policy every column but `locale`, `app_version`, `masked_ip_network` and `period` is
+/// filled; a policy (`run --policy`) may leave others empty (`drop`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MaskedLogin {
-    /// As received.
+    /// As received, or its pseudonym under a policy.
     pub user_id: String,
     /// As received.
-    pub device_type: String,
+    pub device_type: Option<String>,
     /// Mask of the canonical address.
-    pub masked_ip: String,
+    pub masked_ip: Option<String>,
     /// Mask of the trimmed device id.
-    pub masked_device_id: String,
+    pub masked_device_id: Option<String>,
     /// As received.
     pub locale: Option<String>,
     /// As received.
     pub app_version: Option<String>,
     /// Network pseudonym (`--ip-network-mask`), `None` when off.
     pub masked_ip_network: Option<String>,
+    /// The period its time-scoped pseudonyms belong to (`2026-12`), under a policy that scopes.
+    pub period: Option<String>,
+    /// What the `sent_at` column holds when a policy truncates it (`None`: when it was sent).
+    /// Erasures and the ledger go by the untruncated time the outcome carries.
+    pub stored_sent_at: Option<DateTime<Utc>>,
 }
 
 /// Which strategy made a stored mask, from its shape: `sha256` is 64 hex characters, `hmac-sha256`
@@ -186,6 +197,8 @@ pub struct Masker {
     network: Option<Arc<NetworkMasker>>,
     /// Fingerprints for quarantine bodies and audit rows (keyed strategies only).
     fingerprints: Option<Arc<hmac::Fingerprinter>>,
+    /// What makes rows under `run --policy`.
+    policy: Option<Arc<dyn RowPolicy>>,
 }
 
 impl Masker {
@@ -201,6 +214,7 @@ impl Masker {
             strategy: inner,
             network: None,
             fingerprints: keys.map(|k| Arc::new(hmac::Fingerprinter::new(k))),
+            policy: None,
         })
     }
 
@@ -210,6 +224,7 @@ impl Masker {
             strategy: Arc::new(hmac::HmacStrategy::new(keys)),
             network: None,
             fingerprints: Some(Arc::new(hmac::Fingerprinter::new(keys))),
+            policy: None,
         }
     }
 
@@ -252,12 +267,33 @@ impl Masker {
     pub fn mask_event(&self, event: LoginEvent) -> MaskedLogin {
         MaskedLogin {
             masked_ip_network: self.network.as_ref().map(|n| n.mask(&event.ip)),
-            masked_ip: self.mask_ip(&event.ip),
-            masked_device_id: self.mask(Field::DeviceId, event.device_id.trim()),
+            masked_ip: Some(self.mask_ip(&event.ip)),
+            masked_device_id: Some(self.mask(Field::DeviceId, event.device_id.trim())),
             user_id: event.user_id,
-            device_type: event.device_type,
+            device_type: Some(event.device_type),
             locale: event.locale,
             app_version: event.app_version,
+            period: None,
+            stored_sent_at: None,
+        }
+    }
+
+    /// Store rows as `policy` says (`run --policy`) instead of by this masker's strategy; the
+    /// masker still scrubs and fingerprints quarantined bodies.
+    pub fn with_policy(mut self, policy: Arc<dyn RowPolicy>) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// The row a validated event sent at `sent_at` becomes: under the policy if there is one,
+    /// else masked by the strategy with `create_date` the day of `sent_at`.
+    pub fn mask_row(&self, event: LoginEvent, sent_at: DateTime<Utc>) -> StoredRow {
+        match &self.policy {
+            Some(policy) => policy.row(event, sent_at),
+            None => StoredRow {
+                login: self.mask_event(event),
+                create_date: sent_at.date_naive(),
+            },
         }
     }
 

@@ -11,7 +11,8 @@ use sha2::Sha256;
 
 use super::{period, Grain, Policy, Scope, Store};
 use crate::mask::{
-    Field, KeyError, KeyRing, Masker, NetworkMaskMode, NetworkMasker, NetworkPrefixes, StrategyName,
+    Field, KeyError, KeyRing, MaskedLogin, Masker, NetworkMaskMode, NetworkMasker, NetworkPrefixes,
+    RowPolicy, StoredRow, StrategyName,
 };
 use crate::validate::LoginEvent;
 
@@ -34,6 +35,8 @@ pub struct Applier {
     keys: KeyRing,
     scope: Scope,
     rings: Mutex<HashMap<String, Arc<KeyRing>>>,
+    /// Maskers by period (`""`: all time) and strategy, made once each.
+    maskers: Mutex<HashMap<(String, StrategyName), Arc<Masker>>>,
 }
 
 impl Applier {
@@ -49,38 +52,96 @@ impl Applier {
             keys,
             scope,
             rings: Mutex::new(HashMap::new()),
+            maskers: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The row `event` (sent at `sent_at`, received on `create_date`) would become.
-    pub fn apply(
-        &self,
-        event: &LoginEvent,
-        sent_at: DateTime<Utc>,
-        create_date: NaiveDate,
-    ) -> Result<Stored, KeyError> {
-        let period = period::label(self.scope, sent_at);
-        let mut columns = Vec::with_capacity(8);
-        for (field, store) in self.policy.fields() {
-            let column = super::describe::column(field, store);
-            let value = match field {
-                "user_id" => self.user_id(&event.user_id, store, period.as_deref())?,
-                "ip" => self.ip(event, store, period.as_deref())?,
-                "device_id" => self.device_id(event.device_id.trim(), store, period.as_deref())?,
-                "device_type" => kept(store, Some(&event.device_type)),
-                "locale" => kept(store, event.locale.as_deref()),
-                "app_version" => match store {
-                    Store::Generalise { parts } => {
-                        event.app_version.as_deref().map(|v| generalise(v, parts))
-                    }
-                    store => kept(store, event.app_version.as_deref()),
-                },
-                "create_date" => Some(truncate_date(create_date, store).to_string()),
-                _ => Some(truncate_time(sent_at, store).to_rfc3339()),
-            };
-            columns.push((column, value));
+    /// Whether `run` can store rows under this policy: an `aes-siv` pseudonym scoped to a period
+    /// needs a random key per period that `shred` can destroy, which is not built yet.
+    pub fn runnable(&self) -> Result<(), String> {
+        match self
+            .policy
+            .fields()
+            .find(|(_, store)| matches!(store, Store::AesSiv { scope } if *scope != Scope::All))
+        {
+            Some((field, _)) => Err(format!(
+                "`{field}` is aes-siv with a scope: run cannot store it yet (its per-period keys, \
+                 which `shred` destroys, are not built); use scope = \"all\" or hmac for now"
+            )),
+            None => Ok(()),
         }
-        Ok(Stored { period, columns })
+    }
+
+    /// Make one row now, so that `run` knows before its first message that every key the policy
+    /// needs can be made (each period's are derived the same way).
+    pub fn check_keys(&self) -> Result<(), KeyError> {
+        let sample = r#"{"user_id":"u","device_type":"ios","ip":"192.0.2.1","device_id":"d"}"#;
+        match crate::validate::decode(sample) {
+            Ok(event) => self.row(event, Utc::now()).map(|_| ()),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// The row `event` (sent at `sent_at`) becomes under the policy.
+    pub fn row(&self, event: LoginEvent, sent_at: DateTime<Utc>) -> Result<StoredRow, KeyError> {
+        let period = period::label(self.scope, sent_at);
+        let at = period.as_deref();
+        let store = |field: &str| self.policy.store(field).unwrap_or(Store::Drop);
+        let ip = self.ip(&event, store("ip"), at)?;
+        let (masked_ip, masked_ip_network) = match store("ip") {
+            Store::Network { .. } => (None, ip),
+            _ => (ip, None),
+        };
+        let login = MaskedLogin {
+            user_id: self
+                .user_id(&event.user_id, store("user_id"), at)?
+                .unwrap_or_default(),
+            device_type: kept(store("device_type"), Some(&event.device_type)),
+            masked_ip,
+            masked_device_id: self.device_id(event.device_id.trim(), store("device_id"), at)?,
+            locale: kept(store("locale"), event.locale.as_deref()),
+            app_version: match store("app_version") {
+                Store::Generalise { parts } => {
+                    event.app_version.as_deref().map(|v| generalise(v, parts))
+                }
+                store => kept(store, event.app_version.as_deref()),
+            },
+            masked_ip_network,
+            period,
+            stored_sent_at: Some(truncate_time(sent_at, store("sent_at"))),
+        };
+        Ok(StoredRow {
+            login,
+            create_date: truncate_date(sent_at.date_naive(), store("create_date")),
+        })
+    }
+
+    /// What `preview` shows: the row `event` (sent at `sent_at`) becomes, column by column in
+    /// the policy's order.
+    pub fn apply(&self, event: &LoginEvent, sent_at: DateTime<Utc>) -> Result<Stored, KeyError> {
+        let row = self.row(event.clone(), sent_at)?;
+        let login = &row.login;
+        let columns = (self.policy.fields())
+            .map(|(field, store)| {
+                let column = super::describe::column(field, store);
+                let value = match column {
+                    "user_id" => Some(login.user_id.clone()),
+                    "device_type" => login.device_type.clone(),
+                    "masked_ip" => login.masked_ip.clone(),
+                    "masked_ip_network" => login.masked_ip_network.clone(),
+                    "masked_device_id" => login.masked_device_id.clone(),
+                    "locale" => login.locale.clone(),
+                    "app_version" => login.app_version.clone(),
+                    "create_date" => Some(row.create_date.to_string()),
+                    _ => Some(login.stored_sent_at.unwrap_or(sent_at).to_rfc3339()),
+                };
+                (column, value)
+            })
+            .collect();
+        Ok(Stored {
+            period: row.login.period,
+            columns,
+        })
     }
 
     /// The key ring masks of a field with `scope` are made under.
@@ -179,10 +240,23 @@ impl Applier {
             Store::Sha256 => (StrategyName::Sha256, Scope::All),
             _ => return Ok(None),
         };
-        let ring = self.ring(scope, period)?;
-        Ok(Some(
-            Masker::new(strategy, Some(&ring))?.mask(field, canonical),
-        ))
+        let at = match scope {
+            Scope::All => String::new(),
+            _ => period.unwrap_or_default().to_string(),
+        };
+        let cached = (self.maskers.lock().unwrap_or_else(|e| e.into_inner()))
+            .get(&(at.clone(), strategy))
+            .cloned();
+        let masker = match cached {
+            Some(masker) => masker,
+            None => {
+                let masker = Arc::new(Masker::new(strategy, Some(&*self.ring(scope, period)?))?);
+                (self.maskers.lock().unwrap_or_else(|e| e.into_inner()))
+                    .insert((at, strategy), masker.clone());
+                masker
+            }
+        };
+        Ok(Some(masker.mask(field, canonical)))
     }
 }
 
@@ -219,5 +293,13 @@ fn truncate_time(at: DateTime<Utc>, store: Store) -> DateTime<Utc> {
         Store::Truncate(Grain::Hour) => hour.unwrap_or(at),
         Store::Truncate(Grain::Day) => hour.and_then(|t| t.with_hour(0)).unwrap_or(at),
         _ => at,
+    }
+}
+
+impl RowPolicy for Applier {
+    fn row(&self, event: LoginEvent, sent_at: DateTime<Utc>) -> StoredRow {
+        // Deriving a period's ring and making its maskers cannot fail for a ring that parsed
+        // (`run` proves it at start with `Applier::row` on a sample login).
+        Applier::row(self, event, sent_at).expect("the policy's keys were checked at start")
     }
 }

@@ -11,6 +11,7 @@ mod apply;
 mod apply_tests;
 pub mod attack;
 mod describe;
+pub mod in_force;
 mod parse;
 pub mod period;
 mod problem;
@@ -162,7 +163,7 @@ impl Store {
         }
     }
 
-    fn canonical(self) -> String {
+    pub(super) fn canonical(self) -> String {
         let scoped = |name: &str, scope: Scope| match scope {
             Scope::All => name.to_string(),
             scope => format!("{name}/{}", scope.as_str()),

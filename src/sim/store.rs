@@ -138,9 +138,9 @@ fn plan_write(w: &World, outcomes: &[&Outcome]) -> Result<Planned, SinkError> {
             let (id, element) = o.message_id.entry(o.element);
             let mut texts = vec![
                 login.user_id.clone(),
-                login.device_type.clone(),
-                login.masked_ip.clone(),
-                login.masked_device_id.clone(),
+                format!("{:?}", login.device_type),
+                format!("{:?}", login.masked_ip),
+                format!("{:?}", login.masked_device_id),
                 format!("{:?} {:?}", login.locale, login.app_version),
                 format!("{:?}", login.masked_ip_network),
             ];

@@ -180,12 +180,13 @@ impl Context<'_, '_> {
                 let keep = self.keep_extra_fields && !event.unknown_fields.is_empty();
                 let extra_fields = keep.then(|| self.masker.extra_fields(text)).flatten();
                 let unknown_fields = unknown_field_labels(&mut event);
+                let row = self.masker.mask_row(event, sent_at);
                 Outcome {
                     message_id: self.message.id.clone(),
                     element: element.map(|e| e.index as u32),
                     kind: OutcomeKind::Row {
-                        login: self.masker.mask_event(event),
-                        create_date: sent_at.date_naive(),
+                        login: row.login,
+                        create_date: row.create_date,
                         sent_at,
                         existed_by: self.message.existed_by(),
                         extra_fields,

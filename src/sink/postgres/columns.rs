@@ -16,7 +16,7 @@ enum Holds {
 }
 
 /// Every column the writer writes, with what it must hold: the schema `migrations/` creates.
-const NEEDS: [(&str, Holds); 10] = [
+const NEEDS: [(&str, Holds); 11] = [
     ("user_id", Holds::Text(128)),
     ("device_type", Holds::Text(32)),
     ("masked_ip", Holds::Text(256)),
@@ -27,6 +27,7 @@ const NEEDS: [(&str, Holds); 10] = [
     ("masked_ip_network", Holds::Text(256)),
     ("sent_at", Holds::Type("timestamp with time zone")),
     ("extra_fields", Holds::Type("jsonb")),
+    ("period", Holds::Text(32)),
 ];
 
 const COLUMNS: &str = "SELECT column_name::text, data_type::text, character_maximum_length::int4 \
@@ -41,12 +42,20 @@ const MUST_BE_FILLED: &str = "SELECT column_name::text FROM information_schema.c
 
 /// Columns the writer leaves NULL unless a flag fills them (`--ip-network-mask`,
 /// `--keep-extra-fields`) or the login lacks the value (`locale`, `app_version`).
-const MAY_BE_NULL: [&str; 4] = ["masked_ip_network", "extra_fields", "locale", "app_version"];
+const MAY_BE_NULL: [&str; 5] = [
+    "masked_ip_network",
+    "extra_fields",
+    "locale",
+    "app_version",
+    "period",
+];
 
 impl PgSink {
     /// Stop (`SinkError::Schema`) naming the first column of `user_logins` that cannot hold
     /// what the writer writes, with the statement that fixes it.
-    pub async fn check_columns(&mut self) -> Result<(), SinkError> {
+    /// `may_be_empty`: columns a policy leaves NULL (`run --policy`), beside those always
+    /// allowed to be.
+    pub async fn check_columns(&mut self, may_be_empty: &[&str]) -> Result<(), SinkError> {
         let rows = self.db.query(COLUMNS, &[]).await?;
         let found: Vec<(String, String, Option<i32>)> = rows
             .iter()
@@ -57,7 +66,7 @@ impl PgSink {
         }
         let rows = self.db.query(MUST_BE_FILLED, &[]).await?;
         let filled: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-        match unfilled(&filled) {
+        match unfilled(&filled, may_be_empty) {
             Some(line) => Err(SinkError::Schema(line)),
             None => Ok(()),
         }
@@ -65,8 +74,12 @@ impl PgSink {
 }
 
 /// The first `NOT NULL` column without a default that the writer may leave empty.
-fn unfilled(must_be_filled: &[String]) -> Option<String> {
-    let writes_always = |c: &str| NEEDS.iter().any(|(n, _)| *n == c) && !MAY_BE_NULL.contains(&c);
+fn unfilled(must_be_filled: &[String], may_be_empty: &[&str]) -> Option<String> {
+    let writes_always = |c: &str| {
+        NEEDS.iter().any(|(n, _)| *n == c)
+            && !MAY_BE_NULL.contains(&c)
+            && !may_be_empty.contains(&c)
+    };
     let column = must_be_filled.iter().find(|c| !writes_always(c))?;
     Some(format!(
         "user_logins.{column} is NOT NULL without a default, and login-etl leaves it empty \
@@ -135,9 +148,12 @@ mod tests {
 
     #[test]
     fn a_not_null_column_the_writer_leaves_empty_is_named() {
-        assert_eq!(unfilled(&["user_id".into(), "create_date".into()]), None);
+        assert_eq!(
+            unfilled(&["user_id".into(), "create_date".into()], &[]),
+            None
+        );
         for column in ["tenant", "masked_ip_network", "extra_fields", "locale"] {
-            let line = unfilled(&["user_id".into(), column.into()]).unwrap_or_default();
+            let line = unfilled(&["user_id".into(), column.into()], &[]).unwrap_or_default();
             assert!(
                 line.contains(&format!("user_logins.{column} is NOT NULL")),
                 "{line}"

@@ -116,6 +116,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "erasure_review",
         include_str!("../../../migrations/0020_erasure_review.sql"),
     ),
+    (
+        21,
+        "privacy_policy",
+        include_str!("../../../migrations/0021_privacy_policy.sql"),
+    ),
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock`: "loginetl".

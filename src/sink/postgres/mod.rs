@@ -16,6 +16,7 @@ mod iam;
 mod key_fingerprints;
 mod migrate;
 mod ops;
+mod policy_record;
 mod privileges;
 pub(crate) mod redrive;
 mod s3_progress;
@@ -32,6 +33,7 @@ pub use ops::{
     KeyUsage, MaskedRow, ObjectToRegister, ObjectsProgress, PgOperator, QuarantineEntry, RekeyRow,
     RevealRequest, SharedDevice, SharedIp, SharedNetwork, TableCounts, PRUNE_BATCH,
 };
+pub use policy_record::{PolicyInForce, Sample};
 pub use write::WriteReport;
 
 /// The writer: what the pipeline commits through, and nothing an operator runs.

@@ -59,6 +59,11 @@ const NEEDED: &[(&str, &str)] = &[
         "has_table_privilege('mask_key_fingerprints', 'INSERT, SELECT')",
     ),
     (
+        "SELECT, INSERT, UPDATE (last_used) on privacy_policy",
+        "has_table_privilege('privacy_policy', 'SELECT, INSERT') \
+         AND has_column_privilege('privacy_policy', 'last_used', 'UPDATE')",
+    ),
+    (
         "INSERT, UPDATE, DELETE on poison_attempts",
         "has_table_privilege('poison_attempts', 'INSERT, UPDATE, DELETE')",
     ),

@@ -28,8 +28,8 @@ const CLAIM_IDS: &str = "INSERT INTO processed_messages (message_id, outcome) \
                          ON CONFLICT (message_id) DO NOTHING RETURNING message_id";
 const COPY_ROWS: &str = "COPY user_logins (user_id, device_type, masked_ip, masked_device_id, \
                          locale, app_version, create_date, masked_ip_network, sent_at, \
-                         extra_fields) FROM STDIN (FORMAT binary)";
-const COPY_TYPES: [Type; 10] = [
+                         extra_fields, period) FROM STDIN (FORMAT binary)";
+const COPY_TYPES: [Type; 11] = [
     Type::VARCHAR,
     Type::VARCHAR,
     Type::VARCHAR,
@@ -40,6 +40,7 @@ const COPY_TYPES: [Type; 10] = [
     Type::VARCHAR,
     Type::TIMESTAMPTZ,
     Type::JSONB,
+    Type::VARCHAR,
 ];
 const CLEAR_ATTEMPTS: &str = "DELETE FROM poison_attempts WHERE message_id = ANY($1)";
 /// `user_ids` travel as one JSON array per entry (`unnest` would flatten a `text[][]`).
@@ -241,7 +242,8 @@ async fn copy_rows(tx: &Transaction<'_>, fresh: &[&Outcome]) -> Result<u64, toki
             ..
         } = &outcome.kind
         {
-            let row: [&(dyn ToSql + Sync); 10] = [
+            let stored_sent_at = login.stored_sent_at.unwrap_or(*sent_at);
+            let row: [&(dyn ToSql + Sync); 11] = [
                 &login.user_id,
                 &login.device_type,
                 &login.masked_ip,
@@ -250,8 +252,9 @@ async fn copy_rows(tx: &Transaction<'_>, fresh: &[&Outcome]) -> Result<u64, toki
                 &login.app_version,
                 create_date,
                 &login.masked_ip_network,
-                sent_at,
+                &stored_sent_at,
                 extra_fields,
+                &login.period,
             ];
             writer.as_mut().write(&row).await?;
             rows += 1;

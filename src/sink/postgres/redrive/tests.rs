@@ -49,12 +49,14 @@ fn outcome(id: &str, element: Option<u32>, passes: bool) -> Outcome {
         OutcomeKind::Row {
             login: MaskedLogin {
                 user_id: "u".into(),
-                device_type: "ios".into(),
-                masked_ip: "m".into(),
-                masked_device_id: "d".into(),
+                device_type: Some("ios".into()),
+                masked_ip: Some("m".into()),
+                masked_device_id: Some("d".into()),
                 locale: None,
                 app_version: None,
                 masked_ip_network: None,
+                period: None,
+                stored_sent_at: None,
             },
             create_date: chrono::NaiveDate::default(),
             sent_at: chrono::Utc::now(),

@@ -1,0 +1,172 @@
+//! `run --policy` against real PostgreSQL: what lands in each column under a policy, pseudonyms
+//! that link inside their month only, the period stored with the row, nothing raw anywhere in the
+//! table, and a policy that would store a filled column another way refused with one line.
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// Network /24 for `ip`, `device_id` linked inside a month, `locale` dropped, `app_version` cut
+/// to major.minor, `sent_at` to its day.
+const MONTHLY: &str = r#"version = 1
+[user_id]
+store = "keep"
+[ip]
+store = "network"
+prefix_v4 = 24
+prefix_v6 = 48
+[device_id]
+store = "hmac"
+scope = "month"
+[device_type]
+store = "keep"
+[locale]
+store = "drop"
+[app_version]
+store = "generalise"
+parts = 2
+[create_date]
+store = "keep"
+[sent_at]
+store = "truncate"
+to = "day"
+"#;
+
+/// A login in an EventBridge event: its `time` is the login's time, so the test picks the month.
+fn login(user: &str, ip: &str, device: &str, time: &str) -> String {
+    json!({"version": "0", "id": format!("ev-{user}-{time}"), "detail-type": "UserLogin",
+        "source": "app.auth", "time": time, "detail": {"user_id": user, "device_type": "ios",
+        "ip": ip, "device_id": device, "locale": "NZ", "app_version": "2.3.0"}})
+    .to_string()
+}
+
+/// A policy file of its own (tests run in parallel), left in the temporary directory.
+fn policy_file(text: &str) -> String {
+    let path = std::env::temp_dir().join(format!("{}.toml", unique("login-etl-policy")));
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_follow_the_policy_and_link_inside_their_month_only() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    let monthly = policy_file(MONTHLY);
+    queue
+        .send(&[
+            login("a", "203.0.113.9", "593-47-5928", "2026-01-10T08:30:00Z"),
+            login("b", "203.0.113.77", "593-47-5928", "2026-01-20T09:45:00Z"),
+            login("c", "198.51.100.4", "593-47-5928", "2026-02-03T23:59:59Z"),
+        ])
+        .await;
+    run_drain(&queue, &db, &["--policy", &monthly]);
+
+    let client = db.client().await;
+    let rows = client
+        .query(
+            "SELECT user_id, masked_ip, masked_ip_network, masked_device_id, locale, app_version, \
+             period, to_char(sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') \
+             FROM user_logins ORDER BY user_id",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 3);
+    let text = |r: usize, c: usize| rows[r].get::<_, Option<String>>(c);
+    for r in 0..3 {
+        assert_eq!(text(r, 1), None, "ip = network leaves masked_ip empty");
+        assert_eq!(text(r, 4), None, "locale = drop");
+        assert_eq!(text(r, 5).as_deref(), Some("2.3"));
+    }
+    assert_eq!(text(0, 2), text(1, 2), "one /24, one network pseudonym");
+    assert_ne!(text(0, 2), text(2, 2));
+    assert_eq!(
+        text(0, 3),
+        text(1, 3),
+        "the same device inside January links"
+    );
+    assert_ne!(text(0, 3), text(2, 3), "and not with February");
+    let periods: Vec<_> = (0..3).map(|r| text(r, 6)).collect();
+    assert_eq!(
+        periods,
+        [
+            Some("2026-01".into()),
+            Some("2026-01".into()),
+            Some("2026-02".into())
+        ]
+    );
+    assert_eq!(text(2, 7).as_deref(), Some("2026-02-03 00:00:00"));
+
+    let dump = db.dump_all_tables().await;
+    for raw in ["203.0.113.9", "198.51.100.4", "593-47-5928"] {
+        assert!(!dump.contains(raw), "{raw} is stored: {dump}");
+    }
+    let recorded: String = client
+        .query_one("SELECT fingerprint FROM privacy_policy", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(recorded.starts_with("pol-"), "{recorded}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_policy_that_stores_a_filled_column_otherwise_is_refused_in_one_line() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    let monthly = policy_file(MONTHLY);
+    let all_time =
+        policy_file(&MONTHLY.replace("store = \"hmac\"\nscope = \"month\"", "store = \"hmac\""));
+    // Only the unfilled `locale` changes: allowed.
+    let with_locale =
+        policy_file(&MONTHLY.replace("[locale]\nstore = \"drop\"", "[locale]\nstore = \"keep\""));
+    queue
+        .send(&[login(
+            "a",
+            "203.0.113.9",
+            "593-47-5928",
+            "2026-01-10T08:30:00Z",
+        )])
+        .await;
+    run_drain(&queue, &db, &["--policy", &monthly]);
+
+    for refused in [vec!["--policy", all_time.as_str()], vec![]] {
+        let out = run_binary(binary(&queue, &db).args(["run", "--drain"]).args(&refused));
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let line = (stderr.lines())
+            .find(|l| l.contains("user_logins."))
+            .unwrap_or_else(|| panic!("no refusal line: {stderr}"));
+        assert!(
+            line.contains("user_logins.masked_ip_network holds `network-24-48`")
+                || line.contains("user_logins.masked_device_id holds `hmac/month`"),
+            "{line}"
+        );
+        assert!(line.contains("Changing a policy"), "{line}");
+    }
+    run_drain(&queue, &db, &["--policy", &with_locale]);
+    assert_eq!(db.counts().await.rows, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn choices_run_cannot_store_yet_stop_it_before_any_row() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    let scoped_siv = policy_file(&MONTHLY.replace(
+        "store = \"hmac\"\nscope = \"month\"",
+        "store = \"aes-siv\"\nscope = \"month\"",
+    ));
+    queue
+        .send(&[login(
+            "a",
+            "203.0.113.9",
+            "593-47-5928",
+            "2026-01-10T08:30:00Z",
+        )])
+        .await;
+    let out = run_binary(binary(&queue, &db).args(["run", "--drain", "--policy", &scoped_siv]));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("`device_id` is aes-siv with a scope"),
+        "{stderr}"
+    );
+    let untouched: bool = db.scalar("SELECT to_regclass('user_logins') IS NULL").await;
+    assert!(untouched, "it stopped before it touched the database");
+}
