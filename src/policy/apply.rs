@@ -57,8 +57,16 @@ impl Applier {
     }
 
     /// Whether `run` can store rows under this policy: an `aes-siv` pseudonym scoped to a period
-    /// needs a random key per period that `shred` can destroy, which is not built yet.
+    /// needs a random key per period that `shred` can destroy, and a `user_id` pseudonym needs
+    /// `erase` to find rows by it; neither is built yet.
     pub fn runnable(&self) -> Result<(), String> {
+        if matches!(self.policy.store("user_id"), Some(Store::Hmac { .. })) {
+            return Err(
+                "`user_id` is a pseudonym: run cannot store it yet (erase finds a \
+                        subject's rows by the id as it arrived); use store = \"keep\" for now"
+                    .into(),
+            );
+        }
         match self
             .policy
             .fields()

@@ -160,13 +160,19 @@ async fn choices_run_cannot_store_yet_stop_it_before_any_row() {
             "2026-01-10T08:30:00Z",
         )])
         .await;
-    let out = run_binary(binary(&queue, &db).args(["run", "--drain", "--policy", &scoped_siv]));
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("`device_id` is aes-siv with a scope"),
-        "{stderr}"
-    );
+    let pseudonymous = policy_file(&MONTHLY.replace(
+        "[user_id]\nstore = \"keep\"",
+        "[user_id]\nstore = \"pseudonym\"",
+    ));
+    for (file, said) in [
+        (&scoped_siv, "`device_id` is aes-siv with a scope"),
+        (&pseudonymous, "`user_id` is a pseudonym"),
+    ] {
+        let out = run_binary(binary(&queue, &db).args(["run", "--drain", "--policy", file]));
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(said), "{stderr}");
+    }
     let untouched: bool = db.scalar("SELECT to_regclass('user_logins') IS NULL").await;
     assert!(untouched, "it stopped before it touched the database");
 }
