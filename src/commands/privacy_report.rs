@@ -49,6 +49,23 @@ pub(super) async fn execute(args: PrivacyReportArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot read user_logins in {}", database.target()))?;
     let audit = database.audit_counts().await?;
+    let in_force = database.policy_in_force().await?;
+    let periods = database.periods().await?;
+    let recorded = match &in_force {
+        Some(p) if p.fingerprint == policy.fingerprint() => format!(
+            "in force: recorded by run since {}",
+            p.since.format("%Y-%m-%d")
+        ),
+        Some(p) => format!(
+            "NOT in force: run writes under {} (since {}); pass its file with --policy to see it",
+            p.fingerprint,
+            p.since.format("%Y-%m-%d")
+        ),
+        None if policy == crate::policy::Policy::seed() => {
+            "what run stores without a policy file (none recorded)".to_string()
+        }
+        None => "NOT in force: no policy recorded; run stores what seed.toml says".to_string(),
+    };
     let mut attacks = Vec::new();
     for (column, space, stated) in [
         ("masked_ip", &ipv4, &args.attack_ipv4),
@@ -61,8 +78,11 @@ pub(super) async fn execute(args: PrivacyReportArgs) -> anyhow::Result<()> {
     let fields = policy.describe();
     if args.format == ReportFormat::Json {
         let report = json!({
-            "policy": { "fingerprint": policy.fingerprint(), "applied_by_run": policy == crate::policy::Policy::seed(), "fields": fields },
+            "policy": { "fingerprint": policy.fingerprint(), "fields": fields,
+                "in_force": in_force.as_ref().map(|p| json!({"fingerprint": p.fingerprint, "since": p.since})),
+                "status": recorded },
             "keys": keys,
+            "periods": periods.iter().map(|(period, rows)| json!({"period": period, "rows": rows})).collect::<Vec<_>>(),
             "shredded_periods": [],
             "audit": audit.iter().map(|(what, n)| json!({"operation": what, "count": n})).collect::<Vec<_>>(),
             "attacks": attacks.iter().map(|(column, space, size, findings)| json!({
@@ -74,11 +94,7 @@ pub(super) async fn execute(args: PrivacyReportArgs) -> anyhow::Result<()> {
         println!("{}", escape_json(&serde_json::to_string_pretty(&report)?));
         return Ok(());
     }
-    let applied = match policy == crate::policy::Policy::seed() {
-        true => "what run stores",
-        false => "not what run stores yet: run applies examples/policies/seed.toml",
-    };
-    println!("Policy {} ({applied}):", policy.fingerprint());
+    println!("Policy {} ({recorded}):", policy.fingerprint());
     for f in &fields {
         println!(
             "  {:<12} → {:<18} {}; links {}",
@@ -96,6 +112,15 @@ pub(super) async fn execute(args: PrivacyReportArgs) -> anyhow::Result<()> {
             date(k.first),
             date(k.last)
         );
+    }
+    match periods.as_slice() {
+        [] => println!("Periods: none (no pseudonym is scoped to a period)"),
+        periods => {
+            println!("Periods (rows whose pseudonyms link only inside their period):");
+            for (period, rows) in periods {
+                println!("  {:<12} {rows:>10}", escape(period));
+            }
+        }
     }
     println!("Shredded periods: none");
     println!("Audit:");

@@ -106,6 +106,19 @@ async fn rows_follow_the_policy_and_link_inside_their_month_only() {
         .unwrap()
         .get(0);
     assert!(recorded.starts_with("pol-"), "{recorded}");
+
+    let out = run_ok(binary(&queue, &db).args([
+        "report", "privacy", "--policy", &monthly, "--format", "json",
+    ]));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["policy"]["in_force"]["fingerprint"],
+        recorded.as_str()
+    );
+    assert_eq!(
+        report["periods"],
+        json!([{"period": "2026-02", "rows": 1}, {"period": "2026-01", "rows": 2}])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -69,7 +69,11 @@ async fn the_attack_finds_every_unkeyed_mask_and_no_keyed_one() {
             report["policy"]["fingerprint"],
             login_etl::policy::Policy::seed().fingerprint()
         );
-        assert_eq!(report["policy"]["applied_by_run"], true);
+        assert_eq!(
+            report["policy"]["in_force"],
+            Value::Null,
+            "run had no --policy"
+        );
         // No raw value in the report, whatever the strategy.
         let text = report.to_string();
         assert!(

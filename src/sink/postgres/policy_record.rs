@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
+use super::connection::PgConnection;
 use super::{PgSink, SinkError};
 
 const IN_FORCE: &str = "SELECT fingerprint, columns, first_used FROM privacy_policy \
@@ -39,21 +40,26 @@ pub struct Sample {
     pub network: bool,
 }
 
+/// The policy recorded last, if any; shared by the writer and `report privacy`.
+pub(super) async fn in_force(db: &mut PgConnection) -> Result<Option<PolicyInForce>, SinkError> {
+    let Some(row) = db.query_opt(IN_FORCE, &[]).await? else {
+        return Ok(None);
+    };
+    let columns: serde_json::Value = row.get(1);
+    let columns = (columns.as_object().into_iter().flatten())
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .collect();
+    Ok(Some(PolicyInForce {
+        fingerprint: row.get(0),
+        columns,
+        since: row.get(2),
+    }))
+}
+
 impl PgSink {
     /// The policy recorded last, if any.
     pub async fn policy_in_force(&mut self) -> Result<Option<PolicyInForce>, SinkError> {
-        let Some(row) = self.db.query_opt(IN_FORCE, &[]).await? else {
-            return Ok(None);
-        };
-        let columns: serde_json::Value = row.get(1);
-        let columns = (columns.as_object().into_iter().flatten())
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-            .collect();
-        Ok(Some(PolicyInForce {
-            fingerprint: row.get(0),
-            columns,
-            since: row.get(2),
-        }))
+        in_force(&mut self.db).await
     }
 
     /// Record that this writer writes under `fingerprint` (its canonical text and columns).

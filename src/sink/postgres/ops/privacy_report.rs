@@ -1,8 +1,13 @@
 //! What `report privacy` reads: the audit's counts, and a bounded sample of the masks an attack
 //! is run against.
 
+use super::super::policy_record::{self, PolicyInForce};
 use super::super::SinkError;
 use super::PgOperator;
+
+/// Rows per period of time-scoped pseudonyms, newest first, at most this many periods.
+const PERIODS: &str = "SELECT period, count(*) FROM user_logins WHERE period IS NOT NULL \
+                       GROUP BY period ORDER BY period DESC LIMIT 120";
 
 /// Columns of `user_logins` that hold masks.
 const MASKED_COLUMNS: [&str; 3] = ["masked_ip", "masked_device_id", "masked_ip_network"];
@@ -20,6 +25,17 @@ impl PgOperator {
                 &[],
             )
             .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// The policy recorded last by a writer (`run --policy`), if any.
+    pub async fn policy_in_force(&mut self) -> Result<Option<PolicyInForce>, SinkError> {
+        policy_record::in_force(&mut self.db).await
+    }
+
+    /// `(period, rows)` of the rows whose pseudonyms are scoped to a period, newest first.
+    pub async fn periods(&mut self) -> Result<Vec<(String, i64)>, SinkError> {
+        let rows = self.db.query(PERIODS, &[]).await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
