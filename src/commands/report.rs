@@ -74,12 +74,16 @@ async fn duplicates(args: DuplicatesArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read user_logins in {}", database.target()))?;
     let ips = database.shared_ips(args.limit).await?;
     let networks = database.shared_networks(args.limit).await?;
+    let scoped = scoped_columns(database.policy_in_force().await?);
     match args.format {
         ReportFormat::Json => {
             let report = serde_json::json!({
                 "shared_devices": devices,
                 "shared_ips": ips,
                 "shared_networks": networks,
+                "linked_within": scoped.iter()
+                    .map(|(column, scope, _)| (column.clone(), scope.clone()))
+                    .collect::<std::collections::BTreeMap<_, _>>(),
             });
             println!("{}", escape_json(&serde_json::to_string_pretty(&report)?));
         }
@@ -90,6 +94,12 @@ async fn duplicates(args: DuplicatesArgs) -> anyhow::Result<()> {
             }
         }
         ReportFormat::Table => {
+            for (column, scope, policy) in &scoped {
+                println!(
+                    "{column} pseudonyms link only within one {scope} (policy {policy}): \
+                     a value seen in two {scope}s counts as two here, each with its period"
+                );
+            }
             print_table(&devices, &ips);
             println!("Networks shared by several users ({}):", networks.len());
             println!(
@@ -98,15 +108,43 @@ async fn duplicates(args: DuplicatesArgs) -> anyhow::Result<()> {
             );
             for n in &networks {
                 println!(
-                    "  {:<70} {:>6} {:>7}",
+                    "  {:<70} {:>6} {:>7}{}",
                     escape(&n.network),
                     n.users,
-                    n.logins
+                    n.logins,
+                    in_period(&n.period)
                 );
             }
         }
     }
     Ok(())
+}
+
+/// `(column, scope, policy)` of each mask column the policy in force scopes to a period.
+fn scoped_columns(
+    in_force: Option<crate::sink::postgres::PolicyInForce>,
+) -> Vec<(String, String, String)> {
+    let Some(policy) = in_force else {
+        return Vec::new();
+    };
+    (policy.columns.iter())
+        .filter_map(|(column, held)| {
+            let (_, scope) = held.split_once('/')?;
+            Some((
+                column.clone(),
+                scope.to_string(),
+                policy.fingerprint.clone(),
+            ))
+        })
+        .collect()
+}
+
+/// `  in 2026-01` after a line whose rows are all of one period.
+fn in_period(period: &Option<String>) -> String {
+    period
+        .as_deref()
+        .map(|p| format!("  in {}", escape(p)))
+        .unwrap_or_default()
 }
 
 /// Our masks and counts contain no commas or quotes; control characters are escaped all the same
@@ -140,10 +178,11 @@ fn print_table(devices: &[SharedDevice], ips: &[SharedIp]) {
     );
     for d in devices {
         println!(
-            "  {:<70} {:>6} {:>7}",
+            "  {:<70} {:>6} {:>7}{}",
             escape(&d.masked_device_id),
             d.users,
-            d.logins
+            d.logins,
+            in_period(&d.period)
         );
     }
     println!(
@@ -156,11 +195,12 @@ fn print_table(devices: &[SharedDevice], ips: &[SharedIp]) {
     );
     for ip in ips {
         println!(
-            "  {:<70} {:>6} {:>8} {:>7}",
+            "  {:<70} {:>6} {:>8} {:>7}{}",
             escape(&ip.masked_ip),
             ip.users,
             ip.devices,
-            ip.logins
+            ip.logins,
+            in_period(&ip.period)
         );
     }
 }

@@ -189,3 +189,37 @@ async fn choices_run_cannot_store_yet_stop_it_before_any_row() {
     let untouched: bool = db.scalar("SELECT to_regclass('user_logins') IS NULL").await;
     assert!(untouched, "it stopped before it touched the database");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicate_reports_count_within_a_period_and_say_so() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    let monthly = policy_file(MONTHLY);
+    // One device, two users in January and two in February: two shared devices, one per month.
+    queue
+        .send(&[
+            login("a", "203.0.113.9", "593-47-5928", "2026-01-10T08:30:00Z"),
+            login("b", "203.0.113.10", "593-47-5928", "2026-01-11T08:30:00Z"),
+            login("c", "203.0.113.11", "593-47-5928", "2026-02-10T08:30:00Z"),
+            login("d", "203.0.113.12", "593-47-5928", "2026-02-11T08:30:00Z"),
+        ])
+        .await;
+    run_drain(&queue, &db, &["--policy", &monthly]);
+    let out = run_ok(binary(&queue, &db).args(["report", "duplicates", "--format", "json"]));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let periods: Vec<&str> = (report["shared_devices"].as_array().unwrap().iter())
+        .map(|d| d["period"].as_str().unwrap())
+        .collect();
+    assert_eq!(periods.len(), 2, "{report}");
+    assert!(
+        periods.contains(&"2026-01") && periods.contains(&"2026-02"),
+        "{report}"
+    );
+    assert_eq!(report["linked_within"]["masked_device_id"], "month");
+    let table = run_ok(binary(&queue, &db).args(["report", "duplicates"]));
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("masked_device_id pseudonyms link only within one month"),
+        "{table}"
+    );
+    assert!(table.contains("  in 2026-02"), "{table}");
+}

@@ -30,6 +30,9 @@ pub struct SharedDevice {
     pub users: i64,
     /// Rows.
     pub logins: i64,
+    /// The period all its rows belong to, when they are of one (`run --policy` with a scope).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
 }
 
 /// A masked address seen for more than one user or device.
@@ -43,6 +46,9 @@ pub struct SharedIp {
     pub devices: i64,
     /// Rows.
     pub logins: i64,
+    /// The period all its rows belong to, when they are of one (`run --policy` with a scope).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
 }
 
 /// A network pseudonym seen for more than one user.
@@ -54,6 +60,9 @@ pub struct SharedNetwork {
     pub users: i64,
     /// Rows.
     pub logins: i64,
+    /// The period all its rows belong to, when they are of one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
 }
 
 /// hmac network masks group as they are; ipcrypt-pfx ones by the /24 (IPv4) or /48 (IPv6) of the
@@ -63,7 +72,8 @@ const NETWORK_KEY: &str = "CASE WHEN masked_ip_network LIKE '%:pfx:%' THEN \
      split_part(masked_ip_network, ':pfx:', 2)::inet, \
      CASE WHEN family(split_part(masked_ip_network, ':pfx:', 2)::inet) = 4 THEN 24 ELSE 48 END))::text \
      ELSE masked_ip_network END";
-const SHARED_NETWORKS: &str = "SELECT {key}, count(DISTINCT user_id), count(*) FROM user_logins \
+const SHARED_NETWORKS: &str = "SELECT {key}, count(DISTINCT user_id), count(*), \
+     CASE WHEN count(DISTINCT period) = 1 THEN min(period) END FROM user_logins \
      WHERE masked_ip_network IS NOT NULL GROUP BY 1 HAVING count(DISTINCT user_id) > 1 \
      ORDER BY 2 DESC, 3 DESC, 1 LIMIT $1";
 
@@ -71,11 +81,13 @@ const COUNT_TOTALS: &str =
     "SELECT (SELECT count(*) FROM user_logins), (SELECT count(*) FROM processed_messages)";
 const COUNT_QUARANTINE: &str =
     "SELECT reason_code, count(*) FROM quarantined_messages GROUP BY 1 ORDER BY 1";
-const SHARED_DEVICES: &str = "SELECT masked_device_id, count(DISTINCT user_id), count(*) \
+const SHARED_DEVICES: &str = "SELECT masked_device_id, count(DISTINCT user_id), count(*), \
+     CASE WHEN count(DISTINCT period) = 1 THEN min(period) END \
      FROM user_logins WHERE masked_device_id IS NOT NULL GROUP BY masked_device_id \
      HAVING count(DISTINCT user_id) > 1 ORDER BY 2 DESC, 3 DESC, 1 LIMIT $1";
 const SHARED_IPS: &str = "SELECT masked_ip, count(DISTINCT user_id), \
-     count(DISTINCT masked_device_id), count(*) FROM user_logins WHERE masked_ip IS NOT NULL \
+     count(DISTINCT masked_device_id), count(*), \
+     CASE WHEN count(DISTINCT period) = 1 THEN min(period) END FROM user_logins WHERE masked_ip IS NOT NULL \
      GROUP BY masked_ip HAVING count(DISTINCT user_id) > 1 OR count(DISTINCT masked_device_id) > 1 \
      ORDER BY 2 DESC, 3 DESC, 4 DESC, 1 LIMIT $1";
 
@@ -106,6 +118,7 @@ impl PgOperator {
                 masked_device_id: r.get(0),
                 users: r.get(1),
                 logins: r.get(2),
+                period: r.get(3),
             })
             .collect())
     }
@@ -120,6 +133,7 @@ impl PgOperator {
                 users: r.get(1),
                 devices: r.get(2),
                 logins: r.get(3),
+                period: r.get(4),
             })
             .collect())
     }
@@ -134,6 +148,7 @@ impl PgOperator {
                 network: r.get(0),
                 users: r.get(1),
                 logins: r.get(2),
+                period: r.get(3),
             })
             .collect())
     }
