@@ -1,8 +1,9 @@
 -- Privacy policies (issue 35). `run --policy FILE` stores each field as the policy says; a row
 -- whose pseudonyms are scoped to a period (`scope = "month"`) carries that period, so equal masks
 -- are compared only inside it. `privacy_policy` records every policy a writer has used, with what
--- it stores in each column: `run` refuses a policy that stores a column another way than the
--- policy in force (the last one recorded), because old and new values would never match.
+-- it stores in each column (a run without a policy file records what its flags store): `run`
+-- refuses a policy that stores a column another way than a policy recorded before, because old
+-- and new values would never match.
 ALTER TABLE user_logins ADD COLUMN IF NOT EXISTS period varchar(32);
 
 CREATE TABLE IF NOT EXISTS privacy_policy (
@@ -12,6 +13,29 @@ CREATE TABLE IF NOT EXISTS privacy_policy (
     first_used  timestamptz NOT NULL DEFAULT now(),
     last_used   timestamptz NOT NULL DEFAULT now()
 );
+
+-- Rows written before policies were recorded are recorded as a policy of their own, read from one
+-- row (run as the owner, who can read them): the strategy of its masks and whether it has a
+-- network pseudonym (of prefixes that cannot be told, so any network pseudonym may follow).
+INSERT INTO privacy_policy (fingerprint, canonical, columns)
+SELECT 'pol-000000000000', 'rows written before policies were recorded',
+       jsonb_build_object(
+           'user_id', 'keep', 'device_type', 'keep', 'locale', 'keep', 'app_version', 'keep',
+           'create_date', 'keep', 'sent_at', 'keep',
+           'masked_ip', CASE WHEN s.ip IS NULL THEN 'empty'
+                             WHEN s.ip ~ '^[0-9a-fA-F]{64}$' THEN 'sha256'
+                             WHEN s.ip ~ '^[^:]+:[0-9a-fA-F]{64}$' THEN 'hmac'
+                             ELSE 'aes-siv' END,
+           'masked_device_id', CASE WHEN s.device IS NULL THEN 'empty'
+                                    WHEN s.device ~ '^[0-9a-fA-F]{64}$' THEN 'sha256'
+                                    WHEN s.device ~ '^[^:]+:[0-9a-fA-F]{64}$' THEN 'hmac'
+                                    ELSE 'aes-siv' END,
+           'masked_ip_network', CASE WHEN s.network IS NULL THEN 'empty'
+                                     WHEN s.network LIKE '%:pfx:%' THEN 'ipcrypt-pfx'
+                                     ELSE 'network' END)
+FROM (SELECT masked_ip AS ip, masked_device_id AS device, masked_ip_network AS network
+      FROM user_logins LIMIT 1) AS s
+ON CONFLICT (fingerprint) DO NOTHING;
 
 -- A database upgraded with its roles in place: the roles that write rows record the policy they
 -- write under; the roles that read rows (operators, revealers) may read it. Fresh installs get

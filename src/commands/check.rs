@@ -158,11 +158,33 @@ async fn check_database(args: &RunArgs, ring: Option<&[(String, String)]>, lines
         }
         Err(e) => return lines.bad(format!("PostgreSQL: {e}"), "see the message"),
     }
-    match sink.check_columns(&[]).await {
+    let policy = match &args.policy.policy_file {
+        Some(_) => match super::policy::load_policy(&args.policy) {
+            Ok(policy) => Some(policy),
+            Err(e) => return lines.bad(format!("{e:#}"), "fix the policy file"),
+        },
+        None => None,
+    };
+    let empty = super::run_policy::may_be_empty(policy.as_ref());
+    match sink.check_columns(&empty).await {
         Ok(()) => lines.ok("user_logins: every column holds what login-etl writes"),
         Err(e) => lines.bad(
             e,
             "alter the column as the message says, as the schema owner",
+        ),
+    }
+    let adoption = super::run_policy::adoption(policy.as_ref(), args);
+    match sink.recorded_policies().await {
+        Ok(recorded) => match super::run_policy::objection(&adoption, &recorded) {
+            None => lines.ok(format!(
+                "privacy policy: stores every column as the {} recorded policies did",
+                recorded.len()
+            )),
+            Some(line) => lines.bad(line, "see docs/security.md \"Changing a policy\""),
+        },
+        Err(e) => lines.bad(
+            format!("PostgreSQL: the recorded privacy policies: {e}"),
+            "apply docs/least-privilege.sql to the role",
         ),
     }
     if let Some(ring) = ring {

@@ -24,6 +24,7 @@ pub mod keygen;
 pub mod migrate;
 pub mod policy;
 pub mod preview;
+mod preview_queue;
 pub mod privacy_report;
 pub mod purge;
 pub mod quarantine;

@@ -1,5 +1,5 @@
 //! `login-etl preview FILE.jsonl`: what each login of a file would become under the policy, one
-//! JSON line each, nothing written anywhere.
+//! JSON line each, nothing written anywhere (`--from-queue`: `preview_queue.rs`).
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -11,14 +11,24 @@ use serde_json::{json, Map, Value};
 
 use super::policy::load_policy;
 use super::{load_keys, Globals};
-use crate::cli::{KeyArgs, PolicyFileArgs};
+use crate::cli::{KeyArgs, PolicyFileArgs, SqsArgs};
 use crate::policy::Applier;
 
 /// `preview` options.
 #[derive(Debug, Clone, Args)]
 pub struct PreviewArgs {
     /// Logins, one JSON object per line (`-` reads stdin).
-    pub file: PathBuf,
+    #[arg(required_unless_present = "from_queue", conflicts_with = "from_queue")]
+    pub file: Option<PathBuf>,
+    /// Preview the next messages of the queue instead of a file, through the path `run` takes
+    /// (envelopes, base64+gzip, arrays), with the default decoding. Nothing is deleted: each
+    /// message is handed back at once, but its receive counts toward --max-receives and the
+    /// queue's maxReceiveCount.
+    #[arg(long)]
+    pub from_queue: bool,
+    /// With --from-queue: most messages to show.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub max_messages: u64,
     /// The time the logins count as sent (RFC 3339): what time-scoped pseudonyms and truncated
     /// times follow. Default: now.
     #[arg(long)]
@@ -29,18 +39,29 @@ pub struct PreviewArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub keys: KeyArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub sqs: SqsArgs,
 }
 
 pub(super) async fn execute(args: PreviewArgs, _: Globals) -> anyhow::Result<()> {
     let policy = load_policy(&args.policy)?;
-    let keys = load_keys(&args.keys, None).await?;
+    let keys = load_keys(&args.keys, args.sqs.sqs_endpoint.0.as_ref()).await?;
     let fingerprint = policy.fingerprint();
-    let applier = Applier::new(policy, keys);
-    let name = args.file.display().to_string();
+    let applier = Applier::new(policy, keys.clone());
+    applier.check_keys()?;
+    let Some(file) = args.file.filter(|_| !args.from_queue) else {
+        let applier = std::sync::Arc::new(applier);
+        let masker = crate::mask::Masker::hmac(&keys).with_policy(applier.clone());
+        let max = args.max_messages as usize;
+        let settings = crate::source::SqsSettings::from(&args.sqs);
+        return super::preview_queue::preview(&settings, max, applier, masker).await;
+    };
+    let name = file.display().to_string();
     let input: Box<dyn BufRead> = match name.as_str() {
         "-" => Box::new(std::io::stdin().lock()),
         _ => Box::new(std::io::BufReader::new(
-            std::fs::File::open(&args.file).with_context(|| format!("cannot open {name}"))?,
+            std::fs::File::open(&file).with_context(|| format!("cannot open {name}"))?,
         )),
     };
     let sent_at = args.sent_at.unwrap_or_else(Utc::now);

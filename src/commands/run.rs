@@ -226,13 +226,8 @@ pub(super) async fn execute(args: RunArgs, globals: Globals) -> anyhow::Result<(
     let mut sink = PgSink::from(connect_database(&args.db, budget, &shutdown).await?);
     sink.check_columns(&super::run_policy::may_be_empty(policy.as_ref()))
         .await?;
-    let without = super::run_policy::network_name(
-        args.network.mode(),
-        args.network.ipv4_network_prefix,
-        args.network.ipv6_network_prefix,
-    );
-    let without = crate::policy::in_force::without_policy(args.strategy(), without);
-    super::run_policy::enforce(&mut sink, policy.as_ref(), without).await?;
+    let adoption = super::run_policy::adoption(policy.as_ref(), &args);
+    super::run_policy::enforce(&mut sink, &adoption).await?;
     if let Some(keys) = &keys {
         let ring = keys.key_fingerprints();
         if let Some(line) =

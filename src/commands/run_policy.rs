@@ -1,11 +1,16 @@
-//! `run --policy`: the policy a writer stores rows under, checked against the one in force
-//! (`privacy_policy`, migration 21) before the first row, then recorded.
+//! `run --policy`: the policy a writer stores rows under, checked against every policy recorded
+//! before (`privacy_policy`, migration 21) and recorded, before the first row. A run without a
+//! policy file records what its flags store, so a later policy is checked against it too.
 
 use std::collections::BTreeMap;
 
-use crate::mask::{NetworkMaskMode, StrategyName};
+use sha2::{Digest, Sha256};
+
+use super::run::RunArgs;
+use crate::mask::NetworkMaskMode;
 use crate::policy::in_force::{self, Change};
 use crate::policy::Policy;
+use crate::sink::postgres::PolicyInForce;
 use crate::sink::PgSink;
 
 /// What a run without a policy file stores in `masked_ip_network` under `--ip-network-mask`.
@@ -28,68 +33,84 @@ pub(super) fn may_be_empty(policy: Option<&Policy>) -> Vec<&'static str> {
         .collect()
 }
 
-/// Stop with one line if this run would store a column that already holds values another way
-/// than the policy in force; then record `policy` (a run without one records nothing, as before
-/// policies existed). A table filled before policies were recorded is read from one row.
-pub(super) async fn enforce(
-    sink: &mut PgSink,
-    policy: Option<&Policy>,
-    without: BTreeMap<&'static str, String>,
-) -> anyhow::Result<()> {
-    let (name, new) = match policy {
-        Some(policy) => (policy.fingerprint(), in_force::treatments(policy)),
-        None => ("no --policy".to_string(), without),
-    };
-    let can_read = sink.can_read_rows().await?;
-    let (was, changes) = match sink.policy_in_force().await? {
-        Some(recorded) => {
-            let since = recorded.since.format("%Y-%m-%d");
-            let was = format!("policy {}, in force since {since}", recorded.fingerprint);
-            (was, in_force::changes(&recorded.columns, &new))
-        }
-        None if policy.is_none() => return Ok(()),
-        None => match can_read.then_some(()) {
-            Some(()) => match sink.sample_row().await? {
-                Some(sample) => {
-                    let strategy = (sample.mask.as_deref())
-                        .map_or(StrategyName::HmacSha256, crate::mask::strategy_of);
-                    let network = sample.network.then(|| "network".to_string());
-                    let before: BTreeMap<String, String> =
-                        (in_force::without_policy(strategy, network).into_iter())
-                            .map(|(column, held)| (column.to_string(), held))
-                            .collect();
-                    let was = "rows written without a policy".to_string();
-                    (was, in_force::changes(&before, &new))
-                }
-                None => (String::new(), Vec::new()),
-            },
-            // A least-privilege writer cannot read rows; the first policy is taken as it is.
-            None => (String::new(), Vec::new()),
-        },
-    };
-    for change in changes {
-        if !can_read || sink.holds_values(&change.column).await? {
-            anyhow::bail!("{}", refusal(&change, &was, &name, can_read));
-        }
-    }
-    if let Some(policy) = policy {
-        let columns = in_force::treatments(policy);
-        sink.record_policy(&policy.fingerprint(), &policy.canonical(), &columns)
-            .await?;
-    }
-    Ok(())
+/// What a run stores and under which name: its policy, or what its flags store.
+pub(super) struct Adoption {
+    fingerprint: String,
+    canonical: String,
+    columns: BTreeMap<&'static str, String>,
+    name: String,
 }
 
-fn refusal(change: &Change, was: &str, name: &str, can_read: bool) -> String {
-    let holds = if can_read {
-        "holds"
-    } else {
-        "may hold (this writer cannot read it to tell)"
+/// What `run` with `args` stores (`policy`: its `--policy`, loaded).
+pub(super) fn adoption(policy: Option<&Policy>, args: &RunArgs) -> Adoption {
+    let network = network_name(
+        args.network.mode(),
+        args.network.ipv4_network_prefix,
+        args.network.ipv6_network_prefix,
+    );
+    let without = in_force::without_policy(args.strategy(), network);
+    let (fingerprint, canonical, columns) = match policy {
+        Some(policy) => (
+            policy.fingerprint(),
+            policy.canonical(),
+            in_force::treatments(policy),
+        ),
+        None if without == in_force::treatments(&Policy::seed()) => {
+            let seed = Policy::seed();
+            (seed.fingerprint(), seed.canonical(), without)
+        }
+        None => {
+            let canonical = format!("no policy file; columns: {without:?}");
+            let digest = hex::encode(Sha256::digest(canonical.as_bytes()));
+            (format!("pol-{}", &digest[..12]), canonical, without)
+        }
     };
+    let name = match policy {
+        Some(_) => format!("policy {fingerprint}"),
+        None => "this run (no --policy)".to_string(),
+    };
+    Adoption {
+        fingerprint,
+        canonical,
+        columns,
+        name,
+    }
+}
+
+/// One line if a policy recorded before stores a column otherwise than `adoption` would.
+pub(super) fn objection(adoption: &Adoption, recorded: &[PolicyInForce]) -> Option<String> {
+    recorded.iter().find_map(|was| {
+        let change = in_force::changes(&was.columns, &adoption.columns)
+            .into_iter()
+            .next()?;
+        Some(refusal(&change, was, &adoption.name))
+    })
+}
+
+/// Stop with [`objection`]'s line, else record this run's policy. Two consumers starting at once
+/// take turns, so the second sees the first's record.
+pub(super) async fn enforce(sink: &mut PgSink, adoption: &Adoption) -> anyhow::Result<()> {
+    let refuse = |recorded: &[PolicyInForce]| objection(adoption, recorded);
+    match sink
+        .adopt_policy(
+            &adoption.fingerprint,
+            &adoption.canonical,
+            &adoption.columns,
+            refuse,
+        )
+        .await?
+    {
+        Some(line) => anyhow::bail!("{line}"),
+        None => Ok(()),
+    }
+}
+
+fn refusal(change: &Change, was: &PolicyInForce, name: &str) -> String {
+    let since = was.since.format("%Y-%m-%d");
     format!(
-        "user_logins.{} {holds} `{}` values ({was}); {name} would store `{}` there, and old and new \
-         values would never match: write this policy into a fresh table, or move the rows first \
-         (docs/security.md \"Changing a policy\")",
-        change.column, change.was, change.now
+        "user_logins.{} is stored as `{}` (policy {}, used since {since}); {name} would store `{}` \
+         there, and old and new values would never match: write this policy into a fresh table, \
+         or move the rows first (docs/security.md \"Changing a policy\")",
+        change.column, change.was, was.fingerprint, change.now
     )
 }

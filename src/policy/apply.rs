@@ -56,6 +56,11 @@ impl Applier {
         }
     }
 
+    /// The policy's fingerprint.
+    pub fn fingerprint(&self) -> String {
+        self.policy.fingerprint()
+    }
+
     /// Whether `run` can store rows under this policy: an `aes-siv` pseudonym scoped to a period
     /// needs a random key per period that `shred` can destroy, and a `user_id` pseudonym needs
     /// `erase` to find rows by it; neither is built yet.
@@ -96,8 +101,10 @@ impl Applier {
         let at = period.as_deref();
         let store = |field: &str| self.policy.store(field).unwrap_or(Store::Drop);
         let ip = self.ip(&event, store("ip"), at)?;
+        // Network pseudonyms and ipcrypt-pfx go where `--ip-network-mask` puts them, so that
+        // `reveal`, `rekey` and the reports find them where they look.
         let (masked_ip, masked_ip_network) = match store("ip") {
-            Store::Network { .. } => (None, ip),
+            Store::Network { .. } | Store::IpcryptPfx => (None, ip),
             _ => (ip, None),
         };
         let login = MaskedLogin {
@@ -128,7 +135,17 @@ impl Applier {
     /// the policy's order.
     pub fn apply(&self, event: &LoginEvent, sent_at: DateTime<Utc>) -> Result<Stored, KeyError> {
         let row = self.row(event.clone(), sent_at)?;
-        let login = &row.login;
+        Ok(self.stored(&row.login, row.create_date, sent_at))
+    }
+
+    /// The columns of a row the policy made (`login`, dated `create_date`, sent at `sent_at`),
+    /// in the policy's order: what `preview` prints.
+    pub fn stored(
+        &self,
+        login: &MaskedLogin,
+        create_date: NaiveDate,
+        sent_at: DateTime<Utc>,
+    ) -> Stored {
         let columns = (self.policy.fields())
             .map(|(field, store)| {
                 let column = super::describe::column(field, store);
@@ -140,16 +157,16 @@ impl Applier {
                     "masked_device_id" => login.masked_device_id.clone(),
                     "locale" => login.locale.clone(),
                     "app_version" => login.app_version.clone(),
-                    "create_date" => Some(row.create_date.to_string()),
+                    "create_date" => Some(create_date.to_string()),
                     _ => Some(login.stored_sent_at.unwrap_or(sent_at).to_rfc3339()),
                 };
                 (column, value)
             })
             .collect();
-        Ok(Stored {
-            period: row.login.period,
+        Stored {
+            period: login.period.clone(),
             columns,
-        })
+        }
     }
 
     /// The key ring masks of a field with `scope` are made under.

@@ -34,7 +34,7 @@ impl Policy {
 
 pub(super) fn column(field: &'static str, store: Store) -> &'static str {
     match (field, store) {
-        ("ip", Store::Network { .. }) => "masked_ip_network",
+        ("ip", Store::Network { .. } | Store::IpcryptPfx) => "masked_ip_network",
         ("ip", _) => "masked_ip",
         ("device_id", _) => "masked_device_id",
         (field, _) => field,

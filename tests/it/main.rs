@@ -33,6 +33,7 @@ mod operability;
 mod partitions;
 mod pipeline;
 mod poison;
+mod policy_attacks;
 mod policy_run;
 mod poolers;
 mod privacy;

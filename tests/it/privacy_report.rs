@@ -69,10 +69,14 @@ async fn the_attack_finds_every_unkeyed_mask_and_no_keyed_one() {
             report["policy"]["fingerprint"],
             login_etl::policy::Policy::seed().fingerprint()
         );
+        // A run without --policy records what its flags store: the seed policy under hmac.
+        let in_force = report["policy"]["in_force"]["fingerprint"]
+            .as_str()
+            .unwrap();
         assert_eq!(
-            report["policy"]["in_force"],
-            Value::Null,
-            "run had no --policy"
+            in_force == login_etl::policy::Policy::seed().fingerprint(),
+            strategy == "hmac-sha256",
+            "{in_force}"
         );
         // No raw value in the report, whatever the strategy.
         let text = report.to_string();
