@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS privacy_policy (
 -- row (run as the owner, who can read them): the strategy of its masks and whether it has a
 -- network pseudonym (of prefixes that cannot be told, so any network pseudonym may follow).
 INSERT INTO privacy_policy (fingerprint, canonical, columns)
-SELECT 'pol-000000000000', 'rows written before policies were recorded',
+SELECT 'pol-000000000000', 'no policy file: rows written before policies were recorded',
        jsonb_build_object(
            'user_id', 'keep', 'device_type', 'keep', 'locale', 'keep', 'app_version', 'keep',
            'create_date', 'keep', 'sent_at', 'keep',

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use super::policy::load_policy;
 use super::{load_keys, Globals};
 use crate::cli::{KeyArgs, PolicyFileArgs, SqsArgs};
-use crate::policy::Applier;
+use crate::policy::{Applier, Stored};
 
 /// `preview` options.
 #[derive(Debug, Clone, Args)]
@@ -84,14 +84,7 @@ pub(super) async fn execute(args: PreviewArgs, _: Globals) -> anyhow::Result<()>
         };
         match decoded {
             Ok(event) => {
-                let stored = applier.apply(&event, sent_at)?;
-                if let Some(period) = stored.period {
-                    out.insert("period".into(), json!(period));
-                }
-                let columns: Map<String, Value> = (stored.columns.into_iter())
-                    .map(|(column, value)| (column.to_string(), json!(value)))
-                    .collect();
-                out.insert("row".into(), Value::Object(columns));
+                put_row(&mut out, applier.apply(&event, sent_at)?);
                 logins += 1;
             }
             // Reasons name fields, never values.
@@ -114,6 +107,17 @@ pub(super) async fn execute(args: PreviewArgs, _: Globals) -> anyhow::Result<()>
 /// The longest line read whole (S3 objects have the same limit); a longer one is quarantined
 /// without being held in memory.
 const MAX_LINE: usize = 256 * 1024;
+
+/// A row's period (if any) and columns, into a preview line.
+pub(super) fn put_row(out: &mut Map<String, Value>, stored: Stored) {
+    if let Some(period) = stored.period {
+        out.insert("period".into(), json!(period));
+    }
+    let columns: Map<String, Value> = (stored.columns.into_iter())
+        .map(|(column, value)| (column.to_string(), json!(value)))
+        .collect();
+    out.insert("row".into(), Value::Object(columns));
+}
 
 /// One line of the input.
 enum Line {

@@ -91,13 +91,7 @@ async fn show(
                             ..
                         } => {
                             let stored = applier.stored(&login, create_date, sent_at);
-                            if let Some(period) = stored.period {
-                                out.insert("period".into(), json!(period));
-                            }
-                            let columns: Map<String, Value> = (stored.columns.into_iter())
-                                .map(|(column, value)| (column.to_string(), json!(value)))
-                                .collect();
-                            out.insert("row".into(), Value::Object(columns));
+                            super::preview::put_row(&mut out, stored);
                             rows += 1;
                         }
                         // Reasons name fields, never values.

@@ -10,7 +10,7 @@ use super::run::RunArgs;
 use crate::mask::NetworkMaskMode;
 use crate::policy::in_force::{self, Change};
 use crate::policy::Policy;
-use crate::sink::postgres::PolicyInForce;
+use crate::sink::postgres::{PolicyInForce, NO_POLICY_FILE};
 use crate::sink::PgSink;
 
 /// What a run without a policy file stores in `masked_ip_network` under `--ip-network-mask`.
@@ -39,6 +39,7 @@ pub(super) struct Adoption {
     canonical: String,
     columns: BTreeMap<&'static str, String>,
     name: String,
+    from_file: bool,
 }
 
 /// What `run` with `args` stores (`policy`: its `--policy`, loaded).
@@ -55,12 +56,8 @@ pub(super) fn adoption(policy: Option<&Policy>, args: &RunArgs) -> Adoption {
             policy.canonical(),
             in_force::treatments(policy),
         ),
-        None if without == in_force::treatments(&Policy::seed()) => {
-            let seed = Policy::seed();
-            (seed.fingerprint(), seed.canonical(), without)
-        }
         None => {
-            let canonical = format!("no policy file; columns: {without:?}");
+            let canonical = format!("{NO_POLICY_FILE}; columns: {without:?}");
             let digest = hex::encode(Sha256::digest(canonical.as_bytes()));
             (format!("pol-{}", &digest[..12]), canonical, without)
         }
@@ -74,12 +71,16 @@ pub(super) fn adoption(policy: Option<&Policy>, args: &RunArgs) -> Adoption {
         canonical,
         columns,
         name,
+        from_file: policy.is_some(),
     }
 }
 
-/// One line if a policy recorded before stores a column otherwise than `adoption` would.
+/// One line if a policy recorded before stores a column otherwise than `adoption` would. A run
+/// with a policy file answers to every record; a run without one (flags, as before policies
+/// existed) only to the policy files recorded, so changing `--mask-strategy` stays as it was.
 pub(super) fn objection(adoption: &Adoption, recorded: &[PolicyInForce]) -> Option<String> {
-    recorded.iter().find_map(|was| {
+    let binding = |was: &&PolicyInForce| adoption.from_file || was.from_file;
+    recorded.iter().filter(binding).find_map(|was| {
         let change = in_force::changes(&was.columns, &adoption.columns)
             .into_iter()
             .next()?;

@@ -33,7 +33,7 @@ pub use ops::{
     KeyUsage, MaskedRow, ObjectToRegister, ObjectsProgress, PgOperator, QuarantineEntry, RekeyRow,
     RevealRequest, SharedDevice, SharedIp, SharedNetwork, TableCounts, PRUNE_BATCH,
 };
-pub use policy_record::PolicyInForce;
+pub use policy_record::{PolicyInForce, NO_POLICY_FILE};
 pub use write::WriteReport;
 
 /// The writer: what the pipeline commits through, and nothing an operator runs.

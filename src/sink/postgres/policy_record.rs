@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::connection::{begin, PgConnection};
 use super::{PgSink, SinkError};
 
-const RECORDED: &str = "SELECT fingerprint, columns, first_used FROM privacy_policy \
+const RECORDED: &str = "SELECT fingerprint, columns, first_used, canonical FROM privacy_policy \
                         ORDER BY last_used DESC, fingerprint";
 const RECORD: &str = "INSERT INTO privacy_policy (fingerprint, canonical, columns) \
                       VALUES ($1, $2, $3) \
@@ -27,17 +27,24 @@ pub struct PolicyInForce {
     pub columns: BTreeMap<String, String>,
     /// When a writer first wrote under it.
     pub since: DateTime<Utc>,
+    /// Whether a policy file said it (else a run's flags, or rows from before policies).
+    pub from_file: bool,
 }
+
+/// How a run without a policy file, and migration 21, name what they record.
+pub const NO_POLICY_FILE: &str = "no policy file";
 
 fn read(row: &tokio_postgres::Row) -> PolicyInForce {
     let columns: serde_json::Value = row.get(1);
     let columns = (columns.as_object().into_iter().flatten())
         .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
         .collect();
+    let canonical: String = row.get(3);
     PolicyInForce {
         fingerprint: row.get(0),
         columns,
         since: row.get(2),
+        from_file: !canonical.starts_with(NO_POLICY_FILE),
     }
 }
 
