@@ -14,9 +14,17 @@ CREATE TABLE IF NOT EXISTS privacy_policy (
     last_used   timestamptz NOT NULL DEFAULT now()
 );
 
--- Rows written before policies were recorded are recorded as a policy of their own, read from one
--- row (run as the owner, who can read them): the strategy of its masks and whether it has a
--- network pseudonym (of prefixes that cannot be told, so any network pseudonym may follow).
+-- Rows written before policies were recorded are recorded as a policy of their own (run as the
+-- owner, who can read them): the strategy of the newest row's masks (a table moved from sha256 to
+-- hmac is hmac now; `rekey` converts the rest), and whether any row has a network pseudonym (of
+-- prefixes that cannot be told, so any network pseudonym may follow). It reads the table once.
+WITH newest AS (
+    SELECT masked_ip AS ip, masked_device_id AS device FROM user_logins
+    ORDER BY sent_at DESC NULLS LAST, create_date DESC NULLS LAST LIMIT 1
+), network AS (
+    SELECT masked_ip_network AS n FROM user_logins WHERE masked_ip_network IS NOT NULL
+    ORDER BY sent_at DESC NULLS LAST LIMIT 1
+)
 INSERT INTO privacy_policy (fingerprint, canonical, columns)
 SELECT 'pol-000000000000', 'no policy file: rows written before policies were recorded',
        jsonb_build_object(
@@ -30,11 +38,10 @@ SELECT 'pol-000000000000', 'no policy file: rows written before policies were re
                                     WHEN s.device ~ '^[0-9a-fA-F]{64}$' THEN 'sha256'
                                     WHEN s.device ~ '^[^:]+:[0-9a-fA-F]{64}$' THEN 'hmac'
                                     ELSE 'aes-siv' END,
-           'masked_ip_network', CASE WHEN s.network IS NULL THEN 'empty'
-                                     WHEN s.network LIKE '%:pfx:%' THEN 'ipcrypt-pfx'
+           'masked_ip_network', CASE WHEN (SELECT n FROM network) IS NULL THEN 'empty'
+                                     WHEN (SELECT n FROM network) LIKE '%:pfx:%' THEN 'ipcrypt-pfx'
                                      ELSE 'network' END)
-FROM (SELECT masked_ip AS ip, masked_device_id AS device, masked_ip_network AS network
-      FROM user_logins LIMIT 1) AS s
+FROM newest AS s
 ON CONFLICT (fingerprint) DO NOTHING;
 
 -- A database upgraded with its roles in place: the roles that write rows record the policy they

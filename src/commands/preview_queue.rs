@@ -17,6 +17,9 @@ use crate::source::s3::notification::{self, Notification};
 use crate::source::{SqsSettings, SqsSource};
 use crate::transform::{self, OutcomeKind};
 
+/// Below this `maxReceiveCount`, preview refuses to receive: it would leave `run` too few.
+const MIN_REDRIVE_RECEIVES: u32 = 5;
+
 /// Show up to `max` messages of the queue `settings` names, one JSON line per login.
 pub(super) async fn preview(
     settings: &SqsSettings,
@@ -27,8 +30,27 @@ pub(super) async fn preview(
     let source = SqsSource::connect(settings)
         .await
         .context("cannot reach the queue")?;
+    anyhow::ensure!(
+        !source.is_fifo(),
+        "{} is a FIFO queue, which `run` refuses (it keeps no per-group order): preview the queue \
+         `run` would read",
+        source.queue_url()
+    );
+    // Each message shown is received once more: under a tight redrive policy that receive could
+    // be the one that sends it to the dead-letter queue before `run` sees it.
+    let redrive = (source.config().await)
+        .context("cannot read the queue's attributes")?
+        .redrive_max_receives;
+    if let Some(limit) = redrive.filter(|limit| *limit < MIN_REDRIVE_RECEIVES) {
+        anyhow::bail!(
+            "{}'s redrive policy moves a message to its dead-letter queue after {limit} receives, \
+             and preview would use one of them: preview a copy of the messages (another queue, \
+             or a file), or raise maxReceiveCount to {MIN_REDRIVE_RECEIVES} or more",
+            source.queue_url()
+        );
+    }
     let mut held = Vec::new();
-    let shown = show(&source, max, &applier, &masker, &mut held).await;
+    let shown = show(&source, max, redrive, &applier, &masker, &mut held).await;
     // Whatever happened, hand every message back: preview never keeps or deletes one.
     let kept = source.extend_visibility(&held, Duration::ZERO).await;
     let (messages, rows, refused) = shown?;
@@ -51,6 +73,7 @@ pub(super) async fn preview(
 async fn show(
     source: &SqsSource,
     max: usize,
+    redrive: Option<u32>,
     applier: &Applier,
     masker: &Masker,
     held: &mut Vec<crate::source::ReceiptHandle>,
@@ -66,6 +89,13 @@ async fn show(
         }
         held.extend(batch.iter().map(|e| e.receipt_handle.clone()));
         for envelope in &batch {
+            if let Some(limit) = redrive.filter(|limit| envelope.receive_count + 1 >= *limit) {
+                eprintln!(
+                    "message {} has now been received {} times; the queue moves it to its \
+                     dead-letter queue after {limit}",
+                    envelope.message_id.0, envelope.receive_count
+                );
+            }
             let mut lines = Vec::new();
             let message = json!(envelope.message_id.0);
             if !matches!(

@@ -34,6 +34,7 @@ mod partitions;
 mod pipeline;
 mod poison;
 mod policy_attacks;
+mod policy_attacks2;
 mod policy_run;
 mod poolers;
 mod privacy;

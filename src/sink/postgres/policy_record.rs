@@ -15,6 +15,7 @@ const RECORDED: &str = "SELECT fingerprint, columns, first_used, canonical FROM 
 const RECORD: &str = "INSERT INTO privacy_policy (fingerprint, canonical, columns) \
                       VALUES ($1, $2, $3) \
                       ON CONFLICT (fingerprint) DO UPDATE SET last_used = now()";
+const WRITES_ROWS: &str = "SELECT has_table_privilege('user_logins', 'INSERT')";
 /// Arbitrary constant for `pg_advisory_xact_lock`: "policy!".
 const POLICY_LOCK: i64 = 0x0070_6f6c_6963_7921;
 
@@ -92,6 +93,11 @@ impl PgSink {
             .collect();
         if let Some(objection) = refuse(&recorded) {
             return Ok(Some(objection));
+        }
+        // A role that writes no rows (an operator's retention-only run) has nothing to record.
+        let writes: bool = (tx.query_one(WRITES_ROWS, &[]).await.map_err(pg)?).get(0);
+        if !writes {
+            return Ok(None);
         }
         tx.execute(RECORD, &[&fingerprint, &canonical, &columns])
             .await
