@@ -158,6 +158,11 @@ async fn attack2_operator_retention_consumer() {
     let out = run_binary(binary_for(&queue, &url).args(["run", "--drain", "--retain-days", "30"]));
     eprintln!("exit {:?}: {}", out.status.code(), tail(&out));
     assert!(out.status.success(), "operator retention consumer refused");
+    // The operator may not read the reveal audit: `report privacy` leaves that count out.
+    let report = run_binary(binary_for(&queue, &url).args(["report", "privacy"]));
+    let said = String::from_utf8_lossy(&report.stdout);
+    assert!(report.status.success(), "{}", tail(&report));
+    assert!(!said.contains("  reveal "), "{said}");
 }
 
 async fn preview_then_drain(queue: &TestQueue, db: &TestDb, n: usize) {

@@ -14,18 +14,27 @@ const MASKED_COLUMNS: [&str; 3] = ["masked_ip", "masked_device_id", "masked_ip_n
 
 impl PgOperator {
     /// Reveals (`mask_reveals`) and each privacy operation (`privacy_operations`), with counts.
+    /// A role that may not read the reveal audit (an operator) gets the operations only.
     pub async fn audit_counts(&mut self) -> Result<Vec<(String, i64)>, SinkError> {
+        let readable = "SELECT has_table_privilege('mask_reveals', 'SELECT')";
+        let reveals: bool = self.db.query_one(readable, &[]).await?.get(0);
+        let mut counts = Vec::new();
+        if reveals {
+            let row = (self.db)
+                .query_one("SELECT count(*) FROM mask_reveals", &[])
+                .await?;
+            counts.push(("reveal".to_string(), row.get(0)));
+        }
         let rows = self
             .db
             .query(
-                "SELECT 'reveal', count(*) FROM mask_reveals
-                 UNION ALL
-                 SELECT operation, count(*) FROM privacy_operations GROUP BY operation
-                 ORDER BY 1",
+                "SELECT operation, count(*) FROM privacy_operations GROUP BY operation ORDER BY 1",
                 &[],
             )
             .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        counts.extend(rows.iter().map(|r| (r.get(0), r.get(1))));
+        counts.sort();
+        Ok(counts)
     }
 
     /// The policy recorded last by a writer (`run --policy`), if any.
