@@ -16,6 +16,10 @@ use crate::mask::{
 };
 use crate::validate::LoginEvent;
 
+/// The login `check_keys` makes a row of.
+pub(super) const SAMPLE_LOGIN: &str =
+    r#"{"user_id":"u","device_type":"ios","ip":"192.0.2.1","device_id":"d"}"#;
+
 /// Domain of `user_id` pseudonyms, apart from every other field's.
 const USER_ID_DOMAIN: &[u8] = b"login-etl/v1/user_id";
 
@@ -88,9 +92,9 @@ impl Applier {
     /// Make one row now, so that `run` knows before its first message that every key the policy
     /// needs can be made (each period's are derived the same way).
     pub fn check_keys(&self) -> Result<(), KeyError> {
-        let sample = r#"{"user_id":"u","device_type":"ios","ip":"192.0.2.1","device_id":"d"}"#;
-        match crate::validate::decode(sample) {
+        match crate::validate::decode(SAMPLE_LOGIN) {
             Ok(event) => self.row(event, Utc::now()).map(|_| ()),
+            // `the_start_check_makes_a_row` keeps the sample valid.
             Err(_) => Ok(()),
         }
     }

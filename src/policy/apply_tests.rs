@@ -136,3 +136,13 @@ fn no_choice_lets_a_raw_address_or_device_id_through() {
         }
     });
 }
+
+#[test]
+fn the_start_check_makes_a_row() {
+    assert!(decode(super::apply::SAMPLE_LOGIN).is_ok());
+    let monthly =
+        Policy::parse(include_str!("../../examples/policies/monthly-links.toml")).unwrap();
+    for policy in [Policy::seed(), monthly] {
+        Applier::new(policy, keys()).check_keys().unwrap();
+    }
+}
