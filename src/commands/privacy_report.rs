@@ -51,6 +51,7 @@ pub(super) async fn execute(args: PrivacyReportArgs) -> anyhow::Result<()> {
     let audit = database.audit_counts().await?;
     let in_force = database.policy_in_force().await?;
     let periods = database.periods().await?;
+    let retention = database.last_retention().await?;
     let recorded = match &in_force {
         Some(p) if p.fingerprint == policy.fingerprint() => format!(
             "in force: recorded by run since {}",
@@ -84,6 +85,7 @@ pub(super) async fn execute(args: PrivacyReportArgs) -> anyhow::Result<()> {
             "keys": keys,
             "periods": periods.iter().map(|(period, rows)| json!({"period": period, "rows": rows})).collect::<Vec<_>>(),
             "shredded_periods": [],
+            "retention": retention.iter().map(|(what, at, before)| json!({"operation": what, "last_run": at, "deleted_before": before})).collect::<Vec<_>>(),
             "audit": audit.iter().map(|(what, n)| json!({"operation": what, "count": n})).collect::<Vec<_>>(),
             "attacks": attacks.iter().map(|(column, space, size, findings)| json!({
                 "column": column, "space": space, "candidates": size,
@@ -123,6 +125,16 @@ pub(super) async fn execute(args: PrivacyReportArgs) -> anyhow::Result<()> {
         }
     }
     println!("Shredded periods: none");
+    match retention.as_slice() {
+        [] => println!("Retention: never run (run --retain-days, --quarantine-retention-days, --audit-retention-days)"),
+        runs => {
+            println!("Retention (the last run of each, from the audit):");
+            for (what, at, before) in runs {
+                let before = before.as_deref().map(escape).unwrap_or_default();
+                println!("  {what:<22} {}  deleted what was before {before}", at.format("%Y-%m-%d %H:%M UTC"));
+            }
+        }
+    }
     println!("Audit:");
     for (what, n) in &audit {
         println!("  {what:<22} {n:>10}");

@@ -119,6 +119,15 @@ async fn rows_follow_the_policy_and_link_inside_their_month_only() {
         report["periods"],
         json!([{"period": "2026-02", "rows": 1}, {"period": "2026-01", "rows": 2}])
     );
+    // Retention shows as the audit recorded its last run: 300 days back drops the January rows.
+    run_drain(&queue, &db, &["--policy", &monthly, "--retain-days", "300"]);
+    let out = run_ok(binary(&queue, &db).args([
+        "report", "privacy", "--policy", &monthly, "--format", "json",
+    ]));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let retention = &report["retention"][0];
+    assert_eq!(retention["operation"], "retention", "{report}");
+    assert!(retention["deleted_before"].is_string(), "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

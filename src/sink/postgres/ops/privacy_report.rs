@@ -5,6 +5,12 @@ use super::super::policy_record::{self, PolicyInForce};
 use super::super::SinkError;
 use super::PgOperator;
 
+/// The last run of each kind of retention, with the cutoff it deleted before.
+const RETENTION: &str = "SELECT DISTINCT ON (operation) operation, at, detail->>'before' \
+                         FROM privacy_operations \
+                         WHERE operation IN ('retention', 'quarantine_retention', 'audit_retention') \
+                         ORDER BY operation, at DESC";
+
 /// Rows per period of time-scoped pseudonyms, newest first, at most this many periods.
 const PERIODS: &str = "SELECT period, count(*) FROM user_logins WHERE period IS NOT NULL \
                        GROUP BY period ORDER BY period DESC LIMIT 120";
@@ -40,6 +46,18 @@ impl PgOperator {
     /// The policy recorded last by a writer (`run --policy`), if any.
     pub async fn policy_in_force(&mut self) -> Result<Option<PolicyInForce>, SinkError> {
         policy_record::in_force(&mut self.db).await
+    }
+
+    /// `(operation, when, cutoff)` of the last run of each kind of retention (the audit's
+    /// record: retention is a `run` flag, so this is where its settings show).
+    pub async fn last_retention(
+        &mut self,
+    ) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>, Option<String>)>, SinkError> {
+        let rows = self.db.query(RETENTION, &[]).await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
     }
 
     /// `(period, rows)` of the rows whose pseudonyms are scoped to a period, newest first.
