@@ -80,6 +80,9 @@ fn main() {
         }
         let rate = outcomes as f64 / started.elapsed().as_secs_f64();
         let base = *first.get_or_insert(rate);
-        println!("  {name:<50} {rate:>10.0} logins/s  ({:.2} of no policy)", rate / base);
+        println!(
+            "  {name:<50} {rate:>10.0} logins/s  ({:.2} of no policy)",
+            rate / base
+        );
     }
 }
