@@ -105,10 +105,10 @@ impl Applier {
         let at = period.as_deref();
         let store = |field: &str| self.policy.store(field).unwrap_or(Store::Drop);
         let ip = self.ip(&event, store("ip"), at)?;
-        // Network pseudonyms and ipcrypt-pfx go where `--ip-network-mask` puts them, so that
-        // `reveal`, `rekey` and the reports find them where they look.
-        let (masked_ip, masked_ip_network) = match store("ip") {
-            Store::Network { .. } | Store::IpcryptPfx => (None, ip),
+        // The column is `describe::column`'s: network pseudonyms and ipcrypt-pfx go where
+        // `--ip-network-mask` puts them, so `reveal`, `rekey` and the reports find them.
+        let (masked_ip, masked_ip_network) = match super::describe::column("ip", store("ip")) {
+            "masked_ip_network" => (None, ip),
             _ => (ip, None),
         };
         let login = MaskedLogin {
