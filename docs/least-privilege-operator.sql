@@ -26,6 +26,11 @@ GRANT SELECT ON erased_subjects TO login_etl_operator;
 GRANT SELECT, INSERT ON mask_key_fingerprints TO login_etl_operator;
 -- The privacy policy in force (migration 21), for `report privacy`.
 GRANT SELECT ON privacy_policy TO login_etl_operator;
+-- shred (migration 22): destroys period keys and sets the horizon no key is made before; it
+-- locks user_logins like erase (its DELETE grant allows that). The server stamps the times and
+-- refuses to give a shredded period a key again.
+GRANT SELECT, UPDATE (wrapped_by, wrapped) ON period_keys TO login_etl_operator;
+GRANT SELECT, INSERT ON shred_horizons TO login_etl_operator;
 -- backfill: registers each S3 object it enqueues (bucket, size, time; the key only as a hash),
 -- so that `status` and `backfill --wait` can say what is done and what is left.
 -- Column by column: the read counts and `finished_at` are the writer's alone (an operator who
@@ -46,6 +51,10 @@ GRANT USAGE ON SEQUENCE privacy_operations_id_seq TO login_etl_operator;
 -- rekey counts its batches in its own row.
 GRANT EXECUTE ON FUNCTION
     login_etl_erase_audited(text, text[], text[], text[], text, text, text, bigint, bigint)
+    TO login_etl_operator;
+-- The same erase by the id and the pseudonyms a policy stores in its place (migration 22).
+GRANT EXECUTE ON FUNCTION
+    login_etl_erase_subject_audited(text[], text[], text[], text[], text, text, text, bigint, bigint)
     TO login_etl_operator;
 GRANT EXECUTE ON FUNCTION login_etl_count_rekeyed(bigint, bigint) TO login_etl_operator;
 -- Audit retention (`--audit-retention-days`) deletes audit rows: only the owner runs it.

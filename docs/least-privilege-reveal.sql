@@ -13,6 +13,8 @@ GRANT SELECT ON user_logins TO login_etl_revealer;
 GRANT SELECT ON mask_key_fingerprints TO login_etl_revealer;
 -- The privacy policy in force (migration 21).
 GRANT SELECT ON privacy_policy TO login_etl_revealer;
+-- Period keys (migration 22), wrapped: revealing a policy's scoped aes-siv values opens them.
+GRANT SELECT ON period_keys, shred_horizons TO login_etl_revealer;
 -- The audit row: only the columns a client may set. `db_user` and `revealed_at` are stamped by the
 -- server (migration 15) whatever is sent, and no role but the owner may UPDATE, DELETE or
 -- TRUNCATE the table.

@@ -35,6 +35,11 @@ GRANT INSERT, SELECT ON mask_key_fingerprints TO login_etl_writer;
 -- The privacy policy in force (migration 21): read at start, and `run --policy` records the
 -- policy it writes under (fingerprint, choices, what each column holds; no login).
 GRANT SELECT, INSERT, UPDATE (last_used) ON privacy_policy TO login_etl_writer;
+-- Period keys (migration 22): a policy's scoped aes-siv values are sealed under a random key per
+-- period, kept wrapped by the key ring; the first writer that needs one adds it. Never UPDATE or
+-- DELETE: only `shred` (an operator) destroys keys.
+GRANT SELECT, INSERT (period, wrapped_by, wrapped) ON period_keys TO login_etl_writer;
+GRANT SELECT ON shred_horizons TO login_etl_writer;
 -- Erasure records (migration 14): each write leaves out the logins of subjects erased after
 -- they were sent; it only reads them.
 GRANT SELECT ON erased_subjects TO login_etl_writer;

@@ -46,16 +46,19 @@ pub(super) async fn execute(args: EraseArgs, _: Globals) -> anyhow::Result<()> {
     let forms = crate::mask::user_id_forms(&keys, &args.user_id);
     let records = crate::mask::ErasureFingerprints::new(&keys).of(&args.user_id);
     let generations = crate::mask::Generations::new(&keys)?;
+    let mut database = PgOperator::new(&args.db.settings())?;
+    database.require_current_schema().await?;
+    database.check_key_ring(&keys.key_fingerprints()).await?;
+    let pseudonyms = pseudonyms_of(&mut database, &keys, &args.user_id).await?;
     let subject = EraseSubject {
         id: &args.user_id,
+        pseudonyms: &pseudonyms,
         fingerprints: &fingerprints,
         forms: &forms,
         records: &records,
         generations: &|mask| generations.of(mask),
     };
-    let mut database = PgOperator::new(&args.db.settings())?;
-    database.require_current_schema().await?;
-    database.check_key_ring(&keys.key_fingerprints()).await?;
+
     let who = Accountable {
         os_user: os_user(),
         actor: args.actor.clone().unwrap_or_else(os_user),
@@ -78,4 +81,28 @@ pub(super) async fn execute(args: EraseArgs, _: Globals) -> anyhow::Result<()> {
         ),
     }
     Ok(())
+}
+
+/// What a subject may be stored as besides the id: their `user_id` pseudonyms, if a recorded
+/// policy stores one (under every key of the ring, and in every period the table holds when it is
+/// scoped).
+pub(super) async fn pseudonyms_of(
+    database: &mut PgOperator,
+    keys: &crate::mask::KeyRing,
+    user_id: &str,
+) -> anyhow::Result<Vec<String>> {
+    let policies = (database.recorded_policies().await)
+        .context("cannot read the recorded privacy policies")?;
+    let stores: Vec<&String> = (policies.iter())
+        .filter_map(|p| p.columns.get("user_id"))
+        .filter(|c| c.starts_with("hmac"))
+        .collect();
+    if stores.is_empty() {
+        return Ok(Vec::new());
+    }
+    let periods = match stores.iter().any(|c| c.contains('/')) {
+        true => (database.stored_periods().await).context("cannot read user_logins' periods")?,
+        false => Vec::new(),
+    };
+    Ok(crate::policy::user_id_pseudonyms(keys, user_id, &periods)?)
 }

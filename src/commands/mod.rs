@@ -36,6 +36,7 @@ pub mod reveal;
 pub mod run;
 mod run_policy;
 pub mod send_sample;
+pub mod shred;
 pub mod status;
 
 /// Environment variable holding the masking key ring.
@@ -133,6 +134,10 @@ commands! {
     /// Erase one data subject: their rows and quarantine entries, in one audited transaction
     /// (`--dry-run` counts first). The ledger keeps the message ids, so a redelivery adds nothing.
     Erase(erase::EraseArgs) => erase,
+    /// Crypto-shredding: destroy the random keys of every period ending by --before, so the
+    /// aes-siv values a policy sealed under them can never be revealed again; rows and one-way
+    /// columns stay. Asks first (--yes skips), audited.
+    Shred(shred::ShredArgs) => shred,
     /// Re-encrypt aes-siv and ipcrypt-pfx values written under older keys to --to, in small
     /// resumable transactions, audited. hmac masks are one-way and cannot be re-keyed.
     Rekey(rekey::RekeyArgs) => rekey,

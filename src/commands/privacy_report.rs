@@ -52,6 +52,9 @@ pub(super) async fn execute(args: PrivacyReportArgs) -> anyhow::Result<()> {
     let in_force = database.policy_in_force().await?;
     let periods = database.periods().await?;
     let retention = database.last_retention().await?;
+    let (period_keys, horizon) = database.period_key_report().await?;
+    let (shredded, live): (Vec<_>, Vec<_>) =
+        period_keys.iter().partition(|k| k.shredded_at.is_some());
     let recorded = match &in_force {
         Some(p) if p.fingerprint == policy.fingerprint() => format!(
             "in force: recorded by run since {}",
@@ -84,7 +87,9 @@ pub(super) async fn execute(args: PrivacyReportArgs) -> anyhow::Result<()> {
                 "status": recorded },
             "keys": keys,
             "periods": periods.iter().map(|(period, rows)| json!({"period": period, "rows": rows})).collect::<Vec<_>>(),
-            "shredded_periods": [],
+            "period_keys": live.iter().map(|k| json!({"period": k.period, "made": k.created_at})).collect::<Vec<_>>(),
+            "shredded_periods": shredded.iter().map(|k| json!({"period": k.period, "made": k.created_at, "shredded": k.shredded_at})).collect::<Vec<_>>(),
+            "shred_horizon": horizon,
             "retention": retention.iter().map(|(what, at, before)| json!({"operation": what, "last_run": at, "deleted_before": before})).collect::<Vec<_>>(),
             "audit": audit.iter().map(|(what, n)| json!({"operation": what, "count": n})).collect::<Vec<_>>(),
             "attacks": attacks.iter().map(|(column, space, size, findings)| json!({
@@ -124,7 +129,37 @@ pub(super) async fn execute(args: PrivacyReportArgs) -> anyhow::Result<()> {
             }
         }
     }
-    println!("Shredded periods: none");
+    match live.as_slice() {
+        [] => println!("Period keys: none (no aes-siv value is scoped to a period)"),
+        live => println!(
+            "Period keys (random, wrapped by the key ring; `shred` destroys them): {} live, {} .. {}",
+            live.len(),
+            escape(&live[0].period),
+            escape(&live[live.len() - 1].period)
+        ),
+    }
+    match shredded.as_slice() {
+        [] => println!("Shredded periods: none"),
+        shredded => {
+            println!("Shredded periods (their aes-siv values can never be revealed again):");
+            for k in shredded {
+                let at = k
+                    .shredded_at
+                    .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string());
+                println!(
+                    "  {:<12} shredded {}",
+                    escape(&k.period),
+                    at.unwrap_or_default()
+                );
+            }
+        }
+    }
+    if let Some(horizon) = horizon {
+        println!(
+            "  no key is made for a period ending by {} (logins of those periods store no revealable value)",
+            horizon.format("%Y-%m-%d")
+        );
+    }
     match retention.as_slice() {
         [] => println!("Retention: never run (run --retain-days, --quarantine-retention-days, --audit-retention-days)"),
         runs => {

@@ -144,8 +144,16 @@ pub(super) async fn execute(args: RekeyArgs, globals: Globals) -> anyhow::Result
         rekey_commit(tx, &rekeyed, audit_id).await?;
         eprintln!("re-keyed {total} rows so far");
     }
+    // Period keys (a policy's scoped aes-siv) are not re-keyed row by row: their wrapping is.
+    let rewrapped = match shutdown.is_cancelled() {
+        true => 0,
+        false => (database
+            .rewrap_period_keys(&rekeyer.keys().with_active(&args.to)?)
+            .await)
+            .context("cannot re-wrap the period keys")?,
+    };
     println!(
-        "re-keyed {total} rows to `{}`; audited in privacy_operations (id {audit_id})",
+        "re-keyed {total} rows and re-wrapped {rewrapped} period keys to `{}`; audited in privacy_operations (id {audit_id})",
         args.to
     );
     Ok(())

@@ -40,6 +40,13 @@ pub(super) async fn execute(args: RetireKeyArgs, _: Globals) -> anyhow::Result<(
     if extra > 0 {
         in_use.push(format!("{extra} extra_fields"));
     }
+    let wrapping = database.period_keys_wrapped_by(&args.id).await?;
+    if wrapping > 0 {
+        bail!(
+            "key `{}` wraps {wrapping} period keys (a policy's scoped aes-siv); re-wrap them first (`login-etl rekey --to <active id>`) or keep the key",
+            args.id
+        );
+    }
     if !in_use.is_empty() {
         let total: i64 = extra
             + usage

@@ -199,9 +199,6 @@ pub(super) async fn execute(args: RunArgs, globals: Globals) -> anyhow::Result<(
     let mut masker = Masker::new(args.strategy(), keys.as_ref())?.with_network(network);
     if let (Some(policy), Some(keys)) = (&policy, &keys) {
         let applier = crate::policy::Applier::new(policy.clone(), keys.clone());
-        applier
-            .runnable()
-            .map_err(|line| anyhow::anyhow!("policy {}: {line}", policy.fingerprint()))?;
         applier.check_keys()?;
         tracing::info!(policy = %policy.fingerprint(), "rows are stored as the policy says");
         masker = masker.with_policy(std::sync::Arc::new(applier));

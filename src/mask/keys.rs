@@ -280,6 +280,11 @@ impl KeyRing {
         Self::new(keys)
     }
 
+    /// The id of the key new masks are made with.
+    pub fn active_id(&self) -> &str {
+        &self.keys[0].0
+    }
+
     /// Every key, active first.
     pub(crate) fn all(&self) -> impl Iterator<Item = (&str, &MaskKey)> {
         self.keys.iter().map(|(id, key)| (id.as_str(), key))

@@ -17,6 +17,7 @@ mod key_fingerprint;
 pub mod keys;
 pub(crate) mod kms;
 pub mod network;
+mod period_key;
 mod rekey;
 mod row;
 mod scrub;
@@ -36,8 +37,12 @@ pub use key_fingerprint::replaced_keys;
 pub(crate) use keys::MaskKey;
 pub use keys::{KeyError, KeyRing};
 pub use network::{NetworkMaskMode, NetworkMasker, NetworkPrefixes};
+pub use period_key::{
+    new_period_key, period_end, period_key_id, period_masker, period_of_mask, period_start,
+    rewrap_period_key, WrappedPeriodKey,
+};
 pub use rekey::{Generations, Rekeyer};
-pub use row::{RowPolicy, StoredRow};
+pub use row::{PeriodKeyUse, PeriodKeys, RowPolicy, StoredRow};
 pub use scrub::{contains_ip, is_plain_name, ScrubbedBody, USER_FINGERPRINT};
 
 use crate::validate::LoginEvent;
@@ -128,6 +133,12 @@ pub struct MaskedLogin {
     /// What the `sent_at` column holds when a policy truncates it (`None`: when it was sent).
     /// Erasures and the ledger go by the untruncated time the outcome carries.
     pub stored_sent_at: Option<DateTime<Utc>>,
+    /// Whether its revealable values are sealed under its period's random key (a scoped
+    /// `aes-siv`): such a row commits only while that key is not shredded.
+    pub period_key: PeriodKeyUse,
+    /// The user id as it arrived, when `user_id` holds a pseudonym: what erasures are looked up
+    /// by. Never written.
+    pub subject: Option<String>,
 }
 
 /// Which strategy made a stored mask, from its shape: `sha256` is 64 hex characters, `hmac-sha256`
@@ -275,6 +286,8 @@ impl Masker {
             app_version: event.app_version,
             period: None,
             stored_sent_at: None,
+            period_key: PeriodKeyUse::None,
+            subject: None,
         }
     }
 
@@ -295,6 +308,16 @@ impl Masker {
                 create_date: sent_at.date_naive(),
             },
         }
+    }
+
+    /// Fresh wrapped keys for the periods rows came out [`PeriodKeyUse::Missing`] for.
+    pub fn new_period_keys(&self, periods: &[String]) -> Vec<(String, WrappedPeriodKey)> {
+        (self.policy.as_ref()).map_or_else(Vec::new, |p| p.new_period_keys(periods))
+    }
+
+    /// Seal rows of these periods under these keys (as the database holds them) from now on.
+    pub fn use_period_keys(&self, keys: &PeriodKeys) -> Result<(), KeyError> {
+        (self.policy.as_ref()).map_or(Ok(()), |p| p.use_period_keys(keys))
     }
 
     /// A keyed fingerprint of `text` for `purpose` (`<key id>:<16 hex>`) under the active key,

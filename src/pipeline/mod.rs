@@ -111,6 +111,9 @@ pub enum PipelineError {
     /// PostgreSQL failed in a way retrying can't fix, or for longer than the retry timeout.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// A period key in the database cannot be opened with this key ring.
+    #[error(transparent)]
+    Keys(#[from] crate::mask::KeyError),
     /// A task of the pipeline panicked: a bug, reported instead of exiting 0 with work undone.
     #[error("a {task} task panicked (a bug; the panic message is above); its messages were not deleted and will be redelivered")]
     Panicked {

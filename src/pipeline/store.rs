@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::future::Future;
 
+use crate::mask::{PeriodKeys, WrappedPeriodKey};
 use crate::message::{MessageId, Outcome};
 use crate::sink::{PgSink, SinkError, WriteReport};
 
@@ -37,6 +38,18 @@ pub trait Store: Send {
     ) -> impl Future<Output = Result<HashSet<usize>, SinkError>> + Send {
         async { Ok(HashSet::new()) }
     }
+    /// Store `fresh` period keys where their period has none yet, then the keys of `periods` as
+    /// stored (`None`: shredded). A store without a key table keeps what it is given.
+    fn period_keys(
+        &mut self,
+        _periods: &[String],
+        fresh: &[(String, WrappedPeriodKey)],
+    ) -> impl Future<Output = Result<PeriodKeys, SinkError>> + Send {
+        let kept = (fresh.iter())
+            .map(|(p, k)| (p.clone(), Some(k.clone())))
+            .collect();
+        async move { Ok(kept) }
+    }
 }
 
 impl Store for PgSink {
@@ -54,5 +67,13 @@ impl Store for PgSink {
 
     async fn not_to_forward(&mut self, refused: &[&Outcome]) -> Result<HashSet<usize>, SinkError> {
         PgSink::not_to_forward(self, refused).await
+    }
+
+    async fn period_keys(
+        &mut self,
+        periods: &[String],
+        fresh: &[(String, WrappedPeriodKey)],
+    ) -> Result<PeriodKeys, SinkError> {
+        PgSink::period_keys(self, periods, fresh).await
     }
 }

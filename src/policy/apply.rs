@@ -3,25 +3,20 @@
 //! (it never does: their choices are all pseudonyms or drop).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
 
 use super::{period, Grain, Policy, Scope, Store};
 use crate::mask::{
     Field, KeyError, KeyRing, MaskedLogin, Masker, NetworkMaskMode, NetworkMasker, NetworkPrefixes,
-    RowPolicy, StoredRow, StrategyName,
+    PeriodKeyUse, PeriodKeys, RowPolicy, StoredRow, StrategyName, WrappedPeriodKey,
 };
 use crate::validate::LoginEvent;
 
 /// The login `check_keys` makes a row of.
 pub(super) const SAMPLE_LOGIN: &str =
     r#"{"user_id":"u","device_type":"ios","ip":"192.0.2.1","device_id":"d"}"#;
-
-/// Domain of `user_id` pseudonyms, apart from every other field's.
-const USER_ID_DOMAIN: &[u8] = b"login-etl/v1/user_id";
 
 /// What a row would hold: `(column, value)` in the table's order (`None`: NULL), and its period.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +36,18 @@ pub struct Applier {
     rings: Mutex<HashMap<String, Arc<KeyRing>>>,
     /// Maskers by period (`""`: all time) and strategy, made once each.
     maskers: Mutex<HashMap<(String, StrategyName), Arc<Masker>>>,
+    /// Whether a field is `aes-siv` with a scope: sealed under random period keys.
+    sealed: bool,
+    /// The period keys handed over so far (`None`: shredded), as maskers.
+    period_keys: RwLock<HashMap<String, Option<Arc<Masker>>>>,
+}
+
+/// What a row's scoped `aes-siv` values are sealed with.
+enum Sealer {
+    /// Its period's key.
+    Key(Arc<Masker>),
+    /// Nothing: the key is shredded, or not known yet (`use`).
+    Nothing(PeriodKeyUse),
 }
 
 impl Applier {
@@ -51,42 +58,21 @@ impl Applier {
             .filter_map(|(_, s)| s.scope())
             .find(|s| *s != Scope::All)
             .unwrap_or(Scope::All);
+        let sealed = policy.seals_by_period();
         Applier {
             policy,
             keys,
             scope,
             rings: Mutex::new(HashMap::new()),
             maskers: Mutex::new(HashMap::new()),
+            sealed,
+            period_keys: RwLock::new(HashMap::new()),
         }
     }
 
     /// The policy's fingerprint.
     pub fn fingerprint(&self) -> String {
         self.policy.fingerprint()
-    }
-
-    /// Whether `run` can store rows under this policy: an `aes-siv` pseudonym scoped to a period
-    /// needs a random key per period that `shred` can destroy, and a `user_id` pseudonym needs
-    /// `erase` to find rows by it; neither is built yet.
-    pub fn runnable(&self) -> Result<(), String> {
-        if matches!(self.policy.store("user_id"), Some(Store::Hmac { .. })) {
-            return Err(
-                "`user_id` is a pseudonym: run cannot store it yet (erase finds a \
-                        subject's rows by the id as it arrived); use store = \"keep\" for now"
-                    .into(),
-            );
-        }
-        match self
-            .policy
-            .fields()
-            .find(|(_, store)| matches!(store, Store::AesSiv { scope } if *scope != Scope::All))
-        {
-            Some((field, _)) => Err(format!(
-                "`{field}` is aes-siv with a scope: run cannot store it yet (its per-period keys, \
-                 which `shred` destroys, are not built); use scope = \"all\" or hmac for now"
-            )),
-            None => Ok(()),
-        }
     }
 
     /// Make one row now, so that `run` knows before its first message that every key the policy
@@ -104,7 +90,8 @@ impl Applier {
         let period = period::label(self.scope, sent_at);
         let at = period.as_deref();
         let store = |field: &str| self.policy.store(field).unwrap_or(Store::Drop);
-        let ip = self.ip(&event, store("ip"), at)?;
+        let sealer = self.sealer(at);
+        let ip = self.ip(&event, store("ip"), at, &sealer)?;
         // The column is `describe::column`'s: network pseudonyms and ipcrypt-pfx go where
         // `--ip-network-mask` puts them, so `reveal`, `rekey` and the reports find them.
         let (masked_ip, masked_ip_network) = match super::describe::column("ip", store("ip")) {
@@ -117,7 +104,13 @@ impl Applier {
                 .unwrap_or_default(),
             device_type: kept(store("device_type"), Some(&event.device_type)),
             masked_ip,
-            masked_device_id: self.device_id(event.device_id.trim(), store("device_id"), at)?,
+            masked_device_id: self.masked(
+                Field::DeviceId,
+                event.device_id.trim(),
+                store("device_id"),
+                at,
+                &sealer,
+            )?,
             locale: kept(store("locale"), event.locale.as_deref()),
             app_version: match store("app_version") {
                 Store::Generalise { parts } => {
@@ -128,6 +121,11 @@ impl Applier {
             masked_ip_network,
             period,
             stored_sent_at: Some(truncate_time(sent_at, store("sent_at"))),
+            period_key: match sealer {
+                Sealer::Key(_) => PeriodKeyUse::Sealed,
+                Sealer::Nothing(state) => state,
+            },
+            subject: matches!(store("user_id"), Store::Hmac { .. }).then(|| event.user_id.clone()),
         };
         Ok(StoredRow {
             login,
@@ -164,6 +162,14 @@ impl Applier {
                     "create_date" => Some(create_date.to_string()),
                     _ => Some(login.stored_sent_at.unwrap_or(sent_at).to_rfc3339()),
                 };
+                // `preview` has no database to keep period keys in: it says what run would do.
+                let sealed = matches!(store, Store::AesSiv { scope } if scope != Scope::All);
+                let value = match (sealed, login.period_key, &login.period) {
+                    (true, PeriodKeyUse::Missing, Some(period)) => {
+                        Some(format!("(aes-siv under the key of {period}, made by run)"))
+                    }
+                    _ => value,
+                };
                 (column, value)
             })
             .collect();
@@ -198,15 +204,7 @@ impl Applier {
         };
         let ring = self.ring(scope, period)?;
         let (id, key) = ring.active();
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(key.bytes()).expect("HMAC accepts any key length");
-        mac.update(USER_ID_DOMAIN);
-        mac.update(&[0]);
-        mac.update(user_id.as_bytes());
-        Ok(Some(format!(
-            "{id}:{}",
-            hex::encode(mac.finalize().into_bytes())
-        )))
+        Ok(Some(super::subject::pseudonym(id, key, user_id)))
     }
 
     fn ip(
@@ -214,6 +212,7 @@ impl Applier {
         event: &LoginEvent,
         store: Store,
         period: Option<&str>,
+        sealer: &Sealer,
     ) -> Result<Option<String>, KeyError> {
         let network = |mode, prefixes, ring: &KeyRing| {
             NetworkMasker::new(mode, prefixes, ring).map(|m| m.map(|m| m.mask(&event.ip)))
@@ -234,17 +233,22 @@ impl Applier {
                 &event.ip.to_canonical().to_string(),
                 store,
                 period,
+                sealer,
             )?,
         })
     }
 
-    fn device_id(
-        &self,
-        device_id: &str,
-        store: Store,
-        period: Option<&str>,
-    ) -> Result<Option<String>, KeyError> {
-        self.masked(Field::DeviceId, device_id, store, period)
+    /// How this period's scoped `aes-siv` values are sealed.
+    fn sealer(&self, period: Option<&str>) -> Sealer {
+        let (true, Some(period)) = (self.sealed, period) else {
+            return Sealer::Nothing(PeriodKeyUse::None);
+        };
+        let keys = self.period_keys.read().unwrap_or_else(|e| e.into_inner());
+        match keys.get(period) {
+            Some(Some(masker)) => Sealer::Key(masker.clone()),
+            Some(None) => Sealer::Nothing(PeriodKeyUse::Shredded),
+            None => Sealer::Nothing(PeriodKeyUse::Missing),
+        }
     }
 
     /// `hmac`, `aes-siv` or `sha256` of a canonical value; NULL for `drop`.
@@ -254,15 +258,15 @@ impl Applier {
         canonical: &str,
         store: Store,
         period: Option<&str>,
+        sealer: &Sealer,
     ) -> Result<Option<String>, KeyError> {
         let (strategy, scope) = match store {
-            // Under a random key per period, kept wrapped so that `shred` can destroy it: not
-            // derivable from the ring, so not made here.
+            // Under the period's random key, which `shred` can destroy (NULL once it has).
             Store::AesSiv { scope } if scope != Scope::All => {
-                let period = period.unwrap_or_default();
-                return Ok(Some(format!(
-                    "(aes-siv under the key of {period}, made by run)"
-                )));
+                return Ok(match sealer {
+                    Sealer::Key(masker) => Some(masker.mask(field, canonical)),
+                    Sealer::Nothing(_) => None,
+                });
             }
             Store::Hmac { scope } => (StrategyName::HmacSha256, scope),
             Store::AesSiv { scope } => (StrategyName::AesSiv, scope),
@@ -330,5 +334,24 @@ impl RowPolicy for Applier {
         // Deriving a period's ring and making its maskers cannot fail for a ring that parsed
         // (`run` proves it at start with `Applier::row` on a sample login).
         Applier::row(self, event, sent_at).expect("the policy's keys were checked at start")
+    }
+
+    fn new_period_keys(&self, periods: &[String]) -> Vec<(String, WrappedPeriodKey)> {
+        (periods.iter())
+            .map(|p| (p.clone(), crate::mask::new_period_key(&self.keys, p)))
+            .collect()
+    }
+
+    fn use_period_keys(&self, keys: &PeriodKeys) -> Result<(), KeyError> {
+        let mut opened = Vec::with_capacity(keys.len());
+        for (period, wrapped) in keys {
+            let masker = match wrapped {
+                Some(w) => Some(Arc::new(crate::mask::period_masker(&self.keys, period, w)?)),
+                None => None,
+            };
+            opened.push((period.clone(), masker));
+        }
+        (self.period_keys.write().unwrap_or_else(|e| e.into_inner())).extend(opened);
+        Ok(())
     }
 }

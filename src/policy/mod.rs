@@ -15,12 +15,14 @@ pub mod in_force;
 mod parse;
 pub mod period;
 mod problem;
+mod subject;
 #[cfg(test)]
 mod tests;
 
 pub use apply::{Applier, Stored};
 pub use describe::FieldLine;
 pub use problem::{PolicyError, Problem};
+pub use subject::user_id_pseudonyms;
 
 use sha2::{Digest, Sha256};
 
@@ -127,6 +129,12 @@ impl Policy {
     /// Each field with how it is stored, in [`FIELDS`] order.
     pub fn fields(&self) -> impl Iterator<Item = (&'static str, Store)> + '_ {
         FIELDS.iter().copied().zip(self.stores.iter().copied())
+    }
+
+    /// Whether a field is `aes-siv` with a scope: sealed under random period keys (`shred`).
+    pub fn seals_by_period(&self) -> bool {
+        (self.fields())
+            .any(|(_, store)| matches!(store, Store::AesSiv { scope } if scope != Scope::All))
     }
 
     /// The policy's choices in a canonical form, one `field=choice` per line: what the

@@ -5,6 +5,7 @@ pub mod postgres;
 pub use postgres::{
     rds_auth_token, rekey_commit, Accountable, BackfillProgress, Conversion, DatabaseUrl,
     DbSettings, DbStatus, EraseSubject, Erased, KeyUsage, MaskedRow, ObjectToRegister,
-    ObjectsProgress, PgConnection, PgOperator, PgSink, QuarantineEntry, RekeyRow, RevealRequest,
-    SharedDevice, SharedIp, SharedNetwork, SinkError, TableCounts, WriteReport, PRUNE_BATCH,
+    ObjectsProgress, PeriodKeyRecord, PeriodKeyState, PgConnection, PgOperator, PgSink,
+    QuarantineEntry, RekeyRow, RevealRequest, SharedDevice, SharedIp, SharedNetwork, ShredPeriod,
+    Shredded, SinkError, TableCounts, WriteReport, PRUNE_BATCH,
 };

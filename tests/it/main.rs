@@ -36,6 +36,7 @@ mod poison;
 mod policy_attacks;
 mod policy_attacks2;
 mod policy_run;
+mod policy_shred;
 mod poolers;
 mod privacy;
 mod privacy_ops;

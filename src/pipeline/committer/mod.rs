@@ -164,10 +164,15 @@ impl<S: Store, Q: Source> Committer<S, Q> {
             if part.is_empty() {
                 continue;
             }
+            self.seal(&mut part, &[]).await?;
             self.forward_quarantined(&part, &mut forwarded).await?;
             part.iter_mut().for_each(Item::mark_object_end);
             match self.write_with_retry(&part, solo).await {
                 Ok(report) => total += report,
+                Err(SinkError::StalePeriodKeys { periods }) => {
+                    self.seal(&mut part, &periods).await?;
+                    pending.push(part);
+                }
                 Err(SinkError::Rejected { reason }) => {
                     if std::mem::take(&mut first_refusal) {
                         self.stop_if_the_table_is_wrong(&part, &reason).await?;
@@ -206,6 +211,8 @@ impl<S: Store, Q: Source> Committer<S, Q> {
         loop {
             match self.store.write(&outcomes, solo).await {
                 Ok(report) => return Ok(report),
+                // Not retried as it is: the rows are made again first (`seal`).
+                Err(e @ SinkError::StalePeriodKeys { .. }) => return Err(e),
                 Err(e) => retry.after(e).await?,
             }
         }
@@ -344,6 +351,7 @@ impl<S: Store, Q: Source> Committer<S, Q> {
     }
 }
 
+mod period_keys;
 mod prepare;
 mod refused;
 

@@ -216,10 +216,10 @@ async fn first_recorded(
         .collect())
 }
 
-/// The user a row is of.
+/// The user a row is of: the id as it arrived (a policy may store a pseudonym in its place).
 pub(super) fn row_user(outcome: &Outcome) -> Option<&str> {
     match &outcome.kind {
-        OutcomeKind::Row { login, .. } => Some(&login.user_id),
+        OutcomeKind::Row { login, .. } => Some(login.subject.as_deref().unwrap_or(&login.user_id)),
         OutcomeKind::Quarantine(_) => None,
     }
 }

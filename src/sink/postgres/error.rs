@@ -45,6 +45,13 @@ pub enum SinkError {
         /// What the server said.
         message: String,
     },
+    /// Rows of the batch were sealed under period keys shredded since (or none was known): the
+    /// committer reads those keys again and makes the rows again, nothing was written.
+    #[error("period keys changed while the batch was made (shredded: {})", periods.join(", "))]
+    StalePeriodKeys {
+        /// The periods whose keys must be read again.
+        periods: Vec<String>,
+    },
     /// Connection lost, server down, serialization failure and the like.
     #[error("PostgreSQL error on {target}: {message}")]
     Transient {
@@ -66,7 +73,9 @@ impl Classify for SinkError {
 
     fn disposition(&self) -> Disposition {
         match self {
-            SinkError::Transient { .. } | SinkError::Failover { .. } => Disposition::Retry,
+            SinkError::Transient { .. }
+            | SinkError::Failover { .. }
+            | SinkError::StalePeriodKeys { .. } => Disposition::Retry,
             SinkError::Rejected { .. } => Disposition::Isolate,
             SinkError::InvalidUrl(_)
             | SinkError::NotConfigured(_)

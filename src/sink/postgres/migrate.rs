@@ -121,6 +121,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "privacy_policy",
         include_str!("../../../migrations/0021_privacy_policy.sql"),
     ),
+    (
+        22,
+        "period_keys",
+        include_str!("../../../migrations/0022_period_keys.sql"),
+    ),
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock`: "loginetl".

@@ -16,6 +16,7 @@ mod iam;
 mod key_fingerprints;
 mod migrate;
 mod ops;
+mod period_keys;
 mod policy_record;
 mod privileges;
 pub(crate) mod redrive;
@@ -30,8 +31,9 @@ pub use error::SinkError;
 pub use iam::auth_token as rds_auth_token;
 pub use ops::{
     rekey_commit, Accountable, BackfillProgress, Conversion, DbStatus, EraseSubject, Erased,
-    KeyUsage, MaskedRow, ObjectToRegister, ObjectsProgress, PgOperator, QuarantineEntry, RekeyRow,
-    RevealRequest, SharedDevice, SharedIp, SharedNetwork, TableCounts, PRUNE_BATCH,
+    KeyUsage, MaskedRow, ObjectToRegister, ObjectsProgress, PeriodKeyRecord, PeriodKeyState,
+    PgOperator, QuarantineEntry, RekeyRow, RevealRequest, SharedDevice, SharedIp, SharedNetwork,
+    ShredPeriod, Shredded, TableCounts, PRUNE_BATCH,
 };
 pub use policy_record::{PolicyInForce, NO_POLICY_FILE};
 pub use write::WriteReport;

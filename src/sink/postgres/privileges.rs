@@ -64,6 +64,12 @@ const NEEDED: &[(&str, &str)] = &[
          AND has_column_privilege('privacy_policy', 'last_used', 'UPDATE')",
     ),
     (
+        "SELECT, INSERT on period_keys and SELECT on shred_horizons (a policy's period keys)",
+        "has_table_privilege('period_keys', 'SELECT') \
+         AND has_column_privilege('period_keys', 'wrapped', 'INSERT') \
+         AND has_table_privilege('shred_horizons', 'SELECT')",
+    ),
+    (
         "INSERT, UPDATE, DELETE on poison_attempts",
         "has_table_privilege('poison_attempts', 'INSERT, UPDATE, DELETE')",
     ),

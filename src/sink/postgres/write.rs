@@ -16,6 +16,7 @@ use tokio_postgres::Transaction;
 
 use super::begin;
 use super::erased;
+use super::period_keys;
 use super::redrive::{self, Claim};
 use super::s3_progress;
 use super::unknown_fields::{MAX_RECORDED_FIELDS, RECORD_FIELDS};
@@ -116,10 +117,14 @@ impl PgSink {
         let new_fields = self.recorded_fields.new_names(outcomes);
         let client = self.db.client().await?;
         let result = write(client, outcomes, &new_fields, end, self.erasures.as_ref()).await;
-        if result.is_ok() {
-            self.recorded_fields.sent(new_fields);
+        match result {
+            Ok(Written::Report(report)) => {
+                self.recorded_fields.sent(new_fields);
+                Ok(report)
+            }
+            Ok(Written::StalePeriodKeys(periods)) => Err(SinkError::StalePeriodKeys { periods }),
+            Err(e) => Err(self.db.on_error(e)),
         }
-        result.map_err(|e| self.db.on_error(e))
     }
 
     /// Write outcomes as [`write_batch`](Self::write_batch) would, then roll back: `Ok` if
@@ -130,7 +135,11 @@ impl PgSink {
     {
         let client = self.db.client().await?;
         let result = write(client, outcomes, &[], End::Rollback, self.erasures.as_ref()).await;
-        result.map(drop).map_err(|e| self.db.on_error(e))
+        match result {
+            Ok(Written::Report(_)) => Ok(()),
+            Ok(Written::StalePeriodKeys(periods)) => Err(SinkError::StalePeriodKeys { periods }),
+            Err(e) => Err(self.db.on_error(e)),
+        }
     }
 }
 
@@ -143,15 +152,27 @@ enum End {
     Rollback,
 }
 
+/// What a write did: committed (or probed), or nothing, because a period key it sealed with is
+/// shredded now.
+enum Written {
+    Report(WriteReport),
+    StalePeriodKeys(Vec<String>),
+}
+
 async fn write<O: Borrow<Outcome> + Sync>(
     client: &mut tokio_postgres::Client,
     outcomes: &[O],
     new_fields: &[String],
     end: End,
     erasures: Option<&ErasureFingerprints>,
-) -> Result<WriteReport, tokio_postgres::Error> {
+) -> Result<Written, tokio_postgres::Error> {
     let tx = begin(client).await?;
     tx.batch_execute(erased::LOCK).await?;
+    let stale = period_keys::stale(&tx, outcomes).await?;
+    if !stale.is_empty() {
+        tx.rollback().await?;
+        return Ok(Written::StalePeriodKeys(stale));
+    }
     if erasures.is_none() {
         // A keyless consumer (sha256) cannot tell an erased subject's logins: once anyone is
         // erased it stops (at start it refuses; this is an erase made while it runs).
@@ -200,7 +221,7 @@ async fn write<O: Borrow<Outcome> + Sync>(
             tx.rollback().await?
         }
     }
-    Ok(report)
+    Ok(Written::Report(report))
 }
 
 /// Record each message id once in the ledger (`row` if any of its logins became a row); the

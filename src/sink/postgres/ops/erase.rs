@@ -29,11 +29,11 @@ pub struct Erased {
 /// The subject's masks, gathered before their rows go (for the reveal audit).
 const SUBJECT_MASKS: &str = "SELECT coalesce(array_agg(DISTINCT m), '{}') FROM user_logins, \
      unnest(ARRAY[masked_ip, masked_device_id, masked_ip_network]) AS m \
-     WHERE user_id = $1 AND m IS NOT NULL";
+     WHERE user_id = ANY($1) AND m IS NOT NULL";
 /// The strings of the subject's rows' `extra_fields` (an address there is held as its row mask).
 const SUBJECT_EXTRA_STRINGS: &str = "SELECT coalesce(array_agg(DISTINCT s #>> '{}'), '{}') \
      FROM user_logins, jsonb_path_query(extra_fields, 'strict $.** ? (@.type() == \"string\")') AS s \
-     WHERE user_id = $1 AND extra_fields IS NOT NULL";
+     WHERE user_id = ANY($1) AND extra_fields IS NOT NULL";
 /// Entries naming the subject in any form (`$1`), found by index, locked for the change.
 const SUBJECT_ENTRIES: &str = "SELECT message_id, element, body_masked, user_id, \
      coalesce(user_ids, '{}') FROM quarantined_messages \
@@ -43,19 +43,21 @@ const DELETE_ENTRY: &str =
 const STRIP_ENTRY: &str = "UPDATE quarantined_messages SET body_masked = $3, user_ids = $4, \
      user_id = CASE WHEN user_id = ANY($5) THEN ($4::text[])[1] ELSE user_id END \
      WHERE message_id = $1 AND element = $2";
-/// The owner's function (migrations 16 and 18), the only way anyone but the owner records an
+/// The owner's function (migrations 16, 18, 20; by id and pseudonyms since 22), the only way anyone but the owner records an
 /// erasure: it deletes the subject's rows, writes the erasure records (stamped by the server),
 /// neutralises the reveal audit rows that name the subject (by fingerprint, or by id in rows
 /// written before fingerprints) or show one of the given masks, and writes the erase's audit row
 /// with the ids of the reveal rows it changed. Its audit id, how many reveal rows it changed and
 /// how many rows it deleted.
 const ERASE_AUDITED: &str = "SELECT audit_id, reveals, deleted \
-     FROM login_etl_erase_audited($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+     FROM login_etl_erase_subject_audited($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /// Whom an erasure is of, in every form stored data holds them (see `commands::erase`).
 pub struct Subject<'a> {
     /// The user id.
     pub id: &'a str,
+    /// What a policy stores in place of the id (`user_id = "pseudonym"`), if any.
+    pub pseudonyms: &'a [String],
     /// Keyed fingerprints of the id for the audit rows, active key first.
     pub fingerprints: &'a [String],
     /// Every form the id takes in stored data ([`crate::mask::user_id_forms`]).
@@ -79,7 +81,8 @@ const LOCK_WRITERS: &str = "LOCK TABLE user_logins IN SHARE ROW EXCLUSIVE MODE";
 /// Of these masks, those another user's row holds (a shared value).
 const SHARED: &str =
     "SELECT m FROM unnest($1::text[]) AS m WHERE EXISTS (SELECT 1 FROM user_logins \
-     WHERE (masked_ip = m OR masked_device_id = m OR masked_ip_network = m) AND user_id <> $2)";
+     WHERE (masked_ip = m OR masked_device_id = m OR masked_ip_network = m) \
+     AND user_id <> ALL($2))";
 
 impl PgOperator {
     /// Erase one data subject in one transaction: record the erasure (keyed fingerprints and the
@@ -108,13 +111,16 @@ impl PgOperator {
                 (subject.fingerprints.iter())
                     .map(|fp| format!("{}{fp}", crate::mask::USER_FINGERPRINT)),
             );
+            let ids: Vec<&str> = std::iter::once(subject.id)
+                .chain(subject.pseudonyms.iter().map(String::as_str))
+                .collect();
             let mut masks: Vec<String> = tx
-                .query_one(SUBJECT_MASKS, &[&subject.id])
+                .query_one(SUBJECT_MASKS, &[&ids])
                 .await
                 .map_err(pg)?
                 .get(0);
             let extra: Vec<String> = tx
-                .query_one(SUBJECT_EXTRA_STRINGS, &[&subject.id])
+                .query_one(SUBJECT_EXTRA_STRINGS, &[&ids])
                 .await
                 .map_err(pg)?
                 .get(0);
@@ -123,7 +129,7 @@ impl PgOperator {
             masks.extend(entries.strings.into_iter().filter(|s| looks_masked(s)));
             masks.sort();
             masks.dedup();
-            let shared = tx.query(SHARED, &[&masks, &subject.id]).await.map_err(pg)?;
+            let shared = tx.query(SHARED, &[&masks, &ids]).await.map_err(pg)?;
             let shared: Vec<String> = (shared.iter()).map(|r| r.get(0)).collect();
             let mut masks: Vec<String> = (masks.iter())
                 .filter(|m| !shared.contains(m))
@@ -132,7 +138,7 @@ impl PgOperator {
             masks.sort();
             masks.dedup();
             let params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
-                &subject.id,
+                &ids,
                 &subject.records,
                 &subject.fingerprints,
                 &masks,

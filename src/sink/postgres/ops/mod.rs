@@ -16,6 +16,7 @@ mod rekey;
 mod reports;
 mod retention;
 mod reveal;
+mod shred;
 
 pub use audit::Accountable;
 pub use backfills::{BackfillProgress, ObjectToRegister, ObjectsProgress};
@@ -27,6 +28,7 @@ pub use prune::PRUNE_BATCH;
 pub use rekey::{rekey_commit, RekeyRow};
 pub use reports::{SharedDevice, SharedIp, SharedNetwork, TableCounts};
 pub use reveal::{MaskedRow, RevealRequest};
+pub use shred::{PeriodKeyRecord, PeriodKeyState, ShredPeriod, Shredded};
 
 use super::{DbSettings, PgConnection, SinkError};
 

@@ -48,6 +48,19 @@ impl PgOperator {
         policy_record::in_force(&mut self.db).await
     }
 
+    /// Every recorded policy, the one used last first.
+    pub async fn recorded_policies(&mut self) -> Result<Vec<PolicyInForce>, SinkError> {
+        policy_record::recorded(&mut self.db).await
+    }
+
+    /// Every period rows of `user_logins` carry (a scan of the table: operator commands only).
+    pub async fn stored_periods(&mut self) -> Result<Vec<String>, SinkError> {
+        let sql = "SELECT DISTINCT period FROM user_logins WHERE period IS NOT NULL ORDER BY 1";
+        Ok((self.db.query(sql, &[]).await?.iter())
+            .map(|r| r.get(0))
+            .collect())
+    }
+
     /// `(operation, when, cutoff)` of the last run of each kind of retention (the audit's
     /// record: retention is a `run` flag, so this is where its settings show).
     pub async fn last_retention(

@@ -22,10 +22,11 @@ pub struct RekeyRow {
     pub extra_fields: Option<String>,
 }
 
-/// Whether a mask is under `key` (and, with `from`, under that one only).
+/// Whether a mask is under `key` (and, with `from`, under that one only). A mask under a period
+/// key (`@2026-12:…`) is never re-keyed: its key is re-wrapped instead ([`PgOperator::rewrap_period_keys`]).
 const OLD_KEY: &str =
     "(split_part({c}, ':', 1) <> $1 AND ($2::text IS NULL OR split_part({c}, ':', 1) = $2) \
-                       AND {c} LIKE '%:%' AND {reversible})";
+                       AND {c} LIKE '%:%' AND {c} NOT LIKE '@%' AND {reversible})";
 
 fn old_key(column: &str, reversible: &str) -> String {
     OLD_KEY

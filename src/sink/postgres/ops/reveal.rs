@@ -61,9 +61,12 @@ pub struct MaskedRow {
     pub masked_ip: Option<String>,
     /// Device mask.
     pub masked_device_id: Option<String>,
+    /// The period of its time-scoped values (under a policy that scopes).
+    pub period: Option<String>,
 }
 
-const COLUMNS: &str = "SELECT user_id, create_date, masked_ip, masked_device_id FROM user_logins";
+const COLUMNS: &str =
+    "SELECT user_id, create_date, masked_ip, masked_device_id, period FROM user_logins";
 const AUDIT: &str =
     "INSERT INTO mask_reveals (os_user, actor, reason, selector, masks, row_count, subject) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7)";
@@ -71,13 +74,15 @@ const AUDIT: &str =
 impl PgOperator {
     /// The rows the request selects (none for a single value), at most `limit`, with the audit
     /// entry (every mask that will be shown; for a user, `subject`: the user id's keyed
-    /// fingerprint) committed in the same transaction.
+    /// fingerprint) committed in the same transaction. A user's rows are found by the id and by
+    /// `pseudonyms`, what a policy stores in its place.
     pub async fn reveal_rows(
         &mut self,
         request: &RevealRequest,
         limit: u32,
         audit: &Accountable,
         subject: Option<&str>,
+        pseudonyms: &[String],
     ) -> Result<Vec<MaskedRow>, SinkError> {
         let result = reveal(
             self.db.client().await?,
@@ -85,6 +90,7 @@ impl PgOperator {
             i64::from(limit),
             audit,
             subject,
+            pseudonyms,
         )
         .await;
         result.map_err(|e| self.db.on_error(e))
@@ -97,13 +103,20 @@ async fn reveal(
     limit: i64,
     audit: &Accountable,
     subject: Option<&str>,
+    pseudonyms: &[String],
 ) -> Result<Vec<MaskedRow>, tokio_postgres::Error> {
     let tx = begin(client).await?;
     let select =
         |column: &str| format!("{COLUMNS} WHERE {column} = $1 ORDER BY create_date LIMIT $2");
     let rows = match request {
         RevealRequest::Value { .. } => Vec::new(),
-        RevealRequest::UserId(v) => tx.query(&select("user_id"), &[v, &limit]).await?,
+        RevealRequest::UserId(v) => {
+            let ids: Vec<&str> = std::iter::once(v.as_str())
+                .chain(pseudonyms.iter().map(String::as_str))
+                .collect();
+            let query = format!("{COLUMNS} WHERE user_id = ANY($1) ORDER BY create_date LIMIT $2");
+            tx.query(&query, &[&ids, &limit]).await?
+        }
         RevealRequest::MaskedIp(v) => tx.query(&select("masked_ip"), &[v, &limit]).await?,
         RevealRequest::MaskedDeviceId(v) => {
             tx.query(&select("masked_device_id"), &[v, &limit]).await?
@@ -116,6 +129,7 @@ async fn reveal(
             create_date: r.get(1),
             masked_ip: r.get(2),
             masked_device_id: r.get(3),
+            period: r.get(4),
         })
         .collect();
     let mut masks: Vec<&str> = match request {

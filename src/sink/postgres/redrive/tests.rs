@@ -57,6 +57,8 @@ fn outcome(id: &str, element: Option<u32>, passes: bool) -> Outcome {
                 masked_ip_network: None,
                 period: None,
                 stored_sent_at: None,
+                period_key: crate::mask::PeriodKeyUse::None,
+                subject: None,
             },
             create_date: chrono::NaiveDate::default(),
             sent_at: chrono::Utc::now(),

@@ -1,0 +1,171 @@
+-- Crypto-shredding (issue 35). A policy's scoped `aes-siv` values are sealed under a random key
+-- per period, kept here wrapped by a key of the ring (`src/mask/period_key.rs`); `shred`
+-- destroys the wrapped copy, after which nothing recovers those values. A period's row stays
+-- once shredded (`wrapped` NULL), so no consumer can make the period a new key: logins of a
+-- shredded period that arrive later store NULL in its place.
+CREATE TABLE IF NOT EXISTS period_keys (
+    period      varchar(32) PRIMARY KEY,
+    wrapped_by  text,
+    wrapped     bytea,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    shredded_at timestamptz,
+    CHECK ((wrapped IS NULL) = (shredded_at IS NOT NULL)),
+    CHECK ((wrapped IS NULL) = (wrapped_by IS NULL))
+);
+
+-- The server keeps the times, and a shred is for good: a shredded period is never given a key
+-- again, a key's row is never deleted, its period never changed.
+CREATE OR REPLACE FUNCTION login_etl_guard_period_key() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        RAISE EXCEPTION 'period keys are never deleted (shred destroys a key and keeps its row)'
+            USING ERRCODE = '42501';
+    ELSIF TG_OP = 'INSERT' THEN
+        NEW.created_at := clock_timestamp();
+        NEW.shredded_at := CASE WHEN NEW.wrapped IS NULL THEN clock_timestamp() END;
+    ELSE
+        IF OLD.wrapped IS NULL AND NEW.wrapped IS NOT NULL THEN
+            RAISE EXCEPTION 'period % was shredded: it is never given a key again', OLD.period
+                USING ERRCODE = '42501';
+        END IF;
+        NEW.period := OLD.period;
+        NEW.created_at := OLD.created_at;
+        NEW.shredded_at := CASE WHEN OLD.wrapped IS NULL THEN OLD.shredded_at
+                                WHEN NEW.wrapped IS NULL THEN clock_timestamp() END;
+    END IF;
+    RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS period_keys_guarded ON period_keys;
+CREATE TRIGGER period_keys_guarded BEFORE INSERT OR UPDATE OR DELETE ON period_keys
+    FOR EACH ROW EXECUTE FUNCTION login_etl_guard_period_key();
+REVOKE UPDATE, DELETE, TRUNCATE ON period_keys FROM PUBLIC;
+
+-- `shred --before T` shreds every period that ends by T, including those no key was made for
+-- yet: a login of such a period that arrives later (a backfill, a redrive) is never sealed under
+-- a new key. Writers read the latest horizon in the transaction of each write.
+CREATE TABLE IF NOT EXISTS shred_horizons (
+    before      timestamptz PRIMARY KEY,
+    recorded_at timestamptz NOT NULL DEFAULT now()
+);
+REVOKE UPDATE, DELETE, TRUNCATE ON shred_horizons FROM PUBLIC;
+
+ALTER TABLE privacy_operations DROP CONSTRAINT IF EXISTS privacy_operations_operation_check;
+ALTER TABLE privacy_operations ADD CONSTRAINT privacy_operations_operation_check
+    CHECK (operation IN ('erase', 'retention', 'rekey', 'quarantine_retention', 'audit_retention',
+                         'redrive', 'shred'));
+
+-- A database upgraded with its roles in place: writers read keys and add new ones; readers of
+-- rows (reveal, reports) read them; operators (who may update user_logins' masks) re-wrap and
+-- shred them. Fresh installs get the same from docs/least-privilege*.sql.
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT DISTINCT pg_get_userbyid(a.grantee) AS role, a.privilege_type AS p
+             FROM pg_class AS c, aclexplode(c.relacl) AS a
+             WHERE c.oid = 'public.user_logins'::regclass
+               AND a.privilege_type IN ('INSERT', 'SELECT', 'DELETE')
+               AND a.grantee <> c.relowner AND a.grantee <> 0 LOOP
+        EXECUTE format('GRANT SELECT ON period_keys, shred_horizons TO %I', r.role);
+        IF r.p = 'INSERT' THEN
+            EXECUTE format('GRANT INSERT (period, wrapped_by, wrapped) ON period_keys TO %I', r.role);
+        ELSIF r.p = 'DELETE' THEN
+            EXECUTE format('GRANT UPDATE (wrapped_by, wrapped) ON period_keys TO %I', r.role);
+            EXECUTE format('GRANT INSERT ON shred_horizons TO %I', r.role);
+        END IF;
+    END LOOP;
+END $$;
+
+-- `erase` under `user_id = "pseudonym"` (issue 35): the subject's rows are stored under
+-- pseudonyms (one per key, and per period when scoped), which `erase` computes from the id it is
+-- given. The same function as migration 20's, deleting rows by the id and those pseudonyms
+-- (`user_ids_`, the id first: what the reveal audit's selectors name).
+CREATE OR REPLACE FUNCTION login_etl_erase_subject_audited(
+    user_ids_ text[], records_ text[], subjects_ text[], masks_ text[],
+    os_user_ text, actor_ text, reason_ text, quarantined_ bigint, stripped_ bigint)
+RETURNS TABLE (audit_id bigint, reveals bigint, deleted bigint)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    deleted_ bigint;
+    stamp_ timestamptz;
+    recorded_ jsonb;
+    changed bigint[];
+    selectors_ text[];
+    id_ bigint;
+BEGIN
+    -- The lock order below holds only when each statement sees what committed before it.
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'an erase runs at READ COMMITTED (the writers'' lock order relies on it)';
+    END IF;
+    IF cardinality(user_ids_) IS NULL OR cardinality(user_ids_) = 0 OR user_ids_[1] IS NULL
+       OR cardinality(records_) IS NULL OR cardinality(records_) = 0
+       OR cardinality(subjects_) IS NULL OR cardinality(subjects_) = 0 THEN
+        RAISE EXCEPTION 'an erase names its subject, its erasure records and its fingerprints';
+    END IF;
+    IF quarantined_ < 0 OR stripped_ < 0 THEN
+        RAISE EXCEPTION 'an erase has a negative count';
+    END IF;
+    IF NOT subjects_ <@ records_ THEN
+        RAISE EXCEPTION 'an erase records the fingerprints it names';
+    END IF;
+    -- The writers' lock order (src/sink/postgres/erased.rs): no write interleaves.
+    LOCK TABLE public.user_logins IN SHARE ROW EXCLUSIVE MODE;
+    -- A reveal whose audit row is written but not committed is waited for, then neutralised.
+    LOCK TABLE public.mask_reveals IN SHARE ROW EXCLUSIVE MODE;
+    -- The erasure's time: now, after the lock (every write in flight has committed by then).
+    stamp_ := clock_timestamp();
+    DELETE FROM public.user_logins WHERE user_id = ANY(user_ids_);
+    GET DIAGNOSTICS deleted_ = ROW_COUNT;
+    SELECT coalesce(jsonb_agg(jsonb_build_object('fingerprint', r, 'before', e.erased_at)
+                              ORDER BY r), '[]')
+        INTO recorded_
+        FROM (SELECT DISTINCT r FROM unnest(records_) AS r) AS d(r)
+        LEFT JOIN public.erased_subjects AS e ON e.fingerprint = d.r;
+    INSERT INTO public.erased_subjects AS e (fingerprint, erased_at)
+        SELECT DISTINCT r, stamp_ FROM unnest(records_) AS r
+        ON CONFLICT (fingerprint) DO UPDATE SET erased_at = greatest(e.erased_at, EXCLUDED.erased_at);
+    -- A mask a stored row still holds is someone's data: it stays in the audit.
+    masks_ := ARRAY(SELECT DISTINCT m FROM unnest(masks_) AS m WHERE m IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM public.user_logins AS l
+        WHERE l.masked_ip = m OR l.masked_device_id = m OR l.masked_ip_network = m));
+    -- The selectors `reveal` wrote for this subject and these masks (Rust's `{:?}` of a mask, which
+    -- has no character it escapes, and of the id: the same as JSON's for ids without control
+    -- characters), and nothing else.
+    selectors_ := ARRAY['user_id = ' || to_json(user_ids_[1])::text]
+        || ARRAY(SELECT 'masked_ip = "' || m || '"' FROM unnest(masks_) AS m)
+        || ARRAY(SELECT 'masked_device_id = "' || m || '"' FROM unnest(masks_) AS m);
+    WITH touched AS (
+        UPDATE public.mask_reveals SET
+            masks = ARRAY(SELECT m FROM unnest(masks) AS m WHERE m <> ALL(masks_)),
+            selector = CASE WHEN selector = ANY(selectors_) OR subject = ANY(subjects_)
+                            THEN 'erased subject' ELSE selector END,
+            subject = CASE WHEN subject = ANY(subjects_) THEN NULL ELSE subject END
+        WHERE masks && masks_ OR selector = ANY(selectors_) OR subject = ANY(subjects_)
+        RETURNING id)
+    SELECT coalesce(array_agg(id ORDER BY id), '{}') INTO changed FROM touched;
+    INSERT INTO public.privacy_operations (operation, os_user, actor, reason, rows, quarantined, detail)
+    VALUES ('erase', os_user_, actor_, reason_, deleted_, quarantined_, jsonb_build_object(
+                'subject', subjects_[1], 'subjects', to_jsonb(subjects_),
+                'quarantine_entries_stripped', stripped_,
+                'reveals_neutralised', cardinality(changed), 'reveal_ids', to_jsonb(changed),
+                'records', recorded_, 'erased_at', stamp_))
+    RETURNING id INTO id_;
+    RETURN QUERY SELECT id_, cardinality(changed)::bigint, deleted_;
+END $$;
+REVOKE EXECUTE ON FUNCTION login_etl_erase_subject_audited(text[], text[], text[], text[], text,
+    text, text, bigint, bigint) FROM PUBLIC;
+-- Whoever may run migration 20's erase may run this one.
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT DISTINCT pg_get_userbyid(a.grantee) AS role
+             FROM pg_proc AS p, aclexplode(p.proacl) AS a
+             WHERE p.oid = to_regprocedure('login_etl_erase_audited(text, text[], text[], '
+                                           'text[], text, text, text, bigint, bigint)')
+               AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner AND a.grantee <> 0 LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION login_etl_erase_subject_audited(text[], '
+                       'text[], text[], text[], text, text, text, bigint, bigint) TO %I', r.role);
+    END LOOP;
+END $$;

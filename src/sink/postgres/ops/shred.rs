@@ -1,0 +1,237 @@
+//! `shred`: destroy the period keys of every period that ends by a time (migration 22), in one
+//! transaction with its audit row. It first locks `user_logins` against writes, so that no batch
+//! sealed under one of those keys commits after it (a write checks its keys after the same lock:
+//! `sink::postgres::period_keys`), and it records the horizon, so that no key is ever made for a
+//! period before it.
+
+use chrono::{DateTime, Utc};
+
+use super::audit::{audit, Accountable};
+use super::PgOperator;
+use crate::mask::{period_end, rewrap_period_key, KeyRing, WrappedPeriodKey};
+use crate::sink::SinkError;
+
+const LIVE: &str = "SELECT period, created_at FROM period_keys WHERE wrapped IS NOT NULL";
+const ROWS: &str =
+    "SELECT period, count(*) FROM user_logins WHERE period = ANY($1) GROUP BY period";
+const DESTROY: &str = "UPDATE period_keys SET wrapped = NULL, wrapped_by = NULL \
+                       WHERE period = ANY($1) AND wrapped IS NOT NULL";
+const HORIZON: &str = "INSERT INTO shred_horizons (before) VALUES ($1) ON CONFLICT DO NOTHING";
+const KEYS: &str = "SELECT period, wrapped_by, wrapped, shredded_at FROM period_keys \
+                    WHERE period = ANY($1)";
+const HORIZONS: &str =
+    "SELECT before, recorded_at FROM shred_horizons ORDER BY before DESC LIMIT 1";
+
+/// A period's key as `reveal` reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeriodKeyState {
+    /// Its label.
+    pub period: String,
+    /// The key, wrapped; `None` once shredded (or never made).
+    pub wrapped: Option<WrappedPeriodKey>,
+    /// When it was shredded (for a period that never had a key: when its horizon was set).
+    pub shredded_at: Option<DateTime<Utc>>,
+}
+
+/// A period whose key a shred destroys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShredPeriod {
+    /// Its label (`2026-01`).
+    pub period: String,
+    /// When its key was made.
+    pub created_at: DateTime<Utc>,
+    /// Rows of it in `user_logins` (they stay; their sealed values can no longer be revealed).
+    pub rows: u64,
+}
+
+/// A period key's life, for `report privacy`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PeriodKeyRecord {
+    /// Its label.
+    pub period: String,
+    /// When the first consumer that needed it made it.
+    pub created_at: DateTime<Utc>,
+    /// When `shred` destroyed it.
+    pub shredded_at: Option<DateTime<Utc>>,
+}
+
+/// What a shred did.
+#[derive(Debug, Clone)]
+pub struct Shredded {
+    /// The periods whose keys were destroyed.
+    pub periods: Vec<ShredPeriod>,
+    /// The audit row (`privacy_operations`).
+    pub audit_id: i64,
+}
+
+impl PgOperator {
+    /// The live period keys a shred `--before before` would destroy, with their rows.
+    pub async fn shred_plan(
+        &mut self,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<ShredPeriod>, SinkError> {
+        let target = self.db.target().to_owned();
+        let client = self.db.client().await?;
+        plan(client, before)
+            .await
+            .map_err(|e| crate::sink::postgres::error::classify(e, &target))
+    }
+
+    /// Destroy the keys of every period ending by `before` and record the horizon, audited.
+    pub async fn shred(
+        &mut self,
+        before: DateTime<Utc>,
+        who: &Accountable,
+    ) -> Result<Shredded, SinkError> {
+        let target = self.db.target().to_owned();
+        let pg = |e: tokio_postgres::Error| crate::sink::postgres::error::classify(e, &target);
+        let result = async {
+            let client = self.db.client().await?;
+            let tx = crate::sink::postgres::begin(client).await.map_err(pg)?;
+            tx.batch_execute("LOCK TABLE user_logins IN SHARE ROW EXCLUSIVE MODE")
+                .await
+                .map_err(pg)?;
+            let periods = plan(&tx, before).await.map_err(pg)?;
+            let labels: Vec<&str> = periods.iter().map(|p| p.period.as_str()).collect();
+            tx.execute(DESTROY, &[&labels]).await.map_err(pg)?;
+            tx.execute(HORIZON, &[&before]).await.map_err(pg)?;
+            let rows = periods.iter().map(|p| p.rows).sum();
+            let detail = serde_json::json!({ "before": before.to_rfc3339(), "periods": labels });
+            let audit_id = audit(&tx, "shred", who, rows, 0, detail)
+                .await
+                .map_err(pg)?;
+            tx.commit().await.map_err(pg)?;
+            Ok(Shredded { periods, audit_id })
+        }
+        .await;
+        result.inspect_err(|_| self.db.forget_connection())
+    }
+}
+
+impl PgOperator {
+    /// The keys of these periods as stored, shredded ones (and those past the shred horizon)
+    /// with when.
+    pub async fn period_keys_of(
+        &mut self,
+        periods: &[String],
+    ) -> Result<Vec<PeriodKeyState>, SinkError> {
+        let target = self.db.target().to_owned();
+        let client = self.db.client().await?;
+        let result = async {
+            let horizon = client.query_opt(HORIZONS, &[]).await?;
+            let horizon: Option<(DateTime<Utc>, DateTime<Utc>)> =
+                horizon.map(|r| (r.get(0), r.get(1)));
+            let mut keys: Vec<PeriodKeyState> = (client.query(KEYS, &[&periods]).await?.iter())
+                .map(|row| PeriodKeyState {
+                    period: row.get(0),
+                    wrapped: match (row.get::<_, Option<String>>(1), row.get(2)) {
+                        (Some(wrapped_by), Some(sealed)) => {
+                            Some(WrappedPeriodKey { wrapped_by, sealed })
+                        }
+                        _ => None,
+                    },
+                    shredded_at: row.get(3),
+                })
+                .collect();
+            for period in periods {
+                let past = horizon
+                    .filter(|(before, _)| period_end(period).map_or(true, |end| end <= *before));
+                if let (Some((_, at)), false) = (past, keys.iter().any(|k| &k.period == period)) {
+                    keys.push(PeriodKeyState {
+                        period: period.clone(),
+                        wrapped: None,
+                        shredded_at: Some(at),
+                    });
+                }
+            }
+            Ok(keys)
+        }
+        .await;
+        result.map_err(|e| crate::sink::postgres::error::classify(e, &target))
+    }
+}
+
+impl PgOperator {
+    /// Wrap every live period key not under the ring's active key under it (after a key
+    /// rotation, so that `retire-key` can retire the old one); how many were re-wrapped.
+    pub async fn rewrap_period_keys(&mut self, ring: &KeyRing) -> Result<u64, SinkError> {
+        let target = self.db.target().to_owned();
+        let pg = |e: tokio_postgres::Error| crate::sink::postgres::error::classify(e, &target);
+        let client = self.db.client().await?;
+        let tx = crate::sink::postgres::begin(client).await.map_err(pg)?;
+        let rows = (tx.query(
+            "SELECT period, wrapped_by, wrapped FROM period_keys \
+             WHERE wrapped IS NOT NULL AND wrapped_by <> $1 FOR UPDATE",
+            &[&ring.active_id()],
+        ))
+        .await
+        .map_err(pg)?;
+        for row in &rows {
+            let period: String = row.get(0);
+            let old = WrappedPeriodKey {
+                wrapped_by: row.get(1),
+                sealed: row.get(2),
+            };
+            let new = rewrap_period_key(ring, &period, &old)
+                .map_err(|e| SinkError::KeyReplaced(e.to_string()))?;
+            tx.execute(
+                "UPDATE period_keys SET wrapped_by = $2, wrapped = $3 WHERE period = $1",
+                &[&period, &new.wrapped_by, &new.sealed],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        tx.commit().await.map_err(pg)?;
+        Ok(rows.len() as u64)
+    }
+
+    /// Every period key (period, made, shredded) by period, and the shred horizon: what
+    /// `report privacy` shows.
+    pub async fn period_key_report(
+        &mut self,
+    ) -> Result<(Vec<PeriodKeyRecord>, Option<DateTime<Utc>>), SinkError> {
+        let sql = "SELECT period, created_at, shredded_at FROM period_keys ORDER BY period";
+        let keys = (self.db.query(sql, &[]).await?.iter())
+            .map(|r| PeriodKeyRecord {
+                period: r.get(0),
+                created_at: r.get(1),
+                shredded_at: r.get(2),
+            })
+            .collect();
+        let horizon = (self
+            .db
+            .query_one("SELECT max(before) FROM shred_horizons", &[])
+            .await?)
+            .get(0);
+        Ok((keys, horizon))
+    }
+
+    /// How many live period keys the ring key `id` wraps (`retire-key` refuses while any).
+    pub async fn period_keys_wrapped_by(&mut self, id: &str) -> Result<i64, SinkError> {
+        let sql = "SELECT count(*) FROM period_keys WHERE wrapped_by = $1 AND wrapped IS NOT NULL";
+        Ok(self.db.query_one(sql, &[&id]).await?.get(0))
+    }
+}
+
+async fn plan(
+    client: &impl tokio_postgres::GenericClient,
+    before: DateTime<Utc>,
+) -> Result<Vec<ShredPeriod>, tokio_postgres::Error> {
+    let mut periods: Vec<ShredPeriod> = (client.query(LIVE, &[]).await?.iter())
+        .map(|row| ShredPeriod {
+            period: row.get(0),
+            created_at: row.get(1),
+            rows: 0,
+        })
+        .filter(|p| period_end(&p.period).map_or(true, |end| end <= before))
+        .collect();
+    periods.sort_by(|a, b| a.period.cmp(&b.period));
+    let labels: Vec<&str> = periods.iter().map(|p| p.period.as_str()).collect();
+    for row in client.query(ROWS, &[&labels]).await? {
+        let (period, rows): (String, i64) = (row.get(0), row.get(1));
+        if let Some(p) = periods.iter_mut().find(|p| p.period == period) {
+            p.rows = rows as u64;
+        }
+    }
+    Ok(periods)
+}

@@ -1,0 +1,336 @@
+//! Crypto-shredding and pseudonymised user ids under `run --policy`, against real PostgreSQL:
+//! `examples/policies/monthly-links.toml` seals each month's addresses under a random key of that
+//! month, `reveal` opens them, `shred` destroys the keys (asked first, audited) after which
+//! nothing reveals them while rows and one-way columns stay, and a late login of a shredded
+//! period is stored without the value; `minimal.toml`'s `user_id` pseudonym is still found,
+//! revealed and erased by the subject's id, and the erasure holds against a late login.
+
+use std::process::Stdio;
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+fn login(user: &str, ip: &str, device: &str, time: &str) -> String {
+    json!({"version": "0", "id": format!("ev-{user}-{time}"), "detail-type": "UserLogin",
+        "source": "app.auth", "time": time, "detail": {"user_id": user, "device_type": "ios",
+        "ip": ip, "device_id": device, "locale": "NZ", "app_version": "2.3.0"}})
+    .to_string()
+}
+
+fn example(name: &str) -> String {
+    format!("{}/examples/policies/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+async fn ip_of(db: &TestDb, user: &str) -> (Option<String>, Option<String>, Option<String>) {
+    let row = (db.client().await)
+        .query_one(
+            "SELECT masked_ip, masked_device_id, period FROM user_logins WHERE user_id = $1",
+            &[&user],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1), row.get(2))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shred_makes_a_months_sealed_addresses_unrecoverable_and_keeps_the_rows() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    let monthly = example("monthly-links.toml");
+    queue
+        .send(&[
+            login("a", "203.0.113.9", "dev-1", "2026-01-10T08:30:00Z"),
+            login("b", "203.0.113.9", "dev-1", "2026-01-20T09:45:00Z"),
+            login("c", "203.0.113.9", "dev-1", "2026-02-03T23:59:59Z"),
+        ])
+        .await;
+    run_drain(&queue, &db, &["--policy", &monthly]);
+    let (a, b, c) = (
+        ip_of(&db, "a").await,
+        ip_of(&db, "b").await,
+        ip_of(&db, "c").await,
+    );
+    let jan = a.0.clone().unwrap();
+    let feb = c.0.clone().unwrap();
+    assert!(jan.starts_with("@2026-01:"), "{jan}");
+    assert!(feb.starts_with("@2026-02:"), "{feb}");
+    assert_eq!(a.0, b.0, "one address inside January links");
+    assert_eq!(a.1, b.1, "and so does one device");
+    assert_ne!(a.1, c.1, "not across months");
+    let client = db.client().await;
+    let live: i64 = (client.query_one(
+        "SELECT count(*) FROM period_keys WHERE wrapped IS NOT NULL",
+        &[],
+    ))
+    .await
+    .unwrap()
+    .get(0);
+    assert_eq!(
+        live, 2,
+        "a key per month, made by the first consumer that needed it"
+    );
+
+    let reveal = |args: &[&str]| {
+        run_binary(
+            binary(&queue, &db)
+                .args(["reveal", "--reason", "ticket-1"])
+                .args(args),
+        )
+    };
+    let out = reveal(&["--masked-ip", &jan]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("203.0.113.9"), "{}", text(&out));
+
+    // Not confirmed without a terminal, and a dry run changes nothing.
+    let shred = |extra: &[&str]| {
+        run_binary(
+            binary(&queue, &db)
+                .args(["shred", "--before", "2026-02", "--reason", "retention 12m"])
+                .args(extra)
+                .stdin(Stdio::null()),
+        )
+    };
+    let out = shred(&[]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("--yes"), "{}", text(&out));
+    let out = shred(&["--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("2026-01") && text(&out).contains("2 rows"),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("2026-02 "), "{}", text(&out));
+    let wrapped: Vec<u8> = (client.query_one(
+        "SELECT wrapped FROM period_keys WHERE period = '2026-01'",
+        &[],
+    ))
+    .await
+    .unwrap()
+    .get(0);
+
+    let out = shred(&["--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("shredded the keys of 1 periods"),
+        "{}",
+        text(&out)
+    );
+    let audit = (client.query_one(
+        "SELECT rows, detail->'periods' FROM privacy_operations WHERE operation = 'shred'",
+        &[],
+    ))
+    .await
+    .unwrap();
+    assert_eq!(audit.get::<_, i64>(0), 2);
+    assert_eq!(audit.get::<_, serde_json::Value>(1), json!(["2026-01"]));
+
+    let out = run_ok(binary(&queue, &db).args([
+        "report", "privacy", "--policy", &monthly, "--format", "json",
+    ]));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["shredded_periods"][0]["period"], "2026-01",
+        "{report}"
+    );
+    assert_eq!(report["period_keys"][0]["period"], "2026-02", "{report}");
+    assert!(report["shred_horizon"].is_string(), "{report}");
+    let out = run_ok(binary(&queue, &db).args(["report", "privacy", "--policy", &monthly]));
+    assert!(
+        text(&out).contains("Shredded periods (their"),
+        "{}",
+        text(&out)
+    );
+
+    // Nothing reveals January any more; February still opens; the rows and links stay.
+    let out = reveal(&["--value", &jan, "--field", "ip"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("shredded"), "{}", text(&out));
+    assert!(!text(&out).contains("203.0.113.9"), "{}", text(&out));
+    let out = reveal(&["--masked-ip", &jan]);
+    assert!(text(&out).contains("<shredded"), "{}", text(&out));
+    assert!(!text(&out).contains("203.0.113.9"), "{}", text(&out));
+    let out = reveal(&["--value", &feb, "--field", "ip"]);
+    assert!(text(&out).contains("203.0.113.9"), "{}", text(&out));
+    assert_eq!(ip_of(&db, "a").await, a, "the row keeps its values");
+    let dump = db.dump_all_tables().await;
+    assert!(
+        !dump.contains("203.0.113.9") && !dump.contains("dev-1"),
+        "{dump}"
+    );
+    assert!(
+        !dump.contains(&hex::encode(&wrapped)),
+        "the wrapped key is gone: {dump}"
+    );
+
+    // A late January login, and one of a month that never had a key, store no address.
+    queue
+        .send(&[
+            login("d", "203.0.113.9", "dev-1", "2026-01-25T10:00:00Z"),
+            login("e", "203.0.113.9", "dev-1", "2025-06-01T10:00:00Z"),
+        ])
+        .await;
+    run_drain(&queue, &db, &["--policy", &monthly]);
+    let d = ip_of(&db, "d").await;
+    assert_eq!(d.0, None, "shredded on arrival");
+    assert_eq!(d.1, a.1, "the one-way device link stays");
+    assert_eq!(ip_of(&db, "e").await.0, None);
+    let keys: Vec<String> = (client.query("SELECT period FROM period_keys ORDER BY 1", &[]))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        keys,
+        ["2026-01", "2026-02"],
+        "no key made before the horizon"
+    );
+    let out = reveal(&["--user-id", "d"]);
+    assert!(text(&out).contains("<shredded>"), "{}", text(&out));
+
+    // A shred is for good; and a period still running is not shredded.
+    for sql in [
+        "UPDATE period_keys SET wrapped = '\\x00', wrapped_by = 'k' WHERE period = '2026-01'",
+        "DELETE FROM period_keys WHERE period = '2026-01'",
+    ] {
+        let err = client.batch_execute(sql).await.unwrap_err();
+        assert!(format!("{err:?}").contains("42501"), "{sql}: {err:?}");
+    }
+    let out = run_binary(
+        binary(&queue, &db).args(["shred", "--before", "2999-01", "--reason", "r", "--yes"]),
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("in the future"), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_id_pseudonym_is_revealed_and_erased_by_the_id_and_the_erasure_holds() {
+    for (name, scoped) in [("all-time", false), ("monthly", true)] {
+        let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+        let text_policy = std::fs::read_to_string(example("minimal.toml")).unwrap();
+        let text_policy = match scoped {
+            true => text_policy.replace(
+                "store = \"pseudonym\"",
+                "store = \"pseudonym\"\nscope = \"month\"",
+            ),
+            false => text_policy,
+        };
+        let policy = std::env::temp_dir().join(format!("{}.toml", unique("login-etl-minimal")));
+        std::fs::write(&policy, text_policy).unwrap();
+        let policy = policy.display().to_string();
+        queue
+            .send(&[
+                login("alice", "203.0.113.9", "dev-a", "2026-01-10T08:30:00Z"),
+                login("alice", "203.0.113.10", "dev-a", "2026-02-10T08:30:00Z"),
+                login("bob", "198.51.100.4", "dev-b", "2026-01-11T08:30:00Z"),
+            ])
+            .await;
+        run_drain(&queue, &db, &["--policy", &policy]);
+        let client = db.client().await;
+        let ids: Vec<String> = (client.query("SELECT user_id FROM user_logins", &[]))
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(ids.len(), 3, "{name}");
+        assert!(
+            !ids.iter()
+                .any(|id| id.contains("alice") || id.contains("bob")),
+            "{ids:?}"
+        );
+
+        let out = run_binary(binary(&queue, &db).args([
+            "reveal",
+            "--user-id",
+            "alice",
+            "--reason",
+            "dsar-7",
+        ]));
+        assert!(
+            text(&out).contains("revealed 2 rows"),
+            "{name}: {}",
+            text(&out)
+        );
+        let out =
+            run_ok(binary(&queue, &db).args(["erase", "--user-id", "alice", "--reason", "dsar-7"]));
+        assert!(
+            text(&out).contains("erased 2 rows"),
+            "{name}: {}",
+            text(&out)
+        );
+        // A login of hers sent before the erasure and delivered after it is never written.
+        queue
+            .send(&[login(
+                "alice",
+                "203.0.113.9",
+                "dev-a",
+                "2026-01-12T08:30:00Z",
+            )])
+            .await;
+        run_drain(&queue, &db, &["--policy", &policy]);
+        let left: i64 = (client.query_one("SELECT count(*) FROM user_logins", &[]))
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(left, 1, "{name}: only bob's row");
+        let dump = db.dump_all_tables().await;
+        assert!(!dump.contains("alice"), "{name}: {dump}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_consumer_stops_sealing_under_a_key_shredded_while_it_runs() {
+    let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
+    let monthly = example("monthly-links.toml");
+    let _consumer = Spawned::new(binary(&queue, &db).args(["run", "--policy", &monthly]));
+    let client = db.client().await;
+    let rows = |n: i64| {
+        let client = &client;
+        async move {
+            // The consumer makes the schema first.
+            let count = client
+                .query_one("SELECT count(*) FROM user_logins", &[])
+                .await;
+            count.is_ok_and(|row| row.get::<_, i64>(0) >= n)
+        }
+    };
+    queue
+        .send(&[login("a", "203.0.113.9", "dev-1", "2026-01-10T08:30:00Z")])
+        .await;
+    wait_until("the first row", std::time::Duration::from_secs(60), || {
+        rows(1)
+    })
+    .await;
+    assert!(ip_of(&db, "a").await.0.unwrap().starts_with("@2026-01:"));
+    // The consumer holds January's key in memory; the shred destroys the stored one.
+    run_ok(binary(&queue, &db).args([
+        "shred",
+        "--before",
+        "2026-02",
+        "--reason",
+        "retention",
+        "--yes",
+    ]));
+    queue
+        .send(&[login("b", "203.0.113.9", "dev-1", "2026-01-11T08:30:00Z")])
+        .await;
+    wait_until("the second row", std::time::Duration::from_secs(60), || {
+        rows(2)
+    })
+    .await;
+    assert_eq!(
+        ip_of(&db, "b").await.0,
+        None,
+        "sealed under the shredded key, the row was made again without it"
+    );
+}
