@@ -94,10 +94,10 @@ pub(super) async fn execute(args: ShredArgs, _: Globals) -> anyhow::Result<()> {
         .with_context(|| format!("cannot shred in {target}; nothing was changed"))?;
     let rows: u64 = done.periods.iter().map(|p| p.rows).sum();
     println!(
-        "shredded the keys of {} periods ({rows} rows keep their one-way columns; their sealed \
-         values can no longer be revealed); no key will be made for a period ending by {before}; \
+        "shredded the keys of {} ({rows} rows keep their one-way columns; their sealed values \
+         can no longer be revealed); no key will be made for a period ending by {before}; \
          audited in privacy_operations (id {})",
-        done.periods.len(),
+        periods(done.periods.len()),
         done.audit_id
     );
     Ok(())
@@ -116,11 +116,18 @@ fn describe(plan: &[ShredPeriod], before: &str) -> String {
         })
         .collect();
     format!(
-        "the keys of {} periods ending by {before} will be destroyed; the aes-siv values sealed \
-         under them can never be revealed again:\n{}",
-        plan.len(),
+        "the keys of {} ending by {before} will be destroyed; the aes-siv values sealed under \
+         them can never be revealed again:\n{}",
+        periods(plan.len()),
         lines.join("\n")
     )
+}
+
+fn periods(n: usize) -> String {
+    match n {
+        1 => "1 period".into(),
+        n => format!("{n} periods"),
+    }
 }
 
 /// Ask on the terminal; without one, only `--yes` confirms.

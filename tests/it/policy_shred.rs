@@ -120,7 +120,7 @@ async fn shred_makes_a_months_sealed_addresses_unrecoverable_and_keeps_the_rows(
     let out = shred(&["--yes"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        text(&out).contains("shredded the keys of 1 periods"),
+        text(&out).contains("shredded the keys of 1 period (2 rows"),
         "{}",
         text(&out)
     );
