@@ -2,7 +2,7 @@
 //! transaction with its audit row (counts only, never the user id).
 
 use super::Globals;
-use crate::cli::{DbArgs, KeyArgs};
+use crate::cli::{DbArgs, KeyArgs, PolicyFileArgs};
 use anyhow::{bail, Context};
 use clap::Args;
 
@@ -18,6 +18,10 @@ pub struct EraseArgs {
     /// The masking keys: the audit row records a keyed fingerprint of the user id, never the id.
     #[command(flatten)]
     pub keys: KeyArgs,
+    /// Optional: the policy rows were written under. Without it, the policies `run` recorded
+    /// say whether `user_id` holds pseudonyms (the subject is found by them either way).
+    #[command(flatten)]
+    pub policy: PolicyFileArgs,
     /// The data subject: every `user_logins` row and quarantine entry of this user id goes.
     #[arg(long)]
     pub user_id: String,
@@ -41,6 +45,7 @@ pub(super) async fn execute(args: EraseArgs, _: Globals) -> anyhow::Result<()> {
     if args.user_id.trim().is_empty() {
         bail!("--user-id is empty");
     }
+    let policy = optional_policy(&args.policy)?;
     let keys = load_keys(&args.keys, None).await?;
     let fingerprints = crate::mask::user_fingerprints(&keys, &args.user_id);
     let forms = crate::mask::user_id_forms(&keys, &args.user_id);
@@ -49,7 +54,7 @@ pub(super) async fn execute(args: EraseArgs, _: Globals) -> anyhow::Result<()> {
     let mut database = PgOperator::new(&args.db.settings())?;
     database.require_current_schema().await?;
     database.check_key_ring(&keys.key_fingerprints()).await?;
-    let pseudonyms = pseudonyms_of(&mut database, &keys, &args.user_id).await?;
+    let pseudonyms = pseudonyms_of(&mut database, &keys, &args.user_id, policy.as_ref()).await?;
     let subject = EraseSubject {
         id: &args.user_id,
         pseudonyms: &pseudonyms,
@@ -83,18 +88,35 @@ pub(super) async fn execute(args: EraseArgs, _: Globals) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What a subject may be stored as besides the id: their `user_id` pseudonyms, if a recorded
-/// policy stores one (under every key of the ring, and in every period the table holds when it is
-/// scoped).
+/// The policy file given with `--policy`, if one was.
+pub(super) fn optional_policy(
+    args: &PolicyFileArgs,
+) -> anyhow::Result<Option<crate::policy::Policy>> {
+    match &args.policy_file {
+        Some(_) => Ok(Some(super::policy::load_policy(args)?)),
+        None => Ok(None),
+    }
+}
+
+/// What a subject may be stored as besides the id: their `user_id` pseudonyms, if `policy` or a
+/// policy `run` recorded stores one (under every key of the ring, and in every period the table
+/// holds when it is scoped).
 pub(super) async fn pseudonyms_of(
     database: &mut PgOperator,
     keys: &crate::mask::KeyRing,
     user_id: &str,
+    policy: Option<&crate::policy::Policy>,
 ) -> anyhow::Result<Vec<String>> {
     let policies = (database.recorded_policies().await)
         .context("cannot read the recorded privacy policies")?;
-    let stores: Vec<&String> = (policies.iter())
-        .filter_map(|p| p.columns.get("user_id"))
+    let given = policy.map(crate::policy::in_force::treatments);
+    let stores: Vec<&str> = (policies.iter())
+        .filter_map(|p| p.columns.get("user_id").map(String::as_str))
+        .chain(
+            given
+                .iter()
+                .filter_map(|c| c.get("user_id").map(String::as_str)),
+        )
         .filter(|c| c.starts_with("hmac"))
         .collect();
     if stores.is_empty() {

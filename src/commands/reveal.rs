@@ -2,7 +2,7 @@
 //! `mask_reveals` before anything is shown.
 
 use super::Globals;
-use crate::cli::{DbArgs, FieldArg, KeyArgs};
+use crate::cli::{DbArgs, FieldArg, KeyArgs, PolicyFileArgs};
 use anyhow::{bail, Context};
 use clap::Args;
 
@@ -24,6 +24,10 @@ pub struct RevealArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub keys: KeyArgs,
+    /// Optional: the policy rows were written under. Without it, the policies `run` recorded
+    /// say whether `user_id` holds pseudonyms (--user-id finds them either way).
+    #[command(flatten)]
+    pub policy: PolicyFileArgs,
     /// Why the values are needed (e.g. a ticket or legal request); stored in the audit row.
     #[arg(long, required = true)]
     pub reason: String,
@@ -86,6 +90,7 @@ pub(super) async fn execute(args: RevealArgs, _: Globals) -> anyhow::Result<()> 
             return Err(RevealError::OneWay(strategy.as_str()).into());
         }
     }
+    let policy = super::erase::optional_policy(&args.policy)?;
     let keys = load_keys(&args.keys, None).await?;
     let masker = Masker::new(StrategyName::AesSiv, Some(&keys))?;
     let mut database = PgOperator::new(&args.db.settings())?;
@@ -101,7 +106,9 @@ pub(super) async fn execute(args: RevealArgs, _: Globals) -> anyhow::Result<()> 
         reason: args.reason.clone(),
     };
     let pseudonyms = match &request {
-        RevealRequest::UserId(id) => super::erase::pseudonyms_of(&mut database, &keys, id).await?,
+        RevealRequest::UserId(id) => {
+            super::erase::pseudonyms_of(&mut database, &keys, id, policy.as_ref()).await?
+        }
         _ => Vec::new(),
     };
     let rows = database

@@ -35,6 +35,7 @@ mod pipeline;
 mod poison;
 mod policy_attacks;
 mod policy_attacks2;
+mod policy_choices;
 mod policy_run;
 mod policy_shred;
 mod poolers;
