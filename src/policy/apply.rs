@@ -189,6 +189,7 @@ impl Applier {
             return Ok(ring.clone());
         }
         let ring = Arc::new(period::ring_for(&self.keys, period)?);
+        bound(&mut rings, 1);
         rings.insert(period.to_string(), ring.clone());
         Ok(ring)
     }
@@ -284,12 +285,25 @@ impl Applier {
             Some(masker) => masker,
             None => {
                 let masker = Arc::new(Masker::new(strategy, Some(&*self.ring(scope, period)?))?);
-                (self.maskers.lock().unwrap_or_else(|e| e.into_inner()))
-                    .insert((at, strategy), masker.clone());
+                let mut maskers = self.maskers.lock().unwrap_or_else(|e| e.into_inner());
+                bound(&mut maskers, 1);
+                maskers.insert((at, strategy), masker.clone());
                 masker
             }
         };
         Ok(Some(masker.mask(field, canonical)))
+    }
+}
+
+/// Periods whose rings, maskers and keys an applier keeps: a backfill of years of daily periods
+/// would otherwise keep them all. Past it the cache starts again (derived rings and maskers are
+/// made again, period keys read again, on demand).
+const PERIODS_KEPT: usize = 256;
+
+/// Empty `cache` if `adding` more entries would take it past [`PERIODS_KEPT`].
+fn bound<K, V>(cache: &mut HashMap<K, V>, adding: usize) {
+    if cache.len() + adding > PERIODS_KEPT {
+        cache.clear();
     }
 }
 
@@ -351,7 +365,10 @@ impl RowPolicy for Applier {
             };
             opened.push((period.clone(), masker));
         }
-        (self.period_keys.write().unwrap_or_else(|e| e.into_inner())).extend(opened);
+        let mut held = self.period_keys.write().unwrap_or_else(|e| e.into_inner());
+        // The keys just read all stay: the rows that needed them are made next.
+        bound(&mut held, opened.len());
+        held.extend(opened);
         Ok(())
     }
 }
