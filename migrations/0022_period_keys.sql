@@ -13,27 +13,68 @@ CREATE TABLE IF NOT EXISTS period_keys (
     CHECK ((wrapped IS NULL) = (wrapped_by IS NULL))
 );
 
--- The server keeps the times, and a shred is for good: a shredded period is never given a key
--- again, a key's row is never deleted, its period never changed.
+-- When a period ends (exclusive), from its label: `2026-12`, `2026-W49`, `2026-12-05` (UTC);
+-- NULL for anything else. The same rule as `mask::period_end` (tests/it/policy_shred.rs).
+CREATE OR REPLACE FUNCTION login_etl_period_end(period_ text) RETURNS timestamptz
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF period_ ~ '^[0-9]{4}-[0-9]{2}$' THEN
+        RETURN ((period_ || '-01')::date + interval '1 month')::timestamp AT TIME ZONE 'UTC';
+    ELSIF period_ ~ '^[0-9]{4}-W[0-9]{2}$' THEN
+        IF substr(period_, 7, 2)::int NOT BETWEEN 1 AND 53
+           OR to_char(to_date(period_, 'IYYY-"W"IW'), 'IYYY-"W"IW') <> period_ THEN
+            RETURN NULL;
+        END IF;
+        RETURN (to_date(period_, 'IYYY-"W"IW') + 7)::timestamp AT TIME ZONE 'UTC';
+    ELSIF period_ ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' THEN
+        RETURN (period_::date + 1)::timestamp AT TIME ZONE 'UTC';
+    END IF;
+    RETURN NULL;
+EXCEPTION WHEN others THEN
+    RETURN NULL;
+END $$;
+
+-- The server keeps the times, and a shred is for good and audited: only the owner's
+-- `login_etl_shred_audited` destroys keys (with its audit row, in one transaction); a shredded
+-- period is never given a key again, a key's row is never deleted, its period never changed; a
+-- key added for a period behind the shred horizon (a writer that read the horizon just before a
+-- shred committed) is stored shredded.
 CREATE OR REPLACE FUNCTION login_etl_guard_period_key() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    owner_ text := (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = TG_RELID);
+    horizon_ timestamptz;
 BEGIN
     IF TG_OP = 'DELETE' THEN
         RAISE EXCEPTION 'period keys are never deleted (shred destroys a key and keeps its row)'
             USING ERRCODE = '42501';
-    ELSIF TG_OP = 'INSERT' THEN
-        NEW.created_at := clock_timestamp();
-        NEW.shredded_at := CASE WHEN NEW.wrapped IS NULL THEN clock_timestamp() END;
-    ELSE
-        IF OLD.wrapped IS NULL AND NEW.wrapped IS NOT NULL THEN
-            RAISE EXCEPTION 'period % was shredded: it is never given a key again', OLD.period
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        SELECT max(before) INTO horizon_ FROM public.shred_horizons;
+        IF horizon_ IS NOT NULL AND coalesce(public.login_etl_period_end(NEW.period) <= horizon_,
+                                             true) THEN
+            NEW.wrapped := NULL;
+            NEW.wrapped_by := NULL;
+        ELSIF NEW.wrapped IS NULL AND current_user::text <> owner_ THEN
+            RAISE EXCEPTION 'a period key is added with its key (only shred leaves it empty)'
                 USING ERRCODE = '42501';
         END IF;
-        NEW.period := OLD.period;
-        NEW.created_at := OLD.created_at;
-        NEW.shredded_at := CASE WHEN OLD.wrapped IS NULL THEN OLD.shredded_at
-                                WHEN NEW.wrapped IS NULL THEN clock_timestamp() END;
+        NEW.created_at := clock_timestamp();
+        NEW.shredded_at := CASE WHEN NEW.wrapped IS NULL THEN clock_timestamp() END;
+        RETURN NEW;
     END IF;
+    IF OLD.wrapped IS NULL AND NEW.wrapped IS NOT NULL THEN
+        RAISE EXCEPTION 'period % was shredded: it is never given a key again', OLD.period
+            USING ERRCODE = '42501';
+    END IF;
+    IF OLD.wrapped IS NOT NULL AND NEW.wrapped IS NULL AND current_user::text <> owner_ THEN
+        RAISE EXCEPTION 'period keys are destroyed only by login_etl_shred_audited (login-etl shred)'
+            USING ERRCODE = '42501';
+    END IF;
+    NEW.period := OLD.period;
+    NEW.created_at := OLD.created_at;
+    NEW.shredded_at := CASE WHEN OLD.wrapped IS NULL THEN OLD.shredded_at
+                            WHEN NEW.wrapped IS NULL THEN clock_timestamp() END;
     RETURN NEW;
 END $$;
 DROP TRIGGER IF EXISTS period_keys_guarded ON period_keys;
@@ -43,21 +84,98 @@ REVOKE UPDATE, DELETE, TRUNCATE ON period_keys FROM PUBLIC;
 
 -- `shred --before T` shreds every period that ends by T, including those no key was made for
 -- yet: a login of such a period that arrives later (a backfill, a redrive) is never sealed under
--- a new key. Writers read the latest horizon in the transaction of each write.
+-- a new key. Writers read the latest horizon in the transaction of each write. Only the owner's
+-- function sets one, never in the future, stamped by the server.
 CREATE TABLE IF NOT EXISTS shred_horizons (
     before      timestamptz PRIMARY KEY,
-    recorded_at timestamptz NOT NULL DEFAULT now()
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    CHECK (before <= recorded_at)
 );
-REVOKE UPDATE, DELETE, TRUNCATE ON shred_horizons FROM PUBLIC;
+CREATE OR REPLACE FUNCTION login_etl_stamp_horizon() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP <> 'INSERT' OR current_user::text <> (
+           SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = TG_RELID) THEN
+        RAISE EXCEPTION 'shred horizons are set only by login_etl_shred_audited (login-etl shred)'
+            USING ERRCODE = '42501';
+    END IF;
+    NEW.recorded_at := clock_timestamp();
+    RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS shred_horizons_stamped ON shred_horizons;
+CREATE TRIGGER shred_horizons_stamped BEFORE INSERT OR UPDATE OR DELETE ON shred_horizons
+    FOR EACH ROW EXECUTE FUNCTION login_etl_stamp_horizon();
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON shred_horizons FROM PUBLIC;
 
 ALTER TABLE privacy_operations DROP CONSTRAINT IF EXISTS privacy_operations_operation_check;
 ALTER TABLE privacy_operations ADD CONSTRAINT privacy_operations_operation_check
     CHECK (operation IN ('erase', 'retention', 'rekey', 'quarantine_retention', 'audit_retention',
                          'redrive', 'shred'));
 
--- A database upgraded with its roles in place: writers read keys and add new ones; readers of
--- rows (reveal, reports) read them; operators (who may update user_logins' masks) re-wrap and
--- shred them. Fresh installs get the same from docs/least-privilege*.sql.
+-- Migration 20's stamp, and a shred's audit row, like an erase's, written only by the owner's
+-- function: nobody records a shred that did not happen.
+CREATE OR REPLACE FUNCTION login_etl_stamp_operation() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        IF NEW.operation IN ('erase', 'shred') AND current_user::text <> (
+               SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = TG_RELID) THEN
+            RAISE EXCEPTION '% audit rows are written only by login_etl_%_audited', NEW.operation,
+                CASE NEW.operation WHEN 'erase' THEN 'erase' ELSE 'shred' END
+                USING ERRCODE = '42501';
+        END IF;
+        NEW.db_user := session_user;
+        NEW.at := clock_timestamp();
+    ELSE
+        NEW.db_user := OLD.db_user;
+        NEW.at := OLD.at;
+        NEW.operation := OLD.operation;
+        NEW.os_user := OLD.os_user;
+        NEW.actor := OLD.actor;
+        NEW.reason := OLD.reason;
+    END IF;
+    RETURN NEW;
+END $$;
+
+-- `login-etl shred`: in one transaction, writers locked out (the lock order of erase), the keys
+-- of every period ending by `before_` destroyed, the horizon recorded, and the audit row (the
+-- periods, the rows they hold) written. Its audit id, the periods and their rows.
+CREATE OR REPLACE FUNCTION login_etl_shred_audited(
+    before_ timestamptz, os_user_ text, actor_ text, reason_ text)
+RETURNS TABLE (audit_id bigint, periods text[], rows bigint)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    periods_ text[];
+    rows_ bigint;
+    id_ bigint;
+BEGIN
+    IF before_ IS NULL OR before_ > clock_timestamp() THEN
+        RAISE EXCEPTION 'a shred ends by a time that has passed (periods still running are still written)';
+    END IF;
+    IF coalesce(btrim(reason_), '') = '' THEN
+        RAISE EXCEPTION 'a shred says why';
+    END IF;
+    LOCK TABLE public.user_logins IN SHARE ROW EXCLUSIVE MODE;
+    SELECT coalesce(array_agg(period::text ORDER BY period), '{}') INTO periods_
+        FROM public.period_keys
+        WHERE wrapped IS NOT NULL
+          AND coalesce(public.login_etl_period_end(period) <= before_, true);
+    SELECT count(*) INTO rows_ FROM public.user_logins WHERE period = ANY(periods_);
+    UPDATE public.period_keys SET wrapped = NULL, wrapped_by = NULL WHERE period = ANY(periods_);
+    INSERT INTO public.shred_horizons (before) VALUES (before_) ON CONFLICT DO NOTHING;
+    INSERT INTO public.privacy_operations (operation, os_user, actor, reason, rows, detail)
+    VALUES ('shred', os_user_, actor_, reason_, rows_,
+            jsonb_build_object('before', before_, 'periods', to_jsonb(periods_)))
+    RETURNING id INTO id_;
+    RETURN QUERY SELECT id_, periods_, rows_;
+END $$;
+REVOKE EXECUTE ON FUNCTION login_etl_shred_audited(timestamptz, text, text, text) FROM PUBLIC;
+
+-- A database upgraded with its roles in place: writers (INSERT on user_logins) read keys and
+-- add new ones; readers of rows (reveal, reports) read them; operators (who may rewrite
+-- user_logins' masks: rekey) re-wrap them and shred through the function. A retention writer's
+-- DELETE on user_logins gives nothing here. Fresh installs get the same from
+-- docs/least-privilege*.sql.
 DO $$
 DECLARE
     r record;
@@ -65,15 +183,21 @@ BEGIN
     FOR r IN SELECT DISTINCT pg_get_userbyid(a.grantee) AS role, a.privilege_type AS p
              FROM pg_class AS c, aclexplode(c.relacl) AS a
              WHERE c.oid = 'public.user_logins'::regclass
-               AND a.privilege_type IN ('INSERT', 'SELECT', 'DELETE')
+               AND a.privilege_type IN ('INSERT', 'SELECT')
                AND a.grantee <> c.relowner AND a.grantee <> 0 LOOP
         EXECUTE format('GRANT SELECT ON period_keys, shred_horizons TO %I', r.role);
         IF r.p = 'INSERT' THEN
             EXECUTE format('GRANT INSERT (period, wrapped_by, wrapped) ON period_keys TO %I', r.role);
-        ELSIF r.p = 'DELETE' THEN
-            EXECUTE format('GRANT UPDATE (wrapped_by, wrapped) ON period_keys TO %I', r.role);
-            EXECUTE format('GRANT INSERT ON shred_horizons TO %I', r.role);
         END IF;
+    END LOOP;
+    FOR r IN SELECT rolname AS role FROM pg_roles
+             WHERE has_column_privilege(oid, 'public.user_logins', 'masked_ip', 'UPDATE')
+               AND oid <> (SELECT relowner FROM pg_class WHERE oid = 'public.user_logins'::regclass)
+               AND NOT rolsuper LOOP
+        EXECUTE format('GRANT SELECT, UPDATE (wrapped_by, wrapped) ON period_keys TO %I', r.role);
+        EXECUTE format('GRANT SELECT ON shred_horizons TO %I', r.role);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION login_etl_shred_audited(timestamptz, text, '
+                       'text, text) TO %I', r.role);
     END LOOP;
 END $$;
 
@@ -102,6 +226,9 @@ BEGIN
        OR cardinality(records_) IS NULL OR cardinality(records_) = 0
        OR cardinality(subjects_) IS NULL OR cardinality(subjects_) = 0 THEN
         RAISE EXCEPTION 'an erase names its subject, its erasure records and its fingerprints';
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(user_ids_[2:]) AS u WHERE u !~ '^[^:]+:[0-9a-f]{64}$') THEN
+        RAISE EXCEPTION 'an erase names one subject: its id, then pseudonyms of it';
     END IF;
     IF quarantined_ < 0 OR stripped_ < 0 THEN
         RAISE EXCEPTION 'an erase has a negative count';

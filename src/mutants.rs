@@ -22,17 +22,21 @@ pub(crate) enum Mutant {
     LoseGzipMember,
     /// The heartbeat drops the last message of each receive (`pipeline/held.rs`).
     DropHeartbeat,
+    /// A login of a shredded period is sealed under the ring instead of stored without its
+    /// value (`policy/apply.rs`): a shred that does not hold for late logins.
+    SealShreddedUnderRing,
 }
 
 /// Every mutant with its name (for `scripts/sim.sh --mutants`).
 #[cfg_attr(not(test), allow(dead_code))]
-pub(crate) const ALL: [(Mutant, &str); 6] = [
+pub(crate) const ALL: [(Mutant, &str); 7] = [
     (Mutant::DeleteBeforeCommit, "delete-before-commit"),
     (Mutant::SkipLedgerClaim, "skip-ledger-claim"),
     (Mutant::ForwardEveryRedelivery, "forward-every-redelivery"),
     (Mutant::RefusedPairLast, "refused-pair-last"),
     (Mutant::LoseGzipMember, "lose-gzip-member"),
     (Mutant::DropHeartbeat, "drop-heartbeat"),
+    (Mutant::SealShreddedUnderRing, "seal-shredded-under-ring"),
 ];
 
 thread_local! {

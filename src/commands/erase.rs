@@ -54,10 +54,16 @@ pub(super) async fn execute(args: EraseArgs, _: Globals) -> anyhow::Result<()> {
     let mut database = PgOperator::new(&args.db.settings())?;
     database.require_current_schema().await?;
     database.check_key_ring(&keys.key_fingerprints()).await?;
-    let pseudonyms = pseudonyms_of(&mut database, &keys, &args.user_id, policy.as_ref()).await?;
+    let stored_as = pseudonymised(&mut database, policy.as_ref()).await?;
+    let pseudonyms = |periods: &[String]| {
+        // A period's ring is 64 bytes of HKDF output per key: it derives from any ring.
+        crate::policy::user_id_pseudonyms(&keys, &args.user_id, periods)
+            .expect("a period ring derives from any ring that parsed")
+    };
     let subject = EraseSubject {
         id: &args.user_id,
-        pseudonyms: &pseudonyms,
+        pseudonyms: (stored_as != Pseudonyms::None).then_some(&pseudonyms as _),
+        pseudonyms_by_period: stored_as == Pseudonyms::ByPeriod,
         fingerprints: &fingerprints,
         forms: &forms,
         records: &records,
@@ -98,15 +104,19 @@ pub(super) fn optional_policy(
     }
 }
 
-/// What a subject may be stored as besides the id: their `user_id` pseudonyms, if `policy` or a
-/// policy `run` recorded stores one (under every key of the ring, and in every period the table
-/// holds when it is scoped).
-pub(super) async fn pseudonyms_of(
+/// Whether a policy stores `user_id` as a pseudonym, and whether per period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pseudonyms {
+    None,
+    AllTime,
+    ByPeriod,
+}
+
+/// Whether `policy` or a policy `run` recorded stores `user_id` as a pseudonym.
+pub(super) async fn pseudonymised(
     database: &mut PgOperator,
-    keys: &crate::mask::KeyRing,
-    user_id: &str,
     policy: Option<&crate::policy::Policy>,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<Pseudonyms> {
     let policies = (database.recorded_policies().await)
         .context("cannot read the recorded privacy policies")?;
     let given = policy.map(crate::policy::in_force::treatments);
@@ -119,12 +129,29 @@ pub(super) async fn pseudonyms_of(
         )
         .filter(|c| c.starts_with("hmac"))
         .collect();
-    if stores.is_empty() {
-        return Ok(Vec::new());
-    }
-    let periods = match stores.iter().any(|c| c.contains('/')) {
-        true => (database.stored_periods().await).context("cannot read user_logins' periods")?,
-        false => Vec::new(),
+    Ok(
+        match (stores.is_empty(), stores.iter().any(|c| c.contains('/'))) {
+            (true, _) => Pseudonyms::None,
+            (false, false) => Pseudonyms::AllTime,
+            (false, true) => Pseudonyms::ByPeriod,
+        },
+    )
+}
+
+/// What a subject may be stored as besides the id: their `user_id` pseudonyms, if a policy
+/// stores one (under every key of the ring, and in every period the table holds when scoped).
+pub(super) async fn pseudonyms_of(
+    database: &mut PgOperator,
+    keys: &crate::mask::KeyRing,
+    user_id: &str,
+    policy: Option<&crate::policy::Policy>,
+) -> anyhow::Result<Vec<String>> {
+    let periods = match pseudonymised(database, policy).await? {
+        Pseudonyms::None => return Ok(Vec::new()),
+        Pseudonyms::AllTime => Vec::new(),
+        Pseudonyms::ByPeriod => {
+            (database.stored_periods().await).context("cannot read user_logins' periods")?
+        }
     };
     Ok(crate::policy::user_id_pseudonyms(keys, user_id, &periods)?)
 }

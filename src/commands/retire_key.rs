@@ -40,6 +40,15 @@ pub(super) async fn execute(args: RetireKeyArgs, _: Globals) -> anyhow::Result<(
     if extra > 0 {
         in_use.push(format!("{extra} extra_fields"));
     }
+    if super::erase::pseudonymised(&mut database, None).await? != super::erase::Pseudonyms::None {
+        let pseudonyms = database.user_id_pseudonyms_under(&args.id).await?;
+        if pseudonyms > 0 {
+            bail!(
+                "key `{}` made the user_id pseudonyms of {pseudonyms} rows; they are one-way (no re-key), and erase and reveal find a subject's rows by them only while the key is in the ring: keep the key until those rows age out (--retain-days)",
+                args.id
+            );
+        }
+    }
     let wrapping = database.period_keys_wrapped_by(&args.id).await?;
     if wrapping > 0 {
         bail!(

@@ -181,6 +181,13 @@ pub(super) async fn execute(args: RunArgs, globals: Globals) -> anyhow::Result<(
         "--ip-network-mask and --policy both say what masked_ip_network holds: drop the flag and \
          say `store = \"network\"` under [ip] in the policy"
     );
+    // Quarantine bodies and `extra_fields` are masked by --mask-strategy: under aes-siv they would
+    // keep a period's addresses revealable under the ring after its keys are shredded.
+    anyhow::ensure!(
+        !(policy.as_ref().is_some_and(|p| p.seals_by_period())
+            && args.strategy() == StrategyName::AesSiv),
+        "--mask-strategy aes-siv would keep quarantined and extra values revealable under the key          ring, beyond what `shred` destroys under this policy's scoped aes-siv: use hmac-sha256          (the default) with it"
+    );
     let keys = if args.strategy() != StrategyName::Sha256 || network_on || policy.is_some() {
         Some(load_keys(&args.keys, args.sqs.sqs_endpoint.0.as_ref()).await?)
     } else {

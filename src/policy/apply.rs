@@ -263,7 +263,7 @@ impl Applier {
     ) -> Result<Option<String>, KeyError> {
         let (strategy, scope) = match store {
             // Under the period's random key, which `shred` can destroy (NULL once it has).
-            Store::AesSiv { scope } if scope != Scope::All => {
+            Store::AesSiv { scope } if scope != Scope::All && !shredded_under_ring(sealer) => {
                 return Ok(match sealer {
                     Sealer::Key(masker) => Some(masker.mask(field, canonical)),
                     Sealer::Nothing(_) => None,
@@ -293,6 +293,16 @@ impl Applier {
         };
         Ok(Some(masker.mask(field, canonical)))
     }
+}
+
+/// The simulation's mutant `SealShreddedUnderRing`: a shredded period's value sealed under the
+/// ring (never in a release).
+fn shredded_under_ring(_sealer: &Sealer) -> bool {
+    #[cfg(feature = "sim-mutants")]
+    if crate::mutants::active(crate::mutants::Mutant::SealShreddedUnderRing) {
+        return matches!(_sealer, Sealer::Nothing(PeriodKeyUse::Shredded));
+    }
+    false
 }
 
 /// Periods whose rings, maskers and keys an applier keeps: a backfill of years of daily periods

@@ -97,6 +97,11 @@ impl Faults {
         self.p.get(kind).copied().unwrap_or(0.0)
     }
 
+    /// Turn `kind` on with probability `p` (a kind of a scenario's own, drawn after the rest).
+    pub(super) fn with(&mut self, kind: &'static str, p: f64) {
+        self.p.insert(kind, p);
+    }
+
     /// The kinds on.
     pub(super) fn kinds(&self) -> Vec<&'static str> {
         self.p.keys().copied().collect()

@@ -7,13 +7,15 @@
 //!
 //! - `shapes.rs`: message bodies of every shape, with what each must become and its planted PII.
 //! - `faults.rs`: the fault plan of a seed. `world.rs`: the durable state incarnations share.
-//! - `queue.rs` / `store.rs`: the simulated queue and database. `check.rs`: the end invariants.
+//! - `queue.rs` / `store.rs`: the simulated queue and database (`period_keys.rs`: its period keys,
+//!   and a `shred` that strikes just before a write). `check.rs`: the end invariants.
 //! - `runner.rs`: one seed's run. `shrink.rs`: fewer messages, fewer faults. `tests.rs`: where
 //!   it runs (the bounded set in `cargo test`, campaigns and mutants through `scripts/sim.sh`).
 
 mod check;
 mod faults;
 mod labels;
+mod period_keys;
 mod queue;
 mod runner;
 mod shapes;

@@ -33,7 +33,17 @@ pub(super) struct Scenario {
     pub(super) redrive: bool,
     /// An operator redriving the dead letters while the faults last (a redrive started early).
     pub(super) early_redrive: Option<Duration>,
+    /// Rows are stored under [`SIM_POLICY`] (addresses sealed under a random key per day),
+    /// and an operator's `shred` may strike before any write (the fault kind `shred`).
+    pub(super) policy: bool,
 }
+
+/// The seed's policy but for addresses sealed under a day's random key and devices linked within
+/// a day: what a scenario with `policy` stores.
+const SIM_POLICY: &str = "version = 1\n[user_id]\nstore = \"keep\"\n[ip]\nstore = \"aes-siv\"\n\
+    scope = \"day\"\n[device_id]\nstore = \"hmac\"\nscope = \"day\"\n[device_type]\n\
+    store = \"keep\"\n[locale]\nstore = \"keep\"\n[app_version]\nstore = \"keep\"\n\
+    [create_date]\nstore = \"keep\"\n[sent_at]\nstore = \"keep\"\n";
 
 impl Scenario {
     pub(super) fn of(seed: u64) -> Self {
@@ -58,7 +68,7 @@ impl Scenario {
                 false => Duration::from_millis(rng.gen_range(0..spread)),
             })
             .collect();
-        Self {
+        let mut scenario = Self {
             seed,
             messages,
             delays,
@@ -68,6 +78,27 @@ impl Scenario {
             redrive: rng.gen_bool(0.5),
             early_redrive: (rng.gen_bool(0.25) && early_redrive())
                 .then(|| Duration::from_millis(rng.gen_range(0..=window_ms))),
+            policy: false,
+        };
+        // Drawn last, so that every seed's other draws are what they were before policies.
+        scenario.policy = rng.gen_bool(0.5);
+        if scenario.policy && rng.gen_bool(0.5) {
+            scenario.faults.with("shred", rng.gen_range(0.02..0.3));
+        }
+        scenario
+    }
+
+    /// A fresh masker: every incarnation starts without the period keys its last one held.
+    fn masker(&self) -> Masker {
+        let keys = KeyRing::parse(&"11".repeat(32)).expect("a key");
+        let masker = Masker::hmac(&keys);
+        match self.policy {
+            false => masker,
+            true => {
+                let policy = crate::policy::Policy::parse(SIM_POLICY).expect("the sim's policy");
+                let applier = crate::policy::Applier::new(policy, keys);
+                masker.with_policy(std::sync::Arc::new(applier))
+            }
         }
     }
 }
@@ -199,7 +230,6 @@ async fn simulate(scenario: &Scenario, world: Shared) {
             send(&mut producer.lock(), format!("m{i}"), bodies[i].clone());
         }
     });
-    let masker = Masker::hmac(&KeyRing::parse(&"11".repeat(32)).expect("a key"));
     if let Some(at) = scenario.early_redrive {
         let operator = world.clone();
         tokio::spawn(async move {
@@ -220,7 +250,7 @@ async fn simulate(scenario: &Scenario, world: Shared) {
         let done = incarnation(
             scenario,
             &world,
-            &masker,
+            &scenario.masker(),
             crashes.pop().map(|c| t0 + c),
             fault_end,
             hard_end,

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use rand::Rng;
 
+use super::period_keys;
 use super::world::{Entry, Row, Shared, World};
+use crate::mask::{PeriodKeys, WrappedPeriodKey};
 use crate::message::{MessageId, Outcome, OutcomeKind};
 use crate::pipeline::Store;
 use crate::sink::postgres::redrive;
@@ -88,6 +90,9 @@ impl SimStore {
         if w.strike("write_fails_before_commit") {
             return Err(transient("the server closed the connection before COMMIT"));
         }
+        period_keys::shred_first(&mut w, outcomes);
+        period_keys::stale(&w, outcomes)?;
+        period_keys::check_committed(&mut w, outcomes);
         let changes = plan_write(&w, outcomes)?;
         let report = changes.report.clone();
         apply(&mut w, changes, outcomes, solo);
@@ -271,6 +276,17 @@ impl Store for SimStore {
         };
         self.world.halt().await;
         Ok(attempts)
+    }
+
+    async fn period_keys(
+        &mut self,
+        periods: &[String],
+        fresh: &[(String, WrappedPeriodKey)],
+    ) -> Result<PeriodKeys, SinkError> {
+        self.connect("period_keys").await?;
+        let keys = period_keys::read(&mut self.world.lock(), periods, fresh);
+        self.world.halt().await;
+        Ok(keys)
     }
 
     async fn not_to_forward(&mut self, refused: &[&Outcome]) -> Result<HashSet<usize>, SinkError> {

@@ -66,6 +66,8 @@ pub(super) struct Db {
     pub(super) ledger: BTreeMap<String, &'static str>,
     pub(super) entries: BTreeMap<(String, i32), Entry>,
     pub(super) attempts: BTreeMap<String, u32>,
+    /// Period keys as `period_keys` keeps them (`None`: shredded).
+    pub(super) period_keys: BTreeMap<String, Option<crate::mask::WrappedPeriodKey>>,
 }
 
 #[derive(Default)]

@@ -6,6 +6,6 @@ pub use postgres::{
     rds_auth_token, rekey_commit, Accountable, BackfillProgress, Conversion, DatabaseUrl,
     DbSettings, DbStatus, EraseSubject, Erased, KeyUsage, MaskedRow, ObjectToRegister,
     ObjectsProgress, PeriodKeyRecord, PeriodKeyState, PgConnection, PgOperator, PgSink,
-    QuarantineEntry, RekeyRow, RevealRequest, SharedDevice, SharedIp, SharedNetwork, ShredPeriod,
-    Shredded, SinkError, TableCounts, WriteReport, PRUNE_BATCH,
+    PseudonymsOf, QuarantineEntry, RekeyRow, RevealRequest, SharedDevice, SharedIp, SharedNetwork,
+    ShredPeriod, Shredded, SinkError, TableCounts, WriteReport, PRUNE_BATCH,
 };

@@ -34,7 +34,7 @@ async fn status_json_and_quarantine_commands_match_the_database() {
         database["key_ids"]["k1"], counts.rows,
         "every row under key k1"
     );
-    assert_eq!(database["schema_version"], 21);
+    assert_eq!(database["schema_version"], 22);
     assert!(database["last_commit"].is_string());
     assert_eq!(status["queue"]["depth"]["visible"], 0);
 

@@ -38,6 +38,7 @@ mod policy_attacks2;
 mod policy_choices;
 mod policy_run;
 mod policy_shred;
+mod policy_shred_attacks;
 mod poolers;
 mod privacy;
 mod privacy_ops;

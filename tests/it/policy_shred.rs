@@ -334,3 +334,45 @@ async fn a_running_consumer_stops_sealing_under_a_key_shredded_while_it_runs() {
         "sealed under the shredded key, the row was made again without it"
     );
 }
+
+/// `shred` decides in SQL (`login_etl_period_end`) which periods end by `--before`, and its plan,
+/// `reveal` and the writers decide in Rust (`mask::period_end`): the same rule, checked on every
+/// day, ISO week and month of 2025–2028 and on labels that name no period.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_and_the_library_end_a_period_at_the_same_time() {
+    use chrono::{Duration, TimeZone, Utc};
+    use login_etl::policy::{period, Scope};
+    let db = TestDb::new().await;
+    db.operator().migrate().await.unwrap();
+    let mut labels: Vec<String> = [
+        "2026-13",
+        "2026-W54",
+        "2026-W00",
+        "2026-02-30",
+        "2026",
+        "x",
+        "",
+    ]
+    .map(String::from)
+    .to_vec();
+    let start = Utc.with_ymd_and_hms(2025, 1, 1, 12, 0, 0).unwrap();
+    for day in 0..(4 * 366) {
+        for scope in [Scope::Day, Scope::Week, Scope::Month] {
+            labels.extend(period::label(scope, start + Duration::days(day)));
+        }
+    }
+    labels.sort();
+    labels.dedup();
+    let rows = (db.client().await)
+        .query(
+            "SELECT p, login_etl_period_end(p) FROM unnest($1::text[]) AS p ORDER BY p",
+            &[&labels],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), labels.len());
+    for row in rows {
+        let (label, server): (String, Option<chrono::DateTime<Utc>>) = (row.get(0), row.get(1));
+        assert_eq!(server, login_etl::mask::period_end(&label), "{label}");
+    }
+}

@@ -46,7 +46,8 @@ pub enum SinkError {
         message: String,
     },
     /// Rows of the batch were sealed under period keys shredded since (or none was known): the
-    /// committer reads those keys again and makes the rows again, nothing was written.
+    /// committer reads those keys again and makes the rows again, nothing was written. Only a
+    /// commit says so (never a probe), and the committer never retries it as it is.
     #[error("period keys changed while the batch was made (shredded: {})", periods.join(", "))]
     StalePeriodKeys {
         /// The periods whose keys must be read again.

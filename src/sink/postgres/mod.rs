@@ -32,8 +32,8 @@ pub use iam::auth_token as rds_auth_token;
 pub use ops::{
     rekey_commit, Accountable, BackfillProgress, Conversion, DbStatus, EraseSubject, Erased,
     KeyUsage, MaskedRow, ObjectToRegister, ObjectsProgress, PeriodKeyRecord, PeriodKeyState,
-    PgOperator, QuarantineEntry, RekeyRow, RevealRequest, SharedDevice, SharedIp, SharedNetwork,
-    ShredPeriod, Shredded, TableCounts, PRUNE_BATCH,
+    PgOperator, PseudonymsOf, QuarantineEntry, RekeyRow, RevealRequest, SharedDevice, SharedIp,
+    SharedNetwork, ShredPeriod, Shredded, TableCounts, PRUNE_BATCH,
 };
 pub use policy_record::{PolicyInForce, NO_POLICY_FILE};
 pub use write::WriteReport;

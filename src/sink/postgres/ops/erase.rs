@@ -52,12 +52,18 @@ const STRIP_ENTRY: &str = "UPDATE quarantined_messages SET body_masked = $3, use
 const ERASE_AUDITED: &str = "SELECT audit_id, reveals, deleted \
      FROM login_etl_erase_subject_audited($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
+/// A subject's `user_id` pseudonyms given the periods the table holds.
+pub type PseudonymsOf<'f> = dyn Fn(&[String]) -> Vec<String> + Sync + 'f;
+
 /// Whom an erasure is of, in every form stored data holds them (see `commands::erase`).
 pub struct Subject<'a> {
     /// The user id.
     pub id: &'a str,
-    /// What a policy stores in place of the id (`user_id = "pseudonym"`), if any.
-    pub pseudonyms: &'a [String],
+    /// What a policy stores in place of the id (`user_id = "pseudonym"`), given the periods the
+    /// table holds; `None` if no policy does.
+    pub pseudonyms: Option<&'a PseudonymsOf<'a>>,
+    /// Whether those pseudonyms depend on the period (a scoped `user_id` pseudonym).
+    pub pseudonyms_by_period: bool,
     /// Keyed fingerprints of the id for the audit rows, active key first.
     pub fingerprints: &'a [String],
     /// Every form the id takes in stored data ([`crate::mask::user_id_forms`]).
@@ -78,6 +84,8 @@ impl std::fmt::Debug for Subject<'_> {
 /// flight and holds new ones until it commits. SHARE ROW EXCLUSIVE, not SHARE: it also conflicts
 /// with itself, so two erases run one after the other instead of deadlocking on their DELETEs.
 const LOCK_WRITERS: &str = "LOCK TABLE user_logins IN SHARE ROW EXCLUSIVE MODE";
+/// Every period rows carry (a subject's scoped `user_id` pseudonyms differ per period).
+const PERIODS: &str = "SELECT DISTINCT period FROM user_logins WHERE period IS NOT NULL";
 /// Of these masks, those another user's row holds (a shared value).
 const SHARED: &str =
     "SELECT m FROM unnest($1::text[]) AS m WHERE EXISTS (SELECT 1 FROM user_logins \
@@ -111,8 +119,19 @@ impl PgOperator {
                 (subject.fingerprints.iter())
                     .map(|fp| format!("{}{fp}", crate::mask::USER_FINGERPRINT)),
             );
+            // Read after the lock: a login of a new period committed before it is found too.
+            let periods: Vec<String> = match (subject.pseudonyms, subject.pseudonyms_by_period) {
+                (Some(_), true) => (tx.query(PERIODS, &[]).await.map_err(pg)?.iter())
+                    .map(|r| r.get(0))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let pseudonyms = subject
+                .pseudonyms
+                .map(|of| of(&periods))
+                .unwrap_or_default();
             let ids: Vec<&str> = std::iter::once(subject.id)
-                .chain(subject.pseudonyms.iter().map(String::as_str))
+                .chain(pseudonyms.iter().map(String::as_str))
                 .collect();
             let mut masks: Vec<String> = tx
                 .query_one(SUBJECT_MASKS, &[&ids])

@@ -73,6 +73,17 @@ impl PgOperator {
         Ok(self.db.query_one(&sql, &[&key_id]).await?.get(0))
     }
 
+    /// Rows whose `user_id` is a pseudonym made under `key_id` (`<id>:` and 64 hex digits; only
+    /// asked when a recorded policy pseudonymises `user_id`): one-way, so they cannot be re-keyed,
+    /// and `erase` finds them only while the key is in the ring.
+    pub async fn user_id_pseudonyms_under(&mut self, key_id: &str) -> Result<i64, SinkError> {
+        let sql = format!(
+            "SELECT count(*) FROM user_logins WHERE split_part(user_id, ':', 1) = $1 AND {}",
+            crate::mask::sql_is_hmac_mask("user_id")
+        );
+        Ok(self.db.query_one(&sql, &[&key_id]).await?.get(0))
+    }
+
     /// Erasures whose every record is under `key_id` (none under a key of `remaining`): retiring
     /// the key would void them, as no writer could compute their fingerprints any more. An
     /// erasure is the records one `erase` wrote, which share its time (erasing again moves them

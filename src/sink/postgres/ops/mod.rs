@@ -20,7 +20,7 @@ mod shred;
 
 pub use audit::Accountable;
 pub use backfills::{BackfillProgress, ObjectToRegister, ObjectsProgress};
-pub use erase::{Erased, Subject as EraseSubject};
+pub use erase::{Erased, PseudonymsOf, Subject as EraseSubject};
 pub use inspect::{DbStatus, QuarantineEntry};
 pub use key_usage::KeyUsage;
 pub use partition::Conversion;

@@ -1,12 +1,13 @@
-//! `shred`: destroy the period keys of every period that ends by a time (migration 22), in one
-//! transaction with its audit row. It first locks `user_logins` against writes, so that no batch
-//! sealed under one of those keys commits after it (a write checks its keys after the same lock:
+//! Period keys on the operator's side. `shred`: the owner's `login_etl_shred_audited` (migration
+//! 22) destroys the keys of every period that ends by a time, in one transaction with its audit
+//! row; it first locks `user_logins` against writes, so that no batch sealed under one of those
+//! keys commits after it (a write checks its keys after the same lock:
 //! `sink::postgres::period_keys`), and it records the horizon, so that no key is ever made for a
-//! period before it.
+//! period before it. Also what `reveal`, `report privacy`, `rekey` and `retire-key` read.
 
 use chrono::{DateTime, Utc};
 
-use super::audit::{audit, Accountable};
+use super::audit::Accountable;
 use super::PgOperator;
 use crate::mask::{period_end, rewrap_period_key, KeyRing, WrappedPeriodKey};
 use crate::sink::SinkError;
@@ -14,9 +15,7 @@ use crate::sink::SinkError;
 const LIVE: &str = "SELECT period, created_at FROM period_keys WHERE wrapped IS NOT NULL";
 const ROWS: &str =
     "SELECT period, count(*) FROM user_logins WHERE period = ANY($1) GROUP BY period";
-const DESTROY: &str = "UPDATE period_keys SET wrapped = NULL, wrapped_by = NULL \
-                       WHERE period = ANY($1) AND wrapped IS NOT NULL";
-const HORIZON: &str = "INSERT INTO shred_horizons (before) VALUES ($1) ON CONFLICT DO NOTHING";
+const SHRED: &str = "SELECT audit_id, periods, rows FROM login_etl_shred_audited($1, $2, $3, $4)";
 const KEYS: &str = "SELECT period, wrapped_by, wrapped, shredded_at FROM period_keys \
                     WHERE period = ANY($1)";
 const HORIZONS: &str =
@@ -77,7 +76,8 @@ impl PgOperator {
             .map_err(|e| crate::sink::postgres::error::classify(e, &target))
     }
 
-    /// Destroy the keys of every period ending by `before` and record the horizon, audited.
+    /// Destroy the keys of every period ending by `before` and record the horizon, audited: the
+    /// owner's `login_etl_shred_audited` (migration 22), the only way keys are destroyed.
     pub async fn shred(
         &mut self,
         before: DateTime<Utc>,
@@ -88,19 +88,23 @@ impl PgOperator {
         let result = async {
             let client = self.db.client().await?;
             let tx = crate::sink::postgres::begin(client).await.map_err(pg)?;
-            tx.batch_execute("LOCK TABLE user_logins IN SHARE ROW EXCLUSIVE MODE")
+            let planned = plan(&tx, before).await.map_err(pg)?;
+            let row = (tx.query_one(SHRED, &[&before, &who.os_user, &who.actor, &who.reason]))
                 .await
                 .map_err(pg)?;
-            let periods = plan(&tx, before).await.map_err(pg)?;
-            let labels: Vec<&str> = periods.iter().map(|p| p.period.as_str()).collect();
-            tx.execute(DESTROY, &[&labels]).await.map_err(pg)?;
-            tx.execute(HORIZON, &[&before]).await.map_err(pg)?;
-            let rows = periods.iter().map(|p| p.rows).sum();
-            let detail = serde_json::json!({ "before": before.to_rfc3339(), "periods": labels });
-            let audit_id = audit(&tx, "shred", who, rows, 0, detail)
-                .await
-                .map_err(pg)?;
+            let (audit_id, shredded): (i64, Vec<String>) = (row.get(0), row.get(1));
             tx.commit().await.map_err(pg)?;
+            // The rows per period as counted before the lock; the function counted them again.
+            let periods = (shredded.into_iter())
+                .map(|period| {
+                    let known = planned.iter().find(|p| p.period == period);
+                    ShredPeriod {
+                        created_at: known.map_or_else(Utc::now, |p| p.created_at),
+                        rows: known.map_or(0, |p| p.rows),
+                        period,
+                    }
+                })
+                .collect();
             Ok(Shredded { periods, audit_id })
         }
         .await;
