@@ -165,6 +165,15 @@ async fn check_database(args: &RunArgs, ring: Option<&[(String, String)]>, lines
         },
         None => None,
     };
+    if policy.as_ref().is_some_and(|p| p.seals_by_period())
+        && args.strategy() == crate::mask::StrategyName::AesSiv
+    {
+        lines.bad(
+            "--mask-strategy aes-siv would keep quarantined and extra values revealable under the \
+             key ring, beyond what `shred` destroys under this policy",
+            "use hmac-sha256 (the default) with a policy that seals by period",
+        );
+    }
     let empty = super::run_policy::may_be_empty(policy.as_ref());
     match sink.check_columns(&empty).await {
         Ok(()) => lines.ok("user_logins: every column holds what login-etl writes"),
