@@ -26,10 +26,9 @@ GRANT SELECT ON erased_subjects TO login_etl_operator;
 GRANT SELECT, INSERT ON mask_key_fingerprints TO login_etl_operator;
 -- The privacy policy in force (migration 21), for `report privacy`.
 GRANT SELECT ON privacy_policy TO login_etl_operator;
--- Period keys (migration 22): read them (shred's plan, reveal), re-wrap them under a new key
--- (rekey). Destroying one is refused by the server but through the owner's function below.
-GRANT SELECT, UPDATE (wrapped_by, wrapped) ON period_keys TO login_etl_operator;
-GRANT SELECT ON shred_horizons TO login_etl_operator;
+-- Period keys (migration 22): read them (shred's plan, rekey). They change only through the
+-- owner's audited functions granted below (the server refuses any other change).
+GRANT SELECT ON period_keys, shred_horizons TO login_etl_operator;
 -- backfill: registers each S3 object it enqueues (bucket, size, time; the key only as a hash),
 -- so that `status` and `backfill --wait` can say what is done and what is left.
 -- Column by column: the read counts and `finished_at` are the writer's alone (an operator who
@@ -59,5 +58,8 @@ GRANT EXECUTE ON FUNCTION login_etl_count_rekeyed(bigint, bigint) TO login_etl_o
 -- shred: destroys the keys of the periods ending by a time, sets the horizon and writes its audit
 -- row, in one transaction (migration 22); the only way anyone destroys a key.
 GRANT EXECUTE ON FUNCTION login_etl_shred_audited(timestamptz, text, text, text)
+    TO login_etl_operator;
+-- rekey --to: re-wraps the live period keys under the new key, audited (migration 22).
+GRANT EXECUTE ON FUNCTION login_etl_rewrap_period_keys(text[], text, bytea[], text, text, text)
     TO login_etl_operator;
 -- Audit retention (`--audit-retention-days`) deletes audit rows: only the owner runs it.

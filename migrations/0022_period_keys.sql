@@ -13,6 +13,10 @@ CREATE TABLE IF NOT EXISTS period_keys (
     CHECK ((wrapped IS NULL) = (wrapped_by IS NULL))
 );
 
+-- The periods a table holds are read by walking this index (erase of a pseudonymised subject,
+-- `shred`'s counts), not by scanning the table while writers wait.
+CREATE INDEX IF NOT EXISTS user_logins_period ON user_logins (period) WHERE period IS NOT NULL;
+
 -- When a period ends (exclusive), from its label: `2026-12`, `2026-W49`, `2026-12-05` (UTC);
 -- NULL for anything else. The same rule as `mask::period_end` (tests/it/policy_shred.rs).
 CREATE OR REPLACE FUNCTION login_etl_period_end(period_ text) RETURNS timestamptz
@@ -51,7 +55,7 @@ BEGIN
     END IF;
     IF TG_OP = 'INSERT' THEN
         SELECT max(before) INTO horizon_ FROM public.shred_horizons;
-        IF horizon_ IS NOT NULL AND coalesce(public.login_etl_period_end(NEW.period) <= horizon_,
+        IF horizon_ IS NOT NULL AND coalesce(public.login_etl_period_end(NEW.period::text) <= horizon_,
                                              true) THEN
             NEW.wrapped := NULL;
             NEW.wrapped_by := NULL;
@@ -67,8 +71,10 @@ BEGIN
         RAISE EXCEPTION 'period % was shredded: it is never given a key again', OLD.period
             USING ERRCODE = '42501';
     END IF;
-    IF OLD.wrapped IS NOT NULL AND NEW.wrapped IS NULL AND current_user::text <> owner_ THEN
-        RAISE EXCEPTION 'period keys are destroyed only by login_etl_shred_audited (login-etl shred)'
+    -- A key changes only through the owner's audited functions: shred, and rekey's re-wrap
+    -- (anything else written over a key would destroy it as surely as a shred, unaudited).
+    IF current_user::text <> owner_ THEN
+        RAISE EXCEPTION 'period keys change only through login_etl_shred_audited and login_etl_rewrap_period_keys (login-etl shred, rekey)'
             USING ERRCODE = '42501';
     END IF;
     NEW.period := OLD.period;
@@ -149,6 +155,10 @@ DECLARE
     rows_ bigint;
     id_ bigint;
 BEGIN
+    -- The lock order below holds only when each statement sees what committed before it.
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'a shred runs at READ COMMITTED (the writers'' lock order relies on it)';
+    END IF;
     IF before_ IS NULL OR before_ > clock_timestamp() THEN
         RAISE EXCEPTION 'a shred ends by a time that has passed (periods still running are still written)';
     END IF;
@@ -156,10 +166,12 @@ BEGIN
         RAISE EXCEPTION 'a shred says why';
     END IF;
     LOCK TABLE public.user_logins IN SHARE ROW EXCLUSIVE MODE;
+    -- A writer adding a key waits, then reads the horizon this shred sets.
+    LOCK TABLE public.period_keys IN SHARE ROW EXCLUSIVE MODE;
     SELECT coalesce(array_agg(period::text ORDER BY period), '{}') INTO periods_
         FROM public.period_keys
         WHERE wrapped IS NOT NULL
-          AND coalesce(public.login_etl_period_end(period) <= before_, true);
+          AND coalesce(public.login_etl_period_end(period::text) <= before_, true);
     SELECT count(*) INTO rows_ FROM public.user_logins WHERE period = ANY(periods_);
     UPDATE public.period_keys SET wrapped = NULL, wrapped_by = NULL WHERE period = ANY(periods_);
     INSERT INTO public.shred_horizons (before) VALUES (before_) ON CONFLICT DO NOTHING;
@@ -171,9 +183,42 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION login_etl_shred_audited(timestamptz, text, text, text) FROM PUBLIC;
 
+-- `rekey --to K`: live period keys re-wrapped under K (their key unchanged, opened and sealed
+-- again by the caller, which holds the ring), audited. K must be a recorded key (`rekey`
+-- records it first), and a key already under K or shredded is left alone.
+CREATE OR REPLACE FUNCTION login_etl_rewrap_period_keys(
+    periods_ text[], wrapped_by_ text, wrapped_ bytea[], os_user_ text, actor_ text, reason_ text)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    done_ text[];
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM public.mask_key_fingerprints WHERE key_id = wrapped_by_) THEN
+        RAISE EXCEPTION 'period keys are re-wrapped only under a recorded key (rekey --to records it)';
+    END IF;
+    IF cardinality(periods_) IS DISTINCT FROM cardinality(wrapped_)
+       OR EXISTS (SELECT 1 FROM unnest(wrapped_) AS w WHERE w IS NULL OR length(w) < 32) THEN
+        RAISE EXCEPTION 'a re-wrap gives one wrapped key for each period';
+    END IF;
+    WITH changed AS (
+        UPDATE public.period_keys AS k SET wrapped_by = wrapped_by_, wrapped = w.wrapped
+        FROM unnest(periods_, wrapped_) AS w(period, wrapped)
+        WHERE k.period = w.period AND k.wrapped IS NOT NULL AND k.wrapped_by <> wrapped_by_
+        RETURNING k.period::text)
+    SELECT coalesce(array_agg(period ORDER BY period), '{}') INTO done_ FROM changed;
+    IF cardinality(done_) > 0 THEN
+        INSERT INTO public.privacy_operations (operation, os_user, actor, reason, rows, detail)
+        VALUES ('rekey', os_user_, actor_, reason_, 0,
+                jsonb_build_object('period_keys_rewrapped', to_jsonb(done_), 'to', wrapped_by_));
+    END IF;
+    RETURN cardinality(done_);
+END $$;
+REVOKE EXECUTE ON FUNCTION login_etl_rewrap_period_keys(text[], text, bytea[], text, text, text)
+    FROM PUBLIC;
+
 -- A database upgraded with its roles in place: writers (INSERT on user_logins) read keys and
 -- add new ones; readers of rows (reveal, reports) read them; operators (who may rewrite
--- user_logins' masks: rekey) re-wrap them and shred through the function. A retention writer's
+-- user_logins' masks: rekey) re-wrap and shred them through the owner's functions. A retention writer's
 -- DELETE on user_logins gives nothing here. Fresh installs get the same from
 -- docs/least-privilege*.sql.
 DO $$
@@ -190,14 +235,22 @@ BEGIN
             EXECUTE format('GRANT INSERT (period, wrapped_by, wrapped) ON period_keys TO %I', r.role);
         END IF;
     END LOOP;
-    FOR r IN SELECT rolname AS role FROM pg_roles
-             WHERE has_column_privilege(oid, 'public.user_logins', 'masked_ip', 'UPDATE')
-               AND oid <> (SELECT relowner FROM pg_class WHERE oid = 'public.user_logins'::regclass)
-               AND NOT rolsuper LOOP
-        EXECUTE format('GRANT SELECT, UPDATE (wrapped_by, wrapped) ON period_keys TO %I', r.role);
-        EXECUTE format('GRANT SELECT ON shred_horizons TO %I', r.role);
+    -- The roles granted UPDATE of the masks themselves (table or column grant), not those that
+    -- have it through membership or a built-in role such as pg_write_all_data.
+    FOR r IN SELECT DISTINCT pg_get_userbyid(g.grantee) AS role
+             FROM pg_class AS c,
+                  LATERAL (SELECT (aclexplode(c.relacl)).*
+                           UNION ALL
+                           SELECT (aclexplode(a.attacl)).* FROM pg_attribute AS a
+                           WHERE a.attrelid = c.oid AND a.attname = 'masked_ip') AS g
+             WHERE c.oid = 'public.user_logins'::regclass AND g.privilege_type = 'UPDATE'
+               AND g.grantee <> c.relowner AND g.grantee <> 0
+               AND pg_get_userbyid(g.grantee) NOT LIKE 'pg\_%' LOOP
+        EXECUTE format('GRANT SELECT ON period_keys, shred_horizons TO %I', r.role);
         EXECUTE format('GRANT EXECUTE ON FUNCTION login_etl_shred_audited(timestamptz, text, '
                        'text, text) TO %I', r.role);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION login_etl_rewrap_period_keys(text[], text, '
+                       'bytea[], text, text, text) TO %I', r.role);
     END LOOP;
 END $$;
 

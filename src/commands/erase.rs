@@ -54,7 +54,7 @@ pub(super) async fn execute(args: EraseArgs, _: Globals) -> anyhow::Result<()> {
     let mut database = PgOperator::new(&args.db.settings())?;
     database.require_current_schema().await?;
     database.check_key_ring(&keys.key_fingerprints()).await?;
-    let stored_as = pseudonymised(&mut database, policy.as_ref()).await?;
+    let given = policy.as_ref().map(crate::policy::in_force::treatments);
     let pseudonyms = |periods: &[String]| {
         // A period's ring is 64 bytes of HKDF output per key: it derives from any ring.
         crate::policy::user_id_pseudonyms(&keys, &args.user_id, periods)
@@ -62,8 +62,11 @@ pub(super) async fn execute(args: EraseArgs, _: Globals) -> anyhow::Result<()> {
     };
     let subject = EraseSubject {
         id: &args.user_id,
-        pseudonyms: (stored_as != Pseudonyms::None).then_some(&pseudonyms as _),
-        pseudonyms_by_period: stored_as == Pseudonyms::ByPeriod,
+        pseudonyms: &pseudonyms,
+        given_policy: given
+            .as_ref()
+            .and_then(|g| g.get("user_id"))
+            .map(String::as_str),
         fingerprints: &fingerprints,
         forms: &forms,
         records: &records,

@@ -148,7 +148,7 @@ pub(super) async fn execute(args: RekeyArgs, globals: Globals) -> anyhow::Result
     let rewrapped = match shutdown.is_cancelled() {
         true => 0,
         false => (database
-            .rewrap_period_keys(&rekeyer.keys().with_active(&args.to)?)
+            .rewrap_period_keys(&rekeyer.keys().with_active(&args.to)?, &who)
             .await)
             .context("cannot re-wrap the period keys")?,
     };

@@ -186,7 +186,9 @@ pub(super) async fn execute(args: RunArgs, globals: Globals) -> anyhow::Result<(
     anyhow::ensure!(
         !(policy.as_ref().is_some_and(|p| p.seals_by_period())
             && args.strategy() == StrategyName::AesSiv),
-        "--mask-strategy aes-siv would keep quarantined and extra values revealable under the key          ring, beyond what `shred` destroys under this policy's scoped aes-siv: use hmac-sha256          (the default) with it"
+        "--mask-strategy aes-siv would keep quarantined and extra values revealable under the \
+         key ring, beyond what `shred` destroys under this policy's scoped aes-siv: use \
+         hmac-sha256 (the default) with it"
     );
     let keys = if args.strategy() != StrategyName::Sha256 || network_on || policy.is_some() {
         Some(load_keys(&args.keys, args.sqs.sqs_endpoint.0.as_ref()).await?)

@@ -145,7 +145,7 @@ fn open(
     let (_, wrapping) = ring
         .all()
         .find(|(id, _)| *id == wrapped.wrapped_by)
-        .ok_or_else(|| unusable("which is not in the key ring"))?;
+        .ok_or_else(|| unusable("which is not in the key ring (add it to the ring)"))?;
     let key = wrapper(wrapping)
         .decrypt([WRAP_DOMAIN, period.as_bytes()], &wrapped.sealed)
         .map_err(|_| {

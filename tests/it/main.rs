@@ -39,6 +39,7 @@ mod policy_choices;
 mod policy_run;
 mod policy_shred;
 mod policy_shred_attacks;
+mod policy_shred_attacks2;
 mod poolers;
 mod privacy;
 mod privacy_ops;

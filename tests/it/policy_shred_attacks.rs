@@ -235,6 +235,17 @@ async fn the_documented_roles_run_seal_shred_rekey_erase_and_reveal() {
         }
     }
     let left: i64 = db.scalar("SELECT count(*) FROM user_logins").await;
+    let not_rewrapped: i64 = db
+        .scalar("SELECT count(*) FROM period_keys WHERE wrapped IS NOT NULL AND wrapped_by <> 'k2'")
+        .await;
+    let rewrap_audited: i64 = db
+        .scalar("SELECT count(*) FROM privacy_operations WHERE detail ? 'period_keys_rewrapped'")
+        .await;
+    if (not_rewrapped, rewrap_audited) != (0, 1) {
+        failures.push(format!(
+            "rekey left {not_rewrapped} live keys under k1, {rewrap_audited} re-wrap audit rows"
+        ));
+    }
     for role in [&writer, &operator] {
         for sql in [
             "UPDATE period_keys SET wrapped = NULL, wrapped_by = NULL".to_string(),
@@ -306,8 +317,8 @@ async fn a_login_in_a_new_period_committed_just_before_an_erase_is_erased() {
     };
     let subject = login_etl::sink::EraseSubject {
         id: "alice",
-        pseudonyms: Some(&pseudonyms),
-        pseudonyms_by_period: true,
+        pseudonyms: &pseudonyms,
+        given_policy: None,
         fingerprints: &fingerprints,
         forms: &forms,
         records: &records,

@@ -42,9 +42,9 @@ impl PgSink {
     ) -> Result<PeriodKeys, SinkError> {
         let client = self.db.client().await?;
         let result = async {
-            let horizon: Option<DateTime<Utc>> = client.query_one(HORIZON, &[]).await?.get(0);
+            let before: Option<DateTime<Utc>> = client.query_one(HORIZON, &[]).await?.get(0);
             let fresh: Vec<_> = (fresh.iter())
-                .filter(|(period, _)| !beyond(horizon, period))
+                .filter(|(period, _)| !beyond(before, period))
                 .collect();
             if !fresh.is_empty() {
                 let labels: Vec<&str> = fresh.iter().map(|(p, _)| p.as_str()).collect();
@@ -53,6 +53,9 @@ impl PgSink {
                 client.execute(CREATE, &[&labels, &by, &sealed]).await?;
             }
             let rows = client.query(READ, &[&periods]).await?;
+            // Read again last: a shred that committed meanwhile counts (its lock on period_keys
+            // made the insert wait, and the trigger stored a key behind it shredded).
+            let horizon: Option<DateTime<Utc>> = client.query_one(HORIZON, &[]).await?.get(0);
             let mut keys: PeriodKeys = rows
                 .iter()
                 .map(|row| {

@@ -60,10 +60,11 @@ pub struct Subject<'a> {
     /// The user id.
     pub id: &'a str,
     /// What a policy stores in place of the id (`user_id = "pseudonym"`), given the periods the
-    /// table holds; `None` if no policy does.
-    pub pseudonyms: Option<&'a PseudonymsOf<'a>>,
-    /// Whether those pseudonyms depend on the period (a scoped `user_id` pseudonym).
-    pub pseudonyms_by_period: bool,
+    /// table holds: used when a policy recorded by `run` (read after the erase's lock) or
+    /// `given_policy` stores `user_id` as a pseudonym.
+    pub pseudonyms: &'a PseudonymsOf<'a>,
+    /// What the policy given with `--policy` stores in `user_id` (`keep`, `hmac`, `hmac/month`).
+    pub given_policy: Option<&'a str>,
     /// Keyed fingerprints of the id for the audit rows, active key first.
     pub fingerprints: &'a [String],
     /// Every form the id takes in stored data ([`crate::mask::user_id_forms`]).
@@ -84,8 +85,8 @@ impl std::fmt::Debug for Subject<'_> {
 /// flight and holds new ones until it commits. SHARE ROW EXCLUSIVE, not SHARE: it also conflicts
 /// with itself, so two erases run one after the other instead of deadlocking on their DELETEs.
 const LOCK_WRITERS: &str = "LOCK TABLE user_logins IN SHARE ROW EXCLUSIVE MODE";
-/// Every period rows carry (a subject's scoped `user_id` pseudonyms differ per period).
-const PERIODS: &str = "SELECT DISTINCT period FROM user_logins WHERE period IS NOT NULL";
+/// What each recorded policy stores in `user_id` (`keep`, `hmac`, `hmac/month`, …).
+const USER_ID_STORES: &str = "SELECT columns->>'user_id' FROM privacy_policy";
 /// Of these masks, those another user's row holds (a shared value).
 const SHARED: &str =
     "SELECT m FROM unnest($1::text[]) AS m WHERE EXISTS (SELECT 1 FROM user_logins \
@@ -119,17 +120,26 @@ impl PgOperator {
                 (subject.fingerprints.iter())
                     .map(|fp| format!("{}{fp}", crate::mask::USER_FINGERPRINT)),
             );
-            // Read after the lock: a login of a new period committed before it is found too.
-            let periods: Vec<String> = match (subject.pseudonyms, subject.pseudonyms_by_period) {
-                (Some(_), true) => (tx.query(PERIODS, &[]).await.map_err(pg)?.iter())
+            // Read after the lock: a policy first used, or a login of a new period, committed
+            // just before is found too.
+            let mut stores: Vec<String> = (tx.query(USER_ID_STORES, &[]).await.map_err(pg)?)
+                .iter()
+                .filter_map(|r| r.get(0))
+                .collect();
+            stores.extend(subject.given_policy.map(str::to_string));
+            let pseudonymised = stores.iter().any(|s| s.starts_with("hmac"));
+            let periods: Vec<String> = match stores.iter().any(|s| s.starts_with("hmac/")) {
+                true => (tx.query(super::privacy_report::STORED_PERIODS, &[]).await)
+                    .map_err(pg)?
+                    .iter()
                     .map(|r| r.get(0))
                     .collect(),
-                _ => Vec::new(),
+                false => Vec::new(),
             };
-            let pseudonyms = subject
-                .pseudonyms
-                .map(|of| of(&periods))
-                .unwrap_or_default();
+            let pseudonyms = match pseudonymised {
+                true => (subject.pseudonyms)(&periods),
+                false => Vec::new(),
+            };
             let ids: Vec<&str> = std::iter::once(subject.id)
                 .chain(pseudonyms.iter().map(String::as_str))
                 .collect();

@@ -125,22 +125,39 @@ impl PgOperator {
             let horizon = client.query_opt(HORIZONS, &[]).await?;
             let horizon: Option<(DateTime<Utc>, DateTime<Utc>)> =
                 horizon.map(|r| (r.get(0), r.get(1)));
+            // A period behind the horizon is shredded, whatever its row says (a key a writer
+            // added just before the shred that set the horizon committed).
+            let behind = |period: &str| {
+                horizon
+                    .filter(|(before, _)| period_end(period).map_or(true, |end| end <= *before))
+                    .map(|(_, at)| at)
+            };
             let mut keys: Vec<PeriodKeyState> = (client.query(KEYS, &[&periods]).await?.iter())
-                .map(|row| PeriodKeyState {
-                    period: row.get(0),
-                    wrapped: match (row.get::<_, Option<String>>(1), row.get(2)) {
+                .map(|row| {
+                    let period: String = row.get(0);
+                    let wrapped = match (row.get::<_, Option<String>>(1), row.get(2)) {
                         (Some(wrapped_by), Some(sealed)) => {
                             Some(WrappedPeriodKey { wrapped_by, sealed })
                         }
                         _ => None,
-                    },
-                    shredded_at: row.get(3),
+                    };
+                    match (wrapped, behind(&period)) {
+                        (Some(_), Some(at)) => PeriodKeyState {
+                            period,
+                            wrapped: None,
+                            shredded_at: Some(at),
+                        },
+                        (wrapped, _) => PeriodKeyState {
+                            period,
+                            wrapped,
+                            shredded_at: row.get(3),
+                        },
+                    }
                 })
                 .collect();
             for period in periods {
-                let past = horizon
-                    .filter(|(before, _)| period_end(period).map_or(true, |end| end <= *before));
-                if let (Some((_, at)), false) = (past, keys.iter().any(|k| &k.period == period)) {
+                let past = behind(period);
+                if let (Some(at), false) = (past, keys.iter().any(|k| &k.period == period)) {
                     keys.push(PeriodKeyState {
                         period: period.clone(),
                         wrapped: None,
@@ -158,18 +175,24 @@ impl PgOperator {
 impl PgOperator {
     /// Wrap every live period key not under the ring's active key under it (after a key
     /// rotation, so that `retire-key` can retire the old one); how many were re-wrapped.
-    pub async fn rewrap_period_keys(&mut self, ring: &KeyRing) -> Result<u64, SinkError> {
+    pub async fn rewrap_period_keys(
+        &mut self,
+        ring: &KeyRing,
+        who: &Accountable,
+    ) -> Result<u64, SinkError> {
         let target = self.db.target().to_owned();
         let pg = |e: tokio_postgres::Error| crate::sink::postgres::error::classify(e, &target);
         let client = self.db.client().await?;
-        let tx = crate::sink::postgres::begin(client).await.map_err(pg)?;
-        let rows = (tx.query(
+        let rows = (client.query(
             "SELECT period, wrapped_by, wrapped FROM period_keys \
-             WHERE wrapped IS NOT NULL AND wrapped_by <> $1 FOR UPDATE",
+             WHERE wrapped IS NOT NULL AND wrapped_by <> $1 AND NOT coalesce( \
+             login_etl_period_end(period::text) <= (SELECT max(before) FROM shred_horizons), \
+             false)",
             &[&ring.active_id()],
         ))
         .await
         .map_err(pg)?;
+        let (mut periods, mut wrapped) = (Vec::new(), Vec::new());
         for row in &rows {
             let period: String = row.get(0);
             let old = WrappedPeriodKey {
@@ -178,15 +201,28 @@ impl PgOperator {
             };
             let new = rewrap_period_key(ring, &period, &old)
                 .map_err(|e| SinkError::KeyReplaced(e.to_string()))?;
-            tx.execute(
-                "UPDATE period_keys SET wrapped_by = $2, wrapped = $3 WHERE period = $1",
-                &[&period, &new.wrapped_by, &new.sealed],
-            )
-            .await
-            .map_err(pg)?;
+            periods.push(period);
+            wrapped.push(new.sealed);
         }
-        tx.commit().await.map_err(pg)?;
-        Ok(rows.len() as u64)
+        if periods.is_empty() {
+            return Ok(0);
+        }
+        // The owner's function writes them, audited; a key shredded meanwhile stays shredded.
+        let done: i64 = (client.query_one(
+            "SELECT login_etl_rewrap_period_keys($1, $2, $3, $4, $5, $6)",
+            &[
+                &periods,
+                &ring.active_id(),
+                &wrapped,
+                &who.os_user,
+                &who.actor,
+                &who.reason,
+            ],
+        ))
+        .await
+        .map_err(pg)?
+        .get(0);
+        Ok(done as u64)
     }
 
     /// Every period key (period, made, shredded) by period, and the shred horizon: what
@@ -194,19 +230,25 @@ impl PgOperator {
     pub async fn period_key_report(
         &mut self,
     ) -> Result<(Vec<PeriodKeyRecord>, Option<DateTime<Utc>>), SinkError> {
-        let sql = "SELECT period, created_at, shredded_at FROM period_keys ORDER BY period";
-        let keys = (self.db.query(sql, &[]).await?.iter())
-            .map(|r| PeriodKeyRecord {
-                period: r.get(0),
-                created_at: r.get(1),
-                shredded_at: r.get(2),
-            })
-            .collect();
-        let horizon = (self
+        let horizon: Option<DateTime<Utc>> = (self
             .db
             .query_one("SELECT max(before) FROM shred_horizons", &[])
             .await?)
             .get(0);
+        let sql = "SELECT period, created_at, shredded_at FROM period_keys ORDER BY period";
+        let keys = (self.db.query(sql, &[]).await?.iter())
+            .map(|r| {
+                let period: String = r.get(0);
+                // Behind the horizon is shredded, whatever the row says (see `period_keys_of`).
+                let behind = horizon.filter(|h| period_end(&period).map_or(true, |e| e <= *h));
+                let shredded_at: Option<DateTime<Utc>> = r.get(2);
+                PeriodKeyRecord {
+                    shredded_at: shredded_at.or(behind),
+                    created_at: r.get(1),
+                    period,
+                }
+            })
+            .collect();
         Ok((keys, horizon))
     }
 
