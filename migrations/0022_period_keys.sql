@@ -38,6 +38,10 @@ EXCEPTION WHEN others THEN
     RETURN NULL;
 END $$;
 
+-- Every role's insert into period_keys calls it (in the trigger below), whatever the database's
+-- default privileges say about functions.
+GRANT EXECUTE ON FUNCTION login_etl_period_end(text) TO PUBLIC;
+
 -- The server keeps the times, and a shred is for good and audited: only the owner's
 -- `login_etl_shred_audited` destroys keys (with its audit row, in one transaction); a shredded
 -- period is never given a key again, a key's row is never deleted, its period never changed; a
@@ -54,6 +58,12 @@ BEGIN
             USING ERRCODE = '42501';
     END IF;
     IF TG_OP = 'INSERT' THEN
+        -- The horizon below must be read after any shred this insert waited for.
+        IF current_user::text <> owner_
+           AND current_setting('transaction_isolation') <> 'read committed' THEN
+            RAISE EXCEPTION 'period keys are added at READ COMMITTED (a shred''s horizon must be seen)'
+                USING ERRCODE = '42501';
+        END IF;
         SELECT max(before) INTO horizon_ FROM public.shred_horizons;
         IF horizon_ IS NOT NULL AND coalesce(public.login_etl_period_end(NEW.period::text) <= horizon_,
                                              true) THEN
@@ -88,6 +98,17 @@ CREATE TRIGGER period_keys_guarded BEFORE INSERT OR UPDATE OR DELETE ON period_k
     FOR EACH ROW EXECUTE FUNCTION login_etl_guard_period_key();
 REVOKE UPDATE, DELETE, TRUNCATE ON period_keys FROM PUBLIC;
 
+-- TRUNCATE fires no row trigger: refused on both tables (the owner disables it to truly mean it).
+CREATE OR REPLACE FUNCTION login_etl_refuse_truncate() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION '% is never truncated (shred destroys keys, audited)', TG_TABLE_NAME
+        USING ERRCODE = '42501';
+END $$;
+DROP TRIGGER IF EXISTS period_keys_not_truncated ON period_keys;
+CREATE TRIGGER period_keys_not_truncated BEFORE TRUNCATE ON period_keys
+    FOR EACH STATEMENT EXECUTE FUNCTION login_etl_refuse_truncate();
+
 -- `shred --before T` shreds every period that ends by T, including those no key was made for
 -- yet: a login of such a period that arrives later (a backfill, a redrive) is never sealed under
 -- a new key. Writers read the latest horizon in the transaction of each write. Only the owner's
@@ -95,7 +116,7 @@ REVOKE UPDATE, DELETE, TRUNCATE ON period_keys FROM PUBLIC;
 CREATE TABLE IF NOT EXISTS shred_horizons (
     before      timestamptz PRIMARY KEY,
     recorded_at timestamptz NOT NULL DEFAULT now(),
-    CHECK (before <= recorded_at)
+    CHECK (before <= recorded_at AND isfinite(before))
 );
 CREATE OR REPLACE FUNCTION login_etl_stamp_horizon() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
@@ -112,6 +133,9 @@ DROP TRIGGER IF EXISTS shred_horizons_stamped ON shred_horizons;
 CREATE TRIGGER shred_horizons_stamped BEFORE INSERT OR UPDATE OR DELETE ON shred_horizons
     FOR EACH ROW EXECUTE FUNCTION login_etl_stamp_horizon();
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON shred_horizons FROM PUBLIC;
+DROP TRIGGER IF EXISTS shred_horizons_not_truncated ON shred_horizons;
+CREATE TRIGGER shred_horizons_not_truncated BEFORE TRUNCATE ON shred_horizons
+    FOR EACH STATEMENT EXECUTE FUNCTION login_etl_refuse_truncate();
 
 ALTER TABLE privacy_operations DROP CONSTRAINT IF EXISTS privacy_operations_operation_check;
 ALTER TABLE privacy_operations ADD CONSTRAINT privacy_operations_operation_check
@@ -152,6 +176,7 @@ RETURNS TABLE (audit_id bigint, periods text[], rows bigint)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     periods_ text[];
+    done_ text[];
     rows_ bigint;
     id_ bigint;
 BEGIN
@@ -159,7 +184,7 @@ BEGIN
     IF current_setting('transaction_isolation') <> 'read committed' THEN
         RAISE EXCEPTION 'a shred runs at READ COMMITTED (the writers'' lock order relies on it)';
     END IF;
-    IF before_ IS NULL OR before_ > clock_timestamp() THEN
+    IF before_ IS NULL OR NOT isfinite(before_) OR before_ > clock_timestamp() THEN
         RAISE EXCEPTION 'a shred ends by a time that has passed (periods still running are still written)';
     END IF;
     IF coalesce(btrim(reason_), '') = '' THEN
@@ -173,7 +198,15 @@ BEGIN
         WHERE wrapped IS NOT NULL
           AND coalesce(public.login_etl_period_end(period::text) <= before_, true);
     SELECT count(*) INTO rows_ FROM public.user_logins WHERE period = ANY(periods_);
-    UPDATE public.period_keys SET wrapped = NULL, wrapped_by = NULL WHERE period = ANY(periods_);
+    WITH destroyed AS (
+        UPDATE public.period_keys SET wrapped = NULL, wrapped_by = NULL
+        WHERE period = ANY(periods_) RETURNING period::text)
+    SELECT coalesce(array_agg(period ORDER BY period), '{}') INTO done_ FROM destroyed;
+    -- Audit only what was destroyed: anything that kept a key from changing is an error.
+    IF done_ IS DISTINCT FROM periods_ THEN
+        RAISE EXCEPTION 'shred destroyed % of the % keys it chose: nothing was changed',
+            cardinality(done_), cardinality(periods_);
+    END IF;
     INSERT INTO public.shred_horizons (before) VALUES (before_) ON CONFLICT DO NOTHING;
     INSERT INTO public.privacy_operations (operation, os_user, actor, reason, rows, detail)
     VALUES ('shred', os_user_, actor_, reason_, rows_,
@@ -197,8 +230,12 @@ BEGIN
         RAISE EXCEPTION 'period keys are re-wrapped only under a recorded key (rekey --to records it)';
     END IF;
     IF cardinality(periods_) IS DISTINCT FROM cardinality(wrapped_)
-       OR EXISTS (SELECT 1 FROM unnest(wrapped_) AS w WHERE w IS NULL OR length(w) < 32) THEN
-        RAISE EXCEPTION 'a re-wrap gives one wrapped key for each period';
+       OR EXISTS (SELECT 1 FROM unnest(wrapped_) AS w WHERE w IS NULL OR length(w) < 32)
+       OR (SELECT count(DISTINCT p) FROM unnest(periods_) AS p) <> cardinality(periods_) THEN
+        RAISE EXCEPTION 'a re-wrap gives one wrapped key for each period, once';
+    END IF;
+    IF coalesce(btrim(reason_), '') = '' THEN
+        RAISE EXCEPTION 'a re-wrap says why';
     END IF;
     WITH changed AS (
         UPDATE public.period_keys AS k SET wrapped_by = wrapped_by_, wrapped = w.wrapped
@@ -215,44 +252,6 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION login_etl_rewrap_period_keys(text[], text, bytea[], text, text, text)
     FROM PUBLIC;
-
--- A database upgraded with its roles in place: writers (INSERT on user_logins) read keys and
--- add new ones; readers of rows (reveal, reports) read them; operators (who may rewrite
--- user_logins' masks: rekey) re-wrap and shred them through the owner's functions. A retention writer's
--- DELETE on user_logins gives nothing here. Fresh installs get the same from
--- docs/least-privilege*.sql.
-DO $$
-DECLARE
-    r record;
-BEGIN
-    FOR r IN SELECT DISTINCT pg_get_userbyid(a.grantee) AS role, a.privilege_type AS p
-             FROM pg_class AS c, aclexplode(c.relacl) AS a
-             WHERE c.oid = 'public.user_logins'::regclass
-               AND a.privilege_type IN ('INSERT', 'SELECT')
-               AND a.grantee <> c.relowner AND a.grantee <> 0 LOOP
-        EXECUTE format('GRANT SELECT ON period_keys, shred_horizons TO %I', r.role);
-        IF r.p = 'INSERT' THEN
-            EXECUTE format('GRANT INSERT (period, wrapped_by, wrapped) ON period_keys TO %I', r.role);
-        END IF;
-    END LOOP;
-    -- The roles granted UPDATE of the masks themselves (table or column grant), not those that
-    -- have it through membership or a built-in role such as pg_write_all_data.
-    FOR r IN SELECT DISTINCT pg_get_userbyid(g.grantee) AS role
-             FROM pg_class AS c,
-                  LATERAL (SELECT (aclexplode(c.relacl)).*
-                           UNION ALL
-                           SELECT (aclexplode(a.attacl)).* FROM pg_attribute AS a
-                           WHERE a.attrelid = c.oid AND a.attname = 'masked_ip') AS g
-             WHERE c.oid = 'public.user_logins'::regclass AND g.privilege_type = 'UPDATE'
-               AND g.grantee <> c.relowner AND g.grantee <> 0
-               AND pg_get_userbyid(g.grantee) NOT LIKE 'pg\_%' LOOP
-        EXECUTE format('GRANT SELECT ON period_keys, shred_horizons TO %I', r.role);
-        EXECUTE format('GRANT EXECUTE ON FUNCTION login_etl_shred_audited(timestamptz, text, '
-                       'text, text) TO %I', r.role);
-        EXECUTE format('GRANT EXECUTE ON FUNCTION login_etl_rewrap_period_keys(text[], text, '
-                       'bytea[], text, text, text) TO %I', r.role);
-    END LOOP;
-END $$;
 
 -- `erase` under `user_id = "pseudonym"` (issue 35): the subject's rows are stored under
 -- pseudonyms (one per key, and per period when scoped), which `erase` computes from the id it is
@@ -335,6 +334,69 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION login_etl_erase_subject_audited(text[], text[], text[], text[], text,
     text, text, bigint, bigint) FROM PUBLIC;
+-- Whatever default privileges gave on the new tables and functions is taken back first (as
+-- migration 20 did for the tables before it); the grants below are the only ones.
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT DISTINCT c.oid::regclass::text AS tab,
+                    CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                         ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS role
+             FROM pg_class AS c, aclexplode(c.relacl) AS a
+             WHERE c.oid IN ('public.period_keys'::regclass, 'public.shred_horizons'::regclass)
+               AND a.grantee <> c.relowner LOOP
+        EXECUTE format('REVOKE ALL ON %s FROM %s', r.tab, r.role);
+    END LOOP;
+    FOR r IN SELECT DISTINCT p.oid::regprocedure::text AS fn,
+                    quote_ident(pg_get_userbyid(a.grantee)) AS role
+             FROM pg_proc AS p, aclexplode(p.proacl) AS a
+             WHERE p.proname IN ('login_etl_shred_audited', 'login_etl_rewrap_period_keys',
+                                 'login_etl_erase_subject_audited')
+               AND p.pronamespace = 'public'::regnamespace
+               AND a.grantee <> p.proowner AND a.grantee <> 0 LOOP
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %s', r.fn, r.role);
+    END LOOP;
+END $$;
+
+-- A database upgraded with its roles in place: writers (INSERT on user_logins) read keys and
+-- add new ones; readers of rows (reveal, reports) read them; operators (who may rewrite
+-- user_logins' masks: rekey) re-wrap and shred them through the owner's functions. A retention writer's
+-- DELETE on user_logins gives nothing here. Fresh installs get the same from
+-- docs/least-privilege*.sql.
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT DISTINCT pg_get_userbyid(a.grantee) AS role, a.privilege_type AS p
+             FROM pg_class AS c, aclexplode(c.relacl) AS a
+             WHERE c.oid = 'public.user_logins'::regclass
+               AND a.privilege_type IN ('INSERT', 'SELECT')
+               AND a.grantee <> c.relowner AND a.grantee <> 0 LOOP
+        EXECUTE format('GRANT SELECT ON period_keys, shred_horizons TO %I', r.role);
+        IF r.p = 'INSERT' THEN
+            EXECUTE format('GRANT INSERT (period, wrapped_by, wrapped) ON period_keys TO %I', r.role);
+        END IF;
+    END LOOP;
+    -- The roles granted UPDATE of the masks themselves (table or column grant), not those that
+    -- have it through membership or a built-in role such as pg_write_all_data.
+    FOR r IN SELECT DISTINCT pg_get_userbyid(g.grantee) AS role
+             FROM pg_class AS c,
+                  LATERAL (SELECT (aclexplode(c.relacl)).*
+                           UNION ALL
+                           SELECT (aclexplode(a.attacl)).* FROM pg_attribute AS a
+                           WHERE a.attrelid = c.oid AND a.attname = 'masked_ip') AS g
+             WHERE c.oid = 'public.user_logins'::regclass AND g.privilege_type = 'UPDATE'
+               AND g.grantee <> c.relowner AND g.grantee <> 0
+               AND pg_get_userbyid(g.grantee) NOT LIKE 'pg\_%' LOOP
+        EXECUTE format('GRANT SELECT ON period_keys, shred_horizons TO %I', r.role);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION login_etl_shred_audited(timestamptz, text, '
+                       'text, text) TO %I', r.role);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION login_etl_rewrap_period_keys(text[], text, '
+                       'bytea[], text, text, text) TO %I', r.role);
+    END LOOP;
+END $$;
+
 -- Whoever may run migration 20's erase may run this one.
 DO $$
 DECLARE

@@ -50,7 +50,11 @@ impl PgSink {
                 let labels: Vec<&str> = fresh.iter().map(|(p, _)| p.as_str()).collect();
                 let by: Vec<&str> = fresh.iter().map(|(_, k)| k.wrapped_by.as_str()).collect();
                 let sealed: Vec<&[u8]> = fresh.iter().map(|(_, k)| k.sealed.as_slice()).collect();
-                client.execute(CREATE, &[&labels, &by, &sealed]).await?;
+                // At READ COMMITTED whatever the role's default: the trigger must read the
+                // horizon of a shred this insert waited for.
+                let tx = super::begin(client).await?;
+                tx.execute(CREATE, &[&labels, &by, &sealed]).await?;
+                tx.commit().await?;
             }
             let rows = client.query(READ, &[&periods]).await?;
             // Read again last: a shred that committed meanwhile counts (its lock on period_keys

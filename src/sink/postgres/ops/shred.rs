@@ -15,6 +15,8 @@ use crate::sink::SinkError;
 const LIVE: &str = "SELECT period, created_at FROM period_keys WHERE wrapped IS NOT NULL";
 const ROWS: &str =
     "SELECT period, count(*) FROM user_logins WHERE period = ANY($1) GROUP BY period";
+const CREATED: &str =
+    "SELECT period, created_at FROM period_keys WHERE period = ANY($1) ORDER BY period";
 const SHRED: &str = "SELECT audit_id, periods, rows FROM login_etl_shred_audited($1, $2, $3, $4)";
 const KEYS: &str = "SELECT period, wrapped_by, wrapped, shredded_at FROM period_keys \
                     WHERE period = ANY($1)";
@@ -88,23 +90,22 @@ impl PgOperator {
         let result = async {
             let client = self.db.client().await?;
             let tx = crate::sink::postgres::begin(client).await.map_err(pg)?;
-            let planned = plan(&tx, before).await.map_err(pg)?;
             let row = (tx.query_one(SHRED, &[&before, &who.os_user, &who.actor, &who.reason]))
                 .await
                 .map_err(pg)?;
             let (audit_id, shredded): (i64, Vec<String>) = (row.get(0), row.get(1));
-            tx.commit().await.map_err(pg)?;
-            // The rows per period as counted before the lock; the function counted them again.
-            let periods = (shredded.into_iter())
-                .map(|period| {
-                    let known = planned.iter().find(|p| p.period == period);
-                    ShredPeriod {
-                        created_at: known.map_or_else(Utc::now, |p| p.created_at),
-                        rows: known.map_or(0, |p| p.rows),
-                        period,
-                    }
+            // What was destroyed, read under the function's locks, before they go.
+            let mut periods: Vec<ShredPeriod> = (tx.query(CREATED, &[&shredded]).await)
+                .map_err(pg)?
+                .iter()
+                .map(|r| ShredPeriod {
+                    period: r.get(0),
+                    created_at: r.get(1),
+                    rows: 0,
                 })
                 .collect();
+            count_rows(&tx, &mut periods).await.map_err(pg)?;
+            tx.commit().await.map_err(pg)?;
             Ok(Shredded { periods, audit_id })
         }
         .await;
@@ -187,7 +188,7 @@ impl PgOperator {
             "SELECT period, wrapped_by, wrapped FROM period_keys \
              WHERE wrapped IS NOT NULL AND wrapped_by <> $1 AND NOT coalesce( \
              login_etl_period_end(period::text) <= (SELECT max(before) FROM shred_horizons), \
-             false)",
+             EXISTS (SELECT 1 FROM shred_horizons))",
             &[&ring.active_id()],
         ))
         .await
@@ -272,6 +273,15 @@ async fn plan(
         .filter(|p| period_end(&p.period).map_or(true, |end| end <= before))
         .collect();
     periods.sort_by(|a, b| a.period.cmp(&b.period));
+    count_rows(client, &mut periods).await?;
+    Ok(periods)
+}
+
+/// The rows `user_logins` holds of each period.
+async fn count_rows(
+    client: &impl tokio_postgres::GenericClient,
+    periods: &mut [ShredPeriod],
+) -> Result<(), tokio_postgres::Error> {
     let labels: Vec<&str> = periods.iter().map(|p| p.period.as_str()).collect();
     for row in client.query(ROWS, &[&labels]).await? {
         let (period, rows): (String, i64) = (row.get(0), row.get(1));
@@ -279,5 +289,5 @@ async fn plan(
             p.rows = rows as u64;
         }
     }
-    Ok(periods)
+    Ok(())
 }
