@@ -7,9 +7,31 @@
 //! shredded key, never made without one.
 
 use super::world::World;
-use crate::mask::{PeriodKeyUse, PeriodKeys, WrappedPeriodKey};
+use crate::mask::{KeyRing, Masker, PeriodKeyUse, PeriodKeys, WrappedPeriodKey};
 use crate::message::{Outcome, OutcomeKind};
 use crate::sink::SinkError;
+
+/// The seed's policy but for addresses sealed under a day's random key and devices linked within
+/// a day: what a scenario with `policy` stores.
+const SIM_POLICY: &str = "version = 1\n[user_id]\nstore = \"keep\"\n[ip]\nstore = \"aes-siv\"\n\
+    scope = \"day\"\n[device_id]\nstore = \"hmac\"\nscope = \"day\"\n[device_type]\n\
+    store = \"keep\"\n[locale]\nstore = \"keep\"\n[app_version]\nstore = \"keep\"\n\
+    [create_date]\nstore = \"keep\"\n[sent_at]\nstore = \"keep\"\n";
+
+/// A fresh masker, under [`SIM_POLICY`] when `policy`: every incarnation starts without the
+/// period keys its last one held.
+pub(super) fn masker(policy: bool) -> Masker {
+    let keys = KeyRing::parse(&"11".repeat(32)).expect("a key");
+    let masker = Masker::hmac(&keys);
+    match policy {
+        false => masker,
+        true => {
+            let policy = crate::policy::Policy::parse(SIM_POLICY).expect("the sim's policy");
+            let applier = crate::policy::Applier::new(policy, keys);
+            masker.with_policy(std::sync::Arc::new(applier))
+        }
+    }
+}
 
 /// Store `fresh` keys where their period has none, then the keys of `periods` as stored.
 pub(super) fn read(

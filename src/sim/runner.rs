@@ -17,7 +17,7 @@ use super::queue::SimSource;
 use super::shapes::{self, Spec};
 use super::store::SimStore;
 use super::world::{QueuedMessage, Shared, World};
-use crate::mask::{KeyRing, Masker};
+use crate::mask::Masker;
 use crate::pipeline::{self, PipelineError, PipelineSettings};
 
 /// What a seed's run is made of; shrinking removes messages and faults.
@@ -33,17 +33,10 @@ pub(super) struct Scenario {
     pub(super) redrive: bool,
     /// An operator redriving the dead letters while the faults last (a redrive started early).
     pub(super) early_redrive: Option<Duration>,
-    /// Rows are stored under [`SIM_POLICY`] (addresses sealed under a random key per day),
+    /// Rows are stored under `period_keys::SIM_POLICY` (addresses sealed under a random key per day),
     /// and an operator's `shred` may strike before any write (the fault kind `shred`).
     pub(super) policy: bool,
 }
-
-/// The seed's policy but for addresses sealed under a day's random key and devices linked within
-/// a day: what a scenario with `policy` stores.
-const SIM_POLICY: &str = "version = 1\n[user_id]\nstore = \"keep\"\n[ip]\nstore = \"aes-siv\"\n\
-    scope = \"day\"\n[device_id]\nstore = \"hmac\"\nscope = \"day\"\n[device_type]\n\
-    store = \"keep\"\n[locale]\nstore = \"keep\"\n[app_version]\nstore = \"keep\"\n\
-    [create_date]\nstore = \"keep\"\n[sent_at]\nstore = \"keep\"\n";
 
 impl Scenario {
     pub(super) fn of(seed: u64) -> Self {
@@ -86,20 +79,6 @@ impl Scenario {
             scenario.faults.with("shred", rng.gen_range(0.02..0.3));
         }
         scenario
-    }
-
-    /// A fresh masker: every incarnation starts without the period keys its last one held.
-    fn masker(&self) -> Masker {
-        let keys = KeyRing::parse(&"11".repeat(32)).expect("a key");
-        let masker = Masker::hmac(&keys);
-        match self.policy {
-            false => masker,
-            true => {
-                let policy = crate::policy::Policy::parse(SIM_POLICY).expect("the sim's policy");
-                let applier = crate::policy::Applier::new(policy, keys);
-                masker.with_policy(std::sync::Arc::new(applier))
-            }
-        }
     }
 }
 
@@ -250,7 +229,7 @@ async fn simulate(scenario: &Scenario, world: Shared) {
         let done = incarnation(
             scenario,
             &world,
-            &scenario.masker(),
+            &super::period_keys::masker(scenario.policy),
             crashes.pop().map(|c| t0 + c),
             fault_end,
             hard_end,

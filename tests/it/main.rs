@@ -40,6 +40,7 @@ mod policy_run;
 mod policy_shred;
 mod policy_shred_attacks;
 mod policy_shred_attacks2;
+mod policy_shred_attacks3;
 mod poolers;
 mod privacy;
 mod privacy_ops;
