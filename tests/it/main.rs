@@ -32,6 +32,8 @@ mod observability;
 mod operability;
 mod partitions;
 mod pipeline;
+// Both its tests kill consumers through the test hooks.
+#[cfg(feature = "test-hooks")]
 mod poison;
 mod policy_attacks;
 mod policy_attacks2;

@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_sqs::types::QueueAttributeName;
-use login_etl::pipeline::Source;
 use serde_json::json;
 
 use crate::helpers::*;
@@ -156,6 +154,8 @@ async fn a_handed_back_notification_keeps_its_retries() {
 #[cfg(feature = "test-hooks")]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_poison_chunk_is_quarantined_before_the_redrive_policy_takes_its_notification() {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    use login_etl::pipeline::Source;
     let (db, queue) = (TestDb::new().await, TestQueue::new(2).await);
     db.sink().migrate().await.unwrap();
     let client = login_etl::source::sqs::client(&queue.settings()).await;
