@@ -38,8 +38,8 @@ pub(crate) use keys::MaskKey;
 pub use keys::{KeyError, KeyRing};
 pub use network::{NetworkMaskMode, NetworkMasker, NetworkPrefixes};
 pub use period_key::{
-    new_period_key, period_end, period_key_id, period_masker, period_of_mask, period_start,
-    rewrap_period_key, WrappedPeriodKey,
+    new_period_key, period_end, period_ended_by, period_key_id, period_masker, period_of_mask,
+    period_start, rewrap_period_key, WrappedPeriodKey,
 };
 pub use rekey::{Generations, Rekeyer};
 pub use row::{PeriodKeyUse, PeriodKeys, RowPolicy, StoredRow};

@@ -68,6 +68,12 @@ pub fn period_end(period: &str) -> Option<DateTime<Utc>> {
     Some(next.and_time(NaiveTime::MIN).and_utc())
 }
 
+/// Whether `period` has ended by `at` (what `shred --before at` destroys). A label that names no
+/// period counts as ended: nothing is ever sealed under it.
+pub fn period_ended_by(period: &str, at: DateTime<Utc>) -> bool {
+    period_end(period).map_or(true, |end| end <= at)
+}
+
 fn first_day(period: &str) -> Option<NaiveDate> {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     match period.len() {

@@ -174,16 +174,7 @@ fn policy(field: &str, toml: &str) -> String {
         let body = if name == field { toml } else { body };
         text.push_str(&format!("[{name}]\n{body}\n"));
     }
-    let path = std::env::temp_dir().join(format!("{}.toml", unique("login-etl-choice")));
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
-
-fn login(user: &str, ip: &str, device: &str, time: &str) -> String {
-    serde_json::json!({"version": "0", "id": format!("ev-{user}"), "detail-type": "UserLogin",
-        "source": "app.auth", "time": time, "detail": {"user_id": user, "device_type": "ios",
-        "ip": ip, "device_id": device, "locale": "NZ", "app_version": "2.3.0"}})
-    .to_string()
+    temp_policy(&text)
 }
 
 /// The raw value the first login sent for `field`.
@@ -198,23 +189,15 @@ fn raw(field: &str) -> &'static str {
     }
 }
 
-fn output(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 async fn check(case: &Case) {
     let what = format!("[{}] {}", case.field, case.toml.replace('\n', "; "));
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
     let file = policy(case.field, case.toml);
     queue
         .send(&[
-            login("u1", IP_A, DEVICE_A, "2026-01-07T08:30:15Z"),
-            login("u2", IP_A, DEVICE_A, "2026-01-07T09:40:00Z"),
-            login("u3", IP_B, DEVICE_B, "2026-01-07T10:00:00Z"),
+            eventbridge_login("u1", IP_A, DEVICE_A, "2026-01-07T08:30:15Z"),
+            eventbridge_login("u2", IP_A, DEVICE_A, "2026-01-07T09:40:00Z"),
+            eventbridge_login("u3", IP_B, DEVICE_B, "2026-01-07T10:00:00Z"),
         ])
         .await;
     run_drain(&queue, &db, &["--policy", &file]);
@@ -286,7 +269,7 @@ async fn check(case: &Case) {
     // What `reveal` gives back: the value for a revealable choice, never otherwise.
     let reveal =
         run_binary(binary(&queue, &db).args(["reveal", "--user-id", "u1", "--reason", "t"]));
-    let shown = output(&reveal);
+    let shown = all_output(&reveal);
     assert!(shown.contains("revealed 1 rows"), "{what}: {shown}");
     for (field, value) in [("ip", IP_A), ("device_id", DEVICE_A)] {
         let revealable = field == case.field
@@ -310,12 +293,17 @@ async fn check(case: &Case) {
                 binary(&queue, &db)
                     .args(["reveal", "--value", mask, "--field", field, "--reason", "t"]),
             );
-            assert_eq!(out.status.success(), revealable, "{what}: {}", output(&out));
+            assert_eq!(
+                out.status.success(),
+                revealable,
+                "{what}: {}",
+                all_output(&out)
+            );
             if revealable {
                 assert!(
-                    output(&out).contains(raw(case.field)),
+                    all_output(&out).contains(raw(case.field)),
                     "{what}: {}",
-                    output(&out)
+                    all_output(&out)
                 );
             }
         }
@@ -324,9 +312,9 @@ async fn check(case: &Case) {
     // `erase` by the id the subject gives takes their row, whatever the policy stores.
     let out = run_ok(binary(&queue, &db).args(["erase", "--user-id", "u1", "--reason", "t"]));
     assert!(
-        output(&out).contains("erased 1 rows"),
+        all_output(&out).contains("erased 1 rows"),
         "{what}: {}",
-        output(&out)
+        all_output(&out)
     );
     let left: i64 = (client.query_one("SELECT count(*) FROM user_logins", &[]))
         .await

@@ -11,25 +11,6 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-fn login(user: &str, ip: &str, device: &str, time: &str) -> String {
-    json!({"version": "0", "id": format!("ev-{user}-{time}"), "detail-type": "UserLogin",
-        "source": "app.auth", "time": time, "detail": {"user_id": user, "device_type": "ios",
-        "ip": ip, "device_id": device, "locale": "NZ", "app_version": "2.3.0"}})
-    .to_string()
-}
-
-fn example(name: &str) -> String {
-    format!("{}/examples/policies/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 async fn ip_of(db: &TestDb, user: &str) -> (Option<String>, Option<String>, Option<String>) {
     let row = (db.client().await)
         .query_one(
@@ -44,12 +25,12 @@ async fn ip_of(db: &TestDb, user: &str) -> (Option<String>, Option<String>, Opti
 #[tokio::test(flavor = "multi_thread")]
 async fn shred_makes_a_months_sealed_addresses_unrecoverable_and_keeps_the_rows() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
-    let monthly = example("monthly-links.toml");
+    let monthly = example_policy("monthly-links.toml");
     queue
         .send(&[
-            login("a", "203.0.113.9", "dev-1", "2026-01-10T08:30:00Z"),
-            login("b", "203.0.113.9", "dev-1", "2026-01-20T09:45:00Z"),
-            login("c", "203.0.113.9", "dev-1", "2026-02-03T23:59:59Z"),
+            eventbridge_login("a", "203.0.113.9", "dev-1", "2026-01-10T08:30:00Z"),
+            eventbridge_login("b", "203.0.113.9", "dev-1", "2026-01-20T09:45:00Z"),
+            eventbridge_login("c", "203.0.113.9", "dev-1", "2026-02-03T23:59:59Z"),
         ])
         .await;
     run_drain(&queue, &db, &["--policy", &monthly]);
@@ -86,8 +67,12 @@ async fn shred_makes_a_months_sealed_addresses_unrecoverable_and_keeps_the_rows(
         )
     };
     let out = reveal(&["--masked-ip", &jan]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("203.0.113.9"), "{}", text(&out));
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert!(
+        all_output(&out).contains("203.0.113.9"),
+        "{}",
+        all_output(&out)
+    );
 
     // Not confirmed without a terminal, and a dry run changes nothing.
     let shred = |extra: &[&str]| {
@@ -100,15 +85,19 @@ async fn shred_makes_a_months_sealed_addresses_unrecoverable_and_keeps_the_rows(
     };
     let out = shred(&[]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("--yes"), "{}", text(&out));
+    assert!(all_output(&out).contains("--yes"), "{}", all_output(&out));
     let out = shred(&["--dry-run"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", all_output(&out));
     assert!(
-        text(&out).contains("2026-01") && text(&out).contains("2 rows"),
+        all_output(&out).contains("2026-01") && all_output(&out).contains("2 rows"),
         "{}",
-        text(&out)
+        all_output(&out)
     );
-    assert!(!text(&out).contains("2026-02 "), "{}", text(&out));
+    assert!(
+        !all_output(&out).contains("2026-02 "),
+        "{}",
+        all_output(&out)
+    );
     let wrapped: Vec<u8> = (client.query_one(
         "SELECT wrapped FROM period_keys WHERE period = '2026-01'",
         &[],
@@ -118,11 +107,11 @@ async fn shred_makes_a_months_sealed_addresses_unrecoverable_and_keeps_the_rows(
     .get(0);
 
     let out = shred(&["--yes"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", all_output(&out));
     assert!(
-        text(&out).contains("shredded the keys of 1 period (2 rows"),
+        all_output(&out).contains("shredded the keys of 1 period (2 rows"),
         "{}",
-        text(&out)
+        all_output(&out)
     );
     let audit = (client.query_one(
         "SELECT rows, detail->'periods' FROM privacy_operations WHERE operation = 'shred'",
@@ -145,21 +134,41 @@ async fn shred_makes_a_months_sealed_addresses_unrecoverable_and_keeps_the_rows(
     assert!(report["shred_horizon"].is_string(), "{report}");
     let out = run_ok(binary(&queue, &db).args(["report", "privacy", "--policy", &monthly]));
     assert!(
-        text(&out).contains("Shredded periods (their"),
+        all_output(&out).contains("Shredded periods (their"),
         "{}",
-        text(&out)
+        all_output(&out)
     );
 
     // Nothing reveals January any more; February still opens; the rows and links stay.
     let out = reveal(&["--value", &jan, "--field", "ip"]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("shredded"), "{}", text(&out));
-    assert!(!text(&out).contains("203.0.113.9"), "{}", text(&out));
+    assert!(
+        all_output(&out).contains("shredded"),
+        "{}",
+        all_output(&out)
+    );
+    assert!(
+        !all_output(&out).contains("203.0.113.9"),
+        "{}",
+        all_output(&out)
+    );
     let out = reveal(&["--masked-ip", &jan]);
-    assert!(text(&out).contains("<shredded"), "{}", text(&out));
-    assert!(!text(&out).contains("203.0.113.9"), "{}", text(&out));
+    assert!(
+        all_output(&out).contains("<shredded"),
+        "{}",
+        all_output(&out)
+    );
+    assert!(
+        !all_output(&out).contains("203.0.113.9"),
+        "{}",
+        all_output(&out)
+    );
     let out = reveal(&["--value", &feb, "--field", "ip"]);
-    assert!(text(&out).contains("203.0.113.9"), "{}", text(&out));
+    assert!(
+        all_output(&out).contains("203.0.113.9"),
+        "{}",
+        all_output(&out)
+    );
     assert_eq!(ip_of(&db, "a").await, a, "the row keeps its values");
     let dump = db.dump_all_tables().await;
     assert!(
@@ -174,8 +183,8 @@ async fn shred_makes_a_months_sealed_addresses_unrecoverable_and_keeps_the_rows(
     // A late January login, and one of a month that never had a key, store no address.
     queue
         .send(&[
-            login("d", "203.0.113.9", "dev-1", "2026-01-25T10:00:00Z"),
-            login("e", "203.0.113.9", "dev-1", "2025-06-01T10:00:00Z"),
+            eventbridge_login("d", "203.0.113.9", "dev-1", "2026-01-25T10:00:00Z"),
+            eventbridge_login("e", "203.0.113.9", "dev-1", "2025-06-01T10:00:00Z"),
         ])
         .await;
     run_drain(&queue, &db, &["--policy", &monthly]);
@@ -195,7 +204,11 @@ async fn shred_makes_a_months_sealed_addresses_unrecoverable_and_keeps_the_rows(
         "no key made before the horizon"
     );
     let out = reveal(&["--user-id", "d"]);
-    assert!(text(&out).contains("<shredded>"), "{}", text(&out));
+    assert!(
+        all_output(&out).contains("<shredded>"),
+        "{}",
+        all_output(&out)
+    );
 
     // A shred is for good; and a period still running is not shredded.
     for sql in [
@@ -209,14 +222,18 @@ async fn shred_makes_a_months_sealed_addresses_unrecoverable_and_keeps_the_rows(
         binary(&queue, &db).args(["shred", "--before", "2999-01", "--reason", "r", "--yes"]),
     );
     assert!(!out.status.success());
-    assert!(text(&out).contains("in the future"), "{}", text(&out));
+    assert!(
+        all_output(&out).contains("in the future"),
+        "{}",
+        all_output(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_user_id_pseudonym_is_revealed_and_erased_by_the_id_and_the_erasure_holds() {
     for (name, scoped) in [("all-time", false), ("monthly", true)] {
         let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
-        let text_policy = std::fs::read_to_string(example("minimal.toml")).unwrap();
+        let text_policy = std::fs::read_to_string(example_policy("minimal.toml")).unwrap();
         let text_policy = match scoped {
             true => text_policy.replace(
                 "store = \"pseudonym\"",
@@ -224,14 +241,12 @@ async fn a_user_id_pseudonym_is_revealed_and_erased_by_the_id_and_the_erasure_ho
             ),
             false => text_policy,
         };
-        let policy = std::env::temp_dir().join(format!("{}.toml", unique("login-etl-minimal")));
-        std::fs::write(&policy, text_policy).unwrap();
-        let policy = policy.display().to_string();
+        let policy = temp_policy(&text_policy);
         queue
             .send(&[
-                login("alice", "203.0.113.9", "dev-a", "2026-01-10T08:30:00Z"),
-                login("alice", "203.0.113.10", "dev-a", "2026-02-10T08:30:00Z"),
-                login("bob", "198.51.100.4", "dev-b", "2026-01-11T08:30:00Z"),
+                eventbridge_login("alice", "203.0.113.9", "dev-a", "2026-01-10T08:30:00Z"),
+                eventbridge_login("alice", "203.0.113.10", "dev-a", "2026-02-10T08:30:00Z"),
+                eventbridge_login("bob", "198.51.100.4", "dev-b", "2026-01-11T08:30:00Z"),
             ])
             .await;
         run_drain(&queue, &db, &["--policy", &policy]);
@@ -257,20 +272,20 @@ async fn a_user_id_pseudonym_is_revealed_and_erased_by_the_id_and_the_erasure_ho
             "dsar-7",
         ]));
         assert!(
-            text(&out).contains("revealed 2 rows"),
+            all_output(&out).contains("revealed 2 rows"),
             "{name}: {}",
-            text(&out)
+            all_output(&out)
         );
         let out =
             run_ok(binary(&queue, &db).args(["erase", "--user-id", "alice", "--reason", "dsar-7"]));
         assert!(
-            text(&out).contains("erased 2 rows"),
+            all_output(&out).contains("erased 2 rows"),
             "{name}: {}",
-            text(&out)
+            all_output(&out)
         );
         // A login of hers sent before the erasure and delivered after it is never written.
         queue
-            .send(&[login(
+            .send(&[eventbridge_login(
                 "alice",
                 "203.0.113.9",
                 "dev-a",
@@ -291,7 +306,7 @@ async fn a_user_id_pseudonym_is_revealed_and_erased_by_the_id_and_the_erasure_ho
 #[tokio::test(flavor = "multi_thread")]
 async fn a_running_consumer_stops_sealing_under_a_key_shredded_while_it_runs() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
-    let monthly = example("monthly-links.toml");
+    let monthly = example_policy("monthly-links.toml");
     let _consumer = Spawned::new(binary(&queue, &db).args(["run", "--policy", &monthly]));
     let client = db.client().await;
     let rows = |n: i64| {
@@ -305,7 +320,12 @@ async fn a_running_consumer_stops_sealing_under_a_key_shredded_while_it_runs() {
         }
     };
     queue
-        .send(&[login("a", "203.0.113.9", "dev-1", "2026-01-10T08:30:00Z")])
+        .send(&[eventbridge_login(
+            "a",
+            "203.0.113.9",
+            "dev-1",
+            "2026-01-10T08:30:00Z",
+        )])
         .await;
     wait_until("the first row", std::time::Duration::from_secs(60), || {
         rows(1)
@@ -322,7 +342,12 @@ async fn a_running_consumer_stops_sealing_under_a_key_shredded_while_it_runs() {
         "--yes",
     ]));
     queue
-        .send(&[login("b", "203.0.113.9", "dev-1", "2026-01-11T08:30:00Z")])
+        .send(&[eventbridge_login(
+            "b",
+            "203.0.113.9",
+            "dev-1",
+            "2026-01-11T08:30:00Z",
+        )])
         .await;
     wait_until("the second row", std::time::Duration::from_secs(60), || {
         rows(2)

@@ -13,31 +13,6 @@ use crate::helpers::*;
 const K1: &str = "k1:7171717171717171717171717171717171717171717171717171717171717171";
 const K2: &str = "k2:7272727272727272727272727272727272727272727272727272727272727272";
 
-fn login(user: &str, ip: &str, device: &str, time: &str) -> String {
-    json!({"version": "0", "id": format!("ev-{user}-{time}"), "detail-type": "UserLogin",
-        "source": "app.auth", "time": time, "detail": {"user_id": user, "device_type": "ios",
-        "ip": ip, "device_id": device, "locale": "NZ", "app_version": "2.3.0"}})
-    .to_string()
-}
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn example(name: &str) -> String {
-    format!("{}/examples/policies/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn policy_file(text: &str) -> String {
-    let path = std::env::temp_dir().join(format!("{}.toml", unique("login-etl-review-shred")));
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
-
 fn with(queue: &TestQueue, db: &TestDb, ring: &str) -> std::process::Command {
     let mut cmd = binary(queue, db);
     cmd.env("LOGIN_ETL_MASK_KEY", ring);
@@ -51,26 +26,26 @@ fn with(queue: &TestQueue, db: &TestDb, ring: &str) -> std::process::Command {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_key_user_id_pseudonyms_are_under_is_not_retired_while_rows_hold_them() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
-    let policy = policy_file(
+    let policy = temp_policy(
         "version = 1\n[user_id]\nstore = \"pseudonym\"\n[ip]\nstore = \"aes-siv\"\nscope = \"month\"\n\
          [device_id]\nstore = \"drop\"\n[device_type]\nstore = \"keep\"\n[locale]\nstore = \"keep\"\n\
          [app_version]\nstore = \"keep\"\n[create_date]\nstore = \"keep\"\n[sent_at]\nstore = \"keep\"\n",
     );
     queue
         .send(&[
-            login("alice", "203.0.113.9", "dev-a", "2026-01-10T08:30:00Z"),
-            login("bob", "198.51.100.4", "dev-b", "2026-01-11T08:30:00Z"),
+            eventbridge_login("alice", "203.0.113.9", "dev-a", "2026-01-10T08:30:00Z"),
+            eventbridge_login("bob", "198.51.100.4", "dev-b", "2026-01-11T08:30:00Z"),
         ])
         .await;
     run_ok(with(&queue, &db, K1).args(["run", "--drain", "--policy", &policy]));
     let ring = format!("{K2},{K1}");
     run_ok(with(&queue, &db, &ring).args(["rekey", "--to", "k2", "--reason", "rotation"]));
     let retire = run_binary(with(&queue, &db, &ring).args(["retire-key", "--id", "k1"]));
-    assert!(!retire.status.success(), "{}", text(&retire));
+    assert!(!retire.status.success(), "{}", all_output(&retire));
     assert!(
-        text(&retire).contains("user_id pseudonyms of 2 rows"),
+        all_output(&retire).contains("user_id pseudonyms of 2 rows"),
         "{}",
-        text(&retire)
+        all_output(&retire)
     );
     let erase = run_ok(with(&queue, &db, &ring).args([
         "erase",
@@ -79,7 +54,11 @@ async fn the_key_user_id_pseudonyms_are_under_is_not_retired_while_rows_hold_the
         "--reason",
         "dsar-1",
     ]));
-    assert!(text(&erase).contains("erased 1 rows"), "{}", text(&erase));
+    assert!(
+        all_output(&erase).contains("erased 1 rows"),
+        "{}",
+        all_output(&erase)
+    );
     let left: i64 = db.scalar("SELECT count(*) FROM user_logins").await;
     assert_eq!(left, 1, "bob's row alone");
 }
@@ -132,7 +111,7 @@ async fn migration_22_gives_a_retention_writer_no_right_to_shred() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_that_would_keep_sealed_addresses_revealable_elsewhere_is_refused() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
-    let monthly = example("monthly-links.toml");
+    let monthly = example_policy("monthly-links.toml");
     let body = json!({"version": "0", "id": "ev-x", "detail-type": "UserLogin",
         "source": "app.auth", "time": "2026-01-10T08:30:00Z", "detail": {"user_id": "x",
         "device_type": "ios", "ip": "203.0.113.77", "device_id": "dev-x", "locale": "NZ",
@@ -152,11 +131,15 @@ async fn a_run_that_would_keep_sealed_addresses_revealable_elsewhere_is_refused(
     );
     assert!(!out.status.success());
     assert!(
-        text(&out).contains("--mask-strategy aes-siv"),
+        all_output(&out).contains("--mask-strategy aes-siv"),
         "{}",
-        text(&out)
+        all_output(&out)
     );
-    assert!(!text(&out).contains("203.0.113.77"), "{}", text(&out));
+    assert!(
+        !all_output(&out).contains("203.0.113.77"),
+        "{}",
+        all_output(&out)
+    );
     let untouched: bool = db.scalar("SELECT to_regclass('user_logins') IS NULL").await;
     assert!(untouched, "refused before it touched the database");
 }
@@ -168,15 +151,15 @@ async fn a_run_that_would_keep_sealed_addresses_revealable_elsewhere_is_refused(
 async fn the_documented_roles_run_seal_shred_rekey_erase_and_reveal() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
     db.operator().migrate().await.unwrap();
-    let policy = policy_file(
-        &std::fs::read_to_string(example("monthly-links.toml"))
+    let policy = temp_policy(
+        &std::fs::read_to_string(example_policy("monthly-links.toml"))
             .unwrap()
             .replacen("store = \"keep\"", "store = \"pseudonym\"", 1),
     );
     queue
         .send(&[
-            login("alice", "203.0.113.9", "dev-a", "2026-01-10T08:30:00Z"),
-            login("alice", "203.0.113.10", "dev-a", "2026-02-10T08:30:00Z"),
+            eventbridge_login("alice", "203.0.113.9", "dev-a", "2026-01-10T08:30:00Z"),
+            eventbridge_login("alice", "203.0.113.10", "dev-a", "2026-02-10T08:30:00Z"),
         ])
         .await;
     let (writer, writer_url) = least_privilege_role(&db, "rv_w").await;
@@ -202,7 +185,7 @@ async fn the_documented_roles_run_seal_shred_rekey_erase_and_reveal() {
     .await;
     let mut failures = Vec::new();
     if !out.status.success() {
-        failures.push(format!("run: {}", text(&out)));
+        failures.push(format!("run: {}", all_output(&out)));
     }
     let ring = format!("{K2},{K1}");
     let steps: Vec<(&str, String, Vec<&str>)> = vec![
@@ -231,7 +214,7 @@ async fn the_documented_roles_run_seal_shred_rekey_erase_and_reveal() {
         let url = if what == "reveal" { &rv_url } else { &op_url };
         let out = run_binary(with_url(url, &ring).args(&args).stdin(Stdio::null()));
         if !out.status.success() {
-            failures.push(format!("{what}: {}", text(&out)));
+            failures.push(format!("{what}: {}", all_output(&out)));
         }
     }
     let left: i64 = db.scalar("SELECT count(*) FROM user_logins").await;
@@ -271,8 +254,8 @@ async fn the_documented_roles_run_seal_shred_rekey_erase_and_reveal() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_login_in_a_new_period_committed_just_before_an_erase_is_erased() {
     let (db, queue) = (TestDb::new().await, TestQueue::new(30).await);
-    let policy = policy_file(
-        &std::fs::read_to_string(example("monthly-links.toml"))
+    let policy = temp_policy(
+        &std::fs::read_to_string(example_policy("monthly-links.toml"))
             .unwrap()
             .replacen(
                 "store = \"keep\"",
@@ -282,7 +265,7 @@ async fn a_login_in_a_new_period_committed_just_before_an_erase_is_erased() {
             .replace("scope = \"month\"", "scope = \"day\""),
     );
     queue
-        .send(&[login(
+        .send(&[eventbridge_login(
             "alice",
             "203.0.113.9",
             "dev-a",
@@ -294,7 +277,7 @@ async fn a_login_in_a_new_period_committed_just_before_an_erase_is_erased() {
     // commits her first login of the next day.
     let keys = login_etl::mask::KeyRing::parse(TEST_KEY_HEX).unwrap();
     queue
-        .send(&[login(
+        .send(&[eventbridge_login(
             "alice",
             "203.0.113.9",
             "dev-a",

@@ -10,7 +10,7 @@ use std::borrow::Borrow;
 
 use chrono::{DateTime, Utc};
 
-use crate::mask::{period_end, PeriodKeyUse, PeriodKeys, WrappedPeriodKey};
+use crate::mask::{period_end, period_ended_by, PeriodKeyUse, PeriodKeys, WrappedPeriodKey};
 use crate::message::{Outcome, OutcomeKind};
 
 use super::{PgSink, SinkError};
@@ -25,10 +25,9 @@ const HORIZON: &str = "SELECT max(before) FROM shred_horizons";
 /// Whether `period` ends by the shred horizon (shredded whether or not it had a key). A label
 /// that names no period is never sealed (`mask::period_end`), so it is taken as shredded.
 fn beyond(horizon: Option<DateTime<Utc>>, period: &str) -> bool {
-    match (horizon, period_end(period)) {
-        (_, None) => true,
-        (Some(horizon), Some(end)) => end <= horizon,
-        (None, Some(_)) => false,
+    match horizon {
+        Some(horizon) => period_ended_by(period, horizon),
+        None => period_end(period).is_none(),
     }
 }
 

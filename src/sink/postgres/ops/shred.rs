@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::audit::Accountable;
 use super::PgOperator;
-use crate::mask::{period_end, rewrap_period_key, KeyRing, WrappedPeriodKey};
+use crate::mask::{period_ended_by, rewrap_period_key, KeyRing, WrappedPeriodKey};
 use crate::sink::SinkError;
 
 const LIVE: &str = "SELECT period, created_at FROM period_keys WHERE wrapped IS NOT NULL";
@@ -130,7 +130,7 @@ impl PgOperator {
             // added just before the shred that set the horizon committed).
             let behind = |period: &str| {
                 horizon
-                    .filter(|(before, _)| period_end(period).map_or(true, |end| end <= *before))
+                    .filter(|(before, _)| period_ended_by(period, *before))
                     .map(|(_, at)| at)
             };
             let mut keys: Vec<PeriodKeyState> = (client.query(KEYS, &[&periods]).await?.iter())
@@ -241,7 +241,7 @@ impl PgOperator {
             .map(|r| {
                 let period: String = r.get(0);
                 // Behind the horizon is shredded, whatever the row says (see `period_keys_of`).
-                let behind = horizon.filter(|h| period_end(&period).map_or(true, |e| e <= *h));
+                let behind = horizon.filter(|h| period_ended_by(&period, *h));
                 let shredded_at: Option<DateTime<Utc>> = r.get(2);
                 PeriodKeyRecord {
                     shredded_at: shredded_at.or(behind),
@@ -270,7 +270,7 @@ async fn plan(
             created_at: row.get(1),
             rows: 0,
         })
-        .filter(|p| period_end(&p.period).map_or(true, |end| end <= before))
+        .filter(|p| period_ended_by(&p.period, before))
         .collect();
     periods.sort_by(|a, b| a.period.cmp(&b.period));
     count_rows(client, &mut periods).await?;
